@@ -1,0 +1,98 @@
+"""The command line: pfharness kernels | render | build | run | parse."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import kbuild, kernels, render
+from .errors import PfhError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Trace the page faults of a program with the pf_probe_A/B/C kernel modules.",
+)
+
+DEFAULT_OUT = Path("out")
+
+
+def fail(error: PfhError) -> None:
+    """Print a harness error and exit with its documented status."""
+    typer.secho(f"pfharness: error: {error}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(error.exit_status)
+
+
+def default_build_dir(release: str) -> Path:
+    return DEFAULT_OUT / release
+
+
+@app.command("kernels")
+def kernels_cmd() -> None:
+    """List the kernels this machine can build for and boot; * marks the default."""
+    found = kernels.discover()
+    default = kernels.default_kernel(found)
+    if not found:
+        typer.echo("no kernels found: install them with `apt-get install linux-image-amd64 linux-headers-amd64`")
+        raise typer.Exit(1)
+    typer.echo(f"  {'release':<24} {'usable':<7} {'image':<40} headers")
+    for k in found:
+        mark = "*" if default is not None and k.release == default.release else " "
+        typer.echo(
+            f"{mark} {k.release:<24} {'yes' if k.usable else 'no':<7} {str(k.image or '-'):<40} {k.headers or '-'}"
+        )
+    if default is None:
+        typer.echo("no usable kernel: it needs both an image and headers (apt-get install linux-image-amd64 linux-headers-amd64)")
+
+
+@app.command("render")
+def render_cmd(
+    out: Path = typer.Option(DEFAULT_OUT / "src", help="Directory to write the sources and Makefile into."),
+    kernel_release: Optional[str] = typer.Option(None, help="Release the Makefile builds for by default (default: the running kernel's)."),
+    module: List[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
+) -> None:
+    """Write pf_probe_A.c, pf_probe_B.c, pf_probe_C.c and a kbuild Makefile."""
+    try:
+        result = render.render(out, module, kernel_release=kernel_release)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--module")
+    for path in [*result.sources.values(), result.makefile]:
+        typer.echo(str(path))
+
+
+@app.command("build")
+def build_cmd(
+    kernel_release: Optional[str] = typer.Option(None, help="Build against this release's headers (default: see `pfharness kernels`)."),
+    kdir: Optional[Path] = typer.Option(None, help="Build against this kbuild directory instead."),
+    module: List[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
+    out: Optional[Path] = typer.Option(None, help="Build directory (default: out/<release>)."),
+    werror: bool = typer.Option(False, help="Treat compiler warnings as errors."),
+) -> None:
+    """Render the modules and build them with kbuild (skipped when nothing changed)."""
+    try:
+        letters = render.normalize_modules(module)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--module")
+    try:
+        release = kernel_release
+        if out is None:
+            release, _ = kbuild.resolve_kdir(kbuild.BuildRequest(DEFAULT_OUT, letters, kernel_release, kdir))
+            out = default_build_dir(release)
+        result = kbuild.build(kbuild.BuildRequest(out, letters, kernel_release, kdir, werror))
+    except PfhError as e:
+        fail(e)
+    state = "up to date" if result.skipped else "built"
+    typer.echo(f"{state} for {result.kernel_release} in {result.seconds:.2f} s:")
+    for path in result.modules.values():
+        typer.echo(f"  {path}")
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

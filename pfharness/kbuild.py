@@ -1,0 +1,118 @@
+"""Build the rendered modules with kbuild: make -C <kdir> M=<dir> modules."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import assets, kernels, proc, render
+from .errors import BuildError, HeadersMissing
+
+_STAMP = ".pfharness-build-stamp"
+_DIAGNOSTIC = re.compile(r"^(?P<file>[^\s:]+\.c):(?P<line>\d+):(?P<col>\d+): (?P<kind>error|warning): (?P<msg>.*)$")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What to build and where."""
+
+    out_dir: Path  # rendered sources and the built .ko files go here
+    modules: tuple[str, ...] = render.MODULES  # module letters
+    kernel_release: str | None = None  # build for this release's headers (default kernel when None)
+    kdir: Path | None = None  # an explicit kbuild directory, overrides kernel_release's headers
+    werror: bool = False  # treat compiler warnings as errors (the tests do)
+    template_dir: Path = assets.KMOD_TEMPLATES  # the module templates to render
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build produced."""
+
+    kernel_release: str  # the release the modules are for
+    kdir: Path  # the kbuild directory used
+    modules: dict[str, Path]  # module letter -> .ko path
+    skipped: bool  # True when nothing changed since the last build
+    seconds: float  # wall time of render + build
+    log: str  # kbuild's output ('' when skipped)
+
+
+def _kdir_release(kdir: Path) -> str | None:
+    """The release a kbuild directory is for, from include/config/kernel.release."""
+    f = kdir / "include" / "config" / "kernel.release"
+    return f.read_text().strip() if f.is_file() else None
+
+
+def resolve_kdir(request: BuildRequest) -> tuple[str, Path]:
+    """The (release, kbuild directory) to build against; a clear error when headers are missing."""
+    if request.kdir is not None:
+        kdir = request.kdir.resolve()
+        if not (kdir / "Makefile").is_file():
+            raise HeadersMissing(
+                f"{request.kdir} is not a kernel build directory (no Makefile there): pass the headers directory, "
+                "e.g. --kdir /lib/modules/<release>/build, after `apt-get install linux-headers-<release>`"
+            )
+        return _kdir_release(kdir) or request.kernel_release or "unknown", kdir
+    kernel = kernels.select(request.kernel_release)
+    if kernel.headers is None:
+        raise HeadersMissing(kernels.headers_missing_message(kernel.release, Path("/lib/modules") / kernel.release / "build"))
+    return kernel.release, kernel.headers
+
+
+def _fingerprint(sources: render.RenderedSources, kdir: Path, werror: bool) -> str:
+    h = hashlib.sha256()
+    for path in [*sources.sources.values(), sources.makefile]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(str(kdir).encode())
+    h.update((_kdir_release(kdir) or "").encode())
+    h.update(b"werror" if werror else b"")
+    return h.hexdigest()
+
+
+def explain_failure(log: str) -> str:
+    """The compiler's errors and warnings, each with the rendered source line it points at."""
+    shown = []
+    for line in log.splitlines():
+        m = _DIAGNOSTIC.match(line.strip())
+        if not m:
+            continue
+        shown.append(line.strip())
+        path = Path(m["file"])
+        try:
+            src = path.read_text().splitlines()[int(m["line"]) - 1]
+            shown.append(f"    {m['line']:>5} | {src.rstrip()}")
+        except (OSError, IndexError):
+            pass
+    return "\n".join(shown)
+
+
+def build(request: BuildRequest) -> BuildResult:
+    """Render the sources into request.out_dir and build them; skip when nothing changed."""
+    start = time.monotonic()
+    release, kdir = resolve_kdir(request)
+    out_dir = request.out_dir.resolve()
+    sources = render.render(out_dir, request.modules, kernel_release=release, template_dir=request.template_dir)
+    modules = {m: out_dir / f"{render.module_name(m)}.ko" for m in sources.sources}
+    stamp = out_dir / _STAMP
+    fingerprint = _fingerprint(sources, kdir, request.werror)
+    if stamp.is_file() and stamp.read_text() == fingerprint and all(p.is_file() for p in modules.values()):
+        return BuildResult(release, kdir, modules, True, time.monotonic() - start, "")
+
+    stamp.unlink(missing_ok=True)
+    make = proc.require_program("make", "build-essential")
+    argv = [make, "-C", str(kdir), f"M={out_dir}", f"-j{os.cpu_count() or 1}", "modules"]
+    if request.werror:
+        argv.append("KCFLAGS=-Werror")
+    result = proc.run(argv, merge_stderr=True)
+    if result.returncode != 0 or not all(p.is_file() for p in modules.values()):
+        details = explain_failure(result.stdout) or result.stdout[-4000:]
+        raise BuildError(
+            f"building {', '.join(sources.module_names())} against {kdir} failed "
+            f"(make exit status {result.returncode}):\n{details}\n"
+            f"the rendered sources are in {out_dir}"
+        )
+    stamp.write_text(fingerprint)
+    return BuildResult(release, kdir, modules, False, time.monotonic() - start, result.stdout)

@@ -1,0 +1,125 @@
+"""Render the pf_probe module sources and their kbuild Makefile from the Jinja templates."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from . import assets
+
+MODULES = ("A", "B", "C")
+PLOT_ROWS = 30
+PLOT_COLS = 70
+DEFAULT_MAX_RECORDS = 1_048_576
+MAX_RECORDS_LIMIT = 16_777_216  # 16 Mi records of 16 bytes: 256 MiB of vmalloc at most
+
+_RESIDUE = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+
+
+class TemplateResidue(Exception):
+    """A rendered file still contains Jinja syntax (a template bug)."""
+
+
+@dataclass(frozen=True)
+class RenderedSources:
+    """The files one render wrote."""
+
+    out_dir: Path  # where they are
+    sources: dict[str, Path] = field(default_factory=dict)  # module letter -> pf_probe_<X>.c
+    makefile: Path | None = None  # the kbuild Makefile
+
+    def module_names(self) -> list[str]:
+        return [module_name(m) for m in self.sources]
+
+
+def module_name(letter: str) -> str:
+    return f"pf_probe_{letter}"
+
+
+def normalize_modules(modules: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Upper-case, de-duplicate and check module letters; all three when none given."""
+    if not modules:
+        return MODULES
+    chosen = []
+    for m in modules:
+        letter = m.strip().upper().removeprefix("PF_PROBE_")
+        if letter not in MODULES:
+            raise ValueError(f"unknown module {m!r}: choose from A, B, C")
+        if letter not in chosen:
+            chosen.append(letter)
+    return tuple(sorted(chosen))
+
+
+def environment(template_dir: Path = assets.KMOD_TEMPLATES) -> jinja2.Environment:
+    """A Jinja environment that fails on any undefined name."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(template_dir), str(assets.MAKEFILE_TEMPLATE.parent)]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def template_context() -> dict:
+    return {
+        "plot_rows": PLOT_ROWS,
+        "plot_cols": PLOT_COLS,
+        "default_max_records": DEFAULT_MAX_RECORDS,
+        "max_records_limit": MAX_RECORDS_LIMIT,
+    }
+
+
+def _tidy(text: str, what: str) -> str:
+    """Collapse runs of blank lines left by includes; refuse template residue."""
+    text = re.sub(r"\n{3,}", "\n\n", text).lstrip("\n")
+    match = _RESIDUE.search(text)
+    if match:
+        line = text.count("\n", 0, match.start()) + 1
+        raise TemplateResidue(f"{what}:{line}: template syntax left in the rendered file")
+    return text
+
+
+def render_module(letter: str, env: jinja2.Environment | None = None) -> str:
+    """The C source of pf_probe_<letter>."""
+    env = env or environment()
+    name = module_name(letter)
+    text = env.get_template(f"{name}.c.j2").render(template_context())
+    return _tidy(text, f"{name}.c")
+
+
+def render_makefile(modules: tuple[str, ...], kernel_release: str | None, env: jinja2.Environment | None = None) -> str:
+    env = env or environment()
+    objects = [f"{module_name(m)}.o" for m in modules]
+    text = env.get_template(assets.MAKEFILE_TEMPLATE.name).render(objects=objects, kernel_release=kernel_release)
+    return _tidy(text, "Makefile")
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write only when the content differs, so make's timestamps stay meaningful."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def render(
+    out_dir: Path,
+    modules: list[str] | tuple[str, ...] | None = None,
+    kernel_release: str | None = None,
+    template_dir: Path = assets.KMOD_TEMPLATES,
+) -> RenderedSources:
+    """Write pf_probe_<X>.c for each module and the kbuild Makefile into `out_dir`."""
+    letters = normalize_modules(modules)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = environment(template_dir)
+    sources = {}
+    for letter in letters:
+        path = out_dir / f"{module_name(letter)}.c"
+        _write_if_changed(path, render_module(letter, env))
+        sources[letter] = path
+    makefile = out_dir / "Makefile"
+    _write_if_changed(makefile, render_makefile(letters, kernel_release, env))
+    return RenderedSources(out_dir=out_dir, sources=sources, makefile=makefile)

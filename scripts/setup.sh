@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what pfharness needs on a Debian 12 machine, idempotently:
+# Debian packages (only the missing ones) and a virtualenv with the package.
+# Fast when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential kmod          # gcc, make; modinfo/insmod/rmmod
+  linux-headers-amd64           # kbuild headers of Debian's kernel
+  linux-image-amd64             # the kernel the VM boots
+  qemu-system-x86               # the VM
+  busybox-static cpio           # the VM's initramfs
+  sysbench iperf3               # workloads of the demo and the study
+  python3-venv
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating the virtualenv .venv"
+  "$PY" -m venv .venv
+fi
+# Reinstall only when pyproject.toml changed since the last install.
+if [ ! -f .venv/.pfharness-installed ] || [ pyproject.toml -nt .venv/.pfharness-installed ]; then
+  echo "setup: installing pfharness into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  touch .venv/.pfharness-installed
+fi

@@ -1,0 +1,65 @@
+"""Kernel discovery on a fake /boot and /lib/modules tree."""
+
+from __future__ import annotations
+
+import pytest
+
+from pfharness import kernels
+from pfharness.errors import HeadersMissing, KernelNotFound
+
+
+def make_tree(root, releases):
+    """releases: {release: (has_image, has_headers)}"""
+    (root / "boot").mkdir()
+    (root / "lib" / "modules").mkdir(parents=True)
+    for release, (image, headers) in releases.items():
+        if image:
+            (root / "boot" / f"vmlinuz-{release}").write_bytes(b"MZ")
+        mod = root / "lib" / "modules" / release
+        mod.mkdir()
+        if headers:
+            (mod / "build").mkdir()
+            (mod / "build" / "Makefile").write_text("# kbuild\n")
+    return root
+
+
+def test_discover_sorts_newest_first_and_marks_usable(tmp_path):
+    root = make_tree(tmp_path, {
+        "6.1.0-9-amd64": (True, True),
+        "6.1.0-56-amd64": (True, True),
+        "6.12.12+bpo-amd64": (True, False),
+    })
+    found = kernels.discover(root)
+    assert [k.release for k in found] == ["6.12.12+bpo-amd64", "6.1.0-56-amd64", "6.1.0-9-amd64"]
+    assert [k.usable for k in found] == [False, True, True]
+    assert found[0].headers is None and found[0].image == root / "boot" / "vmlinuz-6.12.12+bpo-amd64"
+    assert kernels.default_kernel(found).release == "6.1.0-56-amd64"
+
+
+def test_headers_dir_without_makefile_is_not_headers(tmp_path):
+    root = make_tree(tmp_path, {"6.1.0-56-amd64": (True, False)})
+    (root / "lib" / "modules" / "6.1.0-56-amd64" / "build").mkdir()
+    [k] = kernels.discover(root)
+    assert k.headers is None and not k.usable
+    with pytest.raises(HeadersMissing, match=r"apt-get install linux-headers-6\.1\.0-56-amd64"):
+        k.require_headers()
+
+
+def test_select_default_and_named(tmp_path):
+    root = make_tree(tmp_path, {"6.1.0-56-amd64": (True, True), "6.12.9-amd64": (False, True)})
+    assert kernels.select(None, root).release == "6.1.0-56-amd64"
+    assert kernels.select("6.12.9-amd64", root).image is None
+    unknown = kernels.select("5.10.0-1-amd64", root)
+    assert unknown.headers is None and unknown.image is None
+    with pytest.raises(KernelNotFound, match="linux-image-5.10.0-1-amd64"):
+        unknown.require_image()
+
+
+def test_no_usable_kernel_names_the_packages(tmp_path):
+    root = make_tree(tmp_path, {"6.1.0-56-amd64": (False, True)})
+    with pytest.raises(KernelNotFound, match="apt-get install linux-image-amd64 linux-headers-amd64"):
+        kernels.select(None, root)
+
+
+def test_empty_machine(tmp_path):
+    assert kernels.discover(tmp_path) == []

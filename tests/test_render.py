@@ -1,0 +1,102 @@
+"""Rendering the module sources: standalone C, no template residue, key lines present."""
+
+from __future__ import annotations
+
+import re
+
+import jinja2
+import pytest
+
+from pfharness import assets, render
+
+
+@pytest.fixture(scope="module")
+def sources() -> dict[str, str]:
+    return {m: render.render_module(m) for m in render.MODULES}
+
+
+@pytest.mark.parametrize("letter", render.MODULES)
+def test_each_module_renders_without_residue(sources, letter):
+    text = sources[letter]
+    assert not re.search(r"\{\{|\}\}|\{%|%\}|\{#|#\}", text)
+    assert text.startswith("// SPDX-License-Identifier: GPL-2.0\n")
+    assert f" * pf_probe_{letter}.c - " in text
+    assert "\n\n\n" not in text
+
+
+@pytest.mark.parametrize("letter", render.MODULES)
+def test_common_key_lines(sources, letter):
+    text = sources[letter]
+    assert "module_param(tpid, int, 0444);" in text
+    assert "MODULE_PARM_DESC(tpid, " in text
+    assert '.symbol_name = "handle_mm_fault",' in text
+    assert "regs_get_kernel_argument(regs, 0)" in text
+    assert "regs_get_kernel_argument(regs, 1)" in text
+    assert "regs->si" not in text and "regs->di" not in text
+    assert "owner = rcu_dereference(mm->owner);" in text
+    assert "task_tgid_nr(owner) == tpid" in text
+    assert "#ifdef CONFIG_MEMCG" in text
+    assert "return -ESRCH;" in text and "return -EINVAL;" in text
+    assert 'MODULE_LICENSE("GPL");' in text
+
+
+def test_a_prints_each_fault_and_keeps_no_records(sources):
+    a = sources["A"]
+    assert 'pr_info("pid=%d addr=0x%lx\\n", tpid, address);' in a
+    assert "vmalloc" not in a and "max_records" not in a
+
+
+@pytest.mark.parametrize("letter", ["B", "C"])
+def test_recording_modules(sources, letter):
+    text = sources[letter]
+    assert "#define PLOT_ROWS 30" in text and "#define PLOT_COLS 70" in text
+    assert "module_param(max_records, ulong, 0444);" in text
+    assert "atomic64_inc_return(&faults_seen)" in text
+    assert "mul_u64_u64_div_u64" in text and "div_u64_rem" in text
+    assert "if (span == 0)" in text  # no division by zero
+    assert "if (col >= PLOT_COLS || row_from_bottom >= PLOT_ROWS)" in text
+    assert "BEGIN PLOT" in text and "END PLOT" in text
+    # The exit path stops the probe before reading the records, and frees them last.
+    exit_fn = text[text.index(f"static void __exit pf_probe_{letter}_exit"):]
+    assert exit_fn.index("probe_disarm();") < exit_fn.index("report(comm);") < exit_fn.index("records_free();")
+
+
+def test_c_classifies_by_segment(sources):
+    c = sources["C"]
+    for field in ("start_code", "end_code", "start_data", "end_data"):
+        assert f"mm->{field}" in c
+    assert "for (cls = 0; cls < FAULT_CLASSES; cls++)" in c
+    assert "fault_class" not in sources["B"]
+
+
+def test_shared_blocks_live_once_in_the_templates():
+    """The kprobe set-up, parameter checks and plot code exist in one template each."""
+    top = {p.name: p.read_text() for p in assets.KMOD_TEMPLATES.glob("*.j2")}
+    for snippet in ("register_kprobe", "module_param(tpid", "mul_u64_u64_div_u64"):
+        assert not any(snippet in text for text in top.values()), snippet
+        owners = [p for p in (assets.KMOD_TEMPLATES / "common").glob("*.j2") if snippet in p.read_text()]
+        assert len(owners) == 1, (snippet, owners)
+
+
+def test_strict_undefined(tmp_path):
+    (tmp_path / "pf_probe_A.c.j2").write_text("int x = {{ no_such_value }};\n")
+    with pytest.raises(jinja2.UndefinedError):
+        render.render_module("A", render.environment(tmp_path))
+
+
+def test_render_writes_files_and_makefile(tmp_path):
+    result = render.render(tmp_path, ["b", "pf_probe_c"], kernel_release="6.1.0-56-amd64")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Makefile", "pf_probe_B.c", "pf_probe_C.c"]
+    makefile = result.makefile.read_text()
+    assert "obj-m := pf_probe_B.o pf_probe_C.o\n" in makefile
+    assert "KRELEASE ?= 6.1.0-56-amd64\n" in makefile
+    assert "\t$(MAKE) -C $(KDIR) M=$(CURDIR) modules\n" in makefile
+
+
+def test_makefile_without_release_uses_running_kernel():
+    assert "KRELEASE ?= $(shell uname -r)\n" in render.render_makefile(("A",), None)
+
+
+def test_unknown_module_is_refused():
+    with pytest.raises(ValueError, match="choose from A, B, C"):
+        render.normalize_modules(["D"])
