@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from . import kbuild, kernels, render
+from . import kbuild, kernels, outcome, render, runner, trace
 from .errors import PfhError
 
 app = typer.Typer(
@@ -88,6 +88,54 @@ def build_cmd(
     typer.echo(f"{state} for {result.kernel_release} in {result.seconds:.2f} s:")
     for path in result.modules.values():
         typer.echo(f"  {path}")
+
+
+@app.command("run", context_settings={"allow_interspersed_args": False})
+def run_cmd(
+    command: List[str] = typer.Argument(..., metavar="-- CMD [ARG ...]", help="The workload to trace."),
+    module: str = typer.Option("B", "--module", "-m", help="A (print each fault), B (plot) or C (plot per segment)."),
+    target: str = typer.Option("vm", help="vm: boot a Debian kernel in QEMU; host: this machine's kernel (root)."),
+    kernel_release: Optional[str] = typer.Option(None, help="Kernel to build for and boot (default: see `pfharness kernels`)."),
+    accel: str = typer.Option("auto", help="auto (KVM only when a probe shows it works), kvm or tcg."),
+    smp: int = typer.Option(2, min=1, help="Virtual CPUs."),
+    memory: int = typer.Option(2048, min=256, help="Guest memory, MiB."),
+    timeout: float = typer.Option(600.0, help="Seconds the traced run may take before the VM is killed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in the README)."),
+    transcript: Optional[Path] = typer.Option(None, help="Where to keep the console transcript (default: out/transcripts/)."),
+    hold: bool = typer.Option(True, help="Hold the workload before exec until the module is armed (--no-hold: as the course script)."),
+    param: List[str] = typer.Option([], help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."),
+) -> None:
+    """Trace CMD with a module: build, boot, load, run, unload, show the plot."""
+    if target not in ("vm", "host"):
+        raise typer.BadParameter("use vm or host", param_hint="--target")
+    try:
+        letter = render.normalize_modules([module])[0]
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--module")
+    request = runner.RunRequest(
+        module=letter, command=tuple(command), target=target, kernel_release=kernel_release, accel=accel,
+        smp=smp, memory_mib=memory, timeout=timeout, transcript=transcript, hold=hold, params=tuple(param),
+    )
+    try:
+        result = runner.run(request)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--param")
+    except PfhError as e:
+        fail(e)
+    raise typer.Exit(outcome.show(result, typer.echo, as_json=as_json))
+
+
+@app.command("parse")
+def parse_cmd(
+    transcript: Path = typer.Argument(..., exists=True, dir_okay=False, help="A transcript saved by `pfharness run`."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object, as `run --json`."),
+) -> None:
+    """Re-read a saved transcript with no VM and print what `run` printed."""
+    results = trace.parse_transcript(transcript)
+    if not results:
+        typer.secho(f"pfharness: error: no traced run found in {transcript}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    raise typer.Exit(outcome.show(results[-1], typer.echo, as_json=as_json))
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -12,6 +12,9 @@ from typing import Mapping, Sequence
 from .errors import SetupError
 
 
+Timeout = subprocess.TimeoutExpired
+
+
 @dataclass(frozen=True)
 class Completed:
     """What a finished command left behind."""
@@ -54,3 +57,32 @@ def run(
         check=False,
     )
     return Completed(args, result.returncode, result.stdout or "", result.stderr or "")
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the harness dies, so no orphan survives it (Linux only)."""
+    try:
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+def spawn_interactive(argv: Sequence[str | os.PathLike[str]], *, logfile, timeout: float):
+    """Start `argv` on a pseudo-terminal for pexpect, tied to the harness's life.
+
+    Every byte it prints is written to `logfile` (a binary file). The child is
+    killed when the harness process dies, however it dies.
+    """
+    import pexpect
+
+    args = [str(a) for a in argv]
+    child = pexpect.spawn(
+        args[0], args[1:], timeout=timeout, logfile=None, encoding=None,
+        preexec_fn=_die_with_parent, dimensions=(50, 250), echo=False,
+    )
+    child.logfile_read = logfile
+    return child

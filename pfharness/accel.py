@@ -1,0 +1,77 @@
+"""Choose the accelerator: KVM only after a short probe shows a guest really
+runs under it (here /dev/kvm opens but a nested KVM guest hangs), else TCG.
+The probe's verdict is cached per QEMU binary, kernel image and host kernel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import pexpect
+
+from . import assets, proc
+from .errors import SetupError
+from .qemu import VmConfig, qemu_argv
+
+if TYPE_CHECKING:
+    from .vm import BootArtifacts
+
+PROBE_SECONDS = 10.0  # a working KVM reaches the shell in about a second
+
+
+def kvm_device_usable() -> bool:
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def _verdict_path(artifacts: "BootArtifacts", qemu: str):
+    st = os.stat(qemu)
+    key = f"{qemu}\0{st.st_size}\0{st.st_mtime_ns}\0{artifacts.kernel}\0{platform.release()}"
+    return assets.cache_dir() / f"kvm-verdict-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def probe_kvm(artifacts: "BootArtifacts", qemu: str, seconds: float = PROBE_SECONDS) -> tuple[bool, str]:
+    """Boot the guest under KVM and wait for its shell; (works, what was seen)."""
+    cfg = VmConfig(kernel=artifacts.kernel, initrd=artifacts.initrd, accel="kvm", smp=1, memory_mib=512, qemu_binary=qemu)
+    log = assets.cache_dir() / "kvm-probe.log"
+    with open(log, "wb") as transcript:
+        child = proc.spawn_interactive(qemu_argv(cfg), logfile=transcript, timeout=seconds)
+        start = time.monotonic()
+        try:
+            index = child.expect([b"PFH-READY", pexpect.EOF, pexpect.TIMEOUT], timeout=seconds)
+        finally:
+            child.close(force=True)
+    elapsed = time.monotonic() - start
+    if index == 0:
+        return True, f"guest reached its shell under KVM in {elapsed:.1f} s"
+    if index == 1:
+        return False, f"QEMU exited under KVM after {elapsed:.1f} s (see {log})"
+    return False, f"no guest output under KVM within {seconds:.0f} s: KVM hangs here (see {log})"
+
+
+def choose(requested: str, artifacts: "BootArtifacts", qemu: str) -> str:
+    """The accelerator to use for `requested` (auto, kvm or tcg)."""
+    if requested == "tcg":
+        return "tcg"
+    if requested == "kvm":
+        if not kvm_device_usable():
+            raise SetupError("--accel kvm: /dev/kvm is missing or not accessible; use --accel tcg (or auto)")
+        return "kvm"
+    if requested != "auto":
+        raise SetupError(f"unknown accelerator {requested!r}: use auto, kvm or tcg")
+    if not kvm_device_usable():
+        return "tcg"
+    path = _verdict_path(artifacts, qemu)
+    if path.is_file():
+        try:
+            return "kvm" if json.loads(path.read_text())["kvm_works"] else "tcg"
+        except (ValueError, KeyError):
+            pass
+    works, why = probe_kvm(artifacts, qemu)
+    path.write_text(json.dumps({"kvm_works": works, "why": why}) + "\n")
+    print(f"pfharness: KVM probe: {why}; using {'kvm' if works else 'tcg'} (cached in {path})", file=sys.stderr, flush=True)
+    return "kvm" if works else "tcg"

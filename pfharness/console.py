@@ -1,0 +1,127 @@
+"""Drive a shell on a console (the VM's serial port) with pexpect.
+
+Every byte read is kept in the transcript file. Commands travel base64-encoded,
+so arguments with quotes, newlines or non-ASCII bytes reach the guest exactly,
+and each command's end is a marker with its exit status.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Sequence
+
+import pexpect
+
+from .errors import VmLost, VmTimeout
+
+PANIC_RE = re.compile(rb"Kernel panic - not syncing[^\r\n]*|PFH-INIT-ERROR[^\r\n]*")
+_CHUNK = 1536  # base64 characters per console line (the tty line limit is 4095)
+
+
+@dataclass(frozen=True)
+class ShellResult:
+    """One command's output as the console showed it, and its exit status."""
+
+    output: str
+    status: int
+    seconds: float
+
+
+class Console:
+    """A pexpect child whose console runs a POSIX shell."""
+
+    def __init__(self, child: pexpect.spawn, transcript: BinaryIO, transcript_path: Path) -> None:
+        self.child = child
+        self.transcript = transcript
+        self.transcript_path = transcript_path
+        self._token = 0
+
+    def note(self, text: str) -> None:
+        """Write a harness note line into the transcript (not sent to the guest)."""
+        self.transcript.write(f"\n##PFH-HOST## {text}\n".encode())
+        self.transcript.flush()
+
+    def _tail(self, n: int = 8) -> str:
+        try:
+            data = self.transcript_path.read_bytes()[-4000:].decode(errors="replace")
+        except OSError:
+            return ""
+        lines = [ln for ln in data.splitlines() if ln.strip() and not ln.startswith("##PFH-HOST##")]
+        return "\n".join("    " + ln for ln in lines[-n:])
+
+    def wait_for(self, pattern: bytes, stage: str, timeout: float) -> bytes:
+        """Wait for `pattern`; raise VmLost on a panic or exit, VmTimeout when it does not come."""
+        index = self.child.expect([re.compile(pattern), PANIC_RE, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
+        if index == 0:
+            return self.child.before + self.child.after
+        if index == 1:
+            panic = self.child.after.decode(errors="replace").strip()
+            try:  # let the rest of the panic reach the transcript
+                self.child.expect([pexpect.EOF], timeout=5)
+            except pexpect.TIMEOUT:
+                pass
+            raise VmLost(
+                f"the VM was lost during {stage}: {panic}\n{self._tail(12)}\n"
+                f"the whole console is in {self.transcript_path}"
+            )
+        if index == 2:
+            raise VmLost(
+                f"the VM exited during {stage} without finishing it:\n{self._tail()}\n"
+                f"the whole console is in {self.transcript_path}"
+            )
+        raise VmTimeout(
+            f"the VM did not finish {stage} within {timeout:.0f} s and was killed "
+            f"(raise --timeout if the workload needs longer); last lines:\n{self._tail()}\n"
+            f"the whole console is in {self.transcript_path}"
+        )
+
+    def send_line(self, line: str) -> None:
+        self.child.send(line.encode() + b"\n")
+
+    def sync(self, stage: str, timeout: float) -> None:
+        """Round trip: the shell has read everything sent so far."""
+        self._token += 1
+        self.send_line(f"printf '##PFH## %s token=%d\\n' ack {self._token}")
+        self.wait_for(rb"##PFH## ack token=%d\r*\n" % self._token, stage, timeout)
+
+    def start_shell(self, stage: str, timeout: float) -> None:
+        """Quiet the shell (no echo, no prompt) and wait until it answers.
+
+        Input that arrives while the shell is still opening the terminal is
+        lost, so the first line is repeated until the shell answers it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self._token += 1
+            self.send_line(f"stty -echo 2>/dev/null; PS1=''; PS2=''; printf '##PFH## %s token=%d\\n' ack {self._token}")
+            try:
+                self.wait_for(rb"##PFH## ack token=%d\r*\n" % self._token, stage, timeout=2.0)
+                return
+            except VmTimeout:
+                if time.monotonic() > deadline:
+                    raise
+
+    def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
+        """Run `argv` in the console's shell; return its output and exit status."""
+        start = time.monotonic()
+        script = (shlex.join(argv) + "\n").encode()
+        encoded = base64.b64encode(script).decode()
+        self.send_line("rm -f /tmp/pfh-cmd.b64")
+        for i in range(0, len(encoded), _CHUNK):
+            self.send_line(f"printf %s {encoded[i:i + _CHUNK]} >>/tmp/pfh-cmd.b64")
+            self.sync(stage, timeout=30)
+        self._token += 1
+        token = self._token
+        self.send_line(
+            "base64 -d /tmp/pfh-cmd.b64 >/tmp/pfh-cmd.sh && sh /tmp/pfh-cmd.sh; "
+            f"printf '##PFH## %s token=%d status=%d\\n' done {token} $?"
+        )
+        data = self.wait_for(rb"##PFH## done token=%d status=(\d+)\r*\n" % token, stage, timeout)
+        status = int(self.child.match.group(1))
+        output = re.sub(r"\r+\n", "\n", data.decode(errors="replace"))
+        return ShellResult(output, status, time.monotonic() - start)

@@ -1,0 +1,64 @@
+"""The host target (--target host): run steps on this machine's own kernel,
+for a real Linux machine where the user is root."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Sequence
+
+from . import proc
+from .console import ShellResult
+from .errors import SetupError, VmTimeout
+
+
+def check_host_ready() -> None:
+    """Root and module loading available, or a clear error."""
+    if os.geteuid() != 0:
+        raise SetupError("--target host loads kernel modules and needs root: run it with sudo (or use --target vm)")
+    if not Path("/proc/modules").exists():
+        raise SetupError(
+            f"this kernel ({platform.release()}) cannot load modules (no /proc/modules): use --target vm"
+        )
+    proc.require_program("insmod", "kmod")
+
+
+@dataclass
+class HostTarget:
+    """Runs steps locally; output is kept in the transcript like the VM's console."""
+
+    transcript_path: Path
+    transcript: BinaryIO | None = None
+
+    def __enter__(self) -> "HostTarget":
+        self.transcript_path.parent.mkdir(parents=True, exist_ok=True)
+        self.transcript = open(self.transcript_path, "ab")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.transcript is not None:
+            self.transcript.close()
+            self.transcript = None
+
+    def note(self, text: str) -> None:
+        assert self.transcript is not None
+        self.transcript.write(f"\n##PFH-HOST## {text}\n".encode())
+        self.transcript.flush()
+
+    def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
+        start = time.monotonic()
+        try:
+            result = proc.run(argv, merge_stderr=True, timeout=timeout)
+        except proc.Timeout:
+            # The module may still be loaded: unload it so the host is left clean.
+            for word in argv:
+                if word.endswith(".ko"):
+                    proc.run(["rmmod", Path(word).stem])
+            raise VmTimeout(f"{stage} did not finish within {timeout:.0f} s and was stopped; see {self.transcript_path}")
+        assert self.transcript is not None
+        self.transcript.write(result.stdout.encode())
+        self.transcript.flush()
+        return ShellResult(result.stdout, result.returncode, time.monotonic() - start)

@@ -1,0 +1,160 @@
+"""Read what the pf_probe modules printed: plots, counters, fault lines.
+
+Works on kernel messages from any source: /dev/kmsg records, `dmesg` output
+with or without timestamps, a serial console. A message belongs to a module
+when it contains "pf_probe_<X>: "; everything before that is a prefix
+(timestamp, log level, syslog header) and is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+PLOT_ROWS = 30
+PLOT_COLS = 70
+
+_MODULE_LINE = re.compile(r"(pf_probe_[ABC]): (.*?)\r?$")
+_BEGIN = re.compile(r"^---- BEGIN PLOT pid=(?P<pid>\d+) comm=(?P<comm>.*) class=(?P<cls>\S+) ----$")
+_END = "---- END PLOT ----"
+_ROW = re.compile(r"^(?P<label>.{14}) \|(?P<cells>.{%d})\|$" % PLOT_COLS)
+_PLOT_SUMMARY = re.compile(
+    r"^summary pid=(?P<pid>\d+) comm=(?P<comm>.*) class=(?P<cls>\S+) faults=(?P<faults>\d+) "
+    r"t_span_ns=(?P<t_span>\d+) page_min=(?P<pmin>0x[0-9a-f]+|0) page_max=(?P<pmax>0x[0-9a-f]+|0) outside=(?P<outside>\d+)$"
+)
+_RECORDS_SUMMARY = re.compile(
+    r"^summary pid=(?P<pid>\d+) comm=(?P<comm>.*) recorded=(?P<recorded>\d+) dropped=(?P<dropped>\d+) capacity=(?P<capacity>\d+)$"
+)
+_A_SUMMARY = re.compile(r"^summary pid=(?P<pid>\d+) comm=(?P<comm>.*) faults=(?P<faults>\d+)$")
+_A_FAULT = re.compile(r"^pid=(\d+) addr=0x([0-9a-f]+)$")
+_EMPTY = re.compile(r"^no page faults recorded for process (?P<pid>\d+) \((?P<comm>.*)\)(?: in the (?P<cls>.*))?: plot left out$")
+_CLASS_KEYS = {"code segment": "code", "data segment": "data", "other (stack, heap, mmap)": "other"}
+
+
+@dataclass
+class Plot:
+    """One scatter plot as a module printed it."""
+
+    module: str  # "pf_probe_B"
+    pid: int
+    comm: str
+    plot_class: str  # "all" (B) or "code" / "data" / "other" (C)
+    title: str = ""
+    rows: list[str] = field(default_factory=list)  # PLOT_ROWS strings of PLOT_COLS characters, top row first
+    y_labels: dict[int, str] = field(default_factory=dict)  # row index -> page number label (hex)
+    x_labels: list[str] = field(default_factory=list)  # times under the X axis, ms: first, middle, last
+    faults: int | None = None  # faults drawn, from the summary line
+    t_span_ns: int | None = None
+    page_min: int | None = None
+    page_max: int | None = None
+    outside: int | None = None  # points that fell outside the grid (must be 0)
+    complete: bool = False  # END PLOT seen
+    lines: list[str] = field(default_factory=list)  # the plot exactly as printed, prefix stripped
+
+    def marks(self) -> int:
+        """Number of non-empty cells."""
+        return sum(1 for row in self.rows for c in row if c != " ")
+
+
+@dataclass
+class ModuleReport:
+    """Everything one module printed during one load."""
+
+    module: str | None = None
+    pid: int | None = None
+    comm: str | None = None
+    recorded: int | None = None  # B, C: records stored
+    dropped: int | None = None  # B, C: faults past the capacity
+    capacity: int | None = None  # B, C: max_records
+    faults: int | None = None  # A: faults seen
+    fault_addresses: list[int] = field(default_factory=list)  # A: one per fault line
+    plots: list[Plot] = field(default_factory=list)
+    empty_classes: list[str] = field(default_factory=list)  # classes reported as having no faults
+    lines: list[str] = field(default_factory=list)  # every line of the module, prefix stripped
+
+    @property
+    def seen(self) -> int | None:
+        if self.faults is not None:
+            return self.faults
+        if self.recorded is not None and self.dropped is not None:
+            return self.recorded + self.dropped
+        return None
+
+
+def module_lines(messages: Iterable[str], module: str | None = None) -> list[tuple[str, str]]:
+    """(module, text) for each message of a pf_probe module, prefix stripped."""
+    found = []
+    for msg in messages:
+        m = _MODULE_LINE.search(msg)
+        if m and (module is None or m.group(1) == module):
+            found.append((m.group(1), m.group(2)))
+    return found
+
+
+def _parse_x_labels(line: str) -> list[str]:
+    return re.findall(r"\d+\.\d{3}", line)
+
+
+def _finish_plot(plot: Plot, body: list[str]) -> None:
+    """Fill the plot's fields from the lines between BEGIN and END."""
+    if body:
+        plot.title = body[0].strip()
+    rule_index = None
+    for i, line in enumerate(body):
+        m = _ROW.match(line)
+        if m and len(plot.rows) < PLOT_ROWS:
+            label = m.group("label").strip()
+            if label:
+                plot.y_labels[len(plot.rows)] = label
+            plot.rows.append(m.group("cells"))
+            continue
+        if re.match(r"^ {14} \+-+\+$", line):
+            rule_index = i
+            continue
+        s = _PLOT_SUMMARY.match(line)
+        if s:
+            plot.faults = int(s["faults"])
+            plot.t_span_ns = int(s["t_span"])
+            plot.page_min = int(s["pmin"], 16)
+            plot.page_max = int(s["pmax"], 16)
+            plot.outside = int(s["outside"])
+    if rule_index is not None and rule_index + 1 < len(body):
+        plot.x_labels = _parse_x_labels(body[rule_index + 1])
+
+
+def parse_module_output(messages: Iterable[str], module: str | None = None) -> ModuleReport:
+    """Read the counters, plots and fault lines from a module's kernel messages."""
+    report = ModuleReport(module=module)
+    current: Plot | None = None
+    body: list[str] = []
+    for mod, text in module_lines(messages, module):
+        report.module = report.module or mod
+        report.lines.append(text)
+        if current is not None:
+            current.lines.append(text)
+            if text == _END:
+                _finish_plot(current, body)
+                current.complete = True
+                report.plots.append(current)
+                current, body = None, []
+            else:
+                body.append(text)
+            continue
+        if m := _BEGIN.match(text):
+            current = Plot(module=mod, pid=int(m["pid"]), comm=m["comm"], plot_class=m["cls"], lines=[text])
+            body = []
+        elif m := _A_FAULT.match(text):
+            report.fault_addresses.append(int(m.group(2), 16))
+        elif m := _RECORDS_SUMMARY.match(text):
+            report.pid, report.comm = int(m["pid"]), m["comm"]
+            report.recorded, report.dropped, report.capacity = int(m["recorded"]), int(m["dropped"]), int(m["capacity"])
+        elif m := _A_SUMMARY.match(text):
+            report.pid, report.comm, report.faults = int(m["pid"]), m["comm"], int(m["faults"])
+        elif m := _EMPTY.match(text):
+            report.pid = report.pid or int(m["pid"])
+            report.empty_classes.append(_CLASS_KEYS.get(m["cls"] or "", m["cls"] or "all"))
+    if current is not None:  # truncated: the log ended inside a plot
+        _finish_plot(current, body)
+        report.plots.append(current)
+    return report

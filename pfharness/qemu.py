@@ -1,0 +1,121 @@
+"""QEMU command line for the pfharness guest (pure: no I/O here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["VmConfig", "DEFAULT_APPEND", "kernel_cmdline", "qemu_argv"]
+
+Accel = Literal["kvm", "tcg"]
+Machine = Literal["microvm", "pc", "q35"]
+
+#: Kernel parameters always passed. Serial console, never reboot on panic
+#: (with -no-reboot QEMU then exits), oopses are fatal, 1 MiB log buffer
+#: (read back via /dev/kmsg), and shortcuts that are safe in a VM: trust the
+#: TSC, skip the IO-APIC timer check, no PS/2 mouse/PnP probing, and no
+#: speculative-execution mitigations (costly under TCG, pointless here).
+DEFAULT_APPEND: tuple[str, ...] = (
+    "console=ttyS0",
+    "loglevel=4",
+    "panic=-1",
+    "oops=panic",
+    "log_buf_len=1M",
+    "tsc=reliable",
+    "no_timer_check",
+    "i8042.noaux",
+    "i8042.nopnp",
+    "i8042.dumbkbd",
+    "mitigations=off",
+)
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    """Everything needed to start one guest VM."""
+
+    kernel: Path  # bzImage, or the extracted PVH vmlinux (faster under TCG)
+    initrd: Path  # initramfs built by pfharness.initramfs.build_initramfs
+    accel: Accel = "tcg"  # "kvm" only after a successful probe; "tcg" otherwise
+    machine: Machine = "q35"  # q35 is reliable; microvm needs tsc_khz under TCG
+    smp: int = 2  # guest vCPUs
+    memory_mib: int = 1024  # guest RAM in MiB (also bounds the tmpfs upper layer)
+    host_root: Path = Path("/")  # host directory exported read-only as tag hostroot
+    mount_tag: str = "hostroot"  # 9p tag; the guest /init mounts this tag
+    p9_opts: str = "msize=512000,cache=loose"  # guest 9p mount options (pfh.9p=)
+    tsc_khz: int | None = None  # host TSC kHz, passed as tsc_early_khz=
+    extra_append: tuple[str, ...] = ()  # more kernel parameters, appended last
+    qemu_binary: str = "qemu-system-x86_64"  # emulator to run
+    extra_args: tuple[str, ...] = field(default=())  # raw QEMU args, appended last
+
+
+def kernel_cmdline(cfg: VmConfig) -> str:
+    """The guest kernel command line for ``cfg``."""
+    parts = list(DEFAULT_APPEND)
+    parts.append(f"pfh.9p={cfg.p9_opts}")
+    if cfg.tsc_khz is not None:
+        parts.append(f"tsc_early_khz={cfg.tsc_khz}")
+    if cfg.machine == "microvm":
+        # No PCI bus on microvm; do not waste time probing for one.
+        parts.append("pci=off")
+    parts.extend(cfg.extra_append)
+    for part in parts:
+        if not part or any(c.isspace() for c in part):
+            raise ValueError(f"kernel parameter {part!r} is empty or contains "
+                             "whitespace; pass one parameter per item")
+    return " ".join(parts)
+
+
+def _machine_args(cfg: VmConfig) -> list[str]:
+    """-machine/-accel/-cpu for the chosen machine type and accelerator."""
+    if cfg.machine == "microvm":
+        machine = ("microvm,x-option-roms=off,pit=on,pic=off,rtc=on,"
+                   "isa-serial=on,acpi=on")
+    else:
+        machine = cfg.machine
+    cpu = "host" if cfg.accel == "kvm" else "max"
+    accel = "kvm" if cfg.accel == "kvm" else "tcg,thread=multi"
+    return ["-machine", machine, "-accel", accel, "-cpu", cpu]
+
+
+def _virtfs_args(cfg: VmConfig) -> list[str]:
+    """Read-only 9p export of the host root under ``cfg.mount_tag``."""
+    device = "virtio-9p-device" if cfg.machine == "microvm" else "virtio-9p-pci"
+    return [
+        "-fsdev",
+        f"local,id=pfhroot,path={cfg.host_root},security_model=none,"
+        "readonly=on,multidevs=remap",
+        "-device", f"{device},fsdev=pfhroot,mount_tag={cfg.mount_tag}",
+    ]
+
+
+def qemu_argv(cfg: VmConfig) -> list[str]:
+    """Full argv to boot ``cfg`` with the serial console on stdio."""
+    if cfg.smp < 1 or cfg.memory_mib < 128:
+        raise ValueError(f"need smp >= 1 and memory_mib >= 128, got "
+                         f"smp={cfg.smp} memory_mib={cfg.memory_mib}")
+    if cfg.machine == "microvm" and cfg.accel == "tcg" and cfg.tsc_khz is None:
+        raise ValueError(
+            "microvm under TCG has no HPET/ACPI PM timer, so the guest's TSC "
+            "calibration against the PIT fails at random and boot hangs; set "
+            "tsc_khz (host TSC frequency in kHz) or use machine='q35'")
+    if "," in str(cfg.host_root):
+        raise ValueError(f"host_root {cfg.host_root} contains ',', which "
+                         "QEMU's option parser cannot take")
+    return [
+        cfg.qemu_binary,
+        "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+        *_machine_args(cfg),
+        "-smp", str(cfg.smp),
+        "-m", f"{cfg.memory_mib}M",
+        # signal=off: a Ctrl-C (0x03) from the host reaches the guest shell
+        # instead of killing QEMU.
+        "-chardev", "stdio,id=pfhcon,signal=off",
+        "-serial", "chardev:pfhcon",
+        "-kernel", str(cfg.kernel),
+        "-initrd", str(cfg.initrd),
+        "-append", kernel_cmdline(cfg),
+        *_virtfs_args(cfg),
+        *cfg.extra_args,
+    ]

@@ -1,0 +1,138 @@
+"""Boot a Debian kernel in QEMU with the host's root shared read-only, and
+keep a shell on its serial console for the steps of a run (one boot serves
+many steps)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pexpect
+
+from . import accel as accel_mod
+from . import assets, initramfs, kernel_image, proc
+from .console import Console, ShellResult
+from .errors import SetupError
+from .kernels import KernelInfo
+from .qemu import VmConfig, qemu_argv
+
+
+@dataclass(frozen=True)
+class VmOptions:
+    """How to start the VM."""
+
+    kernel: KernelInfo  # the release to boot (its image and modules)
+    transcript: Path  # every byte of the console goes here
+    accel: str = "auto"  # auto, kvm or tcg
+    smp: int = 2  # vCPUs
+    memory_mib: int = 2048  # guest RAM
+    boot_timeout: float = 90.0  # seconds to reach the shell
+    extra_append: tuple[str, ...] = ()  # more kernel parameters
+
+
+@dataclass(frozen=True)
+class BootArtifacts:
+    """What the VM boots from, prepared (and cached) on the host."""
+
+    kernel: Path  # PVH vmlinux, or the compressed image as a fall-back
+    initrd: Path
+    pvh: bool  # True when booting the extracted vmlinux
+
+
+def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
+    """Extract the PVH vmlinux (cached) and build the initramfs (cached)."""
+    image = kernel.require_image()
+    if kernel.modules_dir is None:
+        raise SetupError(
+            f"no modules directory /lib/modules/{kernel.release} (the VM needs its 9p modules): "
+            f"install them with `apt-get install linux-image-{kernel.release}`"
+        )
+    cache = assets.cache_dir()
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if not Path(busybox).is_file():
+        raise SetupError("busybox is not installed: install it with `apt-get install busybox-static` (or run `make demo`)")
+    try:
+        vmlinux = kernel_image.cached_vmlinux(image, cache)
+    except kernel_image.KernelImageError:
+        vmlinux = None
+    init_script = (assets.VM_ASSETS / "init.sh").read_text()
+    initrd = initramfs.build_initramfs(
+        kernel.release,
+        cache / f"initramfs-{kernel.release}.cpio",
+        modules_root=kernel.modules_dir.parent,
+        busybox=Path(busybox),
+        init_script=init_script,
+    )
+    return BootArtifacts(kernel=vmlinux or image, initrd=initrd, pvh=vmlinux is not None)
+
+
+@dataclass
+class VmSession:
+    """A booted guest with a shell on its console. Use as a context manager."""
+
+    options: VmOptions
+    accelerator: str = ""  # the accelerator actually used
+    boot_seconds: float = 0.0
+    console: Console | None = None
+    argv: list[str] = field(default_factory=list)
+
+    def __enter__(self) -> "VmSession":
+        try:
+            self.boot()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def boot(self) -> None:
+        qemu = proc.require_program("qemu-system-x86_64", "qemu-system-x86")
+        artifacts = prepare_boot(self.options.kernel)
+        self.accelerator = accel_mod.choose(self.options.accel, artifacts, qemu)
+        cfg = VmConfig(
+            kernel=artifacts.kernel,
+            initrd=artifacts.initrd,
+            accel=self.accelerator,
+            smp=self.options.smp,
+            memory_mib=self.options.memory_mib,
+            extra_append=tuple(self.options.extra_append),
+            qemu_binary=qemu,
+        )
+        self.argv = qemu_argv(cfg)
+        self.options.transcript.parent.mkdir(parents=True, exist_ok=True)
+        transcript = open(self.options.transcript, "ab")
+        start = time.monotonic()
+        child = proc.spawn_interactive(self.argv, logfile=transcript, timeout=self.options.boot_timeout)
+        self.console = Console(child, transcript, self.options.transcript)
+        self.console.note(f"boot release={self.options.kernel.release} accel={self.accelerator} smp={cfg.smp} memory_mib={cfg.memory_mib} pvh={int(artifacts.pvh)}")
+        self.console.wait_for(rb"PFH-READY\r*\n", "boot", self.options.boot_timeout)
+        self.console.start_shell("boot", self.options.boot_timeout)
+        self.boot_seconds = time.monotonic() - start
+
+    def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
+        assert self.console is not None, "the VM is not booted"
+        return self.console.run(argv, stage=stage, timeout=timeout)
+
+    def close(self) -> None:
+        """Power the guest off (or kill QEMU) and close the transcript."""
+        if self.console is None:
+            return
+        child = self.console.child
+        try:
+            if child.isalive():
+                child.send(b"\nexit\n")
+                child.expect([b"reboot: Power down", pexpect.EOF], timeout=5)
+        except (pexpect.ExceptionPexpect, OSError):
+            pass
+        finally:
+            try:
+                child.close(force=True)
+            except (pexpect.ExceptionPexpect, OSError):
+                pass
+            self.console.transcript.close()
+            self.console = None

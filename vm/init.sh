@@ -1,0 +1,85 @@
+#!/bin/sh
+# pfharness guest /init (runs under busybox sh from the initramfs).
+#
+# 1. mount proc, sys, devtmpfs;
+# 2. insmod the modules listed in /modules.order (dependencies first);
+# 3. mount the host root (9p tag "hostroot") read-only on /lower;
+# 4. build a writable root: overlayfs (lower = 9p, upper/work = tmpfs), or,
+#    if overlay is refused, the read-only 9p root with tmpfs on the usual
+#    writable directories;
+# 5. move /proc /sys /dev into it and switch_root; the new PID 1 is the
+#    host's /bin/sh (dash), which prints the ready marker, runs an
+#    interactive dash on /dev/ttyS0 and powers the guest off when it exits.
+#
+# Optional kernel command line parameters (read from /proc/cmdline):
+#   pfh.9p=OPTS        extra 9p mount options (default: msize=512000,cache=loose)
+#   pfh.root=overlay|ro  writable-root strategy (default: overlay, falls back to ro)
+#   pfh.loglevel=N     console loglevel set just before the shell starts
+#   pfh.shell=PATH     shell run on the serial console (default: /bin/sh)
+# Failures print "PFH-INIT-ERROR: ..." and power off, so the host never hangs.
+
+PATH=/bin
+export PATH
+
+fail() {
+    echo "PFH-INIT-ERROR: $*"
+    echo o > /proc/sysrq-trigger
+    poweroff -f
+    sleep 5
+}
+
+mount -t proc proc /proc || fail "mount proc"
+mount -t sysfs sysfs /sys || fail "mount sysfs"
+mount -t devtmpfs devtmpfs /dev || fail "mount devtmpfs"
+
+P9_OPTS="msize=512000,cache=loose"
+ROOT_MODE=overlay
+LOGLEVEL=
+SHELL_BIN=/bin/sh
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        pfh.9p=*) P9_OPTS="${arg#pfh.9p=}" ;;
+        pfh.root=*) ROOT_MODE="${arg#pfh.root=}" ;;
+        pfh.loglevel=*) LOGLEVEL="${arg#pfh.loglevel=}" ;;
+        pfh.shell=*) SHELL_BIN="${arg#pfh.shell=}" ;;
+    esac
+done
+
+while read -r mod; do
+    [ -n "$mod" ] || continue
+    insmod "$mod" || fail "insmod $mod"
+done < /modules.order
+
+mount -t 9p -o "trans=virtio,version=9p2000.L,ro,$P9_OPTS" hostroot /lower \
+    || fail "mount 9p hostroot (is -virtfs/-device virtio-9p with mount_tag=hostroot given?)"
+
+# Writable root. overlayfs needs upper and work on the same tmpfs.
+mount -t tmpfs -o mode=0755 pfh-rw /rw || fail "mount tmpfs /rw"
+mkdir -p /rw/upper /rw/work
+if [ "$ROOT_MODE" = overlay ] && mount -t overlay \
+        -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work pfh-root /newroot; then
+    :
+else
+    echo "pfh-init: overlay root unavailable, using read-only 9p root + tmpfs dirs"
+    mount -o bind /lower /newroot || fail "bind host root"
+    for d in tmp run var/tmp root home; do
+        [ -d "/newroot/$d" ] && mount -t tmpfs -o mode=1777 "pfh-$d" "/newroot/$d"
+    done
+fi
+
+for d in proc sys dev; do
+    mount --move "/$d" "/newroot/$d" || fail "move /$d"
+done
+
+exec switch_root /newroot /bin/sh -c '
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+HOME=/root TERM=dumb
+export PATH HOME TERM
+cd /
+mountpoint -q /dev/pts || { mkdir -p /dev/pts; mount -t devpts devpts /dev/pts; }
+[ -n "$1" ] && echo "$1" > /proc/sys/kernel/printk
+echo PFH-READY
+setsid -w -c "$2" -i </dev/ttyS0 >/dev/ttyS0 2>&1
+echo o > /proc/sysrq-trigger
+sleep 10
+' pfh-stage2 "$LOGLEVEL" "$SHELL_BIN"

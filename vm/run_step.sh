@@ -1,0 +1,126 @@
+#!/bin/sh
+# One traced run, on the machine where the module is loaded (the VM's guest,
+# or the host with --target host). POSIX sh (dash, busybox); needs root,
+# insmod/rmmod and dd.
+#
+#   run_step.sh [--ko FILE.ko] [--param NAME=VALUE ...] [--no-hold] -- CMD [ARG ...]
+#
+# With --ko: create the workload's process, held (stopped) before it execs
+# CMD; load the module with tpid=<its pid> and the --param values; let it
+# exec; wait for it; unload the module; print the kernel log records that
+# appeared meanwhile. --no-hold starts CMD first and loads the module after,
+# as the course's shell script does (its first faults are lost). Without
+# --ko CMD just runs.
+#
+# Everything the harness needs is printed as marker lines
+# "##PFH## <event> [key=value ...]"; the workload's own output is printed
+# between "workload-begin" and "workload-end". The workload's standard input
+# is /dev/null.
+
+ko=
+params=
+hold=1
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--ko) ko=$2; shift 2 ;;
+	--param) params="$params $2"; shift 2 ;;
+	--no-hold) hold=0; shift ;;
+	--) shift; break ;;
+	*) echo "run_step.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+
+mark() {
+	printf '##PFH## %s\n' "$*"
+}
+
+# Print the kernel log records that arrived since the last drain of fd 3.
+drain_kmsg() {
+	mark kmsg-begin
+	dd bs=65536 iflag=nonblock <&3 2>/dev/null
+	mark kmsg-end
+}
+
+finish() {
+	mark step-end "status=$1"
+	exit "$1"
+}
+
+if [ $# -eq 0 ]; then
+	mark error what=usage
+	finish 2
+fi
+if ! command -v "$1" >/dev/null 2>&1; then
+	mark error what=not-found
+	finish 127
+fi
+
+if [ -z "$ko" ]; then
+	mark workload-begin
+	"$@"
+	status=$?
+	mark workload-end "status=$status"
+	finish "$status"
+fi
+
+modname=${ko##*/}
+modname=${modname%.ko}
+
+if ! exec 3</dev/kmsg; then
+	mark error what=kmsg
+	finish 1
+fi
+# Skip the records already in the log: only this run's lines are collected.
+dd bs=65536 iflag=nonblock <&3 >/dev/null 2>&1
+
+if [ "$hold" = 1 ]; then
+	# The child stops itself before exec; it runs CMD only once the module is
+	# armed, so none of its faults is lost.
+	sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" &
+	pid=$!
+	tries=0
+	while :; do
+		stat=
+		read -r stat <"/proc/$pid/stat" 2>/dev/null
+		state=${stat##*) }
+		state=${state%% *}
+		[ "$state" = T ] && break
+		if [ -z "$stat" ] || [ "$state" = Z ] || [ "$tries" -ge 2000 ]; then
+			mark error what=hold "state=$state"
+			kill -KILL "$pid" 2>/dev/null
+			wait "$pid"
+			finish 1
+		fi
+		tries=$((tries + 1))
+		[ "$tries" -gt 50 ] && sleep 0.005
+	done
+else
+	"$@" &
+	pid=$!
+fi
+mark pid "pid=$pid" "hold=$hold"
+
+# $params holds only NAME=VALUE words checked by the harness.
+# shellcheck disable=SC2086
+insmod "$ko" "tpid=$pid" $params
+status=$?
+mark insmod "status=$status"
+if [ "$status" -ne 0 ]; then
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid"
+	drain_kmsg
+	finish 3
+fi
+
+mark workload-begin
+[ "$hold" = 1 ] && kill -CONT "$pid"
+wait "$pid"
+status=$?
+mark workload-end "status=$status"
+
+rmmod "$modname"
+rmmod_status=$?
+mark rmmod "status=$rmmod_status"
+drain_kmsg
+[ "$rmmod_status" -eq 0 ] || finish 4
+finish 0
