@@ -104,6 +104,7 @@ def run_cmd(
     transcript: Optional[Path] = typer.Option(None, help="Where to keep the console transcript (default: out/transcripts/)."),
     hold: bool = typer.Option(True, help="Hold the workload before exec until the module is armed (--no-hold: as the course script)."),
     param: List[str] = typer.Option([], help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."),
+    out: Path = typer.Option(DEFAULT_OUT, help="Build modules under OUT/<release>; transcripts under OUT/transcripts."),
 ) -> None:
     """Trace CMD with a module: build, boot, load, run, unload, show the plot."""
     if target not in ("vm", "host"):
@@ -114,7 +115,7 @@ def run_cmd(
         raise typer.BadParameter(str(e), param_hint="--module")
     request = runner.RunRequest(
         module=letter, command=tuple(command), target=target, kernel_release=kernel_release, accel=accel,
-        smp=smp, memory_mib=memory, timeout=timeout, transcript=transcript, hold=hold, params=tuple(param),
+        smp=smp, memory_mib=memory, timeout=timeout, transcript=transcript, hold=hold, params=tuple(param), out_dir=out,
     )
     try:
         result = runner.run(request)

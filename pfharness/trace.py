@@ -30,7 +30,7 @@ class TraceRequest:
     """One workload to trace with one module."""
 
     module: str  # "A", "B" or "C"
-    ko: Path  # the built module
+    ko: Path | None  # the built module; None runs the command untraced
     command: tuple[str, ...]  # the workload's argv
     hold: bool = True  # hold the workload before exec until the module is armed
     params: tuple[str, ...] = ()  # extra module parameters, NAME=VALUE
@@ -41,7 +41,9 @@ class TraceRequest:
         for p in self.params:
             if not _PARAM.match(p):
                 raise ValueError(f"module parameter {p!r} must look like NAME=VALUE (letters, digits, _ . -)")
-        argv = ["sh", str(RUN_STEP), "--ko", str(self.ko)]
+        argv = ["sh", str(RUN_STEP)]
+        if self.ko is not None:
+            argv += ["--ko", str(self.ko)]
         for p in self.params:
             argv += ["--param", p]
         if not self.hold:

@@ -34,3 +34,45 @@ def copy_templates(dst: Path) -> Path:
 
     shutil.copytree(assets.KMOD_TEMPLATES, dst)
     return dst
+
+
+PROGRAMS = Path(__file__).parent / "programs"
+
+
+@pytest.fixture(scope="session")
+def programs(tmp_path_factory) -> dict[str, Path]:
+    """The oracle workloads in tests/programs, compiled with the host's gcc (the guest sees them over 9p)."""
+    from pfharness import proc
+
+    out = tmp_path_factory.mktemp("programs")
+    built = {}
+    for source in sorted(PROGRAMS.glob("*.c")):
+        binary = out / source.stem
+        result = proc.run(["gcc", "-O1", "-Wall", "-Werror", "-pthread", "-o", binary, source], merge_stderr=True)
+        assert result.returncode == 0, result.stdout
+        built[source.stem] = binary
+    return built
+
+
+@pytest.fixture(scope="session")
+def vm(tmp_path_factory, default_kernel, built_modules, programs):
+    """One booted guest (TCG, 2 vCPUs) shared by the VM tests; its transcript is kept for replay."""
+    from pfharness.vm import VmOptions, VmSession
+
+    transcript = tmp_path_factory.mktemp("vm") / "session.log"
+    with VmSession(VmOptions(kernel=default_kernel, transcript=transcript, accel="tcg", smp=2)) as session:
+        yield session
+    print(f"VM session transcript: {transcript}")
+
+
+def qemu_pids() -> set[int]:
+    """Pids of running QEMU processes."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"qemu-system" in (entry / "cmdline").read_bytes().split(b"\0")[0]:
+                    pids.add(int(entry.name))
+            except OSError:
+                pass
+    return pids

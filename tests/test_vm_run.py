@@ -1,0 +1,162 @@
+"""Real runs in QEMU (TCG): the modules load in Debian's kernel and give exact results.
+
+Most tests share one boot (the `vm` fixture); those that test the command line
+as a user runs it start `pfharness run` themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import qemu_pids
+from pfharness import assets, plots, trace
+
+pytestmark = pytest.mark.vm
+PFHARNESS = [sys.executable, "-m", "pfharness.cli"]
+
+
+def traced(vm, built_modules, module, *command, hold=True, params=(), timeout=300.0):
+    request = trace.TraceRequest(module, built_modules.modules[module], tuple(str(c) for c in command), hold, tuple(params), timeout)
+    vm.console.note(trace.step_note(request, "vm"))
+    result = trace.trace(vm, request)
+    assert not result.splats, result.splats
+    return result
+
+
+def region_of(output: str) -> tuple[int, int]:
+    m = re.search(r"region=0x([0-9a-f]+)-0x([0-9a-f]+)", output)
+    assert m, output
+    return int(m.group(1), 16), int(m.group(2), 16)
+
+
+def test_b_plots_30_by_70(vm, built_modules, programs):
+    result = traced(vm, built_modules, "B", programs["touch_pages"], 200)
+    assert result.insmod_status == 0 and result.rmmod_status == 0 and result.workload_status == 0
+    report = result.report
+    assert report.recorded >= 200 and report.dropped == 0 and report.capacity == 1_048_576
+    [plot] = report.plots
+    assert plot.complete and plot.plot_class == "all" and plot.comm == "touch_pages"
+    assert len(plot.rows) == 30 and all(len(r) == 70 for r in plot.rows)
+    assert plot.faults == report.recorded and plot.outside == 0
+    assert plot.x_labels[0] == "0.000" and len(plot.x_labels) == 3
+    assert set(plot.y_labels) == {0, 10, 20, 29}
+    assert int(plot.y_labels[29], 16) == plot.page_min and int(plot.y_labels[0], 16) == plot.page_max
+    assert plot.marks() > 0
+
+
+def test_a_prints_exactly_the_touched_pages(vm, built_modules, programs):
+    """Oracle: touch_pages faults each of its N fresh pages exactly once, in order."""
+    n = 64
+    result = traced(vm, built_modules, "A", programs["touch_pages"], n)
+    start, end = region_of(result.workload_output)
+    in_region = [a for a in result.report.fault_addresses if start <= a < end]
+    assert len(in_region) == n
+    assert in_region == sorted(in_region)
+    assert {a >> 12 for a in in_region} == set(range(start >> 12, end >> 12))
+    assert result.report.faults == len(result.report.fault_addresses)
+
+
+def test_c_plots_only_classes_with_faults(vm, built_modules, programs):
+    result = traced(vm, built_modules, "C", programs["touch_pages"], 100)
+    report = result.report
+    drawn = {p.plot_class for p in report.plots}
+    assert drawn | set(report.empty_classes) == {"code", "data", "other"}
+    assert not drawn & set(report.empty_classes)
+    assert all(p.faults > 0 and len(p.rows) == 30 for p in report.plots)
+    assert sum(p.faults for p in report.plots) == report.recorded
+    other = next(p for p in report.plots if p.plot_class == "other")
+    assert other.faults >= 100  # the anonymous region is neither code nor data
+
+
+def test_hold_before_exec_keeps_the_start_up_faults(vm, built_modules, programs):
+    """With the hold, the loader's faults come before main()'s page; started first (the course
+    script), the module is armed too late for them."""
+
+    def faults_before_main(hold):
+        result = traced(vm, built_modules, "A", programs["hold_probe"], 1500, hold=hold)
+        main_page = int(re.search(r"main_page=0x([0-9a-f]+)", result.workload_output).group(1), 16) >> 12
+        pages = [a >> 12 for a in result.report.fault_addresses]
+        assert main_page in pages, "the fault of main()'s page was not recorded"
+        return pages.index(main_page), len(pages)
+
+    held_before, held_total = faults_before_main(True)
+    late_before, late_total = faults_before_main(False)
+    print(f"faults before main's page: held {held_before} of {held_total}, course script {late_before} of {late_total}")
+    assert held_before >= 20
+    assert late_before < held_before // 2
+    assert late_total < held_total
+
+
+def test_host_target_inside_the_vm(vm, built_modules, tmp_path):
+    """The guest sees the host's root, so the same virtualenv runs `--target host` there."""
+    out_root = built_modules.modules["B"].parent.parent
+    release_dir = out_root / built_modules.kernel_release
+    if not release_dir.exists():
+        release_dir.symlink_to(built_modules.modules["B"].parent)
+    command = [
+        "sh", "-c", 'cd "$1" && shift && exec "$@"', "pfh",
+        str(assets.SOURCE_ROOT), *PFHARNESS, "run", "--target", "host", "--module", "B",
+        "--out", str(out_root), "--transcript", "/tmp/host-run.log", "--json", "--", "/bin/true",
+    ]
+    request = trace.TraceRequest("B", None, tuple(command), timeout=300)
+    result = trace.trace(vm, request)
+    assert result.workload_status == 0, result.workload_output
+    data = json.loads(result.workload_output[result.workload_output.index("{"):])
+    assert data["target"] == "host" and data["accelerator"] == "host"
+    assert data["kernel_release"] == built_modules.kernel_release
+    assert data["counters"]["recorded"] > 0 and data["counters"]["dropped"] == 0
+    assert len(data["plots"]) == 1 and len(data["plots"][0]["rows"]) == 30
+    assert data["kernel_warnings"] == []
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([*PFHARNESS, *args], capture_output=True, text=True, timeout=timeout, cwd=assets.SOURCE_ROOT)
+
+
+def test_cli_run_passes_exit_status_and_json_matches_parse(tmp_path, built_modules):
+    transcript = tmp_path / "run.log"
+    out_root = tmp_path / "out"
+    out_root.mkdir()
+    (out_root / built_modules.kernel_release).symlink_to(built_modules.modules["B"].parent)
+    run = run_cli("run", "--accel", "tcg", "--module", "B", "--out", str(out_root), "--transcript", str(transcript),
+                  "--json", "--", "sh", "-c", "echo hello from the workload; exit 3")
+    assert run.returncode == 3, run.stderr
+    data = json.loads(run.stdout)
+    assert data["workload_status"] == 3 and data["exit_status"] == 3
+    assert data["workload_output"] == "hello from the workload\n"
+    assert data["module"] == "pf_probe_B" and data["accelerator"] == "tcg" and data["pid"] > 1
+    assert data["counters"]["recorded"] > 0 and data["kernel_warnings"] == []
+    assert set(data["stage_seconds"]) == {"build", "boot", "run", "collect"}
+    assert [len(r) for r in data["plots"][0]["rows"]] == [70] * 30
+    assert data["transcript"] == str(transcript)
+
+    parsed = run_cli("parse", "--json", str(transcript))
+    assert parsed.returncode == 3
+    assert json.loads(parsed.stdout) == data
+    text = run_cli("parse", str(transcript))
+    assert "---- BEGIN PLOT" in text.stdout and "workload status: 3" in text.stdout
+
+
+def test_panicking_guest_is_reported_lost_and_leaves_no_qemu(tmp_path, built_modules):
+    before = qemu_pids()
+    transcript = tmp_path / "panic.log"
+    out_root = tmp_path / "out"
+    out_root.mkdir()
+    (out_root / built_modules.kernel_release).symlink_to(built_modules.modules["B"].parent)
+    start = time.monotonic()
+    run = run_cli("run", "--accel", "tcg", "--module", "B", "--out", str(out_root), "--transcript", str(transcript),
+                  "--timeout", "60", "--", "sh", "-c", "echo c > /proc/sysrq-trigger")
+    elapsed = time.monotonic() - start
+    assert run.returncode == 123, (run.returncode, run.stderr)
+    assert "the VM was lost" in run.stderr and "Kernel panic - not syncing" in run.stderr
+    assert str(transcript) in run.stderr
+    assert elapsed < 60
+    assert qemu_pids() <= before
+    assert "sysrq: Trigger a crash" in transcript.read_text(errors="replace")
