@@ -21,7 +21,7 @@ from .qemu import VmConfig, qemu_argv
 if TYPE_CHECKING:
     from .vm import BootArtifacts
 
-PROBE_SECONDS = 10.0  # a working KVM reaches the shell in about a second
+PROBE_SECONDS = 6.0  # a working KVM reaches the shell in about a second; TCG needs 2.2 s
 
 
 def kvm_device_usable() -> bool:

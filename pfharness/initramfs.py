@@ -47,12 +47,12 @@ DEFAULT_MODULES: tuple[str, ...] = (
 
 #: Busybox applets symlinked into /bin of the initramfs (the ones /init uses).
 INIT_APPLETS: tuple[str, ...] = (
-    "sh", "cat", "echo", "mkdir", "mount", "umount", "insmod", "switch_root",
-    "poweroff", "sleep", "ls", "grep", "dmesg", "mknod", "rm",
+    "sh", "cat", "echo", "mkdir", "mount", "umount", "insmod", "chroot",
+    "setsid", "poweroff", "sleep", "ls", "dmesg",
 )
 
 #: Bumped whenever the archive layout changes, so stale caches get rebuilt.
-_LAYOUT_VERSION = "1"
+_LAYOUT_VERSION = "2"
 
 _NEWC_MAGIC = b"070701"
 _TRAILER = "TRAILER!!!"
@@ -157,8 +157,7 @@ def newc_archive(entries: list[CpioEntry]) -> bytes:
         if name in seen:
             raise InitramfsError(f"duplicate archive path {name!r}")
         seen.add(name)
-        if entry.kind is not EntryKind.FILE and entry.kind is not \
-                EntryKind.SYMLINK and entry.data:
+        if entry.data and entry.kind in (EntryKind.DIR, EntryKind.CHARDEV):
             raise InitramfsError(f"{name!r}: only files and symlinks have data")
         nlink = 2 if entry.kind is EntryKind.DIR else 1
         out += _newc_member(name, ino, entry.mode, nlink, entry.data,
@@ -357,8 +356,9 @@ def build_initramfs(release: str, out: Path, *,
 
     Skips the rebuild when ``out`` exists and its stamp file
     (``out`` + ".stamp") records the same inputs digest. ``compress=False``
-    (default) writes a plain newc archive: under TCG the kernel's gunzip is
-    slower than QEMU copying the few extra megabytes (see vm/README notes).
+    (default) writes a plain newc archive (3.4 MB vs 1.4 MB gzipped): under
+    TCG both boot equally fast (q35: 2.20-2.30 s vs 2.23-2.36 s to the ready
+    marker), so the gunzip step is skipped.
     """
     modules_dir = modules_root / release
     if not modules_dir.is_dir():

@@ -15,7 +15,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 __all__ = [
     "ExtractionUnsupported",
@@ -94,7 +94,7 @@ def _decompress(payload: bytes, path: Path) -> bytes:
                                 "bzImage instead")
 
 
-def _iter_notes(blob: bytes):
+def _iter_notes(blob: bytes) -> Iterator[tuple[bytes, int, bytes]]:
     """Yield (name, type, desc) for each ELF note in a note segment."""
     pos = 0
     while pos + 12 <= len(blob):

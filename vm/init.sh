@@ -7,9 +7,16 @@
 # 4. build a writable root: overlayfs (lower = 9p, upper/work = tmpfs), or,
 #    if overlay is refused, the read-only 9p root with tmpfs on the usual
 #    writable directories;
-# 5. move /proc /sys /dev into it and switch_root; the new PID 1 is the
-#    host's /bin/sh (dash), which prints the ready marker, runs an
-#    interactive dash on /dev/ttyS0 and powers the guest off when it exits.
+# 5. move /proc /sys /dev into it, print the ready marker PFH-READY, and run
+#    the host's /bin/sh (dash) interactively on /dev/ttyS0, chrooted into the
+#    new root; when it exits, power off (QEMU then exits).
+#
+# Why chroot and not switch_root: PID 1 stays busybox, so the final
+# "poweroff -f" is a synchronous reboot(2) from a binary that is not on 9p
+# (after "echo o > /proc/sysrq-trigger" the virtio device is shut down
+# while PID 1 still runs, and a host-root PID 1 then dies -> kernel panic).
+# Why dash: no line editing, so the serial stream holds no cursor-control
+# escapes for the host's pexpect; it is the host's /bin/sh anyway.
 #
 # Optional kernel command line parameters (read from /proc/cmdline):
 #   pfh.9p=OPTS        extra 9p mount options (default: msize=512000,cache=loose)
@@ -23,7 +30,6 @@ export PATH
 
 fail() {
     echo "PFH-INIT-ERROR: $*"
-    echo o > /proc/sysrq-trigger
     poweroff -f
     sleep 5
 }
@@ -62,24 +68,30 @@ if [ "$ROOT_MODE" = overlay ] && mount -t overlay \
 else
     echo "pfh-init: overlay root unavailable, using read-only 9p root + tmpfs dirs"
     mount -o bind /lower /newroot || fail "bind host root"
-    for d in tmp run var/tmp root home; do
-        [ -d "/newroot/$d" ] && mount -t tmpfs -o mode=1777 "pfh-$d" "/newroot/$d"
+    for d in tmp var/tmp; do
+        [ -d "/newroot/$d" ] && mount -t tmpfs -o mode=1777 pfh-tmp "/newroot/$d"
+    done
+    for d in run root home; do
+        [ -d "/newroot/$d" ] && mount -t tmpfs -o mode=0755 pfh-tmp "/newroot/$d"
     done
 fi
 
 for d in proc sys dev; do
     mount --move "/$d" "/newroot/$d" || fail "move /$d"
 done
+[ -d /newroot/dev/pts ] || mkdir /newroot/dev/pts
+mount -t devpts -o mode=620,ptmxmode=666 devpts /newroot/dev/pts
+[ -n "$LOGLEVEL" ] && echo "$LOGLEVEL" > /newroot/proc/sys/kernel/printk
 
-exec switch_root /newroot /bin/sh -c '
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-HOME=/root TERM=dumb
-export PATH HOME TERM
-cd /
-mountpoint -q /dev/pts || { mkdir -p /dev/pts; mount -t devpts devpts /dev/pts; }
-[ -n "$1" ] && echo "$1" > /proc/sys/kernel/printk
+# PID 1 stays this busybox script (outside the chroot), so the shell exiting
+# or being killed never panics the kernel, and poweroff -f is synchronous.
+# setsid -c makes /dev/ttyS0 the shell's controlling tty (job control,
+# Ctrl-C reaches the foreground command).
+cd /newroot
 echo PFH-READY
-setsid -w -c "$2" -i </dev/ttyS0 >/dev/ttyS0 2>&1
-echo o > /proc/sysrq-trigger
-sleep 10
-' pfh-stage2 "$LOGLEVEL" "$SHELL_BIN"
+setsid -c chroot /newroot /usr/bin/env -i \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root TERM=dumb PWD=/ \
+    "$SHELL_BIN" -i </newroot/dev/ttyS0 >/newroot/dev/ttyS0 2>&1
+echo "pfh-init: shell exited with status $?, powering off"
+poweroff -f
