@@ -10,7 +10,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(PFH) build
+	$(PFH) run --module B -- sysbench cpu run
 
 test: setup
 	$(VENV)/bin/python -m pytest -ra

@@ -128,15 +128,16 @@ def run_cmd(
 
 @app.command("parse")
 def parse_cmd(
-    transcript: Path = typer.Argument(..., exists=True, dir_okay=False, help="A transcript saved by `pfharness run`."),
+    transcript: Path = typer.Argument(..., exists=True, dir_okay=False, help="A transcript saved by `pfharness run`, or `dmesg` output."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object, as `run --json`."),
 ) -> None:
-    """Re-read a saved transcript with no VM and print what `run` printed."""
+    """Re-read a saved transcript (or a dmesg log) with no VM and print what `run` printed."""
     results = trace.parse_transcript(transcript)
-    if not results:
-        typer.secho(f"pfharness: error: no traced run found in {transcript}", fg=typer.colors.RED, err=True)
+    result = results[-1] if results else trace.parse_kernel_log(transcript)
+    if not results and not result.report.lines:
+        typer.secho(f"pfharness: error: no pf_probe output found in {transcript}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
-    raise typer.Exit(outcome.show(results[-1], typer.echo, as_json=as_json))
+    raise typer.Exit(outcome.show(result, typer.echo, as_json=as_json))
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -19,12 +19,14 @@ def harness_error(result: TraceResult) -> PfhError | None:
     if result.insmod_status not in (None, 0):
         why = "\n".join("    " + m for m in result.module_errors()) or "    (the module printed nothing)"
         return ModuleLoadError(f"insmod {result.module} failed with status {result.insmod_status}:\n{why}")
+    if not result.complete:
+        panic = [s for s in result.splats if "Kernel panic" in s]
+        why = f"the kernel panicked: {panic[0]}" if panic else "its output is truncated"
+        return VmLost(f"the run ended before its last step ({why}); transcript: {result.transcript}")
     if result.splats:
         shown = "\n".join("    " + s for s in result.splats[:40])
         return KernelSplat(f"the kernel log shows {len(result.splats)} splat line(s); the run is not trustworthy:\n{shown}\n"
                            f"transcript: {result.transcript}")
-    if not result.complete:
-        return VmLost(f"the run ended before its last step (truncated output); transcript: {result.transcript}")
     if result.rmmod_status not in (None, 0):
         return PfhError(f"rmmod {result.module} failed with status {result.rmmod_status}; transcript: {result.transcript}")
     return None

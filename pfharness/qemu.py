@@ -21,7 +21,7 @@ DEFAULT_APPEND: tuple[str, ...] = (
     "loglevel=4",
     "panic=-1",
     "oops=panic",
-    "log_buf_len=1M",
+    "log_buf_len=16M",  # room for pf_probe_A: one line per fault
     "tsc=reliable",
     "no_timer_check",
     "i8042.noaux",

@@ -199,6 +199,20 @@ def parse_transcript(path: Path) -> list[TraceResult]:
     return results
 
 
+def parse_kernel_log(path: Path) -> TraceResult:
+    """A plain kernel log (`dmesg` output, with or without timestamps) read as one run."""
+    text = re.sub(r"\r+\n", "\n", path.read_bytes().decode(errors="replace"))
+    lines = text.splitlines()
+    report = plots.parse_module_output(lines)
+    result = TraceResult(module=report.module or "?", command=[], target="log", transcript=str(path))
+    result.report = report
+    result.pid = report.pid
+    result.kernel_messages = lines
+    result.splats = splat.scan(lines)
+    result.complete = all(p.complete for p in report.plots)
+    return result
+
+
 def encode_command(command: Sequence[str]) -> str:
     """The workload's argv as one transcript-safe word."""
     return base64.b64encode(json.dumps(list(command)).encode()).decode()

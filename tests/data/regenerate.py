@@ -1,0 +1,93 @@
+"""Record the transcripts the fast tests replay (needs QEMU; about a minute).
+
+    .venv/bin/python tests/data/regenerate.py
+
+Writes, in this folder:
+  run_b.log, run_c.log, run_a.log  transcripts of real `pfharness run`-style steps in one boot
+                                   (workload: tests/programs/touch_pages 40)
+  dmesg_b_timestamps.txt           `dmesg` in the guest after the B run (printk timestamps on)
+  dmesg_b_no_timestamps.txt        `dmesg -t` (timestamps off)
+  panic.log                        a run whose workload crashes the guest (sysrq c)
+and derives from them (deterministically):
+  dmesg_b_interleaved.txt          the timestamped dmesg with other kernel messages between plot lines
+  run_b_panic_mid_plot.log         run_b.log cut in the middle of the plot, followed by panic.log's panic
+  run_b_truncated.log              run_b.log cut in the middle of the plot
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+from pfharness import kbuild, kernels, proc, trace  # noqa: E402
+from pfharness.errors import VmLost  # noqa: E402
+from pfharness.vm import VmOptions, VmSession  # noqa: E402
+
+
+def record() -> None:
+    kernel = kernels.default_kernel(kernels.discover())
+    work = Path(tempfile.mkdtemp(prefix="pfh-data-"))
+    build = kbuild.build(kbuild.BuildRequest(work / "modules", kernel_release=kernel.release))
+    program = work / "touch_pages"
+    proc.run(["gcc", "-O1", "-pthread", "-o", program, HERE.parent / "programs" / "touch_pages.c"])
+    transcripts = {}
+    with VmSession(VmOptions(kernel=kernel, transcript=work / "session.log", accel="tcg")) as vm:
+        for letter in "BCA":
+            path = work / f"run_{letter.lower()}.log"
+            request = trace.TraceRequest(letter, build.modules[letter], (str(program), "40"))
+            start = vm.console.transcript.tell()
+            vm.console.note(f"boot release={kernel.release} accel={vm.accelerator}")
+            vm.console.note(trace.step_note(request, "vm"))
+            trace.trace(vm, request)
+            vm.console.note("timings build=0.000 boot=0.000 run=0.000 collect=0.000")
+            transcripts[letter] = (start, vm.console.transcript.tell(), path)
+            if letter == "B":
+                for name, argv in (("dmesg_b_timestamps.txt", ["dmesg"]), ("dmesg_b_no_timestamps.txt", ["dmesg", "-t"])):
+                    out = vm.run(argv, stage="dmesg", timeout=60).output
+                    lines = [ln for ln in out.splitlines() if "##PFH##" not in ln]
+                    (HERE / name).write_text("\n".join(lines) + "\n")
+    session = (work / "session.log").read_bytes()
+    for start, end, path in transcripts.values():
+        (HERE / path.name).write_bytes(session[start:end])
+
+    panic_log = HERE / "panic.log"
+    panic_log.unlink(missing_ok=True)
+    try:
+        with VmSession(VmOptions(kernel=kernel, transcript=panic_log, accel="tcg")) as vm:
+            request = trace.TraceRequest("B", build.modules["B"], ("sh", "-c", "echo c > /proc/sysrq-trigger"))
+            vm.console.note(trace.step_note(request, "vm"))
+            trace.trace(vm, request)
+    except VmLost:
+        pass
+    shutil.rmtree(work)
+
+
+def derive() -> None:
+    dmesg = (HERE / "dmesg_b_timestamps.txt").read_text().splitlines()
+    others = [ln for ln in dmesg if "pf_probe" not in ln][:40]
+    mixed, k = [], 0
+    for i, line in enumerate(dmesg):
+        mixed.append(line)
+        if "pf_probe_B:" in line and i % 4 == 0 and k < len(others):
+            mixed.append(others[k])
+            k += 1
+    (HERE / "dmesg_b_interleaved.txt").write_text("\n".join(mixed) + "\n")
+
+    run_b = (HERE / "run_b.log").read_bytes()
+    cut = [m.end() for m in re.finditer(rb"pf_probe_B:  +\S* *\|[^\n]*\n", run_b)][12]
+    (HERE / "run_b_truncated.log").write_bytes(run_b[:cut])
+    panic = (HERE / "panic.log").read_bytes()
+    crash = panic[panic.index(b"sysrq: Trigger a crash"):]
+    (HERE / "run_b_panic_mid_plot.log").write_bytes(run_b[:cut] + b"[   12.345678] " + crash)
+
+
+if __name__ == "__main__":
+    if "--derive-only" not in sys.argv:
+        record()
+    derive()

@@ -1,0 +1,45 @@
+"""The QEMU command line is a pure function of the VM configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pfharness.qemu import VmConfig, kernel_cmdline, qemu_argv
+
+CFG = VmConfig(kernel=Path("/k/vmlinux"), initrd=Path("/k/initrd.cpio"), smp=2, memory_mib=2048)
+
+
+def option(argv, name):
+    return argv[argv.index(name) + 1]
+
+
+def test_tcg():
+    argv = qemu_argv(CFG)
+    assert option(argv, "-accel").startswith("tcg")
+    assert option(argv, "-cpu") == "max"
+    assert "-no-reboot" in argv and "-nographic" in argv
+    assert option(argv, "-smp") == "2" and option(argv, "-m") == "2048M"
+    assert option(argv, "-kernel") == "/k/vmlinux" and option(argv, "-initrd") == "/k/initrd.cpio"
+    fsdev = option(argv, "-fsdev")
+    assert "path=/," in fsdev and "readonly=on" in fsdev and "security_model=none" in fsdev
+
+
+def test_kvm():
+    argv = qemu_argv(VmConfig(kernel=CFG.kernel, initrd=CFG.initrd, accel="kvm"))
+    assert option(argv, "-accel") == "kvm" and option(argv, "-cpu") == "host"
+
+
+def test_cmdline_makes_a_crash_end_the_vm():
+    cmdline = kernel_cmdline(CFG).split()
+    for word in ("console=ttyS0", "panic=-1", "oops=panic"):
+        assert word in cmdline
+    assert any(w.startswith("log_buf_len=") for w in cmdline)
+
+
+def test_bad_values_are_refused():
+    with pytest.raises(ValueError):
+        kernel_cmdline(VmConfig(kernel=CFG.kernel, initrd=CFG.initrd, extra_append=("a b",)))
+    with pytest.raises(ValueError):
+        qemu_argv(VmConfig(kernel=CFG.kernel, initrd=CFG.initrd, smp=0))

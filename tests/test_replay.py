@@ -1,0 +1,126 @@
+"""Fast tests: replay recorded transcripts and kernel logs (tests/data, made by
+tests/data/regenerate.py from real QEMU runs) through the parsers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import DATA
+from pfharness import outcome, plots, protocol, splat, trace
+from pfharness.cli import app
+
+
+def parsed(name: str) -> trace.TraceResult:
+    [result] = trace.parse_transcript(DATA / name)
+    return result
+
+
+@pytest.fixture(scope="module")
+def run_b() -> trace.TraceResult:
+    return parsed("run_b.log")
+
+
+def test_run_b_transcript(run_b):
+    assert run_b.module == "pf_probe_B" and run_b.complete
+    assert run_b.kernel_release.startswith("6.1.") and run_b.accelerator == "tcg"
+    assert run_b.command[-1] == "40" and run_b.command[0].endswith("touch_pages")
+    assert run_b.insmod_status == 0 and run_b.workload_status == 0 and run_b.rmmod_status == 0
+    assert "region=0x" in run_b.workload_output and "rusage_faults=" in run_b.workload_output
+    r = run_b.report
+    assert r.recorded > 40 and r.dropped == 0 and r.comm == "touch_pages" and r.pid == run_b.pid
+    [plot] = r.plots
+    assert plot.complete and len(plot.rows) == 30 and {len(row) for row in plot.rows} == {70}
+    assert plot.faults == r.recorded and plot.outside == 0
+    assert plot.lines[0].startswith("---- BEGIN PLOT") and plot.lines[-1] == "---- END PLOT ----"
+    assert run_b.splats == [] and outcome.exit_status(run_b) == 0
+
+
+def test_run_c_transcript_has_a_plot_or_a_line_per_class():
+    c = parsed("run_c.log")
+    classes = [p.plot_class for p in c.report.plots] + c.report.empty_classes
+    assert sorted(classes) == ["code", "data", "other"]
+    assert sum(p.faults for p in c.report.plots) == c.report.recorded
+
+
+def test_run_a_transcript_lists_every_fault():
+    a = parsed("run_a.log")
+    assert a.report.faults == len(a.report.fault_addresses) > 40
+    start, end = (int(x, 16) for x in a.workload_output.split("region=")[1].split()[0].split("-"))
+    assert len([x for x in a.report.fault_addresses if start <= x < end]) == 40
+
+
+@pytest.mark.parametrize("name", ["dmesg_b_timestamps.txt", "dmesg_b_no_timestamps.txt", "dmesg_b_interleaved.txt"])
+def test_dmesg_logs_give_the_same_plot(run_b, name):
+    result = trace.parse_kernel_log(DATA / name)
+    [plot] = result.report.plots
+    [expected] = run_b.report.plots
+    assert plot.rows == expected.rows and plot.y_labels == expected.y_labels and plot.x_labels == expected.x_labels
+    assert plot.lines == expected.lines
+    assert result.report.recorded == run_b.report.recorded
+
+
+def test_panic_in_the_middle_of_a_plot():
+    result = parsed("run_b_panic_mid_plot.log")
+    assert not result.complete
+    [plot] = result.report.plots
+    assert not plot.complete and 0 < len(plot.rows) < 30
+    assert any("Kernel panic - not syncing" in s for s in result.splats)
+    error = outcome.harness_error(result)
+    assert error.exit_status == 123 and "panicked" in str(error)
+
+
+def test_truncated_transcript():
+    result = parsed("run_b_truncated.log")
+    assert not result.complete and not result.report.plots[0].complete
+    assert outcome.exit_status(result) == 123
+
+
+def test_panic_transcript_shows_the_splat():
+    text = (DATA / "panic.log").read_text(errors="replace").splitlines()
+    found = splat.scan(text)
+    assert any("Kernel panic - not syncing" in s for s in found)
+    assert any("sysrq" in s or "Call Trace" in s for s in found)
+
+
+def test_cli_parse_prints_what_run_printed(run_b):
+    cli = CliRunner()
+    text = cli.invoke(app, ["parse", str(DATA / "run_b.log")])
+    assert text.exit_code == 0
+    for line in run_b.report.plots[0].lines:
+        assert line in text.output
+    assert "workload status: 0" in text.output
+    data = json.loads(cli.invoke(app, ["parse", "--json", str(DATA / "run_b.log")]).output)
+    assert data["counters"]["recorded"] == run_b.report.recorded
+    assert len(data["plots"][0]["rows"]) == 30
+
+
+def test_cli_parse_refuses_a_file_without_module_output(tmp_path):
+    empty = tmp_path / "x.log"
+    empty.write_text("nothing here\n")
+    result = CliRunner().invoke(app, ["parse", str(empty)])
+    assert result.exit_code == 1 and "no pf_probe output" in result.output
+
+
+def test_step_parser_handles_output_without_final_newline():
+    text = (
+        "##PFH## pid pid=42 hold=1\n##PFH## insmod status=0\n##PFH## workload-begin\n"
+        "partial line##PFH## workload-end status=7\n##PFH## rmmod status=0\n"
+        "##PFH## kmsg-begin\n6,10,100,-;pf_probe_B: summary pid=42 comm=x y recorded=1 dropped=2 capacity=3\n"
+        " SUBSYSTEM=ignored\n##PFH## kmsg-end\n##PFH## step-end status=0\n"
+    )
+    step = protocol.parse_step(text)
+    assert step.complete and step.workload_output == "partial line"
+    assert step.int_value("workload-end", "status") == 7
+    [record] = step.kernel_records
+    assert record.seq == 10 and record.level == 6
+    report = plots.parse_module_output([record.message])
+    assert (report.comm, report.recorded, report.dropped, report.capacity) == ("x y", 1, 2, 3)
+
+
+def test_splat_scan_ignores_ordinary_lines():
+    assert splat.scan(["pf_probe_B: tracing page faults", "usb 1-1: new device"]) == []
+    assert splat.scan(["WARNING: CPU: 0 PID: 1 at kernel/x.c:1 f+0x1/0x2"]) != []
+    assert splat.scan(["BUG: sleeping function called from invalid context at mm/x.c:1"]) != []
