@@ -109,7 +109,7 @@ class Console:
     def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
         """Run `argv` in the console's shell; return its output and exit status."""
         start = time.monotonic()
-        script = (shlex.join(argv) + "\n").encode()
+        script = (shlex.join(argv) + "\n").encode("utf-8", "surrogateescape")  # bytes as given (os.fsdecode)
         encoded = base64.b64encode(script).decode()
         self.send_line("rm -f /tmp/pfh-cmd.b64")
         for i in range(0, len(encoded), _CHUNK):

@@ -79,7 +79,8 @@ def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = Fa
     if result.workload_output:
         echo(result.workload_output.rstrip("\n"))
     for line in result.report.lines:
-        echo(line)
+        if not line.startswith("rec "):  # dumped records: in --json and the transcript
+            echo(line)
     for line in summary_lines(result):
         echo(line)
     if error is not None:

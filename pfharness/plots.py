@@ -28,6 +28,8 @@ _RECORDS_SUMMARY = re.compile(
 )
 _A_SUMMARY = re.compile(r"^summary pid=(?P<pid>\d+) comm=(?P<comm>.*) faults=(?P<faults>\d+)$")
 _A_FAULT = re.compile(r"^pid=(\d+) addr=0x([0-9a-f]+)$")
+_RECORD = re.compile(r"^rec (\d+) t=(\d+) addr=0x([0-9a-f]+)(?: class=(\S+))?$")
+_RECORDS_BEGIN = re.compile(r"^---- BEGIN RECORDS count=(\d+) ----$")
 _EMPTY = re.compile(r"^no page faults recorded for process (?P<pid>\d+) \((?P<comm>.*)\)(?: in the (?P<cls>.*))?: plot left out$")
 _CLASS_KEYS = {"code segment": "code", "data segment": "data", "other (stack, heap, mmap)": "other"}
 
@@ -57,6 +59,16 @@ class Plot:
         return sum(1 for row in self.rows for c in row if c != " ")
 
 
+@dataclass(frozen=True)
+class Record:
+    """One fault as B or C stored it (printed with dump_records=1)."""
+
+    index: int  # slot in the buffer
+    t_ns: int  # time since the earliest record
+    address: int
+    fault_class: str | None = None  # C: code, data or other
+
+
 @dataclass
 class ModuleReport:
     """Everything one module printed during one load."""
@@ -71,6 +83,8 @@ class ModuleReport:
     fault_addresses: list[int] = field(default_factory=list)  # A: one per fault line
     plots: list[Plot] = field(default_factory=list)
     empty_classes: list[str] = field(default_factory=list)  # classes reported as having no faults
+    records: list[Record] = field(default_factory=list)  # B, C with dump_records=1
+    records_announced: int | None = None  # the count the dump announced (records lost from the log if larger)
     lines: list[str] = field(default_factory=list)  # every line of the module, prefix stripped
 
     @property
@@ -144,6 +158,10 @@ def parse_module_output(messages: Iterable[str], module: str | None = None) -> M
         if m := _BEGIN.match(text):
             current = Plot(module=mod, pid=int(m["pid"]), comm=m["comm"], plot_class=m["cls"], lines=[text])
             body = []
+        elif m := _RECORD.match(text):
+            report.records.append(Record(int(m.group(1)), int(m.group(2)), int(m.group(3), 16), m.group(4)))
+        elif m := _RECORDS_BEGIN.match(text):
+            report.records_announced = int(m.group(1))
         elif m := _A_FAULT.match(text):
             report.fault_addresses.append(int(m.group(2), 16))
         elif m := _RECORDS_SUMMARY.match(text):

@@ -117,6 +117,7 @@ class TraceResult:
                 for p in r.plots
             ],
             "empty_classes": r.empty_classes,
+            "records": [[rec.t_ns, rec.address, rec.fault_class] for rec in r.records],  # dump_records=1 only
             "kernel_warnings": self.splats,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "transcript": self.transcript,
