@@ -20,6 +20,8 @@ import pexpect
 from .errors import VmLost, VmTimeout
 
 PANIC_RE = re.compile(rb"Kernel panic - not syncing[^\r\n]*|PFH-INIT-ERROR[^\r\n]*")
+# Commands made of these characters are typed as they are; anything else goes base64-encoded.
+_TYPABLE = re.compile(r"[\x20-\x7e\n]{1,3000}")
 _CHUNK = 1536  # base64 characters per console line (the tty line limit is 4095)
 
 
@@ -107,20 +109,23 @@ class Console:
                     raise
 
     def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
-        """Run `argv` in the console's shell; return its output and exit status."""
+        """Run `argv` in the console's shell (standard input /dev/null); return its output and exit status."""
         start = time.monotonic()
-        script = (shlex.join(argv) + "\n").encode("utf-8", "surrogateescape")  # bytes as given (os.fsdecode)
-        encoded = base64.b64encode(script).decode()
-        self.send_line("rm -f /tmp/pfh-cmd.b64")
-        for i in range(0, len(encoded), _CHUNK):
-            self.send_line(f"printf %s {encoded[i:i + _CHUNK]} >>/tmp/pfh-cmd.b64")
-            self.sync(stage, timeout=30)
+        command = shlex.join(argv)
+        if _TYPABLE.fullmatch(command):
+            # Plain text: the shell reads it as typed (quoted newlines continue the line).
+            line = f"{command} </dev/null"
+        else:
+            # Control characters or other bytes the terminal would interpret: send base64.
+            encoded = base64.b64encode((command + "\n").encode("utf-8", "surrogateescape")).decode()
+            self.send_line("rm -f /tmp/pfh-cmd.b64")
+            for i in range(0, len(encoded), _CHUNK):
+                self.send_line(f"printf %s {encoded[i:i + _CHUNK]} >>/tmp/pfh-cmd.b64")
+                self.sync(stage, timeout=30)
+            line = "base64 -d /tmp/pfh-cmd.b64 >/tmp/pfh-cmd.sh && sh /tmp/pfh-cmd.sh </dev/null"
         self._token += 1
         token = self._token
-        self.send_line(
-            "base64 -d /tmp/pfh-cmd.b64 >/tmp/pfh-cmd.sh && sh /tmp/pfh-cmd.sh; "
-            f"printf '##PFH## %s token=%d status=%d\\n' done {token} $?"
-        )
+        self.send_line(f"{line}; printf '##PFH## %s token=%d status=%d\\n' done {token} $?")
         data = self.wait_for(rb"##PFH## done token=%d status=(\d+)\r*\n" % token, stage, timeout)
         status = int(self.child.match.group(1))
         output = re.sub(r"\r+\n", "\n", data.decode(errors="replace"))

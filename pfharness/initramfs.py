@@ -36,10 +36,9 @@ __all__ = [
 ]
 
 #: Modules the guest needs before it can mount the host root. virtio_pci
-#: serves pc/q35, virtio_mmio serves microvm; loading the unused one is cheap.
+#: serves pc/q35 (add virtio_mmio for QEMU's microvm machine).
 DEFAULT_MODULES: tuple[str, ...] = (
     "virtio_pci",
-    "virtio_mmio",
     "9pnet_virtio",
     "9p",
     "overlay",
@@ -48,7 +47,7 @@ DEFAULT_MODULES: tuple[str, ...] = (
 #: Busybox applets symlinked into /bin of the initramfs (the ones /init uses).
 INIT_APPLETS: tuple[str, ...] = (
     "sh", "cat", "echo", "mkdir", "mount", "umount", "insmod", "chroot",
-    "setsid", "poweroff", "sleep", "ls", "dmesg",
+    "setsid", "poweroff", "sleep", "ls", "dmesg", "stty", "env",
 )
 
 #: Bumped whenever the archive layout changes, so stale caches get rebuilt.

@@ -45,6 +45,7 @@ class VmConfig:
     mount_tag: str = "hostroot"  # 9p tag; the guest /init mounts this tag
     p9_opts: str = "msize=512000,cache=loose"  # guest 9p mount options (pfh.9p=)
     tsc_khz: int | None = None  # host TSC kHz, passed as tsc_early_khz=
+    firmware: Path | None = None  # -bios image; qboot starts a PVH kernel ~0.2 s sooner than SeaBIOS
     extra_append: tuple[str, ...] = ()  # more kernel parameters, appended last
     qemu_binary: str = "qemu-system-x86_64"  # emulator to run
     extra_args: tuple[str, ...] = field(default=())  # raw QEMU args, appended last
@@ -109,6 +110,7 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
         *_machine_args(cfg),
         "-smp", str(cfg.smp),
         "-m", f"{cfg.memory_mib}M",
+        *(["-bios", str(cfg.firmware)] if cfg.firmware else []),
         # signal=off: a Ctrl-C (0x03) from the host reaches the guest shell
         # instead of killing QEMU.
         "-chardev", "stdio,id=pfhcon,signal=off",

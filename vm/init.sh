@@ -87,11 +87,17 @@ mount -t devpts -o mode=620,ptmxmode=666 devpts /newroot/dev/pts
 # or being killed never panics the kernel, and poweroff -f is synchronous.
 # setsid -c makes /dev/ttyS0 the shell's controlling tty (job control,
 # Ctrl-C reaches the foreground command).
+# The shell announces itself from its start-up file ($ENV), once it owns the
+# terminal: input sent after PFH-READY is never lost.
 cd /newroot
-echo PFH-READY
-setsid -c chroot /newroot /usr/bin/env -i \
+mkdir -p /newroot/run
+printf '%s\n' "PS1=''" "PS2=''" "echo PFH-READY" >/newroot/run/pfh-shellrc
+# No echo: the host sees only what commands print. busybox's own (static)
+# stty, env and chroot start faster than the host's under emulation.
+stty -F /newroot/dev/ttyS0 -echo
+setsid -c env -i \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HOME=/root TERM=dumb PWD=/ \
-    "$SHELL_BIN" -i </newroot/dev/ttyS0 >/newroot/dev/ttyS0 2>&1
+    HOME=/root TERM=dumb PWD=/ ENV=/run/pfh-shellrc \
+    chroot /newroot "$SHELL_BIN" -i </newroot/dev/ttyS0 >/newroot/dev/ttyS0 2>&1
 echo "pfh-init: shell exited with status $?, powering off"
 poweroff -f

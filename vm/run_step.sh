@@ -57,7 +57,7 @@ fi
 
 if [ -z "$ko" ]; then
 	mark workload-begin
-	"$@"
+	"$@" </dev/null
 	status=$?
 	mark workload-end "status=$status"
 	finish "$status"
@@ -66,18 +66,29 @@ fi
 modname=${ko##*/}
 modname=${modname%.ko}
 
+# busybox's insmod and rmmod are static and start faster (under emulation)
+# than kmod's; either works.
+if command -v busybox >/dev/null 2>&1; then
+	insmod="busybox insmod" rmmod="busybox rmmod"
+else
+	insmod=insmod rmmod=rmmod
+fi
+
 if ! exec 3</dev/kmsg; then
 	mark error what=kmsg
 	finish 1
 fi
-# Skip the records already in the log: only this run's lines are collected.
-dd bs=65536 iflag=nonblock <&3 >/dev/null 2>&1
 
 if [ "$hold" = 1 ]; then
 	# The child stops itself before exec; it runs CMD only once the module is
 	# armed, so none of its faults is lost.
 	sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" &
 	pid=$!
+fi
+# Skip the records already in the log: only this run's lines are collected.
+dd bs=65536 iflag=nonblock <&3 >/dev/null 2>&1
+
+if [ "$hold" = 1 ]; then
 	tries=0
 	while :; do
 		stat=
@@ -102,7 +113,7 @@ mark pid "pid=$pid" "hold=$hold"
 
 # $params holds only NAME=VALUE words checked by the harness.
 # shellcheck disable=SC2086
-insmod "$ko" "tpid=$pid" $params
+$insmod "$ko" "tpid=$pid" $params
 status=$?
 mark insmod "status=$status"
 if [ "$status" -ne 0 ]; then
@@ -118,7 +129,7 @@ wait "$pid"
 status=$?
 mark workload-end "status=$status"
 
-rmmod "$modname"
+$rmmod "$modname"
 rmmod_status=$?
 mark rmmod "status=$rmmod_status"
 drain_kmsg
