@@ -62,6 +62,7 @@ class TraceResult:
     target: str = "vm"
     pid: int | None = None  # the workload's pid (what tpid was)
     hold: bool = True
+    pre_exec_faults: int | None = None  # faults of the held process before the module was loaded (not recorded)
     insmod_status: int | None = None
     workload_status: int | None = None  # exit status; 128+N when killed by signal N
     rmmod_status: int | None = None
@@ -89,6 +90,7 @@ class TraceResult:
             "target": self.target,
             "pid": self.pid,
             "hold": self.hold,
+            "pre_exec_faults": self.pre_exec_faults,
             "workload_status": self.workload_status,
             "insmod_status": self.insmod_status,
             "rmmod_status": self.rmmod_status,
@@ -132,6 +134,7 @@ def result_from_step(step: protocol.StepOutput, module: str, command: Sequence[s
     result.pid = step.int_value("pid", "pid")
     hold = step.value("pid", "hold")
     result.hold = hold != "0"
+    result.pre_exec_faults = step.int_value("pid", "prefaults")
     result.insmod_status = step.int_value("insmod", "status")
     result.workload_status = step.int_value("workload-end", "status")
     result.rmmod_status = step.int_value("rmmod", "status")

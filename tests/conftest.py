@@ -55,7 +55,20 @@ def programs(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def vm(tmp_path_factory, default_kernel, built_modules, programs):
+def warn_module(tmp_path_factory, default_kernel) -> Path:
+    """tests/kmods/pfh_warn.ko, a test-only module whose load prints a kernel WARNING."""
+    from pfharness import proc
+
+    out = tmp_path_factory.mktemp("kmods")
+    for source in (Path(__file__).parent / "kmods").iterdir():
+        shutil.copy(source, out)
+    result = proc.run(["make", "-C", default_kernel.headers, f"M={out}", "modules"], merge_stderr=True)
+    assert result.returncode == 0, result.stdout
+    return out / "pfh_warn.ko"
+
+
+@pytest.fixture(scope="session")
+def vm(tmp_path_factory, default_kernel, built_modules, programs, warn_module):
     """One booted guest (TCG, 2 vCPUs) shared by the VM tests; its transcript is kept for replay."""
     from pfharness.vm import VmOptions, VmSession
 

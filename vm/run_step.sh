@@ -34,6 +34,13 @@ mark() {
 	printf '##PFH## %s\n' "$*"
 }
 
+# Page faults (minflt + majflt) in /proc/PID/stat fields from "state" on:
+#   state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt ...
+faults_in_stat() {
+	shift 7
+	echo $(($1 + $3))
+}
+
 # Print the kernel log records that arrived since the last drain of fd 3.
 drain_kmsg() {
 	mark kmsg-begin
@@ -88,6 +95,7 @@ fi
 # Skip the records already in the log: only this run's lines are collected.
 dd bs=65536 iflag=nonblock <&3 >/dev/null 2>&1
 
+prefaults=
 if [ "$hold" = 1 ]; then
 	tries=0
 	while :; do
@@ -95,7 +103,11 @@ if [ "$hold" = 1 ]; then
 		read -r stat <"/proc/$pid/stat" 2>/dev/null
 		state=${stat##*) }
 		state=${state%% *}
-		[ "$state" = T ] && break
+		if [ "$state" = T ]; then
+			# shellcheck disable=SC2086
+			prefaults=$(faults_in_stat ${stat##*) })
+			break
+		fi
 		if [ -z "$stat" ] || [ "$state" = Z ] || [ "$tries" -ge 2000 ]; then
 			mark error what=hold "state=$state"
 			kill -KILL "$pid" 2>/dev/null
@@ -109,7 +121,7 @@ else
 	"$@" &
 	pid=$!
 fi
-mark pid "pid=$pid" "hold=$hold"
+mark pid "pid=$pid" "hold=$hold" "prefaults=${prefaults:-unknown}"
 
 # $params holds only NAME=VALUE words checked by the harness.
 # shellcheck disable=SC2086
