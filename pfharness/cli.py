@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from . import kbuild, kernels, outcome, render, runner, trace
+from . import dist, kbuild, kernels, outcome, render, runner, study, trace
 from .errors import PfhError
 
 app = typer.Typer(
@@ -138,6 +138,44 @@ def parse_cmd(
         typer.secho(f"pfharness: error: no pf_probe output found in {transcript}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     raise typer.Exit(outcome.show(result, typer.echo, as_json=as_json))
+
+
+@app.command("study")
+def study_cmd(
+    out: Path = typer.Option(Path("out/study"), help="Where report.txt, figures.json and the transcript go."),
+    module: List[str] = typer.Option(["B", "C"], "--module", "-m", help="B and/or C; repeat for several."),
+    findings: Optional[Path] = typer.Option(None, help="Text of the findings for report.txt (default: study/findings.txt)."),
+    accel: str = typer.Option("auto", help="auto, kvm or tcg."),
+    workload: List[str] = typer.Option([], help="Only these workloads (by key, e.g. sysbench-cpu); repeatable."),
+) -> None:
+    """Trace the study's workloads with B and C in one boot and write report.txt."""
+    try:
+        letters = tuple(m for m in render.normalize_modules(module) if m in ("B", "C"))
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--module")
+    if not letters:
+        raise typer.BadParameter("the study uses B and/or C", param_hint="--module")
+    try:
+        result = study.run_study(out, letters, accel=accel, only=tuple(workload))
+        report = study.write_outputs(result, out, findings)
+    except PfhError as e:
+        fail(e)
+    typer.echo("\n".join(study.figures_table(result)))
+    typer.echo(f"report: {report}")
+
+
+@app.command("dist")
+def dist_cmd(
+    out: Path = typer.Option(Path("out/pf_probe.tar.gz"), help="The archive to write."),
+    report: Path = typer.Option(dist.EXAMPLE_REPORT, help="report.txt to include (default: the committed example)."),
+    kernel_release: Optional[str] = typer.Option(None, help="Release the Makefile falls back to (default: see `pfharness kernels`)."),
+) -> None:
+    """Write the hand-in tar.gz: pf_probe_A/B/C.c, Makefile, README, report.txt."""
+    try:
+        path = dist.make_dist(out, report, kernel_release)
+    except PfhError as e:
+        fail(e)
+    typer.echo(str(path))
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -47,7 +47,7 @@ DEFAULT_MODULES: tuple[str, ...] = (
 #: Busybox applets symlinked into /bin of the initramfs (the ones /init uses).
 INIT_APPLETS: tuple[str, ...] = (
     "sh", "cat", "echo", "mkdir", "mount", "umount", "insmod", "chroot",
-    "setsid", "poweroff", "sleep", "ls", "dmesg", "stty", "env",
+    "setsid", "poweroff", "sleep", "ls", "dmesg", "stty", "env", "ip",
 )
 
 #: Bumped whenever the archive layout changes, so stale caches get rebuilt.

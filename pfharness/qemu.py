@@ -18,7 +18,7 @@ Machine = Literal["microvm", "pc", "q35"]
 #: speculative-execution mitigations (costly under TCG, pointless here).
 DEFAULT_APPEND: tuple[str, ...] = (
     "console=ttyS0",
-    "loglevel=4",
+    "loglevel=5",  # errors and warnings (with their backtraces) reach the transcript
     "panic=-1",
     "oops=panic",
     "log_buf_len=16M",  # room for pf_probe_A: one line per fault

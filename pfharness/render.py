@@ -92,10 +92,14 @@ def render_module(letter: str, env: jinja2.Environment | None = None) -> str:
     return _tidy(text, f"{name}.c")
 
 
-def render_makefile(modules: tuple[str, ...], kernel_release: str | None, env: jinja2.Environment | None = None) -> str:
+def render_makefile(modules: tuple[str, ...], kernel_release: str | None, env: jinja2.Environment | None = None,
+                    fallback_release: str | None = None) -> str:
+    """The kbuild Makefile; without `kernel_release` it builds for the running kernel
+    (falling back to `fallback_release` when that has no headers)."""
     env = env or environment()
     objects = [f"{module_name(m)}.o" for m in modules]
-    text = env.get_template(assets.MAKEFILE_TEMPLATE.name).render(objects=objects, kernel_release=kernel_release)
+    text = env.get_template(assets.MAKEFILE_TEMPLATE.name).render(
+        objects=objects, kernel_release=kernel_release, fallback_release=fallback_release)
     return _tidy(text, "Makefile")
 
 
@@ -110,6 +114,7 @@ def render(
     modules: list[str] | tuple[str, ...] | None = None,
     kernel_release: str | None = None,
     template_dir: Path = assets.KMOD_TEMPLATES,
+    fallback_release: str | None = None,
 ) -> RenderedSources:
     """Write pf_probe_<X>.c for each module and the kbuild Makefile into `out_dir`."""
     letters = normalize_modules(modules)
@@ -121,5 +126,5 @@ def render(
         _write_if_changed(path, render_module(letter, env))
         sources[letter] = path
     makefile = out_dir / "Makefile"
-    _write_if_changed(makefile, render_makefile(letters, kernel_release, env))
+    _write_if_changed(makefile, render_makefile(letters, kernel_release, env, fallback_release))
     return RenderedSources(out_dir=out_dir, sources=sources, makefile=makefile)

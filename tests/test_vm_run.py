@@ -162,3 +162,27 @@ def test_panicking_guest_is_reported_lost_and_leaves_no_qemu(tmp_path, built_mod
     assert elapsed < 60
     assert qemu_pids() <= before
     assert "sysrq: Trigger a crash" in transcript.read_text(errors="replace")
+
+
+def test_handin_archive_builds_with_plain_make_and_plots(vm, tmp_path, default_kernel):
+    """The tar.gz stands alone: extract, `make` (no pfharness), load the built B in the VM."""
+    import tarfile
+
+    from pfharness import dist, proc
+
+    report = tmp_path / "report.txt"
+    report.write_text("findings\n")
+    archive = dist.make_dist(tmp_path / "handin.tar.gz", report, default_kernel.release)
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "x")
+    src = tmp_path / "x" / "pf_probe"
+    build = proc.run(["make"], cwd=src, merge_stderr=True)
+    assert build.returncode == 0, build.stdout
+    assert not re.search(r"\bwarning:", build.stdout)
+    for letter in "ABC":
+        assert (src / f"pf_probe_{letter}.ko").is_file()
+    request = trace.TraceRequest("B", src / "pf_probe_B.ko", ("/bin/true",))
+    result = trace.trace(vm, request)
+    assert result.insmod_status == 0 and not result.splats
+    [plot] = result.report.plots
+    assert len(plot.rows) == 30 and plot.faults > 0

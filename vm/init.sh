@@ -81,6 +81,8 @@ for d in proc sys dev; do
 done
 [ -d /newroot/dev/pts ] || mkdir /newroot/dev/pts
 mount -t devpts -o mode=620,ptmxmode=666 devpts /newroot/dev/pts
+# Loopback for network workloads (iperf3 server and client in the guest).
+ip link set lo up || echo "pfh-init: could not bring up lo"
 [ -n "$LOGLEVEL" ] && echo "$LOGLEVEL" > /newroot/proc/sys/kernel/printk
 
 # PID 1 stays this busybox script (outside the chroot), so the shell exiting

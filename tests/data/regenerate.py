@@ -5,6 +5,7 @@
 Writes, in this folder:
   run_b.log, run_c.log, run_a.log  transcripts of real `pfharness run`-style steps in one boot
                                    (workload: tests/programs/touch_pages 40)
+  run_b_records.log, run_c_records.log  the same with dump_records=1 (every record printed)
   dmesg_b_timestamps.txt           `dmesg` in the guest after the B run (printk timestamps on)
   dmesg_b_no_timestamps.txt        `dmesg -t` (timestamps off)
   panic.log                        a run whose workload crashes the guest (sysrq c)
@@ -38,16 +39,17 @@ def record() -> None:
     proc.run(["gcc", "-O1", "-pthread", "-o", program, HERE.parent / "programs" / "touch_pages.c"])
     transcripts = {}
     with VmSession(VmOptions(kernel=kernel, transcript=work / "session.log", accel="tcg")) as vm:
-        for letter in "BCA":
-            path = work / f"run_{letter.lower()}.log"
-            request = trace.TraceRequest(letter, build.modules[letter], (str(program), "40"))
+        for letter, params, name in (("B", (), "run_b"), ("C", (), "run_c"), ("A", (), "run_a"),
+                                     ("B", ("dump_records=1",), "run_b_records"), ("C", ("dump_records=1",), "run_c_records")):
+            path = work / f"{name}.log"
+            request = trace.TraceRequest(letter, build.modules[letter], (str(program), "40"), params=params)
             start = vm.console.transcript.tell()
             vm.console.note(f"boot release={kernel.release} accel={vm.accelerator}")
             vm.console.note(trace.step_note(request, "vm"))
             trace.trace(vm, request)
             vm.console.note("timings build=0.000 boot=0.000 run=0.000 collect=0.000")
-            transcripts[letter] = (start, vm.console.transcript.tell(), path)
-            if letter == "B":
+            transcripts[name] = (start, vm.console.transcript.tell(), path)
+            if name == "run_b":
                 for name, argv in (("dmesg_b_timestamps.txt", ["dmesg"]), ("dmesg_b_no_timestamps.txt", ["dmesg", "-t"])):
                     out = vm.run(argv, stage="dmesg", timeout=60).output
                     lines = [ln for ln in out.splitlines() if "##PFH##" not in ln]

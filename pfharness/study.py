@@ -1,0 +1,192 @@
+"""`pfharness study`: trace several kinds of workload with B and C in one VM boot,
+compute figures from the records, and write report.txt with the plots."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import __version__, assets, figures, kernels, runner, trace
+from .errors import PfhError
+from .vm import VmOptions, VmSession
+
+WALK = assets.VM_ASSETS / "walk.py"
+FINDINGS = assets.SOURCE_ROOT / "study" / "findings.txt"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One workload of the study."""
+
+    key: str  # short name, used in file names
+    title: str
+    kind: str  # what it exercises
+    command: tuple[str, ...]
+    unseen: str = ""  # what the module does not see (children with their own pid)
+    timeout: float = 300.0
+
+
+def workloads(build_dir: Path, kdir: Path) -> list[Workload]:
+    """The study's workloads. `build_dir` holds the rendered module sources compiled by the first one."""
+    kbuild = (
+        'rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild && cp "$1"/*.c "$1"/Makefile /tmp/pfh-kbuild/ '
+        '&& exec make -s -C "$2" M=/tmp/pfh-kbuild -j2 modules'
+    )
+    return [
+        Workload("kbuild", "kernel compilation (kbuild: pf_probe_A/B/C against the headers)", "compute and I/O",
+                 ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir)),
+                 unseen="make forks gcc, as, ld and modpost as children with their own pids: the module sees make's faults only"),
+        Workload("sysbench-cpu", "sysbench cpu (prime numbers, 5 s)", "compute", ("sysbench", "cpu", "--time=5", "run")),
+        Workload("sysbench-memory", "sysbench memory (1 KiB blocks, 5 s)", "memory bandwidth",
+                 ("sysbench", "memory", "--time=5", "run")),
+        Workload("iperf3-client", "iperf3 client, 3 s over loopback (server in the background)", "network I/O",
+                 ("sh", "-c", "iperf3 -s -1 -D && sleep 0.5 && exec iperf3 -c 127.0.0.1 -t 3")),
+        Workload("iperf3-server", "iperf3 server for one 3 s loopback client", "network I/O",
+                 ("sh", "-c", "(sleep 1; iperf3 -c 127.0.0.1 -t 3 >/dev/null 2>&1) & exec iperf3 -s -1"),
+                 unseen="the client runs as a separate process (traced in iperf3-client)"),
+        Workload("walk-sequential", "Python: write 4096 fresh pages in order", "sequential memory walk",
+                 ("python3", str(WALK), "sequential", "4096")),
+        Workload("walk-random", "Python: write the same 4096 pages in random order", "random memory walk",
+                 ("python3", str(WALK), "random", "4096")),
+    ]
+
+
+@dataclass
+class StudyRun:
+    """One workload traced with one module."""
+
+    workload: Workload
+    module: str  # "B" or "C"
+    result: trace.TraceResult
+    figures: figures.Figures
+    seconds: float
+
+
+@dataclass
+class Study:
+    runs: list[StudyRun] = field(default_factory=list)
+    kernel_release: str = ""
+    accelerator: str = ""
+    smp: int = 2
+    date: str = ""
+    transcript: str = ""
+
+
+def run_study(out_dir: Path, modules: tuple[str, ...], *, accel: str = "auto", smp: int = 2,
+              progress: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+              only: tuple[str, ...] = ()) -> Study:
+    """Trace every workload with every module in one boot."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    build = runner.build_for(None, runner.DEFAULT_OUT)
+    kernel = kernels.select(build.kernel_release)
+    chosen = [w for w in workloads(build.modules["B"].parent, build.kdir) if not only or w.key in only]
+    study = Study(kernel_release=build.kernel_release, smp=smp,
+                  date=datetime.date.today().isoformat(), transcript=str((out_dir / "study-transcript.log").resolve()))
+    Path(study.transcript).unlink(missing_ok=True)
+    start = time.monotonic()
+    with VmSession(VmOptions(kernel=kernel, transcript=Path(study.transcript), accel=accel, smp=smp)) as vm:
+        study.accelerator = vm.accelerator
+        total = len(chosen) * len(modules)
+        n = 0
+        for workload in chosen:
+            for module in modules:
+                n += 1
+                progress(f"[{n}/{total}] {workload.key} with pf_probe_{module} ... (elapsed {time.monotonic() - start:.0f} s)")
+                request = trace.TraceRequest(module, build.modules[module], workload.command,
+                                             params=("dump_records=1",), timeout=workload.timeout)
+                vm.console.note(trace.step_note(request, "vm"))
+                t = time.monotonic()
+                result = trace.trace(vm, request)
+                seconds = time.monotonic() - t
+                if result.splats or result.insmod_status not in (0, None) or not result.complete:
+                    raise PfhError(f"the study run {workload.key} with pf_probe_{module} failed: "
+                                   f"insmod {result.insmod_status}, splats {result.splats[:3]}; see {study.transcript}")
+                fig = figures.compute(result.report.records, result.report.dropped or 0)
+                progress(f"      {fig.faults} faults in {seconds:.1f} s, workload status {result.workload_status}")
+                study.runs.append(StudyRun(workload, module, result, fig, seconds))
+    progress(f"study done in {time.monotonic() - start:.0f} s")
+    return study
+
+
+def figures_table(study: Study) -> list[str]:
+    head = (f"{'workload':<17} {'mod':<3} {'faults':>7} {'span s':>7} {'faults/s':>9} {'pages':>6} "
+            f"{'seq':>5} {'start':>5} {'code':>5} {'data':>5} {'other':>5} {'run s':>6}")
+    lines = [head, "-" * len(head)]
+    for run in study.runs:
+        f = run.figures
+        seg = [f"{f.segment_share[k]:>5.0%}" for k in ("code", "data", "other")] if f.segment_share else ["    -"] * 3
+        lines.append(f"{run.workload.key:<17} {run.module:<3} {f.faults:>7} {f.span_s:>7.2f} {f.faults_per_s:>9.0f} "
+                     f"{f.distinct_pages:>6} {f.sequential_share:>5.0%} {f.startup_share:>5.0%} {' '.join(seg)} {run.seconds:>6.1f}")
+    lines += [
+        "",
+        "faults: records (dropped: none, capacity 1,048,576); span: first to last fault; pages: distinct virtual pages;",
+        "seq: share of faults on the page right after the previous fault's page; start: share of faults in the first",
+        "10 % of the span; code/data/other: pf_probe_C's classes; run s: wall time of the traced run (under emulation).",
+    ]
+    return lines
+
+
+def render_report(study: Study, findings: str) -> str:
+    lines = [
+        "Page faults of seven workloads: memory-access trends",
+        "=" * 52,
+        "",
+        f"Runs made on {study.date} with pfharness {__version__}, Debian kernel {study.kernel_release} in QEMU",
+        f"(accelerator {study.accelerator}, {study.smp} vCPUs), modules pf_probe_B and pf_probe_C loaded with",
+        "dump_records=1, each workload held before exec until the module was armed.",
+        "Regenerate with: make demo && .venv/bin/pfharness study --out out/study",
+        "",
+        "FINDINGS",
+        "--------",
+        findings.strip(),
+        "",
+        "FIGURES",
+        "-------",
+        *figures_table(study),
+        "",
+        "WORKLOADS",
+        "---------",
+    ]
+    seen = set()
+    for run in study.runs:
+        w = run.workload
+        if w.key in seen:
+            continue
+        seen.add(w.key)
+        lines.append(f"{w.key}: {w.title} [{w.kind}]")
+        lines.append(f"    command: {' '.join(w.command)}")
+        if w.unseen:
+            lines.append(f"    not seen: {w.unseen}")
+    lines += ["", "PLOTS", "-----"]
+    for run in study.runs:
+        lines.append("")
+        lines.append(f"== {run.workload.key}, pf_probe_{run.module} ==")
+        for plot in run.result.report.plots:
+            lines.extend(plot.lines)
+        for cls in run.result.report.empty_classes:
+            lines.append(f"(no faults in the {cls} class: plot left out)")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(study: Study, out_dir: Path, findings_file: Path | None) -> Path:
+    findings_path = findings_file or FINDINGS
+    findings = findings_path.read_text() if findings_path.is_file() else (
+        "(Write two or three paragraphs of findings here, from the figures and plots below, "
+        f"and pass the file with --findings; none was found at {findings_path}.)"
+    )
+    report = out_dir / "report.txt"
+    report.write_text(render_report(study, findings))
+    data = {
+        "date": study.date, "kernel_release": study.kernel_release, "accelerator": study.accelerator,
+        "smp": study.smp, "transcript": study.transcript,
+        "runs": [{"workload": r.workload.key, "module": r.module, "command": list(r.workload.command),
+                  "workload_status": r.result.workload_status, "seconds": round(r.seconds, 2),
+                  "figures": r.figures.as_dict()} for r in study.runs],
+    }
+    (out_dir / "figures.json").write_text(json.dumps(data, indent=2) + "\n")
+    return report

@@ -1,0 +1,96 @@
+"""Figures computed from recorded runs, the report's layout, and the hand-in archive."""
+
+from __future__ import annotations
+
+import tarfile
+
+import pytest
+
+from conftest import DATA
+from pfharness import dist, figures, plots, study, trace
+
+
+def records_of(name):
+    [result] = trace.parse_transcript(DATA / name)
+    assert result.report.records, "the recorded run has no dumped records"
+    return result
+
+
+def test_figures_on_synthetic_records():
+    recs = [plots.Record(i, t, a) for i, (t, a) in enumerate([
+        (0, 0x1000), (10, 0x2000), (20, 0x3000), (30, 0x9000), (1000, 0x9000)])]
+    f = figures.compute(recs)
+    assert f.faults == 5 and f.distinct_pages == 4
+    assert f.span_s == pytest.approx(1e-6)
+    assert f.faults_per_s == pytest.approx(5 / 1e-6)
+    assert f.sequential_share == pytest.approx(2 / 4)  # 1->2, 2->3
+    assert f.startup_share == pytest.approx(4 / 5)  # first 10 % of 1000 ns: t = 0, 10, 20, 30
+    assert f.segment_share == {}
+
+
+def test_figures_of_one_instant_and_of_nothing():
+    one = figures.compute([plots.Record(0, 5, 0x1000)])
+    assert (one.faults, one.span_s, one.faults_per_s, one.sequential_share) == (1, 0.0, 0.0, 0.0)
+    assert figures.compute([]).faults == 0
+
+
+def test_figures_on_a_recorded_b_run():
+    """touch_pages 40 writes 40 fresh pages in a row: they show as sequential steps."""
+    result = records_of("run_b_records.log")
+    r = result.report
+    f = figures.compute(r.records, r.dropped)
+    assert f.faults == r.recorded == len(r.records) and f.dropped == 0
+    assert f.distinct_pages == len({rec.address >> 12 for rec in r.records})
+    ordered = sorted(r.records, key=lambda rec: (rec.t_ns, rec.index))
+    steps = sum(1 for a, b in zip(ordered, ordered[1:]) if (b.address >> 12) == (a.address >> 12) + 1)
+    assert steps >= 39 and f.sequential_share == pytest.approx(steps / (len(ordered) - 1))
+    assert f.span_s == pytest.approx((ordered[-1].t_ns - ordered[0].t_ns) / 1e9)
+    assert r.plots[0].t_span_ns == ordered[-1].t_ns - ordered[0].t_ns
+
+
+def test_segment_shares_on_a_recorded_c_run():
+    result = records_of("run_c_records.log")
+    f = figures.compute(result.report.records)
+    assert set(f.segment_share) == {"code", "data", "other"}
+    assert sum(f.segment_share.values()) == pytest.approx(1.0)
+    by_plot = {p.plot_class: p.faults for p in result.report.plots}
+    for cls, share in f.segment_share.items():
+        assert share * f.faults == pytest.approx(by_plot.get(cls, 0))
+
+
+def test_report_has_header_findings_table_and_plots():
+    result = records_of("run_c_records.log")
+    w = study.Workload("touch", "touch 40 pages", "memory", ("touch_pages", "40"), unseen="nothing")
+    s = study.Study(runs=[study.StudyRun(w, "C", result, figures.compute(result.report.records), 1.5)],
+                    kernel_release="6.1.0-56-amd64", accelerator="tcg", date="2026-11-26")
+    text = study.render_report(s, "Our findings.")
+    for needle in ("2026-11-26", "6.1.0-56-amd64", "accelerator tcg", "pfharness study", "FINDINGS\n--------\nOur findings.",
+                   "FIGURES", "touch             C ", "not seen: nothing", "== touch, pf_probe_C ==", "---- BEGIN PLOT"):
+        assert needle in text, needle
+
+
+def test_every_workload_is_named_and_the_compile_notes_its_children(tmp_path):
+    ws = study.workloads(tmp_path, tmp_path)
+    keys = [w.key for w in ws]
+    assert {"kbuild", "sysbench-cpu", "sysbench-memory", "iperf3-client", "iperf3-server"} <= set(keys)
+    assert len(keys) == len(set(keys)) >= 6
+    assert "children" in next(w for w in ws if w.key == "kbuild").unseen
+
+
+def test_dist_archive_holds_the_six_files(tmp_path):
+    report = tmp_path / "report.txt"
+    report.write_text("findings\n")
+    archive = dist.make_dist(tmp_path / "handin.tar.gz", report, "6.1.0-56-amd64")
+    with tarfile.open(archive) as tar:
+        names = sorted(tar.getnames())
+        readme = tar.extractfile("pf_probe/README").read().decode()
+        makefile = tar.extractfile("pf_probe/Makefile").read().decode()
+    assert names == ["pf_probe", "pf_probe/Makefile", "pf_probe/README", "pf_probe/pf_probe_A.c",
+                     "pf_probe/pf_probe_B.c", "pf_probe/pf_probe_C.c", "pf_probe/report.txt"]
+    assert "Shortcomings" in readme and "Special features" in readme and "{{" not in readme
+    assert "KRELEASE ?= $(shell uname -r)" in makefile and "KRELEASE := 6.1.0-56-amd64" in makefile
+
+
+def test_dist_without_a_report_says_how_to_make_one(tmp_path):
+    with pytest.raises(Exception, match="pfharness study"):
+        dist.make_dist(tmp_path / "x.tar.gz", tmp_path / "missing.txt", "6.1.0-56-amd64")
