@@ -42,6 +42,7 @@ class Console:
         self.transcript = transcript
         self.transcript_path = transcript_path
         self._token = 0
+        self.lost: str | None = None  # why the VM is gone, once it is
 
     def note(self, text: str) -> None:
         """Write a harness note line into the transcript (not sent to the guest)."""
@@ -56,8 +57,23 @@ class Console:
         lines = [ln for ln in data.splitlines() if ln.strip() and not ln.startswith("##PFH-HOST##")]
         return "\n".join("    " + ln for ln in lines[-n:])
 
-    def wait_for(self, pattern: bytes, stage: str, timeout: float) -> bytes:
-        """Wait for `pattern`; raise VmLost on a panic or exit, VmTimeout when it does not come."""
+    def _give_up(self, error: VmLost) -> VmLost:
+        """The VM is lost: kill QEMU (if it still runs) and remember why."""
+        self.lost = str(error).splitlines()[0]
+        try:
+            self.child.terminate(force=True)
+        except (pexpect.ExceptionPexpect, OSError):
+            pass
+        return error
+
+    def wait_for(self, pattern: bytes, stage: str, timeout: float, *, retry: bool = False) -> bytes:
+        """Wait for `pattern`; raise VmLost on a panic or exit, VmTimeout when it does not come.
+
+        Either way QEMU is killed (a VM that stopped answering is not asked again),
+        except after a timeout with `retry`, when the caller will ask once more.
+        """
+        if self.lost is not None:
+            raise VmLost(f"the VM is no longer running ({self.lost}); the whole console is in {self.transcript_path}")
         index = self.child.expect([re.compile(pattern), PANIC_RE, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
         if index == 0:
             return self.child.before + self.child.after
@@ -67,20 +83,21 @@ class Console:
                 self.child.expect([pexpect.EOF], timeout=5)
             except pexpect.TIMEOUT:
                 pass
-            raise VmLost(
+            raise self._give_up(VmLost(
                 f"the VM was lost during {stage}: {panic}\n{self._tail(12)}\n"
                 f"the whole console is in {self.transcript_path}"
-            )
+            ))
         if index == 2:
-            raise VmLost(
+            raise self._give_up(VmLost(
                 f"the VM exited during {stage} without finishing it:\n{self._tail()}\n"
                 f"the whole console is in {self.transcript_path}"
-            )
-        raise VmTimeout(
+            ))
+        timed_out = VmTimeout(
             f"the VM did not finish {stage} within {timeout:.0f} s and was killed "
             f"(raise --timeout if the workload needs longer); last lines:\n{self._tail()}\n"
             f"the whole console is in {self.transcript_path}"
         )
+        raise timed_out if retry else self._give_up(timed_out)
 
     def send_line(self, line: str) -> None:
         self.child.send(line.encode() + b"\n")
@@ -102,10 +119,11 @@ class Console:
             self._token += 1
             self.send_line(f"stty -echo 2>/dev/null; PS1=''; PS2=''; printf '##PFH## %s token=%d\\n' ack {self._token}")
             try:
-                self.wait_for(rb"##PFH## ack token=%d\r*\n" % self._token, stage, timeout=2.0)
+                self.wait_for(rb"##PFH## ack token=%d\r*\n" % self._token, stage, timeout=2.0,
+                              retry=time.monotonic() + 2.0 < deadline)
                 return
             except VmTimeout:
-                if time.monotonic() > deadline:
+                if self.lost is not None:
                     raise
 
     def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:

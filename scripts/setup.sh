@@ -12,6 +12,7 @@ PACKAGES=(
   qemu-system-x86               # the VM
   busybox-static cpio           # the VM's initramfs
   sysbench iperf3               # workloads of the demo and the study
+  linux-perf bpftrace           # the peers the benchmarks compare with
   python3-venv
 )
 

@@ -31,7 +31,7 @@ def own_count(result) -> int:
     return rusage_faults(result.workload_output) - result.pre_exec_faults
 
 
-def traced(vm, built_modules, module, *command, hold=True, params=(), timeout=300.0):
+def traced(vm, built_modules, module, *command, hold=True, params=(), timeout=120.0):
     request = trace.TraceRequest(module, built_modules.modules[module], tuple(str(c) for c in command), hold, tuple(params), timeout)
     vm.console.note(trace.step_note(request, "vm"))
     result = trace.trace(vm, request)
@@ -39,7 +39,7 @@ def traced(vm, built_modules, module, *command, hold=True, params=(), timeout=30
     return result
 
 
-def guest_script(vm, script, *args, timeout=300.0):
+def guest_script(vm, script, *args, timeout=120.0):
     """Run a tests/guest helper untraced; return its output and the kernel records it printed."""
     shell = vm.run(["sh", str(GUEST / script), *map(str, args)], stage=script, timeout=timeout)
     step = protocol.parse_step(shell.output.replace("##PFH## kmsg-begin", "##PFH## workload-end status=0\n##PFH## kmsg-begin", 1))
@@ -197,7 +197,7 @@ def test_arguments_reach_the_workload_byte_exact(vm, built_modules):
 
 @pytest.mark.parametrize("module", ["B", "C"])
 def test_unload_while_the_workload_faults_hard(vm, built_modules, programs, module):
-    output, messages = guest_script(vm, "unload_while_faulting.sh", built_modules.modules[module], programs["touch_pages"], 200000)
+    output, messages = guest_script(vm, "unload_while_faulting.sh", built_modules.modules[module], programs["touch_pages"], 100000, timeout=120)
     assert "still_running_at_rmmod=1" in output, "the workload ended before the unload: make it longer"
     assert "rmmod_status=0" in output and "workload_status=0" in output
     report = plots.parse_module_output(messages, f"pf_probe_{module}")

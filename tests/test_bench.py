@@ -1,0 +1,30 @@
+"""Smoke test: the benchmark runs in a tiny configuration (one round, 500 pages), so it cannot rot.
+It prints figures; nothing here judges them."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pfharness import assets
+
+pytestmark = pytest.mark.vm
+
+
+def test_bench_quick(tmp_path):
+    out = tmp_path / "BENCH.md"
+    run = subprocess.run([sys.executable, str(assets.SOURCE_ROOT / "bench" / "run.py"), "--quick", "--out", str(out)],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    text = out.read_text()
+    rows = re.findall(r"^\| (.+?) \| (\d+) \| ([\d.]+)x \|", text, re.M)
+    names = [r[0] for r in rows]
+    for name in ("untraced", "bare kprobe (pid filter only)", "pf_probe_A", "pf_probe_B", "pf_probe_C",
+                 "perf stat -e page-faults", "perf record -e page-faults -c 1 -d",
+                 "bpftrace tracepoint:exceptions:page_fault_user", "bpftrace kprobe:handle_mm_fault"):
+        assert name in names, (name, names)
+    assert dict((r[0], r[2]) for r in rows)["untraced"] == "1.000"
+    assert all(int(r[1]) > 0 for r in rows)
