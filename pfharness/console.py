@@ -19,7 +19,9 @@ import pexpect
 
 from .errors import VmLost, VmTimeout
 
-PANIC_RE = re.compile(rb"Kernel panic - not syncing[^\r\n]*|PFH-INIT-ERROR[^\r\n]*")
+# A panic as the kernel prints it (with its timestamp), so that a workload printing the words does not count.
+PANIC_RE = re.compile(rb"\[ *\d+\.\d+\] Kernel panic - not syncing[^\r\n]*|PFH-INIT-ERROR[^\r\n]*")
+_WINDOW = 8192  # expect() searches only the newest bytes: long outputs stay linear
 # Commands made of these characters are typed as they are; anything else goes base64-encoded.
 _TYPABLE = re.compile(r"[\x20-\x7e\n]{1,3000}")
 _CHUNK = 1536  # base64 characters per console line (the tty line limit is 4095)
@@ -58,8 +60,9 @@ class Console:
         return "\n".join("    " + ln for ln in lines[-n:])
 
     def _give_up(self, error: VmLost) -> VmLost:
-        """The VM is lost: kill QEMU (if it still runs) and remember why."""
+        """The VM is lost: kill QEMU (if it still runs), note why in the transcript, remember it."""
         self.lost = str(error).splitlines()[0]
+        self.note(f"lost why={'timeout' if isinstance(error, VmTimeout) else 'lost'}")
         try:
             self.child.terminate(force=True)
         except (pexpect.ExceptionPexpect, OSError):
@@ -74,7 +77,8 @@ class Console:
         """
         if self.lost is not None:
             raise VmLost(f"the VM is no longer running ({self.lost}); the whole console is in {self.transcript_path}")
-        index = self.child.expect([re.compile(pattern), PANIC_RE, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
+        index = self.child.expect([re.compile(pattern), PANIC_RE, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout,
+                                  searchwindowsize=_WINDOW)
         if index == 0:
             return self.child.before + self.child.after
         if index == 1:
@@ -93,8 +97,9 @@ class Console:
                 f"the whole console is in {self.transcript_path}"
             ))
         timed_out = VmTimeout(
-            f"the VM did not finish {stage} within {timeout:.0f} s and was killed "
-            f"(raise --timeout if the workload needs longer); last lines:\n{self._tail()}\n"
+            f"the VM did not finish {stage} within {timeout:.0f} s and was killed"
+            f"{' (raise --timeout if the workload needs longer)' if stage.startswith('the run') else ''}; "
+            f"last lines:\n{self._tail()}\n"
             f"the whole console is in {self.transcript_path}"
         )
         raise timed_out if retry else self._give_up(timed_out)

@@ -41,6 +41,7 @@ class StepOutput:
     workload_output: str = ""  # the workload's own stdout/stderr, as printed
     kernel_records: list[KernelRecord] = field(default_factory=list)
     complete: bool = False  # step-end seen
+    kmsg_lost: int = 0  # times the kernel log overwrote records before they were read
 
     def event(self, name: str) -> Event | None:
         return next((e for e in self.events if e.name == name), None)
@@ -59,8 +60,9 @@ def parse_kmsg_line(line: str) -> KernelRecord | None:
     if not m:
         return None
     prio, seq, usec, text = m.groups()
-    text = _KMSG_ESCAPE.sub(lambda x: chr(int(x.group(1), 16)), text)
-    return KernelRecord(int(prio) & 7, int(seq), int(usec), text)
+    # /dev/kmsg escapes every byte outside printable ASCII as \xNN: undo that, then decode UTF-8.
+    raw = _KMSG_ESCAPE.sub(lambda x: chr(int(x.group(1), 16)), text).encode("latin-1", "replace")
+    return KernelRecord(int(prio) & 7, int(seq), int(usec), raw.decode("utf-8", "replace"))
 
 
 def parse_step(text: str) -> StepOutput:
@@ -70,8 +72,8 @@ def parse_step(text: str) -> StepOutput:
     section = None  # None, "workload" or "kmsg"
     for raw in text.splitlines(keepends=True):
         line = raw.rstrip("\r\n")
-        idx = line.find(MARKER)
-        m = _MARKER_RE.match(line, idx) if idx >= 0 else None
+        m = _MARKER_RE.search(line) if MARKER in line else None  # the marker that ends the line
+        idx = m.start() if m else -1
         if m is None:
             if section == "workload":
                 workload.append(raw.replace("\r\n", "\n"))
@@ -85,6 +87,8 @@ def parse_step(text: str) -> StepOutput:
         name = m.group(1)
         values = dict(kv.split("=", 1) for kv in m.group(2).split())
         out.events.append(Event(name, values))
+        if name == "kmsg-lost":
+            out.kmsg_lost += 1
         if name == "workload-begin":
             section = "workload"
         elif name == "kmsg-begin":

@@ -14,7 +14,7 @@ MODULES = ("A", "B", "C")
 PLOT_ROWS = 30
 PLOT_COLS = 70
 DEFAULT_MAX_RECORDS = 1_048_576
-MAX_RECORDS_LIMIT = 16_777_216  # 16 Mi records of 16 bytes: 256 MiB of vmalloc at most
+MAX_RECORDS_LIMIT = 16_777_216  # 16 Mi records: 256 MiB of vmalloc at most (B), 384 MiB (C, 24-byte records)
 
 _RESIDUE = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 

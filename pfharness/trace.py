@@ -67,6 +67,10 @@ class TraceResult:
     workload_status: int | None = None  # exit status; 128+N when killed by signal N
     rmmod_status: int | None = None
     not_found: bool = False  # the workload command does not exist on the target
+    step_error: str | None = None  # run_step.sh could not do its job (hold, /dev/kmsg, usage)
+    step_status: int | None = None  # run_step.sh's own exit status
+    kmsg_lost: int = 0  # times the kernel log overwrote records before they were read
+    lost_reason: str | None = None  # the harness's note when the VM was lost or timed out (parse)
     complete: bool = False  # the step ran to its end
     workload_output: str = ""
     report: plots.ModuleReport = field(default_factory=plots.ModuleReport)
@@ -126,6 +130,15 @@ class TraceResult:
         }
 
 
+_CONSOLE_KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
+
+
+def console_kernel_lines(text: str) -> list[str]:
+    """The kernel's own lines on the console (they carry the printk timestamp); the workload's
+    output is not scanned, so a program that prints "WARNING:" does not fail the run."""
+    return [ln for ln in text.splitlines() if _CONSOLE_KERNEL_LINE.match(ln)]
+
+
 def result_from_step(step: protocol.StepOutput, module: str, command: Sequence[str]) -> TraceResult:
     """Assemble a TraceResult from a parsed step."""
     name = f"pf_probe_{module}" if len(module) == 1 else module
@@ -138,7 +151,11 @@ def result_from_step(step: protocol.StepOutput, module: str, command: Sequence[s
     result.insmod_status = step.int_value("insmod", "status")
     result.workload_status = step.int_value("workload-end", "status")
     result.rmmod_status = step.int_value("rmmod", "status")
-    result.not_found = step.value("error", "what") == "not-found"
+    error = step.value("error", "what")
+    result.not_found = error == "not-found"
+    result.step_error = error if error not in (None, "not-found") else None
+    result.step_status = step.int_value("step-end", "status")
+    result.kmsg_lost = step.kmsg_lost
     result.complete = step.complete
     result.workload_output = step.workload_output
     result.kernel_messages = messages
@@ -152,7 +169,7 @@ def trace(target: Target, request: TraceRequest, *, stage_seconds: dict[str, flo
     shell = target.run(request.argv(), stage=f"the run of {' '.join(request.command)!s}", timeout=request.timeout)
     start = time.monotonic()
     result = result_from_step(protocol.parse_step(shell.output), request.module, request.command)
-    result.splats += [ln for ln in splat.scan(shell.output.splitlines()) if ln not in result.splats and "##PFH##" not in ln]
+    result.splats += [ln for ln in splat.scan(console_kernel_lines(shell.output)) if ln not in result.splats]
     result.stage_seconds = dict(stage_seconds or {})
     result.stage_seconds["run"] = shell.seconds
     result.stage_seconds["collect"] = time.monotonic() - start
@@ -185,6 +202,8 @@ def parse_transcript(path: Path) -> list[TraceResult]:
                 boot = values
             elif name == "step":
                 pending = values
+            elif name == "lost" and results:
+                results[-1].lost_reason = values.get("why", "lost")
             elif name == "timings" and results:
                 results[-1].stage_seconds.update({k: float(v) for k, v in values.items()})
             continue
@@ -193,7 +212,7 @@ def parse_transcript(path: Path) -> list[TraceResult]:
         step = protocol.parse_step(piece)
         command = decode_command(pending.get("command", ""))
         result = result_from_step(step, pending.get("module", "?"), command)
-        result.splats += [ln for ln in splat.scan(piece.splitlines()) if ln not in result.splats and "##PFH##" not in ln]
+        result.splats += [ln for ln in splat.scan(console_kernel_lines(piece)) if ln not in result.splats]
         result.kernel_release = boot.get("release", "")
         result.accelerator = boot.get("accel", "")
         result.target = pending.get("target", "vm")

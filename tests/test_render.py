@@ -34,7 +34,7 @@ def test_common_key_lines(sources, letter):
     assert "regs_get_kernel_argument(regs, 1)" in text
     assert "regs->si" not in text and "regs->di" not in text
     assert "owner = rcu_dereference(mm->owner);" in text
-    assert "task_tgid_nr(owner) == tpid" in text
+    assert "task_tgid_nr(owner) == target_tgid" in text
     assert "#ifdef CONFIG_MEMCG" in text
     assert "return -ESRCH;" in text and "return -EINVAL;" in text
     assert 'MODULE_LICENSE("GPL");' in text

@@ -124,3 +124,56 @@ def test_splat_scan_ignores_ordinary_lines():
     assert splat.scan(["pf_probe_B: tracing page faults", "usb 1-1: new device"]) == []
     assert splat.scan(["WARNING: CPU: 0 PID: 1 at kernel/x.c:1 f+0x1/0x2"]) != []
     assert splat.scan(["BUG: sleeping function called from invalid context at mm/x.c:1"]) != []
+
+
+def step_text(*lines):
+    return "\n".join(lines) + "\n"
+
+
+def test_workload_output_is_not_scanned_for_splats():
+    text = step_text("##PFH## pid pid=5 hold=1 prefaults=3", "##PFH## insmod status=0", "##PFH## workload-begin",
+                     "WARNING: this is pip talking, not the kernel", "Kernel panic - not syncing: just a string",
+                     "##PFH## workload-end status=0", "##PFH## rmmod status=0", "##PFH## kmsg-begin",
+                     "6,1,1,-;pf_probe_B: summary pid=5 comm=x recorded=1 dropped=0 capacity=9", "##PFH## kmsg-end",
+                     "##PFH## step-end status=0")
+    result = trace.result_from_step(protocol.parse_step(text), "B", ["x"])
+    result.splats += splat.scan(trace.console_kernel_lines(text))
+    assert result.splats == [] and outcome.exit_status(result) == 0
+    console = text.replace("##PFH## rmmod", "[   12.5] WARNING: CPU: 0 PID: 5 at mm/x.c:1 f+0x1/0x2\n##PFH## rmmod")
+    assert splat.scan(trace.console_kernel_lines(console)) == ["[   12.5] WARNING: CPU: 0 PID: 5 at mm/x.c:1 f+0x1/0x2"]
+
+
+def test_a_failed_hold_is_a_harness_error():
+    text = step_text("##PFH## error what=hold state=", "##PFH## step-end status=1")
+    result = trace.result_from_step(protocol.parse_step(text), "B", ["x"])
+    error = outcome.harness_error(result)
+    assert error is not None and "hold" in str(error) and outcome.exit_status(result) == 120
+
+
+def test_lost_kernel_log_lines_fail_the_run():
+    text = step_text("##PFH## pid pid=5 hold=1 prefaults=3", "##PFH## insmod status=0", "##PFH## workload-begin",
+                     "##PFH## workload-end status=0", "##PFH## rmmod status=0", "##PFH## kmsg-begin", "##PFH## kmsg-lost",
+                     "6,9,1,-;pf_probe_A: summary pid=5 comm=x faults=3", "##PFH## kmsg-end", "##PFH## step-end status=0")
+    result = trace.result_from_step(protocol.parse_step(text), "A", ["x"])
+    assert result.kmsg_lost == 1 and "overwrote" in str(outcome.harness_error(result))
+
+
+def test_missing_summary_fails_the_run():
+    text = step_text("##PFH## pid pid=5 hold=1 prefaults=3", "##PFH## insmod status=0", "##PFH## workload-begin",
+                     "##PFH## workload-end status=0", "##PFH## rmmod status=0", "##PFH## kmsg-begin", "##PFH## kmsg-end",
+                     "##PFH## step-end status=0")
+    result = trace.result_from_step(protocol.parse_step(text), "B", ["x"])
+    assert "no summary" in str(outcome.harness_error(result))
+
+
+def test_parse_of_a_timed_out_run_gives_the_timeout_status(tmp_path):
+    cut = (DATA / "run_b_truncated.log").read_text() + "\n##PFH-HOST## lost why=timeout\n"
+    path = tmp_path / "timeout.log"
+    path.write_text(cut)
+    [result] = trace.parse_transcript(path)
+    assert outcome.exit_status(result) == 124
+
+
+def test_kmsg_utf8_is_decoded():
+    record = protocol.parse_kmsg_line("6,1,2,-;pf_probe_B: summary pid=1 comm=na\\xc3\\xafve recorded=1 dropped=0 capacity=2")
+    assert "comm=naïve" in record.message
