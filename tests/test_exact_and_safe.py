@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import traced
 from pfharness import outcome, plots, protocol, splat, trace
 
 pytestmark = pytest.mark.vm
@@ -30,13 +31,6 @@ def own_count(result) -> int:
     """The workload's own fault count over the traced span (see RUSAGE_SLACK)."""
     return rusage_faults(result.workload_output) - result.pre_exec_faults
 
-
-def traced(vm, built_modules, module, *command, hold=True, params=(), timeout=120.0):
-    request = trace.TraceRequest(module, built_modules.modules[module], tuple(str(c) for c in command), hold, tuple(params), timeout)
-    vm.console.note(trace.step_note(request, "vm"))
-    result = trace.trace(vm, request)
-    assert not result.splats, result.splats
-    return result
 
 
 def guest_script(vm, script, *args, timeout=120.0):
@@ -85,6 +79,7 @@ def test_every_thread_is_recorded_on_two_cpus(vm, built_modules, programs):
     threads, pages = 4, 1500
     result = traced(vm, built_modules, "B", programs["touch_pages"], pages, threads, params=("dump_records=1",))
     r = result.report
+    assert len(r.records) == r.recorded == r.records_announced and r.dropped == 0
     assert [rec.index for rec in r.records] == list(range(r.recorded)), "every slot once"
     found = regions(result.workload_output)
     assert len(found) == threads

@@ -15,19 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import qemu_pids
+from conftest import qemu_pids, traced
 from pfharness import assets, plots, trace
 
 pytestmark = pytest.mark.vm
 PFHARNESS = [sys.executable, "-m", "pfharness.cli"]
 
-
-def traced(vm, built_modules, module, *command, hold=True, params=(), timeout=300.0):
-    request = trace.TraceRequest(module, built_modules.modules[module], tuple(str(c) for c in command), hold, tuple(params), timeout)
-    vm.console.note(trace.step_note(request, "vm"))
-    result = trace.trace(vm, request)
-    assert not result.splats, result.splats
-    return result
 
 
 def region_of(output: str) -> tuple[int, int]:

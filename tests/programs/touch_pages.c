@@ -3,8 +3,11 @@
  *
  *   touch_pages N [THREADS]
  *
- * The region is mmap'ed with MADV_NOHUGEPAGE (transparent huge pages would
- * fault 512 pages at once) and written one byte per page. With THREADS > 1,
+ * Transparent huge pages are off for the whole process (PR_SET_THP_DISABLE;
+ * a huge page would map 512 pages with one fault): MADV_NOHUGEPAGE on the
+ * region alone is not enough with threads, because a new region can merge
+ * for a moment with a neighbouring thread stack, whose fault may then map a
+ * huge page that reaches into the region. Each page is written once. With THREADS > 1,
  * each thread touches its own N pages. Prints the region(s) and the
  * process's own count of faults (ru_minflt + ru_majflt) at the end:
  *   region=0x<start>-0x<end> pages=<N>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -53,6 +57,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	pages = strtoul(argv[1], NULL, 0);
+	if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0) {
+		perror("prctl(PR_SET_THP_DISABLE)");
+		return 1;
+	}
 	if (threads == 1) {
 		touch(NULL);
 	} else {
