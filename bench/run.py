@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,7 +189,7 @@ def med(xs): return statistics.median(xs)
 
 
 def write_markdown(path: Path, data: dict) -> None:
-    L = [f"# pfharness benchmarks", "",
+    L = ["# pfharness benchmarks", "",
          f"Measured {data['date']} on {data['machine']}; guest kernel {data['release']}, accelerator {data['accel']}, "
          f"{data['smp']} vCPUs. Regenerate: `.venv/bin/python bench/run.py` (writes this file).", ""]
     pf = data["per_fault"]

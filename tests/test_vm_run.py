@@ -11,12 +11,11 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import qemu_pids, traced
-from pfharness import assets, plots, trace
+from pfharness import assets, trace
 
 pytestmark = pytest.mark.vm
 PFHARNESS = [sys.executable, "-m", "pfharness.cli"]
