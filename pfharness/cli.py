@@ -123,6 +123,9 @@ def run_cmd(
         raise typer.BadParameter(str(e), param_hint="--param")
     except PfhError as e:
         fail(e)
+    except KeyboardInterrupt:
+        typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
+        raise typer.Exit(130)
     raise typer.Exit(outcome.show(result, typer.echo, as_json=as_json))
 
 

@@ -113,7 +113,11 @@ class VmSession:
         self.options.transcript.parent.mkdir(parents=True, exist_ok=True)
         transcript = open(self.options.transcript, "ab")
         start = time.monotonic()
-        child = proc.spawn_interactive(self.argv, logfile=transcript, timeout=self.options.boot_timeout)
+        try:
+            child = proc.spawn_interactive(self.argv, logfile=transcript, timeout=self.options.boot_timeout)
+        except BaseException:
+            transcript.close()
+            raise
         self.console = Console(child, transcript, self.options.transcript)
         self.console.note(f"boot release={self.options.kernel.release} accel={self.accelerator} smp={cfg.smp} memory_mib={cfg.memory_mib} pvh={int(artifacts.pvh)}")
         self.console.wait_for(rb"PFH-READY\r*\n", "boot", self.options.boot_timeout)

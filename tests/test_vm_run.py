@@ -178,3 +178,28 @@ def test_handin_archive_builds_with_plain_make_and_plots(vm, tmp_path, default_k
     assert result.insmod_status == 0 and not result.splats
     [plot] = result.report.plots
     assert len(plot.rows) == 30 and plot.faults > 0
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_qemu_dies_with_the_harness(tmp_path, built_modules, how):
+    """Killing the harness (a crash) or interrupting it (Ctrl-C) leaves no QEMU behind."""
+    import signal
+
+    before = qemu_pids()
+    out_root = tmp_path / "out"
+    out_root.mkdir()
+    (out_root / built_modules.kernel_release).symlink_to(built_modules.modules["B"].parent)
+    transcript = tmp_path / "t.log"
+    harness = subprocess.Popen([*PFHARNESS, "run", "--accel", "tcg", "--out", str(out_root), "--transcript", str(transcript),
+                                "--", "sleep", "60"], cwd=assets.SOURCE_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while "workload-begin" not in (transcript.read_text(errors="replace") if transcript.exists() else ""):
+        assert time.monotonic() < deadline and harness.poll() is None, "the run did not reach its workload"
+        time.sleep(0.2)
+    assert qemu_pids() - before, "no QEMU running during the workload"
+    harness.send_signal(getattr(signal, how))
+    harness.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while qemu_pids() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not qemu_pids() - before, f"QEMU survived the harness's {how}"
