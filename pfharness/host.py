@@ -49,16 +49,22 @@ class HostTarget:
         self.transcript.flush()
 
     def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
+        """Run one step locally; on a timeout or Ctrl-C, kill it and its children, keep what it
+        printed in the transcript, and unload the module so the host is left clean."""
+        assert self.transcript is not None
         start = time.monotonic()
         try:
-            result = proc.run(argv, merge_stderr=True, timeout=timeout)
-        except proc.Timeout:
-            # The module may still be loaded: unload it so the host is left clean.
+            result = proc.run_group(argv, timeout=timeout)
+        except proc.GroupInterrupted as e:
+            self.transcript.write(e.output.encode())
             for word in argv:
-                if word.endswith(".ko"):
+                if word.endswith(".ko") and Path(f"/sys/module/{Path(word).stem}").exists():
                     proc.run(["rmmod", Path(word).stem])
-            raise VmTimeout(f"{stage} did not finish within {timeout:.0f} s and was stopped; see {self.transcript_path}")
-        assert self.transcript is not None
+            self.note(f"lost why={'timeout' if e.timed_out else 'interrupted'}")
+            if e.timed_out:
+                raise VmTimeout(f"{stage} did not finish within {timeout:.0f} s and was stopped (the module was unloaded); "
+                                f"see {self.transcript_path}")
+            raise KeyboardInterrupt
         self.transcript.write(result.stdout.encode())
         self.transcript.flush()
         return ShellResult(result.stdout, result.returncode, time.monotonic() - start)

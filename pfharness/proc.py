@@ -59,6 +59,38 @@ def run(
     return Completed(args, result.returncode, result.stdout or "", result.stderr or "")
 
 
+class GroupInterrupted(Exception):
+    """run_group() stopped the whole process group (timeout or Ctrl-C); `output` is what it had printed."""
+
+    def __init__(self, output: str, timed_out: bool) -> None:
+        super().__init__("timed out" if timed_out else "interrupted")
+        self.output = output
+        self.timed_out = timed_out
+
+
+def run_group(argv: Sequence[str | os.PathLike[str]], *, timeout: float | None = None) -> Completed:
+    """Run `argv` in a process group of its own (stdout and stderr merged).
+
+    On a timeout or Ctrl-C the whole group is killed, children included (a workload held
+    in SIGSTOP too), and GroupInterrupted carries the output read so far.
+    """
+    import signal
+
+    args = tuple(str(a) for a in argv)
+    child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, errors="replace", start_new_session=True)
+    try:
+        out, _ = child.communicate(timeout=timeout)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as e:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, _ = child.communicate()
+        raise GroupInterrupted(out or "", isinstance(e, subprocess.TimeoutExpired)) from None
+    return Completed(args, child.returncode, out or "", "")
+
+
 def _die_with_parent() -> None:
     """In the child: get SIGKILL when the harness dies, so no orphan survives it (Linux only)."""
     try:

@@ -203,3 +203,18 @@ def test_qemu_dies_with_the_harness(tmp_path, built_modules, how):
     while qemu_pids() - before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not qemu_pids() - before, f"QEMU survived the harness's {how}"
+
+
+def test_host_target_timeout_unloads_the_module(vm, built_modules):
+    """--target host (inside the VM): a run that times out is stopped, children included, and the module unloaded."""
+    out_root = built_modules.modules["B"].parent.parent
+    command = [
+        "sh", "-c", 'cd "$1" && shift && "$@"; echo "harness_status=$?"; '
+        'if grep -q "^pf_probe_B " /proc/modules; then echo still_loaded; fi; '
+        'if pgrep -x sleep >/dev/null; then echo sleep_left; fi', "pfh",
+        str(assets.SOURCE_ROOT), *PFHARNESS, "run", "--target", "host", "--module", "B", "--out", str(out_root),
+        "--transcript", "/tmp/host-timeout.log", "--timeout", "3", "--", "sleep", "60",
+    ]
+    result = trace.trace(vm, trace.TraceRequest("B", None, tuple(command), timeout=120))
+    assert "harness_status=124" in result.workload_output, result.workload_output
+    assert "still_loaded" not in result.workload_output and "sleep_left" not in result.workload_output
