@@ -28,6 +28,7 @@ DEFAULT_APPEND: tuple[str, ...] = (
     "i8042.nopnp",
     "i8042.dumbkbd",
     "mitigations=off",
+    "cryptomgr.notests",  # skip the crypto self-tests: ~0.27 s of boot under TCG
 )
 
 
