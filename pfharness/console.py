@@ -36,6 +36,12 @@ class ShellResult:
     seconds: float
 
 
+def write_note(transcript: BinaryIO, text: str) -> None:
+    """Write a harness note line ("##PFH-HOST## ...") into a transcript; `parse` reads them back."""
+    transcript.write(f"\n##PFH-HOST## {text}\n".encode())
+    transcript.flush()
+
+
 class Console:
     """A pexpect child whose console runs a POSIX shell."""
 
@@ -48,8 +54,7 @@ class Console:
 
     def note(self, text: str) -> None:
         """Write a harness note line into the transcript (not sent to the guest)."""
-        self.transcript.write(f"\n##PFH-HOST## {text}\n".encode())
-        self.transcript.flush()
+        write_note(self.transcript, text)
 
     def _tail(self, n: int = 8) -> str:
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO, Sequence
 
 from . import proc
-from .console import ShellResult
+from .console import ShellResult, write_note
 from .errors import SetupError, VmTimeout
 
 
@@ -32,6 +32,7 @@ class HostTarget:
 
     transcript_path: Path
     transcript: BinaryIO | None = None
+    kind = "host"
 
     def __enter__(self) -> "HostTarget":
         self.transcript_path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,8 +46,7 @@ class HostTarget:
 
     def note(self, text: str) -> None:
         assert self.transcript is not None
-        self.transcript.write(f"\n##PFH-HOST## {text}\n".encode())
-        self.transcript.flush()
+        write_note(self.transcript, text)
 
     def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
         """Run one step locally; on a timeout or Ctrl-C, kill it and its children, keep what it

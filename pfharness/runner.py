@@ -68,9 +68,7 @@ def run(request: RunRequest) -> trace.TraceResult:
     if request.target == "host":
         with HostTarget(transcript) as host:
             host.note(f"boot release={build.kernel_release} accel=host")
-            host.note(trace.step_note(trace_request, "host"))
             result = trace.trace(host, trace_request, stage_seconds=stages)
-            host.note("timings " + " ".join(f"{k}={v:.3f}" for k, v in result.stage_seconds.items()))
         result.accelerator = "host"
     else:
         kernel = kernels.select(build.kernel_release)
@@ -84,9 +82,7 @@ def run(request: RunRequest) -> trace.TraceResult:
         )
         with VmSession(options) as vm:
             stages["boot"] = vm.boot_seconds
-            vm.console.note(trace.step_note(trace_request, "vm"))
             result = trace.trace(vm, trace_request, stage_seconds=stages)
-            vm.console.note("timings " + " ".join(f"{k}={v:.3f}" for k, v in result.stage_seconds.items()))
         result.accelerator = vm.accelerator
     result.target = request.target
     result.kernel_release = build.kernel_release

@@ -99,7 +99,6 @@ def run_study(out_dir: Path, modules: tuple[str, ...], *, accel: str = "auto", s
                 progress(f"[{n}/{total}] {workload.key} with pf_probe_{module} ... (elapsed {time.monotonic() - start:.0f} s)")
                 request = trace.TraceRequest(module, build.modules[module], workload.command,
                                              params=("dump_records=1",), timeout=workload.timeout)
-                vm.console.note(trace.step_note(request, "vm"))
                 t = time.monotonic()
                 result = trace.trace(vm, request)
                 seconds = time.monotonic() - t

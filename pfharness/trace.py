@@ -22,7 +22,11 @@ RUN_STEP = assets.VM_ASSETS / "run_step.sh"
 class Target(Protocol):
     """Where steps run: VmSession or HostTarget."""
 
+    kind: str  # "vm" or "host"
+
     def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult: ...
+
+    def note(self, text: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -164,15 +168,27 @@ def result_from_step(step: protocol.StepOutput, module: str, command: Sequence[s
     return result
 
 
+def result_from_output(text: str, module: str, command: Sequence[str]) -> TraceResult:
+    """A step's console output read as a TraceResult: the same code for `run` and for `parse`."""
+    result = result_from_step(protocol.parse_step(text), module, command)
+    result.splats += [ln for ln in splat.scan(console_kernel_lines(text)) if ln not in result.splats]
+    return result
+
+
 def trace(target: Target, request: TraceRequest, *, stage_seconds: dict[str, float] | None = None) -> TraceResult:
-    """Run one traced workload on `target` and read the result."""
+    """Run one traced workload on `target` and read the result.
+
+    The transcript gets a note before the step (module, target, command) and one after it
+    (stage timings), so that `parse` can give back what this returns.
+    """
+    target.note(step_note(request, target.kind))
     shell = target.run(request.argv(), stage=f"the run of {' '.join(request.command)!s}", timeout=request.timeout)
     start = time.monotonic()
-    result = result_from_step(protocol.parse_step(shell.output), request.module, request.command)
-    result.splats += [ln for ln in splat.scan(console_kernel_lines(shell.output)) if ln not in result.splats]
+    result = result_from_output(shell.output, request.module, request.command)
     result.stage_seconds = dict(stage_seconds or {})
     result.stage_seconds["run"] = shell.seconds
     result.stage_seconds["collect"] = time.monotonic() - start
+    target.note("timings " + " ".join(f"{k}={v:.3f}" for k, v in result.stage_seconds.items()))
     return result
 
 
@@ -209,10 +225,8 @@ def parse_transcript(path: Path) -> list[TraceResult]:
             continue
         if pending is None:
             continue
-        step = protocol.parse_step(piece)
         command = decode_command(pending.get("command", ""))
-        result = result_from_step(step, pending.get("module", "?"), command)
-        result.splats += [ln for ln in splat.scan(console_kernel_lines(piece)) if ln not in result.splats]
+        result = result_from_output(piece, pending.get("module", "?"), command)
         result.kernel_release = boot.get("release", "")
         result.accelerator = boot.get("accel", "")
         result.target = pending.get("target", "vm")

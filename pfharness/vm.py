@@ -83,6 +83,7 @@ class VmSession:
     boot_seconds: float = 0.0
     console: Console | None = None
     argv: list[str] = field(default_factory=list)
+    kind = "vm"
 
     def __enter__(self) -> "VmSession":
         try:
@@ -123,6 +124,10 @@ class VmSession:
         self.console.wait_for(rb"PFH-READY\r*\n", "boot", self.options.boot_timeout)
         self.console.start_shell("boot", self.options.boot_timeout)
         self.boot_seconds = time.monotonic() - start
+
+    def note(self, text: str) -> None:
+        assert self.console is not None, "the VM is not booted"
+        self.console.note(text)
 
     def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
         assert self.console is not None, "the VM is not booted"

@@ -92,11 +92,10 @@ def qemu_pids() -> set[int]:
 
 
 def traced(vm, built_modules, module, *command, hold=True, params=(), timeout=120.0):
-    """Trace one workload in the shared VM, noting the step in its transcript; no splat allowed."""
+    """Trace one workload in the shared VM; no splat allowed."""
     from pfharness import trace
 
     request = trace.TraceRequest(module, built_modules.modules[module], tuple(str(c) for c in command), hold, tuple(params), timeout)
-    vm.console.note(trace.step_note(request, "vm"))
     result = trace.trace(vm, request)
     assert not result.splats, result.splats
     return result

@@ -45,9 +45,7 @@ def record() -> None:
             request = trace.TraceRequest(letter, build.modules[letter], (str(program), "40"), params=params)
             start = vm.console.transcript.tell()
             vm.console.note(f"boot release={kernel.release} accel={vm.accelerator}")
-            vm.console.note(trace.step_note(request, "vm"))
             trace.trace(vm, request)
-            vm.console.note("timings build=0.000 boot=0.000 run=0.000 collect=0.000")
             transcripts[name] = (start, vm.console.transcript.tell(), path)
             if name == "run_b":
                 for name, argv in (("dmesg_b_timestamps.txt", ["dmesg"]), ("dmesg_b_no_timestamps.txt", ["dmesg", "-t"])):
@@ -63,7 +61,6 @@ def record() -> None:
     try:
         with VmSession(VmOptions(kernel=kernel, transcript=panic_log, accel="tcg")) as vm:
             request = trace.TraceRequest("B", build.modules["B"], ("sh", "-c", "echo c > /proc/sysrq-trigger"))
-            vm.console.note(trace.step_note(request, "vm"))
             trace.trace(vm, request)
     except VmLost:
         pass
