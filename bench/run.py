@@ -25,8 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pfharness import kbuild, kernels, proc, trace  # noqa: E402
-from pfharness.vm import VmOptions, VmSession  # noqa: E402
+from pfharness import proc, step  # noqa: E402
+from pfharness.kmod import kbuild, kernels  # noqa: E402
+from pfharness.guest.session import VmOptions, VmSession  # noqa: E402
 
 BENCH = ROOT / "bench"
 PFHARNESS = [sys.executable, "-m", "pfharness.cli"]
@@ -95,8 +96,8 @@ def run_variant(vm, setup: Setup, v: Variant, pages: int) -> float:
     else:
         command = (*v.wrap, *program)
     ko = setup.modules[v.module] if v.module else None
-    request = trace.TraceRequest(v.module or "B", ko, command, timeout=600)
-    result = trace.trace(vm, request)
+    request = step.TraceRequest(v.module or "B", ko, command, timeout=600)
+    result = step.trace(vm, request)
     m = re.search(r"ns_per_fault=([\d.]+)", result.workload_output)
     if not m or result.splats:
         raise RuntimeError(f"{v.name}: no figure (status {result.workload_status}): {result.workload_output[-500:]}")

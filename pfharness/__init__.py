@@ -1,3 +1,3 @@
 """pfharness: page-fault tracing with the pf_probe_A/B/C kernel modules."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

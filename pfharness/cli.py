@@ -1,33 +1,60 @@
-"""The command line: pfharness kernels | render | build | run | parse."""
+"""The command line: pfharness kernels | render | build | run | parse | study | dist.
+
+Every failure is a PfhError with a one-line cause and fix; this module maps it to its exit
+status (README, "Exit status"). Nothing else reaches the user: an unexpected exception is
+written to a file in the cache and reported in one line.
+"""
 
 from __future__ import annotations
 
+import enum
+import json
 import sys
+import tempfile
+import traceback
 from pathlib import Path
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 import typer
 
-from . import dist, kbuild, kernels, outcome, render, runner, study, trace
-from .errors import PfhError
+from . import __version__, assets, study
+from .errors import PfhError, UsageError
+from .kmod import handin, kbuild, kernels, render
+from .results import text, transcript
+from .run import DEFAULT_OUT, RunRequest, run
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Trace the page faults of a program with the pf_probe_A/B/C kernel modules.",
 )
 
-DEFAULT_OUT = Path("out")
+INTERNAL_ERROR = 120
 
 
-def fail(error: PfhError) -> None:
+class Accel(str, enum.Enum):
+    auto = "auto"
+    kvm = "kvm"
+    tcg = "tcg"
+
+
+class TargetKind(str, enum.Enum):
+    vm = "vm"
+    host = "host"
+
+
+def fail(error: PfhError) -> NoReturn:
     """Print a harness error and exit with its documented status."""
     typer.secho(f"pfharness: error: {error}", fg=typer.colors.RED, err=True)
     raise typer.Exit(error.exit_status)
 
 
-def default_build_dir(release: str) -> Path:
-    return DEFAULT_OUT / release
+def letters_or_fail(modules: List[str]) -> tuple[str, ...]:
+    try:
+        return render.normalize_modules(modules)
+    except PfhError as e:
+        fail(e)
 
 
 @app.command("kernels")
@@ -55,10 +82,14 @@ def render_cmd(
     module: List[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
 ) -> None:
     """Write pf_probe_A.c, pf_probe_B.c, pf_probe_C.c and a kbuild Makefile."""
+    letters = letters_or_fail(module)
     try:
-        result = render.render(out, module, kernel_release=kernel_release)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--module")
+        out.mkdir(parents=True, exist_ok=True)
+        result = render.render(out, letters, kernel_release=kernel_release)
+    except OSError as e:
+        fail(PfhError(f"cannot write into {out} ({e.strerror or e}): pass --out with a writable directory"))
+    except PfhError as e:
+        fail(e)
     for path in [*result.sources.values(), result.makefile]:
         typer.echo(str(path))
 
@@ -72,16 +103,10 @@ def build_cmd(
     werror: bool = typer.Option(False, help="Treat compiler warnings as errors."),
 ) -> None:
     """Render the modules and build them with kbuild (skipped when nothing changed)."""
+    letters = letters_or_fail(module)
     try:
-        letters = render.normalize_modules(module)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--module")
-    try:
-        release = kernel_release
-        if out is None:
-            release, _ = kbuild.resolve_kdir(kbuild.BuildRequest(DEFAULT_OUT, letters, kernel_release, kdir))
-            out = default_build_dir(release)
-        result = kbuild.build(kbuild.BuildRequest(out, letters, kernel_release, kdir, werror))
+        target = kbuild.resolve_target(kernel_release, kdir)
+        result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / target.release, target, letters, werror))
     except PfhError as e:
         fail(e)
     state = "up to date" if result.skipped else "built"
@@ -90,57 +115,64 @@ def build_cmd(
         typer.echo(f"  {path}")
 
 
-@app.command("run", context_settings={"allow_interspersed_args": False})
+EXIT_HELP = ("Exit status: the workload's own when the run succeeded; otherwise 2 usage, 120 harness error, "
+             "121 build failed, 122 insmod refused, 123 VM lost, 124 timeout, 125 kernel splat, "
+             "126 set-up missing, 127 command not found, 130 interrupted.")
+
+
+@app.command("run", context_settings={"allow_interspersed_args": False}, epilog=EXIT_HELP)
 def run_cmd(
-    command: List[str] = typer.Argument(..., metavar="-- CMD [ARG ...]", help="The workload to trace."),
+    command: List[str] = typer.Argument(..., metavar="-- CMD [ARG...]", help="The workload to trace."),
     module: str = typer.Option("B", "--module", "-m", help="A (print each fault), B (plot) or C (plot per segment)."),
-    target: str = typer.Option("vm", help="vm: boot a Debian kernel in QEMU; host: this machine's kernel (root)."),
+    target: TargetKind = typer.Option(TargetKind.vm, help="vm: boot a Debian kernel in QEMU; host: this machine's kernel (root)."),
     kernel_release: Optional[str] = typer.Option(None, help="Kernel to build for and boot (default: see `pfharness kernels`)."),
-    accel: str = typer.Option("auto", help="auto (KVM only when a probe shows it works), kvm or tcg."),
+    accel: Accel = typer.Option(Accel.auto, help="auto (KVM only when a probe shows it works), kvm or tcg."),
     smp: int = typer.Option(2, min=1, help="Virtual CPUs."),
     memory: int = typer.Option(2048, min=256, help="Guest memory, MiB."),
-    timeout: float = typer.Option(600.0, help="Seconds the traced run may take before the VM is killed."),
+    timeout: float = typer.Option(600.0, help="Seconds the traced step (load, workload, unload, collect) may take before it is stopped."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in the README)."),
-    transcript: Optional[Path] = typer.Option(None, help="Where to keep the console transcript (default: out/transcripts/)."),
+    transcript_path: Optional[Path] = typer.Option(None, "--transcript", help="Where to keep the console transcript (default: out/transcripts/)."),
     hold: bool = typer.Option(True, help="Hold the workload before exec until the module is armed (--no-hold: as the course script)."),
     param: List[str] = typer.Option([], help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."),
     out: Path = typer.Option(DEFAULT_OUT, help="Build modules under OUT/<release>; transcripts under OUT/transcripts."),
 ) -> None:
     """Trace CMD with a module: build, boot, load, run, unload, show the plot."""
-    if target not in ("vm", "host"):
-        raise typer.BadParameter("use vm or host", param_hint="--target")
-    try:
-        letter = render.normalize_modules([module])[0]
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--module")
-    request = runner.RunRequest(
-        module=letter, command=tuple(command), target=target, kernel_release=kernel_release, accel=accel,
-        smp=smp, memory_mib=memory, timeout=timeout, transcript=transcript, hold=hold, params=tuple(param), out_dir=out,
+    request = RunRequest(
+        module=module, command=tuple(command), target=target.value, kernel_release=kernel_release,
+        accel=accel.value, smp=smp, memory_mib=memory, timeout=timeout, transcript=transcript_path, hold=hold,
+        params=tuple(param), out_dir=out,
     )
     try:
-        result = runner.run(request)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--param")
+        result = run(request)
     except PfhError as e:
+        if as_json:
+            typer.echo(json.dumps({"harness_error": str(e), "exit_status": e.exit_status}, indent=2))
+            raise typer.Exit(e.exit_status)
         fail(e)
     except KeyboardInterrupt:
-        typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
+        if as_json:
+            typer.echo(json.dumps({"harness_error": "interrupted; the VM was stopped", "exit_status": 130}, indent=2))
+        else:
+            typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
         raise typer.Exit(130)
-    raise typer.Exit(outcome.show(result, typer.echo, as_json=as_json))
+    raise typer.Exit(text.show(result, typer.echo, as_json=as_json))
 
 
 @app.command("parse")
 def parse_cmd(
-    transcript: Path = typer.Argument(..., exists=True, dir_okay=False, help="A transcript saved by `pfharness run`, or `dmesg` output."),
+    transcript_file: Path = typer.Argument(..., metavar="TRANSCRIPT", help="A transcript saved by `pfharness run`, or `dmesg` output."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object, as `run --json`."),
 ) -> None:
     """Re-read a saved transcript (or a dmesg log) with no VM and print what `run` printed."""
-    results = trace.parse_transcript(transcript)
-    result = results[-1] if results else trace.parse_kernel_log(transcript)
+    try:
+        results = transcript.parse_transcript(transcript_file)
+        result = results[-1] if results else transcript.parse_kernel_log(transcript_file)
+    except PfhError as e:
+        fail(e)
     if not results and not result.report.lines:
-        typer.secho(f"pfharness: error: no pf_probe output found in {transcript}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1)
-    raise typer.Exit(outcome.show(result, typer.echo, as_json=as_json))
+        fail(UsageError(f"no pf_probe output found in {transcript_file}: pass a transcript saved by "
+                        "`pfharness run` (out/transcripts/) or a `dmesg` log of a pf_probe run"))
+    raise typer.Exit(text.show(result, typer.echo, as_json=as_json))
 
 
 @app.command("study")
@@ -148,18 +180,15 @@ def study_cmd(
     out: Path = typer.Option(Path("out/study"), help="Where report.txt, figures.json and the transcript go."),
     module: List[str] = typer.Option(["B", "C"], "--module", "-m", help="B and/or C; repeat for several."),
     findings: Optional[Path] = typer.Option(None, help="Text of the findings for report.txt (default: study/findings.txt)."),
-    accel: str = typer.Option("auto", help="auto, kvm or tcg."),
+    accel: Accel = typer.Option(Accel.auto, help="auto, kvm or tcg."),
     workload: List[str] = typer.Option([], help="Only these workloads (by key, e.g. sysbench-cpu); repeatable."),
 ) -> None:
     """Trace the study's workloads with B and C in one boot and write report.txt."""
-    try:
-        letters = tuple(m for m in render.normalize_modules(module) if m in ("B", "C"))
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--module")
+    letters = tuple(m for m in letters_or_fail(module) if m in ("B", "C"))
     if not letters:
-        raise typer.BadParameter("the study uses B and/or C", param_hint="--module")
+        fail(UsageError("the study uses B and/or C: pass --module B and/or --module C"))
     try:
-        result = study.run_study(out, letters, accel=accel, only=tuple(workload))
+        result = study.run_study(out, letters, accel=accel.value, only=tuple(workload))
         report = study.write_outputs(result, out, findings)
     except PfhError as e:
         fail(e)
@@ -170,20 +199,41 @@ def study_cmd(
 @app.command("dist")
 def dist_cmd(
     out: Path = typer.Option(Path("out/pf_probe.tar.gz"), help="The archive to write."),
-    report: Path = typer.Option(dist.EXAMPLE_REPORT, help="report.txt to include (default: the committed example)."),
+    report: Optional[Path] = typer.Option(None, help="report.txt to include (default: the committed example study/report.txt)."),
     kernel_release: Optional[str] = typer.Option(None, help="Release the Makefile falls back to (default: see `pfharness kernels`)."),
 ) -> None:
     """Write the hand-in tar.gz: pf_probe_A/B/C.c, Makefile, README, report.txt."""
     try:
-        path = dist.make_dist(out, report, kernel_release)
+        path = handin.make_dist(out, report, kernel_release)
     except PfhError as e:
         fail(e)
     typer.echo(str(path))
 
 
-def main() -> None:  # pragma: no cover - console entry point alias
-    app()
+def _report_internal_error(exc: BaseException) -> int:
+    """One line for the user; the traceback goes to a file for the bug report."""
+    try:
+        directory = assets.cache_dir()
+    except PfhError:
+        directory = Path(tempfile.gettempdir())
+    with tempfile.NamedTemporaryFile("w", prefix="internal-error-", suffix=".txt", dir=directory, delete=False) as f:
+        f.write(f"pfharness {__version__}: {' '.join(sys.argv)}\n")
+        f.write("".join(traceback.format_exception(exc)))
+    print(f"pfharness: internal error: {type(exc).__name__}: {exc} (a bug: please report it with {f.name})",
+          file=sys.stderr)
+    return INTERNAL_ERROR
+
+
+def main() -> None:
+    """The console entry point: the commands, with no traceback ever reaching the user."""
+    try:
+        app()
+    except PfhError as e:  # raised outside a command's own handling (e.g. by a callback)
+        print(f"pfharness: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_status)
+    except Exception as e:  # noqa: BLE001 - the last line of defence
+        sys.exit(_report_internal_error(e))
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

@@ -10,6 +10,12 @@ class PfhError(Exception):
     exit_status = 120  # generic harness error
 
 
+class UsageError(PfhError):
+    """The command line asks for something impossible: a bad option value or combination."""
+
+    exit_status = 2
+
+
 class SetupError(PfhError):
     """Something this machine lacks: a package, a kernel, a tool."""
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import BinaryIO, Sequence
 
 from . import proc
-from .console import ShellResult, write_note
 from .errors import SetupError, VmTimeout
+from .guest.console import ShellResult
+from .results import notes
 
 
 def check_host_ready() -> None:
@@ -33,10 +34,15 @@ class HostTarget:
     transcript_path: Path
     transcript: BinaryIO | None = None
     kind = "host"
+    accelerator = "host"
+
+    @property
+    def kernel_release(self) -> str:
+        return platform.release()
 
     def __enter__(self) -> "HostTarget":
-        self.transcript_path.parent.mkdir(parents=True, exist_ok=True)
-        self.transcript = open(self.transcript_path, "ab")
+        self.transcript = notes.open_transcript(self.transcript_path)
+        self.note(notes.boot_note(self.kernel_release, self.accelerator))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -46,7 +52,7 @@ class HostTarget:
 
     def note(self, text: str) -> None:
         assert self.transcript is not None
-        write_note(self.transcript, text)
+        notes.write_note(self.transcript, text)
 
     def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
         """Run one step locally; on a timeout or Ctrl-C, kill it and its children, keep what it

@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import __version__, assets, figures, kernels, runner, trace
+from . import __version__, assets
 from .errors import PfhError
-from .vm import VmOptions, VmSession
-
-WALK = assets.VM_ASSETS / "walk.py"
-FINDINGS = assets.SOURCE_ROOT / "study" / "findings.txt"
+from .guest.session import VmOptions, VmSession
+from .kmod import kbuild, kernels
+from .results import figures
+from .results.model import TraceResult
+from .results.verdict import harness_error
+from .run import DEFAULT_OUT, build_all
+from .step import TraceRequest, trace
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,9 @@ def workloads(build_dir: Path, kdir: Path) -> list[Workload]:
                  ("sh", "-c", "(sleep 1; iperf3 -c 127.0.0.1 -t 3 >/dev/null 2>&1) & exec iperf3 -s -1"),
                  unseen="the client runs as a separate process (traced in iperf3-client)"),
         Workload("walk-sequential", "Python: write 4096 fresh pages in order", "sequential memory walk",
-                 ("python3", str(WALK), "sequential", "4096")),
+                 ("python3", str(assets.vm_file("walk.py")), "sequential", "4096")),
         Workload("walk-random", "Python: write the same 4096 pages in random order", "random memory walk",
-                 ("python3", str(WALK), "random", "4096")),
+                 ("python3", str(assets.vm_file("walk.py")), "random", "4096")),
     ]
 
 
@@ -62,7 +65,7 @@ class StudyRun:
 
     workload: Workload
     module: str  # "B" or "C"
-    result: trace.TraceResult
+    result: TraceResult
     figures: figures.Figures
     seconds: float
 
@@ -81,9 +84,12 @@ def run_study(out_dir: Path, modules: tuple[str, ...], *, accel: str = "auto", s
               progress: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
               only: tuple[str, ...] = ()) -> Study:
     """Trace every workload with every module in one boot."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    build = runner.build_for(None, runner.DEFAULT_OUT)
-    kernel = kernels.select(build.kernel_release)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PfhError(f"cannot create {out_dir} ({exc.strerror or exc}): pass --out with a writable directory") from exc
+    kernel = kernels.select(None)
+    build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), DEFAULT_OUT)
     chosen = [w for w in workloads(build.modules["B"].parent, build.kdir) if not only or w.key in only]
     study = Study(kernel_release=build.kernel_release, smp=smp,
                   date=datetime.date.today().isoformat(), transcript=str((out_dir / "study-transcript.log").resolve()))
@@ -97,14 +103,14 @@ def run_study(out_dir: Path, modules: tuple[str, ...], *, accel: str = "auto", s
             for module in modules:
                 n += 1
                 progress(f"[{n}/{total}] {workload.key} with pf_probe_{module} ... (elapsed {time.monotonic() - start:.0f} s)")
-                request = trace.TraceRequest(module, build.modules[module], workload.command,
-                                             params=("dump_records=1",), timeout=workload.timeout)
+                request = TraceRequest(module, build.modules[module], workload.command,
+                                       params=("dump_records=1",), timeout=workload.timeout)
                 t = time.monotonic()
-                result = trace.trace(vm, request)
+                result = trace(vm, request)
                 seconds = time.monotonic() - t
-                if result.splats or result.insmod_status not in (0, None) or not result.complete:
-                    raise PfhError(f"the study run {workload.key} with pf_probe_{module} failed: "
-                                   f"insmod {result.insmod_status}, splats {result.splats[:3]}; see {study.transcript}")
+                error = harness_error(result)
+                if error is not None:  # the same verdict as `run`: a run it would fail, the study fails
+                    raise type(error)(f"the study run {workload.key} with pf_probe_{module} failed: {error}")
                 fig = figures.compute(result.report.records, result.report.dropped or 0)
                 progress(f"      {fig.faults} faults in {seconds:.1f} s, workload status {result.workload_status}")
                 study.runs.append(StudyRun(workload, module, result, fig, seconds))
@@ -121,9 +127,12 @@ def figures_table(study: Study) -> list[str]:
         seg = [f"{f.segment_share[k]:>5.0%}" for k in ("code", "data", "other")] if f.segment_share else ["    -"] * 3
         lines.append(f"{run.workload.key:<17} {run.module:<3} {f.faults:>7} {f.span_s:>7.2f} {f.faults_per_s:>9.0f} "
                      f"{f.distinct_pages:>6} {f.sequential_share:>5.0%} {f.startup_share:>5.0%} {' '.join(seg)} {run.seconds:>6.1f}")
+    dropped = sum(run.figures.dropped for run in study.runs)
+    capacities = sorted({run.result.report.capacity for run in study.runs if run.result.report.capacity})
     lines += [
         "",
-        "faults: records (dropped: none, capacity 1,048,576); span: first to last fault; pages: distinct virtual pages;",
+        f"faults: records (dropped: {dropped or 'none'}, capacity {', '.join(f'{c:,}' for c in capacities) or '?'}); "
+        "span: first to last fault; pages: distinct virtual pages;",
         "seq: share of faults on the page right after the previous fault's page; start: share of faults in the first",
         "10 % of the span; code/data/other: pf_probe_C's classes; run s: wall time of the traced run (under emulation).",
     ]
@@ -131,9 +140,11 @@ def figures_table(study: Study) -> list[str]:
 
 
 def render_report(study: Study, findings: str) -> str:
+    count = len({run.workload.key for run in study.runs})
+    title = f"Page faults of {count} workload{'s' if count != 1 else ''}: memory-access trends"
     lines = [
-        "Page faults of seven workloads: memory-access trends",
-        "=" * 52,
+        title,
+        "=" * len(title),
         "",
         f"Runs made on {study.date} with pfharness {__version__}, Debian kernel {study.kernel_release} in QEMU",
         f"(accelerator {study.accelerator}, {study.smp} vCPUs), modules pf_probe_B and pf_probe_C loaded with",
@@ -173,7 +184,7 @@ def render_report(study: Study, findings: str) -> str:
 
 
 def write_outputs(study: Study, out_dir: Path, findings_file: Path | None) -> Path:
-    findings_path = findings_file or FINDINGS
+    findings_path = findings_file or assets.study_file("findings.txt")
     findings = findings_path.read_text() if findings_path.is_file() else (
         "(Write two or three paragraphs of findings here, from the figures and plots below, "
         f"and pass the file with --findings; none was found at {findings_path}.)"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pfharness import kernels
+from pfharness.kmod import kernels
 
 DATA = Path(__file__).parent / "data"
 
@@ -23,7 +23,7 @@ def default_kernel() -> kernels.KernelInfo:
 @pytest.fixture(scope="session")
 def built_modules(tmp_path_factory, default_kernel):
     """All three modules, really built once with warnings as errors."""
-    from pfharness import kbuild
+    from pfharness.kmod import kbuild
 
     out = tmp_path_factory.mktemp("modules")
     return kbuild.build(kbuild.BuildRequest(out_dir=out, kernel_release=default_kernel.release, werror=True))
@@ -32,7 +32,7 @@ def built_modules(tmp_path_factory, default_kernel):
 def copy_templates(dst: Path) -> Path:
     from pfharness import assets
 
-    shutil.copytree(assets.KMOD_TEMPLATES, dst)
+    shutil.copytree(assets.kmod_templates(), dst)
     return dst
 
 
@@ -70,7 +70,7 @@ def warn_module(tmp_path_factory, default_kernel) -> Path:
 @pytest.fixture(scope="session")
 def vm(tmp_path_factory, default_kernel, built_modules, programs, warn_module):
     """One booted guest (TCG, 2 vCPUs) shared by the VM tests; its transcript is kept for replay."""
-    from pfharness.vm import VmOptions, VmSession
+    from pfharness.guest.session import VmOptions, VmSession
 
     transcript = tmp_path_factory.mktemp("vm") / "session.log"
     with VmSession(VmOptions(kernel=default_kernel, transcript=transcript, accel="tcg", smp=2)) as session:
@@ -93,9 +93,9 @@ def qemu_pids() -> set[int]:
 
 def traced(vm, built_modules, module, *command, hold=True, params=(), timeout=120.0):
     """Trace one workload in the shared VM; no splat allowed."""
-    from pfharness import trace
+    from pfharness import step
 
-    request = trace.TraceRequest(module, built_modules.modules[module], tuple(str(c) for c in command), hold, tuple(params), timeout)
-    result = trace.trace(vm, request)
+    request = step.TraceRequest(module, built_modules.modules[module], tuple(str(c) for c in command), hold, tuple(params), timeout)
+    result = step.trace(vm, request)
     assert not result.splats, result.splats
     return result

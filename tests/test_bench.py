@@ -16,7 +16,7 @@ pytestmark = pytest.mark.vm
 
 def test_bench_quick(tmp_path):
     out = tmp_path / "BENCH.md"
-    run = subprocess.run([sys.executable, str(assets.SOURCE_ROOT / "bench" / "run.py"), "--quick", "--out", str(out)],
+    run = subprocess.run([sys.executable, str(assets.data_root() / "bench" / "run.py"), "--quick", "--out", str(out)],
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     text = out.read_text()

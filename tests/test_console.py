@@ -8,7 +8,7 @@ import os
 import pytest
 
 from pfharness import proc
-from pfharness.console import Console
+from pfharness.guest.console import Console
 from pfharness.errors import VmLost, VmTimeout
 
 

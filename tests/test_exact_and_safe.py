@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import traced
-from pfharness import outcome, plots, protocol, splat, trace
+from pfharness import step
+from pfharness.results import model, module_output, protocol, splat, step_result, transcript, verdict
+from pfharness.results import text as text_output
 
 pytestmark = pytest.mark.vm
 GUEST = Path(__file__).parent / "guest"
@@ -99,7 +101,7 @@ def test_more_faults_than_capacity_are_counted_as_dropped(vm, built_modules, pro
     assert r.recorded == 100 and r.capacity == 100 and r.dropped > 500
     assert own_count(result) <= r.recorded + r.dropped <= own_count(result) + RUSAGE_SLACK
     assert any("faults were dropped because the buffer was full" in line for line in r.lines)
-    assert f"dropped {r.dropped}" in "\n".join(outcome.summary_lines(result))
+    assert f"dropped {r.dropped}" in "\n".join(text_output.summary_lines(result))
     assert result.to_json()["counters"]["dropped"] == r.dropped
     assert result.report.plots[0].faults == 100
 
@@ -159,26 +161,26 @@ def test_zombie_is_refused(vm, built_modules):
 
 
 def test_process_gone_before_load(vm, built_modules):
-    result = trace.trace(vm, trace.TraceRequest("B", built_modules.modules["B"], ("true",), hold=False))
-    error = outcome.harness_error(result)
+    result = step.trace(vm, step.TraceRequest("B", built_modules.modules["B"], ("true",), hold=False))
+    error = verdict.harness_error(result)
     assert result.insmod_status != 0 and error.exit_status == 122
     assert "no process with pid" in str(error) and not result.splats
 
 
 def test_command_not_found(vm, built_modules):
-    result = trace.trace(vm, trace.TraceRequest("B", built_modules.modules["B"], ("no-such-command-pfh",)))
-    assert result.not_found and outcome.exit_status(result) == 127
-    assert "command not found" in str(outcome.harness_error(result))
+    result = step.trace(vm, step.TraceRequest("B", built_modules.modules["B"], ("no-such-command-pfh",)))
+    assert result.not_found and verdict.exit_status(result) == 127
+    assert "command not found" in str(verdict.harness_error(result))
 
 
 def test_workload_that_exits_at_once(vm, built_modules):
     result = traced(vm, built_modules, "B", "true")
-    assert result.workload_status == 0 and result.report.recorded > 0 and outcome.exit_status(result) == 0
+    assert result.workload_status == 0 and result.report.recorded > 0 and verdict.exit_status(result) == 0
 
 
 def test_workload_killed_by_a_signal(vm, built_modules):
     result = traced(vm, built_modules, "C", "sh", "-c", "kill -KILL $$")
-    assert result.workload_status == 128 + 9 and outcome.exit_status(result) == 137
+    assert result.workload_status == 128 + 9 and verdict.exit_status(result) == 137
     assert result.report.recorded > 0
 
 
@@ -195,7 +197,7 @@ def test_unload_while_the_workload_faults_hard(vm, built_modules, programs, modu
     output, messages = guest_script(vm, "unload_while_faulting.sh", built_modules.modules[module], programs["touch_pages"], 100000, timeout=120)
     assert "still_running_at_rmmod=1" in output, "the workload ended before the unload: make it longer"
     assert "rmmod_status=0" in output and "workload_status=0" in output
-    report = plots.parse_module_output(messages, f"pf_probe_{module}")
+    report = module_output.parse_module_output(messages, f"pf_probe_{module}")
     assert report.recorded > 0 and all(p.complete and p.outside == 0 for p in report.plots)
 
 
@@ -210,11 +212,11 @@ def test_load_and_unload_50_times(vm, built_modules):
 
 def test_a_kernel_warning_fails_the_run(vm, built_modules, warn_module):
     """A test-only module WARNs while the traced workload runs: the run must fail, showing the lines."""
-    request = trace.TraceRequest("B", built_modules.modules["B"], ("insmod", str(warn_module)))
-    result = trace.trace(vm, request)
+    request = step.TraceRequest("B", built_modules.modules["B"], ("insmod", str(warn_module)))
+    result = step.trace(vm, request)
     assert result.workload_status == 0
     assert any("WARNING:" in s for s in result.splats), result.kernel_messages[-30:]
-    error = outcome.harness_error(result)
+    error = verdict.harness_error(result)
     assert error.exit_status == 125 and "deliberate warning" in "\n".join(result.kernel_messages)
     assert "WARNING:" in str(error)
     assert result.to_json()["kernel_warnings"] == result.splats

@@ -7,17 +7,17 @@ import subprocess
 
 import pytest
 
-from pfharness import initramfs, kernel_image
-from pfharness.initramfs import CpioEntry
+from pfharness.guest import cpio, initramfs, kernel_image
+from pfharness.guest.cpio import CpioEntry
 
 
 def test_newc_archive_reads_back_with_cpio(tmp_path):
-    archive = initramfs.newc_archive(initramfs.with_parent_dirs([
+    archive = cpio.newc_archive(cpio.with_parent_dirs([
         CpioEntry.file("bin/hello", b"#!/bin/sh\necho hi\n", perm=0o755),
         CpioEntry.symlink("bin/sh", "busybox"),
         CpioEntry.chardev("dev/console", 5, 1),
     ]))
-    assert archive == initramfs.newc_archive(initramfs.with_parent_dirs([
+    assert archive == cpio.newc_archive(cpio.with_parent_dirs([
         CpioEntry.file("bin/hello", b"#!/bin/sh\necho hi\n", perm=0o755),
         CpioEntry.symlink("bin/sh", "busybox"),
         CpioEntry.chardev("dev/console", 5, 1),

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from conftest import copy_templates
-from pfharness import kbuild, proc
+from pfharness import proc
+from pfharness.kmod import kbuild
 from pfharness.errors import BuildError, HeadersMissing
 
 pytestmark = pytest.mark.kbuild

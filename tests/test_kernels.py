@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pfharness import kernels
+from pfharness.kmod import kernels
 from pfharness.errors import HeadersMissing, KernelNotFound
 
 

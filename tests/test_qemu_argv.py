@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pfharness.qemu import VmConfig, kernel_cmdline, qemu_argv
+from pfharness.guest.machine import VmConfig, kernel_cmdline, qemu_argv
 
 CFG = VmConfig(kernel=Path("/k/vmlinux"), initrd=Path("/k/initrd.cpio"), smp=2, memory_mib=2048)
 

@@ -7,7 +7,8 @@ import re
 import jinja2
 import pytest
 
-from pfharness import assets, render
+from pfharness import assets
+from pfharness.kmod import render
 
 
 @pytest.fixture(scope="module")
@@ -71,17 +72,18 @@ def test_c_classifies_by_segment(sources):
 
 def test_shared_blocks_live_once_in_the_templates():
     """The kprobe set-up, parameter checks and plot code exist in one template each."""
-    top = {p.name: p.read_text() for p in assets.KMOD_TEMPLATES.glob("*.j2")}
+    top = {p.name: p.read_text() for p in assets.kmod_templates().glob("*.j2")}
     for snippet in ("register_kprobe", "module_param(tpid", "mul_u64_u64_div_u64"):
         assert not any(snippet in text for text in top.values()), snippet
-        owners = [p for p in (assets.KMOD_TEMPLATES / "common").glob("*.j2") if snippet in p.read_text()]
+        owners = [p for p in (assets.kmod_templates() / "common").glob("*.j2") if snippet in p.read_text()]
         assert len(owners) == 1, (snippet, owners)
 
 
 def test_strict_undefined(tmp_path):
     (tmp_path / "pf_probe_A.c.j2").write_text("int x = {{ no_such_value }};\n")
-    with pytest.raises(jinja2.UndefinedError):
+    with pytest.raises(render.TemplateResidue, match="no_such_value' is undefined") as caught:
         render.render_module("A", render.environment(tmp_path))
+    assert caught.value.exit_status == 120 and "pf_probe_A.c.j2" in str(caught.value)
 
 
 def test_render_writes_files_and_makefile(tmp_path):
@@ -98,5 +100,5 @@ def test_makefile_without_release_uses_running_kernel():
 
 
 def test_unknown_module_is_refused():
-    with pytest.raises(ValueError, match="choose from A, B, C"):
+    with pytest.raises(render.UnknownModule, match="choose A, B or C"):
         render.normalize_modules(["D"])

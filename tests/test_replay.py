@@ -9,17 +9,19 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import DATA
-from pfharness import outcome, plots, protocol, splat, trace
+from pfharness import step
+from pfharness.results import model, module_output, protocol, splat, step_result, transcript, verdict
+from pfharness.results import text as text_output
 from pfharness.cli import app
 
 
-def parsed(name: str) -> trace.TraceResult:
-    [result] = trace.parse_transcript(DATA / name)
+def parsed(name: str) -> model.TraceResult:
+    [result] = transcript.parse_transcript(DATA / name)
     return result
 
 
 @pytest.fixture(scope="module")
-def run_b() -> trace.TraceResult:
+def run_b() -> model.TraceResult:
     return parsed("run_b.log")
 
 
@@ -35,7 +37,7 @@ def test_run_b_transcript(run_b):
     assert plot.complete and len(plot.rows) == 30 and {len(row) for row in plot.rows} == {70}
     assert plot.faults == r.recorded and plot.outside == 0
     assert plot.lines[0].startswith("---- BEGIN PLOT") and plot.lines[-1] == "---- END PLOT ----"
-    assert run_b.splats == [] and outcome.exit_status(run_b) == 0
+    assert run_b.splats == [] and verdict.exit_status(run_b) == 0
 
 
 def test_run_c_transcript_has_a_plot_or_a_line_per_class():
@@ -54,7 +56,7 @@ def test_run_a_transcript_lists_every_fault():
 
 @pytest.mark.parametrize("name", ["dmesg_b_timestamps.txt", "dmesg_b_no_timestamps.txt", "dmesg_b_interleaved.txt"])
 def test_dmesg_logs_give_the_same_plot(run_b, name):
-    result = trace.parse_kernel_log(DATA / name)
+    result = transcript.parse_kernel_log(DATA / name)
     [plot] = result.report.plots
     [expected] = run_b.report.plots
     assert plot.rows == expected.rows and plot.y_labels == expected.y_labels and plot.x_labels == expected.x_labels
@@ -68,14 +70,14 @@ def test_panic_in_the_middle_of_a_plot():
     [plot] = result.report.plots
     assert not plot.complete and 0 < len(plot.rows) < 30
     assert any("Kernel panic - not syncing" in s for s in result.splats)
-    error = outcome.harness_error(result)
+    error = verdict.harness_error(result)
     assert error.exit_status == 123 and "panicked" in str(error)
 
 
 def test_truncated_transcript():
     result = parsed("run_b_truncated.log")
     assert not result.complete and not result.report.plots[0].complete
-    assert outcome.exit_status(result) == 123
+    assert verdict.exit_status(result) == 123
 
 
 def test_panic_transcript_shows_the_splat():
@@ -101,7 +103,7 @@ def test_cli_parse_refuses_a_file_without_module_output(tmp_path):
     empty = tmp_path / "x.log"
     empty.write_text("nothing here\n")
     result = CliRunner().invoke(app, ["parse", str(empty)])
-    assert result.exit_code == 1 and "no pf_probe output" in result.output
+    assert result.exit_code == 2 and "no pf_probe output" in result.output
 
 
 def test_step_parser_handles_output_without_final_newline():
@@ -116,7 +118,7 @@ def test_step_parser_handles_output_without_final_newline():
     assert step.int_value("workload-end", "status") == 7
     [record] = step.kernel_records
     assert record.seq == 10 and record.level == 6
-    report = plots.parse_module_output([record.message])
+    report = module_output.parse_module_output([record.message])
     assert (report.comm, report.recorded, report.dropped, report.capacity) == ("x y", 1, 2, 3)
 
 
@@ -136,42 +138,41 @@ def test_workload_output_is_not_scanned_for_splats():
                      "##PFH## workload-end status=0", "##PFH## rmmod status=0", "##PFH## kmsg-begin",
                      "6,1,1,-;pf_probe_B: summary pid=5 comm=x recorded=1 dropped=0 capacity=9", "##PFH## kmsg-end",
                      "##PFH## step-end status=0")
-    result = trace.result_from_step(protocol.parse_step(text), "B", ["x"])
-    result.splats += splat.scan(trace.console_kernel_lines(text))
-    assert result.splats == [] and outcome.exit_status(result) == 0
+    result = step_result.read_step(text, model.RunContext("B", ("x",)))
+    assert result.splats == [] and verdict.exit_status(result) == 0
     console = text.replace("##PFH## rmmod", "[   12.5] WARNING: CPU: 0 PID: 5 at mm/x.c:1 f+0x1/0x2\n##PFH## rmmod")
-    assert splat.scan(trace.console_kernel_lines(console)) == ["[   12.5] WARNING: CPU: 0 PID: 5 at mm/x.c:1 f+0x1/0x2"]
+    assert splat.scan(step_result.console_kernel_lines(console)) == ["[   12.5] WARNING: CPU: 0 PID: 5 at mm/x.c:1 f+0x1/0x2"]
 
 
 def test_a_failed_hold_is_a_harness_error():
     text = step_text("##PFH## error what=hold state=", "##PFH## step-end status=1")
-    result = trace.result_from_step(protocol.parse_step(text), "B", ["x"])
-    error = outcome.harness_error(result)
-    assert error is not None and "hold" in str(error) and outcome.exit_status(result) == 120
+    result = step_result.read_step(text, model.RunContext("B", ("x",)))
+    error = verdict.harness_error(result)
+    assert error is not None and "hold" in str(error) and verdict.exit_status(result) == 120
 
 
 def test_lost_kernel_log_lines_fail_the_run():
     text = step_text("##PFH## pid pid=5 hold=1 prefaults=3", "##PFH## insmod status=0", "##PFH## workload-begin",
                      "##PFH## workload-end status=0", "##PFH## rmmod status=0", "##PFH## kmsg-begin", "##PFH## kmsg-lost",
                      "6,9,1,-;pf_probe_A: summary pid=5 comm=x faults=3", "##PFH## kmsg-end", "##PFH## step-end status=0")
-    result = trace.result_from_step(protocol.parse_step(text), "A", ["x"])
-    assert result.kmsg_lost == 1 and "overwrote" in str(outcome.harness_error(result))
+    result = step_result.read_step(text, model.RunContext("A", ("x",)))
+    assert result.kmsg_lost == 1 and "overwrote" in str(verdict.harness_error(result))
 
 
 def test_missing_summary_fails_the_run():
     text = step_text("##PFH## pid pid=5 hold=1 prefaults=3", "##PFH## insmod status=0", "##PFH## workload-begin",
                      "##PFH## workload-end status=0", "##PFH## rmmod status=0", "##PFH## kmsg-begin", "##PFH## kmsg-end",
                      "##PFH## step-end status=0")
-    result = trace.result_from_step(protocol.parse_step(text), "B", ["x"])
-    assert "no summary" in str(outcome.harness_error(result))
+    result = step_result.read_step(text, model.RunContext("B", ("x",)))
+    assert "no summary" in str(verdict.harness_error(result))
 
 
 def test_parse_of_a_timed_out_run_gives_the_timeout_status(tmp_path):
     cut = (DATA / "run_b_truncated.log").read_text() + "\n##PFH-HOST## lost why=timeout\n"
     path = tmp_path / "timeout.log"
     path.write_text(cut)
-    [result] = trace.parse_transcript(path)
-    assert outcome.exit_status(result) == 124
+    [result] = transcript.parse_transcript(path)
+    assert verdict.exit_status(result) == 124
 
 
 def test_kmsg_utf8_is_decoded():

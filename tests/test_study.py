@@ -7,17 +7,19 @@ import tarfile
 import pytest
 
 from conftest import DATA
-from pfharness import dist, figures, plots, study, trace
+from pfharness import study
+from pfharness.kmod import handin
+from pfharness.results import figures, module_output, transcript
 
 
 def records_of(name):
-    [result] = trace.parse_transcript(DATA / name)
+    [result] = transcript.parse_transcript(DATA / name)
     assert result.report.records, "the recorded run has no dumped records"
     return result
 
 
 def test_figures_on_synthetic_records():
-    recs = [plots.Record(i, t, a) for i, (t, a) in enumerate([
+    recs = [module_output.Record(i, t, a) for i, (t, a) in enumerate([
         (0, 0x1000), (10, 0x2000), (20, 0x3000), (30, 0x9000), (1000, 0x9000)])]
     f = figures.compute(recs)
     assert f.faults == 5 and f.distinct_pages == 4
@@ -29,7 +31,7 @@ def test_figures_on_synthetic_records():
 
 
 def test_figures_of_one_instant_and_of_nothing():
-    one = figures.compute([plots.Record(0, 5, 0x1000)])
+    one = figures.compute([module_output.Record(0, 5, 0x1000)])
     assert (one.faults, one.span_s, one.faults_per_s, one.sequential_share) == (1, 0.0, 0.0, 0.0)
     assert figures.compute([]).faults == 0
 
@@ -80,7 +82,7 @@ def test_every_workload_is_named_and_the_compile_notes_its_children(tmp_path):
 def test_dist_archive_holds_the_six_files(tmp_path):
     report = tmp_path / "report.txt"
     report.write_text("findings\n")
-    archive = dist.make_dist(tmp_path / "handin.tar.gz", report, "6.1.0-56-amd64")
+    archive = handin.make_dist(tmp_path / "handin.tar.gz", report, "6.1.0-56-amd64")
     with tarfile.open(archive) as tar:
         names = sorted(tar.getnames())
         readme = tar.extractfile("pf_probe/README").read().decode()
@@ -93,4 +95,4 @@ def test_dist_archive_holds_the_six_files(tmp_path):
 
 def test_dist_without_a_report_says_how_to_make_one(tmp_path):
     with pytest.raises(Exception, match="pfharness study"):
-        dist.make_dist(tmp_path / "x.tar.gz", tmp_path / "missing.txt", "6.1.0-56-amd64")
+        handin.make_dist(tmp_path / "x.tar.gz", tmp_path / "missing.txt", "6.1.0-56-amd64")

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import qemu_pids, traced
-from pfharness import assets, trace
+from pfharness import assets, step
 
 pytestmark = pytest.mark.vm
 PFHARNESS = [sys.executable, "-m", "pfharness.cli"]
@@ -96,11 +96,11 @@ def test_host_target_inside_the_vm(vm, built_modules, tmp_path):
         release_dir.symlink_to(built_modules.modules["B"].parent)
     command = [
         "sh", "-c", 'cd "$1" && shift && exec "$@"', "pfh",
-        str(assets.SOURCE_ROOT), *PFHARNESS, "run", "--target", "host", "--module", "B",
+        str(assets.data_root()), *PFHARNESS, "run", "--target", "host", "--module", "B",
         "--out", str(out_root), "--transcript", "/tmp/host-run.log", "--json", "--", "/bin/true",
     ]
-    request = trace.TraceRequest("B", None, tuple(command), timeout=300)
-    result = trace.trace(vm, request)
+    request = step.TraceRequest("B", None, tuple(command), timeout=300)
+    result = step.trace(vm, request)
     assert result.workload_status == 0, result.workload_output
     data = json.loads(result.workload_output[result.workload_output.index("{"):])
     assert data["target"] == "host" and data["accelerator"] == "host"
@@ -111,7 +111,7 @@ def test_host_target_inside_the_vm(vm, built_modules, tmp_path):
 
 
 def run_cli(*args, timeout=300):
-    return subprocess.run([*PFHARNESS, *args], capture_output=True, text=True, timeout=timeout, cwd=assets.SOURCE_ROOT)
+    return subprocess.run([*PFHARNESS, *args], capture_output=True, text=True, timeout=timeout, cwd=assets.data_root())
 
 
 def test_cli_run_passes_exit_status_and_json_matches_parse(tmp_path, built_modules):
@@ -160,11 +160,12 @@ def test_handin_archive_builds_with_plain_make_and_plots(vm, tmp_path, default_k
     """The tar.gz stands alone: extract, `make` (no pfharness), load the built B in the VM."""
     import tarfile
 
-    from pfharness import dist, proc
+    from pfharness import proc
+    from pfharness.kmod import handin
 
     report = tmp_path / "report.txt"
     report.write_text("findings\n")
-    archive = dist.make_dist(tmp_path / "handin.tar.gz", report, default_kernel.release)
+    archive = handin.make_dist(tmp_path / "handin.tar.gz", report, default_kernel.release)
     with tarfile.open(archive) as tar:
         tar.extractall(tmp_path / "x")
     src = tmp_path / "x" / "pf_probe"
@@ -173,8 +174,8 @@ def test_handin_archive_builds_with_plain_make_and_plots(vm, tmp_path, default_k
     assert not re.search(r"\bwarning:", build.stdout)
     for letter in "ABC":
         assert (src / f"pf_probe_{letter}.ko").is_file()
-    request = trace.TraceRequest("B", src / "pf_probe_B.ko", ("/bin/true",))
-    result = trace.trace(vm, request)
+    request = step.TraceRequest("B", src / "pf_probe_B.ko", ("/bin/true",))
+    result = step.trace(vm, request)
     assert result.insmod_status == 0 and not result.splats
     [plot] = result.report.plots
     assert len(plot.rows) == 30 and plot.faults > 0
@@ -191,7 +192,7 @@ def test_qemu_dies_with_the_harness(tmp_path, built_modules, how):
     (out_root / built_modules.kernel_release).symlink_to(built_modules.modules["B"].parent)
     transcript = tmp_path / "t.log"
     harness = subprocess.Popen([*PFHARNESS, "run", "--accel", "tcg", "--out", str(out_root), "--transcript", str(transcript),
-                                "--", "sleep", "60"], cwd=assets.SOURCE_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "--", "sleep", "60"], cwd=assets.data_root(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while "workload-begin" not in (transcript.read_text(errors="replace") if transcript.exists() else ""):
         assert time.monotonic() < deadline and harness.poll() is None, "the run did not reach its workload"
@@ -212,9 +213,9 @@ def test_host_target_timeout_unloads_the_module(vm, built_modules):
         "sh", "-c", 'cd "$1" && shift && "$@"; echo "harness_status=$?"; '
         'if grep -q "^pf_probe_B " /proc/modules; then echo still_loaded; fi; '
         'if pgrep -x sleep >/dev/null; then echo sleep_left; fi', "pfh",
-        str(assets.SOURCE_ROOT), *PFHARNESS, "run", "--target", "host", "--module", "B", "--out", str(out_root),
+        str(assets.data_root()), *PFHARNESS, "run", "--target", "host", "--module", "B", "--out", str(out_root),
         "--transcript", "/tmp/host-timeout.log", "--timeout", "3", "--", "sleep", "60",
     ]
-    result = trace.trace(vm, trace.TraceRequest("B", None, tuple(command), timeout=120))
+    result = step.trace(vm, step.TraceRequest("B", None, tuple(command), timeout=120))
     assert "harness_status=124" in result.workload_output, result.workload_output
     assert "still_loaded" not in result.workload_output and "sleep_left" not in result.workload_output

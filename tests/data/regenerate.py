@@ -26,9 +26,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from pfharness import kbuild, kernels, proc, trace  # noqa: E402
+from pfharness import proc, step  # noqa: E402
+from pfharness.kmod import kbuild, kernels  # noqa: E402
 from pfharness.errors import VmLost  # noqa: E402
-from pfharness.vm import VmOptions, VmSession  # noqa: E402
+from pfharness.guest.session import VmOptions, VmSession  # noqa: E402
 
 
 def record() -> None:
@@ -42,10 +43,10 @@ def record() -> None:
         for letter, params, name in (("B", (), "run_b"), ("C", (), "run_c"), ("A", (), "run_a"),
                                      ("B", ("dump_records=1",), "run_b_records"), ("C", ("dump_records=1",), "run_c_records")):
             path = work / f"{name}.log"
-            request = trace.TraceRequest(letter, build.modules[letter], (str(program), "40"), params=params)
+            request = step.TraceRequest(letter, build.modules[letter], (str(program), "40"), params=params)
             start = vm.console.transcript.tell()
             vm.console.note(f"boot release={kernel.release} accel={vm.accelerator}")
-            trace.trace(vm, request)
+            step.trace(vm, request)
             transcripts[name] = (start, vm.console.transcript.tell(), path)
             if name == "run_b":
                 for name, argv in (("dmesg_b_timestamps.txt", ["dmesg"]), ("dmesg_b_no_timestamps.txt", ["dmesg", "-t"])):
@@ -60,8 +61,8 @@ def record() -> None:
     panic_log.unlink(missing_ok=True)
     try:
         with VmSession(VmOptions(kernel=kernel, transcript=panic_log, accel="tcg")) as vm:
-            request = trace.TraceRequest("B", build.modules["B"], ("sh", "-c", "echo c > /proc/sysrq-trigger"))
-            trace.trace(vm, request)
+            request = step.TraceRequest("B", build.modules["B"], ("sh", "-c", "echo c > /proc/sysrq-trigger"))
+            step.trace(vm, request)
     except VmLost:
         pass
     shutil.rmtree(work)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -9,11 +11,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import assets, kernels, proc, render
-from .errors import BuildError, HeadersMissing
+from .. import proc
+from ..errors import BuildError, HeadersMissing, PfhError
+from . import kernels, render
 
 _STAMP = ".pfharness-build-stamp"
 _DIAGNOSTIC = re.compile(r"^(?P<file>[^\s:]+\.c):(?P<line>\d+):(?P<col>\d+): (?P<kind>error|warning): (?P<msg>.*)$")
+
+
+@dataclass(frozen=True)
+class BuildTarget:
+    """The kernel to build for, resolved once: its release and kbuild directory."""
+
+    release: str  # e.g. "6.1.0-56-amd64"
+    kdir: Path  # its kbuild directory (headers)
 
 
 @dataclass(frozen=True)
@@ -21,11 +32,10 @@ class BuildRequest:
     """What to build and where."""
 
     out_dir: Path  # rendered sources and the built .ko files go here
+    target: BuildTarget  # the kernel, from resolve_target()
     modules: tuple[str, ...] = render.MODULES  # module letters
-    kernel_release: str | None = None  # build for this release's headers (default kernel when None)
-    kdir: Path | None = None  # an explicit kbuild directory, overrides kernel_release's headers
     werror: bool = False  # treat compiler warnings as errors (the tests do)
-    template_dir: Path = assets.KMOD_TEMPLATES  # the module templates to render
+    template_dir: Path | None = None  # the module templates to render (default: the package's)
 
 
 @dataclass(frozen=True)
@@ -46,20 +56,19 @@ def _kdir_release(kdir: Path) -> str | None:
     return f.read_text().strip() if f.is_file() else None
 
 
-def resolve_kdir(request: BuildRequest) -> tuple[str, Path]:
-    """The (release, kbuild directory) to build against; a clear error when headers are missing."""
-    if request.kdir is not None:
-        kdir = request.kdir.resolve()
-        if not (kdir / "Makefile").is_file():
+def resolve_target(kernel_release: str | None = None, kdir: Path | None = None) -> BuildTarget:
+    """The kernel to build against: an explicit kbuild directory, or the headers of a release
+    (the default kernel when None); a clear error when headers are missing."""
+    if kdir is not None:
+        resolved = kdir.resolve()
+        if not (resolved / "Makefile").is_file():
             raise HeadersMissing(
-                f"{request.kdir} is not a kernel build directory (no Makefile there): pass the headers directory, "
+                f"{kdir} is not a kernel build directory (no Makefile there): pass the headers directory, "
                 "e.g. --kdir /lib/modules/<release>/build, after `apt-get install linux-headers-<release>`"
             )
-        return _kdir_release(kdir) or request.kernel_release or "unknown", kdir
-    kernel = kernels.select(request.kernel_release)
-    if kernel.headers is None:
-        raise HeadersMissing(kernels.headers_missing_message(kernel.release, Path("/lib/modules") / kernel.release / "build"))
-    return kernel.release, kernel.headers
+        return BuildTarget(_kdir_release(resolved) or kernel_release or "unknown", resolved)
+    kernel = kernels.select(kernel_release)
+    return BuildTarget(kernel.release, kernel.require_headers())
 
 
 def _fingerprint(sources: render.RenderedSources, kdir: Path, werror: bool) -> str:
@@ -92,8 +101,29 @@ def explain_failure(log: str) -> str:
 def build(request: BuildRequest) -> BuildResult:
     """Render the sources into request.out_dir and build them; skip when nothing changed."""
     start = time.monotonic()
-    release, kdir = resolve_kdir(request)
+    release, kdir = request.target.release, request.target.kdir
     out_dir = request.out_dir.resolve()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PfhError(f"cannot create the build directory {out_dir} ({exc.strerror or exc}): "
+                       "pass --out with a writable directory") from exc
+    with _build_lock(out_dir):
+        return _build_locked(request, out_dir, release, kdir, start)
+
+
+@contextlib.contextmanager
+def _build_lock(out_dir: Path):
+    """One build at a time per build directory: concurrent runs with one --out wait for each other."""
+    with open(out_dir / ".pfharness-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build_locked(request: BuildRequest, out_dir: Path, release: str, kdir: Path, start: float) -> BuildResult:
     sources = render.render(out_dir, request.modules, kernel_release=release, template_dir=request.template_dir)
     modules = {m: out_dir / f"{render.module_name(m)}.ko" for m in sources.sources}
     stamp = out_dir / _STAMP

@@ -17,7 +17,8 @@ from typing import BinaryIO, Sequence
 
 import pexpect
 
-from .errors import VmLost, VmTimeout
+from ..errors import VmLost, VmTimeout
+from ..results import notes
 
 # A panic as the kernel prints it (with its timestamp), so that a workload printing the words does not count.
 PANIC_RE = re.compile(rb"\[ *\d+\.\d+\] Kernel panic - not syncing[^\r\n]*|PFH-INIT-ERROR[^\r\n]*")
@@ -36,12 +37,6 @@ class ShellResult:
     seconds: float
 
 
-def write_note(transcript: BinaryIO, text: str) -> None:
-    """Write a harness note line ("##PFH-HOST## ...") into a transcript; `parse` reads them back."""
-    transcript.write(f"\n##PFH-HOST## {text}\n".encode())
-    transcript.flush()
-
-
 class Console:
     """A pexpect child whose console runs a POSIX shell."""
 
@@ -54,14 +49,14 @@ class Console:
 
     def note(self, text: str) -> None:
         """Write a harness note line into the transcript (not sent to the guest)."""
-        write_note(self.transcript, text)
+        notes.write_note(self.transcript, text)
 
     def _tail(self, n: int = 8) -> str:
         try:
             data = self.transcript_path.read_bytes()[-4000:].decode(errors="replace")
         except OSError:
             return ""
-        lines = [ln for ln in data.splitlines() if ln.strip() and not ln.startswith("##PFH-HOST##")]
+        lines = [ln for ln in data.splitlines() if ln.strip() and not notes.is_note(ln)]
         return "\n".join("    " + ln for ln in lines[-n:])
 
     def _give_up(self, error: VmLost) -> VmLost:
@@ -145,12 +140,14 @@ class Console:
             line = f"{command} </dev/null"
         else:
             # Control characters or other bytes the terminal would interpret: send base64.
+            # The files have private names made by mktemp (never a fixed name a link could be planted at).
             encoded = base64.b64encode((command + "\n").encode("utf-8", "surrogateescape")).decode()
-            self.send_line("rm -f /tmp/pfh-cmd.b64")
+            self.send_line("pfh_b64=$(mktemp) && pfh_sh=$(mktemp)")
             for i in range(0, len(encoded), _CHUNK):
-                self.send_line(f"printf %s {encoded[i:i + _CHUNK]} >>/tmp/pfh-cmd.b64")
+                self.send_line(f'printf %s {encoded[i:i + _CHUNK]} >>"$pfh_b64"')
                 self.sync(stage, timeout=30)
-            line = "base64 -d /tmp/pfh-cmd.b64 >/tmp/pfh-cmd.sh && sh /tmp/pfh-cmd.sh </dev/null"
+            line = 'base64 -d "$pfh_b64" >"$pfh_sh" && rm -f "$pfh_b64" && sh "$pfh_sh" </dev/null; pfh_st=$?; rm -f "$pfh_sh"; (exit $pfh_st)'
+
         self._token += 1
         token = self._token
         self.send_line(f"{line}; printf '##PFH## %s token=%d status=%d\\n' done {token} $?")

@@ -5,7 +5,6 @@ many steps)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -14,15 +13,13 @@ from typing import Sequence
 
 import pexpect
 
+from .. import proc
+from ..kmod.kernels import KernelInfo
+from ..results import notes
 from . import accel as accel_mod
-from . import assets, initramfs, kernel_image, proc
+from .boot import QBOOT, prepare_boot
 from .console import Console, ShellResult
-from .errors import SetupError
-from .kernels import KernelInfo
-from .qemu import VmConfig, qemu_argv
-
-
-QBOOT = Path("/usr/share/qemu/qboot.rom")  # minimal firmware shipped with Debian's qemu-system-x86
+from .machine import VmConfig, qemu_argv
 
 
 @dataclass(frozen=True)
@@ -38,42 +35,6 @@ class VmOptions:
     extra_append: tuple[str, ...] = ()  # more kernel parameters
 
 
-@dataclass(frozen=True)
-class BootArtifacts:
-    """What the VM boots from, prepared (and cached) on the host."""
-
-    kernel: Path  # PVH vmlinux, or the compressed image as a fall-back
-    initrd: Path
-    pvh: bool  # True when booting the extracted vmlinux
-
-
-def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
-    """Extract the PVH vmlinux (cached) and build the initramfs (cached)."""
-    image = kernel.require_image()
-    if kernel.modules_dir is None:
-        raise SetupError(
-            f"no modules directory /lib/modules/{kernel.release} (the VM needs its 9p modules): "
-            f"install them with `apt-get install linux-image-{kernel.release}`"
-        )
-    cache = assets.cache_dir()
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    if not Path(busybox).is_file():
-        raise SetupError("busybox is not installed: install it with `apt-get install busybox-static` (or run `make demo`)")
-    try:
-        vmlinux = kernel_image.cached_vmlinux(image, cache)
-    except kernel_image.KernelImageError:
-        vmlinux = None
-    init_script = (assets.VM_ASSETS / "init.sh").read_text()
-    initrd = initramfs.build_initramfs(
-        kernel.release,
-        cache / f"initramfs-{kernel.release}.cpio",
-        modules_root=kernel.modules_dir.parent,
-        busybox=Path(busybox),
-        init_script=init_script,
-    )
-    return BootArtifacts(kernel=vmlinux or image, initrd=initrd, pvh=vmlinux is not None)
-
-
 @dataclass
 class VmSession:
     """A booted guest with a shell on its console. Use as a context manager."""
@@ -84,6 +45,14 @@ class VmSession:
     console: Console | None = None
     argv: list[str] = field(default_factory=list)
     kind = "vm"
+
+    @property
+    def kernel_release(self) -> str:
+        return self.options.kernel.release
+
+    @property
+    def transcript_path(self) -> Path:
+        return self.options.transcript
 
     def __enter__(self) -> "VmSession":
         try:
@@ -111,8 +80,7 @@ class VmSession:
             firmware=QBOOT if QBOOT.is_file() else None,
         )
         self.argv = qemu_argv(cfg)
-        self.options.transcript.parent.mkdir(parents=True, exist_ok=True)
-        transcript = open(self.options.transcript, "ab")
+        transcript = notes.open_transcript(self.options.transcript)
         start = time.monotonic()
         try:
             child = proc.spawn_interactive(self.argv, logfile=transcript, timeout=self.options.boot_timeout)
@@ -120,7 +88,8 @@ class VmSession:
             transcript.close()
             raise
         self.console = Console(child, transcript, self.options.transcript)
-        self.console.note(f"boot release={self.options.kernel.release} accel={self.accelerator} smp={cfg.smp} memory_mib={cfg.memory_mib} pvh={int(artifacts.pvh)}")
+        self.console.note(notes.boot_note(self.kernel_release, self.accelerator, smp=cfg.smp,
+                                          memory_mib=cfg.memory_mib, pvh=int(artifacts.pvh)))
         self.console.wait_for(rb"PFH-READY\r*\n", "boot", self.options.boot_timeout)
         self.console.start_shell("boot", self.options.boot_timeout)
         self.boot_seconds = time.monotonic() - start

@@ -8,19 +8,23 @@ from pathlib import Path
 
 import jinja2
 
-from . import assets
+from .. import assets
+from ..errors import PfhError
+from ..results import output_format
 
 MODULES = ("A", "B", "C")
-PLOT_ROWS = 30
-PLOT_COLS = 70
-DEFAULT_MAX_RECORDS = 1_048_576
-MAX_RECORDS_LIMIT = 16_777_216  # 16 Mi records: 256 MiB of vmalloc at most (B), 384 MiB (C, 24-byte records)
 
 _RESIDUE = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 
 
-class TemplateResidue(Exception):
-    """A rendered file still contains Jinja syntax (a template bug)."""
+class TemplateResidue(PfhError):
+    """A template that does not render, or leaves Jinja syntax in the file (a template bug)."""
+
+
+class UnknownModule(PfhError, ValueError):
+    """A module letter that is not A, B or C (a usage error: exit status 2)."""
+
+    exit_status = 2
 
 
 @dataclass(frozen=True)
@@ -47,16 +51,17 @@ def normalize_modules(modules: list[str] | tuple[str, ...] | None) -> tuple[str,
     for m in modules:
         letter = m.strip().upper().removeprefix("PF_PROBE_")
         if letter not in MODULES:
-            raise ValueError(f"unknown module {m!r}: choose from A, B, C")
+            raise UnknownModule(f"unknown module {m!r}: choose A, B or C (--module B)")
         if letter not in chosen:
             chosen.append(letter)
     return tuple(sorted(chosen))
 
 
-def environment(template_dir: Path = assets.KMOD_TEMPLATES) -> jinja2.Environment:
+def environment(template_dir: Path | None = None) -> jinja2.Environment:
     """A Jinja environment that fails on any undefined name."""
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(template_dir), str(assets.MAKEFILE_TEMPLATE.parent)]),
+        loader=jinja2.FileSystemLoader([str(template_dir or assets.kmod_templates()),
+                                        str(assets.makefile_template().parent)]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -66,12 +71,21 @@ def environment(template_dir: Path = assets.KMOD_TEMPLATES) -> jinja2.Environmen
 
 
 def template_context() -> dict:
-    return {
-        "plot_rows": PLOT_ROWS,
-        "plot_cols": PLOT_COLS,
-        "default_max_records": DEFAULT_MAX_RECORDS,
-        "max_records_limit": MAX_RECORDS_LIMIT,
-    }
+    """The render variables: the output format's constants and line shapes (results/output_format.py)."""
+    return output_format.template_context()
+
+
+def _where(exc: jinja2.TemplateError) -> str:
+    """file:line of a template error: from a syntax error, or from the template frame of the traceback
+    (Jinja rewrites it so that a render-time error points into the template)."""
+    name = getattr(exc, "filename", None) or getattr(exc, "name", None)
+    line = getattr(exc, "lineno", None)
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(".j2"):
+            name, line = tb.tb_frame.f_code.co_filename, tb.tb_lineno
+        tb = tb.tb_next
+    return f"{name or 'template'}:{line}" if line else str(name or "template")
 
 
 def _tidy(text: str, what: str) -> str:
@@ -88,7 +102,10 @@ def render_module(letter: str, env: jinja2.Environment | None = None) -> str:
     """The C source of pf_probe_<letter>."""
     env = env or environment()
     name = module_name(letter)
-    text = env.get_template(f"{name}.c.j2").render(template_context())
+    try:
+        text = env.get_template(f"{name}.c.j2").render(template_context())
+    except jinja2.TemplateError as exc:
+        raise TemplateResidue(f"{_where(exc)}: the module template is broken: {exc.message}") from exc
     return _tidy(text, f"{name}.c")
 
 
@@ -98,8 +115,11 @@ def render_makefile(modules: tuple[str, ...], kernel_release: str | None, env: j
     (falling back to `fallback_release` when that has no headers)."""
     env = env or environment()
     objects = [f"{module_name(m)}.o" for m in modules]
-    text = env.get_template(assets.MAKEFILE_TEMPLATE.name).render(
-        objects=objects, kernel_release=kernel_release, fallback_release=fallback_release)
+    try:
+        text = env.get_template(assets.makefile_template().name).render(
+            objects=objects, kernel_release=kernel_release, fallback_release=fallback_release)
+    except jinja2.TemplateError as exc:
+        raise TemplateResidue(f"{_where(exc)}: the Makefile template is broken: {exc.message}") from exc
     return _tidy(text, "Makefile")
 
 
@@ -113,7 +133,7 @@ def render(
     out_dir: Path,
     modules: list[str] | tuple[str, ...] | None = None,
     kernel_release: str | None = None,
-    template_dir: Path = assets.KMOD_TEMPLATES,
+    template_dir: Path | None = None,
     fallback_release: str | None = None,
 ) -> RenderedSources:
     """Write pf_probe_<X>.c for each module and the kbuild Makefile into `out_dir`."""

@@ -10,16 +10,12 @@ import os
 import platform
 import sys
 import time
-from typing import TYPE_CHECKING
 
-import pexpect
-
-from . import assets, proc
-from .errors import SetupError
-from .qemu import VmConfig, qemu_argv
-
-if TYPE_CHECKING:
-    from .vm import BootArtifacts
+from .. import assets, proc
+from ..errors import SetupError, UsageError, VmLost
+from .boot import BootArtifacts
+from .console import Console
+from .machine import VmConfig, qemu_argv
 
 PROBE_SECONDS = 6.0  # a working KVM reaches the shell in about a second; TCG needs 2.2 s
 
@@ -28,13 +24,13 @@ def kvm_device_usable() -> bool:
     return os.access("/dev/kvm", os.R_OK | os.W_OK)
 
 
-def _verdict_path(artifacts: "BootArtifacts", qemu: str):
+def _verdict_path(artifacts: BootArtifacts, qemu: str):
     st = os.stat(qemu)
     key = f"{qemu}\0{st.st_size}\0{st.st_mtime_ns}\0{artifacts.kernel}\0{platform.release()}"
     return assets.cache_dir() / f"kvm-verdict-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
-def probe_kvm(artifacts: "BootArtifacts", qemu: str, seconds: float = PROBE_SECONDS) -> tuple[bool, str]:
+def probe_kvm(artifacts: BootArtifacts, qemu: str, seconds: float = PROBE_SECONDS) -> tuple[bool, str]:
     """Boot the guest under KVM and wait for its shell; (works, what was seen)."""
     cfg = VmConfig(kernel=artifacts.kernel, initrd=artifacts.initrd, accel="kvm", smp=1, memory_mib=512, qemu_binary=qemu)
     log = assets.cache_dir() / "kvm-probe.log"
@@ -42,18 +38,16 @@ def probe_kvm(artifacts: "BootArtifacts", qemu: str, seconds: float = PROBE_SECO
         child = proc.spawn_interactive(qemu_argv(cfg), logfile=transcript, timeout=seconds)
         start = time.monotonic()
         try:
-            index = child.expect([b"PFH-READY", pexpect.EOF, pexpect.TIMEOUT], timeout=seconds)
+            Console(child, transcript, log).wait_for(rb"PFH-READY", "the KVM probe", seconds)
+            return True, f"guest reached its shell under KVM in {time.monotonic() - start:.1f} s"
+        except VmLost as lost:  # VmTimeout too: either way KVM does not work here
+            why = str(lost).splitlines()[0]
+            return False, f"under KVM {why} (after {time.monotonic() - start:.1f} s; see {log})"
         finally:
             child.close(force=True)
-    elapsed = time.monotonic() - start
-    if index == 0:
-        return True, f"guest reached its shell under KVM in {elapsed:.1f} s"
-    if index == 1:
-        return False, f"QEMU exited under KVM after {elapsed:.1f} s (see {log})"
-    return False, f"no guest output under KVM within {seconds:.0f} s: KVM hangs here (see {log})"
 
 
-def choose(requested: str, artifacts: "BootArtifacts", qemu: str) -> str:
+def choose(requested: str, artifacts: BootArtifacts, qemu: str) -> str:
     """The accelerator to use for `requested` (auto, kvm or tcg)."""
     if requested == "tcg":
         return "tcg"
@@ -62,7 +56,7 @@ def choose(requested: str, artifacts: "BootArtifacts", qemu: str) -> str:
             raise SetupError("--accel kvm: /dev/kvm is missing or not accessible; use --accel tcg (or auto)")
         return "kvm"
     if requested != "auto":
-        raise SetupError(f"unknown accelerator {requested!r}: use auto, kvm or tcg")
+        raise UsageError(f"unknown accelerator {requested!r}: use --accel auto, kvm or tcg")
     if not kvm_device_usable():
         return "tcg"
     path = _verdict_path(artifacts, qemu)

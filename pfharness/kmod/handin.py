@@ -9,34 +9,40 @@ from pathlib import Path
 
 import jinja2
 
-from . import __version__, assets, kernels, render
-from .errors import PfhError
+from .. import __version__, assets
+from ..errors import PfhError
+from . import kernels, render
 
-HANDIN_README = assets.SOURCE_ROOT / "handin" / "README.j2"
-EXAMPLE_REPORT = assets.SOURCE_ROOT / "study" / "report.txt"
 TOP = "pf_probe"  # the directory inside the archive
 
 
 def handin_files(report: Path, kernel_release: str) -> dict[str, str]:
     """File name -> content of everything the archive holds."""
-    if not report.is_file():
-        raise PfhError(f"no report at {report}: run `pfharness study --out DIR` and pass --report DIR/report.txt")
+    try:
+        report_text = report.read_text(errors="replace")
+    except OSError as exc:
+        raise PfhError(f"cannot read the report {report} ({exc.strerror or exc}): run `pfharness study --out DIR` "
+                       "and pass --report DIR/report.txt") from exc
     env = render.environment()
     files = {f"{render.module_name(m)}.c": render.render_module(m, env) for m in render.MODULES}
     files["Makefile"] = render.render_makefile(render.MODULES, None, env, fallback_release=kernel_release)
-    readme = jinja2.Template(HANDIN_README.read_text(), undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    readme = jinja2.Template(assets.handin_file("README.j2").read_text(), undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     files["README"] = readme.render(version=__version__, kernel_release=kernel_release, **render.template_context())
-    files["report.txt"] = report.read_text()
+    files["report.txt"] = report_text
     return files
 
 
-def make_dist(out: Path, report: Path = EXAMPLE_REPORT, kernel_release: str | None = None) -> Path:
-    """Write the hand-in archive to `out`; returns its path."""
+def make_dist(out: Path, report: Path | None = None, kernel_release: str | None = None) -> Path:
+    """Write the hand-in archive to `out` (report: the committed example by default); returns its path."""
     release = kernel_release or kernels.select(None).release
-    files = handin_files(report, release)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    files = handin_files(report or assets.study_file("report.txt"), release)
     now = int(time.time())
-    with tarfile.open(out, "w:gz") as tar:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tar = tarfile.open(out, "w:gz")
+    except OSError as exc:
+        raise PfhError(f"cannot write {out} ({exc.strerror or exc}): pass --out with a writable path") from exc
+    with tar:
         info = tarfile.TarInfo(TOP)
         info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
         tar.addfile(info)

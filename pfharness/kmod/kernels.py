@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HeadersMissing, KernelNotFound
+from ..errors import HeadersMissing, KernelNotFound
 
 
 @dataclass(frozen=True)

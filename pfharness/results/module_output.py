@@ -12,26 +12,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-PLOT_ROWS = 30
-PLOT_COLS = 70
+from . import output_format
 
 _MODULE_LINE = re.compile(r"(pf_probe_[ABC]): (.*?)\r?$")
-_BEGIN = re.compile(r"^---- BEGIN PLOT pid=(?P<pid>\d+) comm=(?P<comm>.*) class=(?P<cls>\S+) ----$")
-_END = "---- END PLOT ----"
-_ROW = re.compile(r"^(?P<label>.{14}) \|(?P<cells>.{%d})\|$" % PLOT_COLS)
-_PLOT_SUMMARY = re.compile(
-    r"^summary pid=(?P<pid>\d+) comm=(?P<comm>.*) class=(?P<cls>\S+) faults=(?P<faults>\d+) "
-    r"t_span_ns=(?P<t_span>\d+) page_min=(?P<pmin>0x[0-9a-f]+|0) page_max=(?P<pmax>0x[0-9a-f]+|0) outside=(?P<outside>\d+)$"
-)
-_RECORDS_SUMMARY = re.compile(
-    r"^summary pid=(?P<pid>\d+) comm=(?P<comm>.*) recorded=(?P<recorded>\d+) dropped=(?P<dropped>\d+) capacity=(?P<capacity>\d+)$"
-)
-_A_SUMMARY = re.compile(r"^summary pid=(?P<pid>\d+) comm=(?P<comm>.*) faults=(?P<faults>\d+)$")
-_A_FAULT = re.compile(r"^pid=(\d+) addr=0x([0-9a-f]+)$")
-_RECORD = re.compile(r"^rec (\d+) t=(\d+) addr=0x([0-9a-f]+)(?: class=(\S+))?$")
-_RECORDS_BEGIN = re.compile(r"^---- BEGIN RECORDS count=(\d+) ----$")
-_EMPTY = re.compile(r"^no page faults recorded for process (?P<pid>\d+) \((?P<comm>.*)\)(?: in the (?P<cls>.*))?: plot left out$")
-_CLASS_KEYS = {"code segment": "code", "data segment": "data", "other (stack, heap, mmap)": "other"}
+_LINE = output_format.LINES
+_ROW = output_format.plot_row_regex()
+_RULE = output_format.plot_rule_regex()
+_CLASS_KEYS = {title: key for key, title in output_format.FAULT_CLASSES}
 
 
 @dataclass
@@ -43,7 +30,7 @@ class Plot:
     comm: str
     plot_class: str  # "all" (B) or "code" / "data" / "other" (C)
     title: str = ""
-    rows: list[str] = field(default_factory=list)  # PLOT_ROWS strings of PLOT_COLS characters, top row first
+    rows: list[str] = field(default_factory=list)  # output_format.PLOT_ROWS strings of PLOT_COLS characters, top row first
     y_labels: dict[int, str] = field(default_factory=dict)  # row index -> page number label (hex)
     x_labels: list[str] = field(default_factory=list)  # times under the X axis, ms: first, middle, last
     faults: int | None = None  # faults drawn, from the summary line
@@ -117,22 +104,22 @@ def _finish_plot(plot: Plot, body: list[str]) -> None:
     rule_index = None
     for i, line in enumerate(body):
         m = _ROW.match(line)
-        if m and len(plot.rows) < PLOT_ROWS:
+        if m and len(plot.rows) < output_format.PLOT_ROWS:
             label = m.group("label").strip()
             if label:
                 plot.y_labels[len(plot.rows)] = label
             plot.rows.append(m.group("cells"))
             continue
-        if re.match(r"^ {14} \+-+\+$", line):
+        if _RULE.match(line):
             rule_index = i
             continue
-        s = _PLOT_SUMMARY.match(line)
+        s = _LINE["plot_summary"].parse(line)
         if s:
-            plot.faults = int(s["faults"])
-            plot.t_span_ns = int(s["t_span"])
-            plot.page_min = int(s["pmin"], 16)
-            plot.page_max = int(s["pmax"], 16)
-            plot.outside = int(s["outside"])
+            plot.faults = s["faults"]
+            plot.t_span_ns = s["t_span_ns"]
+            plot.page_min = s["page_min"]
+            plot.page_max = s["page_max"]
+            plot.outside = s["outside"]
     if rule_index is not None and rule_index + 1 < len(body):
         plot.x_labels = _parse_x_labels(body[rule_index + 1])
 
@@ -147,7 +134,7 @@ def parse_module_output(messages: Iterable[str], module: str | None = None) -> M
         report.lines.append(text)
         if current is not None:
             current.lines.append(text)
-            if text == _END:
+            if _LINE["plot_end"].parse(text) is not None:
                 _finish_plot(current, body)
                 current.complete = True
                 report.plots.append(current)
@@ -155,24 +142,34 @@ def parse_module_output(messages: Iterable[str], module: str | None = None) -> M
             else:
                 body.append(text)
             continue
-        if m := _BEGIN.match(text):
-            current = Plot(module=mod, pid=int(m["pid"]), comm=m["comm"], plot_class=m["cls"], lines=[text])
+        _read_line(report, mod, text)
+        if text.startswith("---- BEGIN PLOT") and (v := _LINE["plot_begin"].parse(text)):
+            current = Plot(module=mod, pid=v["pid"], comm=v["comm"], plot_class=v["plot_class"],
+                           lines=[text])
             body = []
-        elif m := _RECORD.match(text):
-            report.records.append(Record(int(m.group(1)), int(m.group(2)), int(m.group(3), 16), m.group(4)))
-        elif m := _RECORDS_BEGIN.match(text):
-            report.records_announced = int(m.group(1))
-        elif m := _A_FAULT.match(text):
-            report.fault_addresses.append(int(m.group(2), 16))
-        elif m := _RECORDS_SUMMARY.match(text):
-            report.pid, report.comm = int(m["pid"]), m["comm"]
-            report.recorded, report.dropped, report.capacity = int(m["recorded"]), int(m["dropped"]), int(m["capacity"])
-        elif m := _A_SUMMARY.match(text):
-            report.pid, report.comm, report.faults = int(m["pid"]), m["comm"], int(m["faults"])
-        elif m := _EMPTY.match(text):
-            report.pid = report.pid or int(m["pid"])
-            report.empty_classes.append(_CLASS_KEYS.get(m["cls"] or "", m["cls"] or "all"))
     if current is not None:  # truncated: the log ended inside a plot
         _finish_plot(current, body)
         report.plots.append(current)
     return report
+
+
+def _read_line(report: ModuleReport, mod: str, text: str) -> None:
+    """One module line outside a plot: a record, a fault line, a summary, an empty-plot note."""
+    if (v := _LINE["record"].parse(text)) or (v := _LINE["record_class"].parse(text)):
+        report.records.append(Record(v["index"], v["t_ns"], v["address"], v.get("fault_class")))
+    elif v := _LINE["records_begin"].parse(text):
+        report.records_announced = v["count"]
+    elif v := _LINE["a_fault"].parse(text):
+        report.fault_addresses.append(v["address"])
+    elif v := _LINE["records_summary"].parse(text):
+        report.pid, report.comm = v["pid"], v["comm"]
+        report.recorded, report.dropped, report.capacity = v["recorded"], v["dropped"], v["capacity"]
+    elif v := _LINE["a_summary"].parse(text):
+        report.pid, report.comm, report.faults = v["pid"], v["comm"], v["faults"]
+    elif v := _LINE["plot_empty_class"].parse(text):
+        report.pid = report.pid or v["pid"]
+        title = str(v["class_title"])
+        report.empty_classes.append(_CLASS_KEYS.get(title, title))
+    elif v := _LINE["plot_empty"].parse(text):
+        report.pid = report.pid or v["pid"]
+        report.empty_classes.append("all")

@@ -17,6 +17,8 @@ import zlib
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..errors import SetupError
+
 __all__ = [
     "ExtractionUnsupported",
     "KernelImageError",
@@ -33,7 +35,7 @@ _XEN_ELFNOTE_PHYS32_ENTRY = 18
 _PT_NOTE = 4
 
 
-class KernelImageError(RuntimeError):
+class KernelImageError(SetupError):
     """The file is not a usable bzImage (corrupt, truncated, wrong type)."""
 
 
@@ -70,10 +72,24 @@ _DECOMPRESSORS: list[tuple[bytes, str, Callable[[], object] | None]] = [
     (b"BZh", "bzip2", bz2.BZ2Decompressor),
     (b"\x5d\x00\x00", "lzma",
      lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE)),
-    (b"\x28\xb5\x2f\xfd", "zstd", None),
+    (b"\x28\xb5\x2f\xfd", "zstd", lambda: _ZstdOneShot()),
     (b"\x02\x21\x4c\x18", "lz4", None),
     (b"\x89LZO", "lzo", None),
 ]
+
+
+class _ZstdOneShot:
+    """zstd with the stdlib decompressors' interface (decompress(), eof), from the zstandard package."""
+
+    eof = True
+
+    def decompress(self, data: bytes) -> bytes:
+        import zstandard
+
+        try:
+            return zstandard.ZstdDecompressor().stream_reader(data).read()
+        except zstandard.ZstdError as exc:
+            raise OSError(str(exc)) from exc
 
 
 def _decompress(payload: bytes, path: Path) -> bytes:

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from .plots import Record
+from .module_output import Record
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,50 @@
+"""What the VM boots from, prepared (and cached) on the host: the PVH vmlinux and the initramfs."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import assets
+from ..errors import SetupError
+from ..kmod.kernels import KernelInfo
+from . import initramfs, kernel_image
+
+QBOOT = Path("/usr/share/qemu/qboot.rom")  # minimal firmware shipped with Debian's qemu-system-x86
+
+
+@dataclass(frozen=True)
+class BootArtifacts:
+    """What the VM boots from, prepared (and cached) on the host."""
+
+    kernel: Path  # PVH vmlinux, or the compressed image as a fall-back
+    initrd: Path
+    pvh: bool  # True when booting the extracted vmlinux
+
+
+def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
+    """Extract the PVH vmlinux (cached) and build the initramfs (cached)."""
+    image = kernel.require_image()
+    if kernel.modules_dir is None:
+        raise SetupError(
+            f"no modules directory /lib/modules/{kernel.release} (the VM needs its 9p modules): "
+            f"install them with `apt-get install linux-image-{kernel.release}`"
+        )
+    cache = assets.cache_dir()
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if not Path(busybox).is_file():
+        raise SetupError("busybox is not installed: install it with `apt-get install busybox-static` (or run `make demo`)")
+    try:
+        vmlinux = kernel_image.cached_vmlinux(image, cache)
+    except kernel_image.KernelImageError:
+        vmlinux = None  # QEMU boots the compressed image itself, only slower
+    init_script = assets.vm_file("init.sh").read_text()
+    initrd = initramfs.build_initramfs(
+        kernel.release,
+        cache / f"initramfs-{kernel.release}.cpio",
+        modules_root=kernel.modules_dir.parent,
+        busybox=Path(busybox),
+        init_script=init_script,
+    )
+    return BootArtifacts(kernel=vmlinux or image, initrd=initrd, pvh=vmlinux is not None)

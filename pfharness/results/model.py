@@ -1,0 +1,104 @@
+"""The result of one traced run (TraceResult) and its --json object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .module_output import ModuleReport
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where and how a step ran: known before its output is read."""
+
+    module: str  # "pf_probe_B" (or the letter "B")
+    command: tuple[str, ...]  # the workload's argv
+    kernel_release: str = ""
+    accelerator: str = ""  # kvm, tcg, or "host"
+    target: str = "vm"  # vm, host, or "log" for a plain kernel log read by `parse`
+    transcript: str = ""  # where the console transcript is kept
+
+    @property
+    def module_name(self) -> str:
+        return f"pf_probe_{self.module}" if len(self.module) == 1 else self.module
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """Everything one traced run gave. Crosses into the CLI, JSON and tests; made once, never patched."""
+
+    module: str  # "pf_probe_B"
+    command: list[str]
+    kernel_release: str = ""
+    accelerator: str = ""  # kvm, tcg, or "host"
+    target: str = "vm"
+    pid: int | None = None  # the workload's pid (what tpid was)
+    hold: bool = True
+    pre_exec_faults: int | None = None  # faults of the held process before the module was loaded (not recorded)
+    insmod_status: int | None = None
+    workload_status: int | None = None  # exit status; 128+N when killed by signal N
+    rmmod_status: int | None = None
+    not_found: bool = False  # the workload command does not exist on the target
+    step_error: str | None = None  # run_step.sh could not do its job (hold, /dev/kmsg, usage)
+    step_status: int | None = None  # run_step.sh's own exit status
+    kmsg_lost: int = 0  # times the kernel log overwrote records before they were read
+    lost_reason: str | None = None  # the harness's note when the VM was lost or timed out (parse)
+    complete: bool = False  # the step ran to its end
+    workload_output: str = ""
+    report: ModuleReport = field(default_factory=ModuleReport)
+    kernel_messages: list[str] = field(default_factory=list)  # this run's kernel log
+    splats: list[str] = field(default_factory=list)  # kernel log lines showing a splat
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # build, boot, run, collect
+    transcript: str = ""
+
+    def module_errors(self) -> list[str]:
+        """The module's own error lines (why it refused to load)."""
+        return [m for m in self.kernel_messages if m.startswith(f"{self.module}: ")]
+
+    def to_json(self) -> dict[str, Any]:
+        """The --json object (schema in the README), without the verdict (results/verdict.py adds it)."""
+        r = self.report
+        return {
+            "module": self.module,
+            "command": self.command,
+            "kernel_release": self.kernel_release,
+            "accelerator": self.accelerator,
+            "target": self.target,
+            "pid": self.pid,
+            "hold": self.hold,
+            "pre_exec_faults": self.pre_exec_faults,
+            "workload_status": self.workload_status,
+            "insmod_status": self.insmod_status,
+            "rmmod_status": self.rmmod_status,
+            "counters": {
+                "recorded": r.recorded,
+                "dropped": r.dropped,
+                "capacity": r.capacity,
+                "faults": r.faults,
+                "seen": r.seen,
+                "fault_lines": len(r.fault_addresses) if r.module == "pf_probe_A" else None,
+            },
+            "plots": [
+                {
+                    "class": p.plot_class,
+                    "title": p.title,
+                    "rows": p.rows,
+                    "y_labels": {str(k): v for k, v in p.y_labels.items()},
+                    "x_labels_ms": p.x_labels,
+                    "faults": p.faults,
+                    "t_span_ns": p.t_span_ns,
+                    "page_min": p.page_min,
+                    "page_max": p.page_max,
+                    "outside": p.outside,
+                    "complete": p.complete,
+                }
+                for p in r.plots
+            ],
+            "empty_classes": r.empty_classes,
+            "records": [[rec.t_ns, rec.address, rec.fault_class] for rec in r.records],  # dump_records=1 only
+            "kernel_warnings": self.splats,
+            "workload_output": self.workload_output,
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "transcript": self.transcript,
+        }

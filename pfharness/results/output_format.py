@@ -1,0 +1,166 @@
+"""The one definition of what the pf_probe modules print: plot size, marks and every line shape.
+
+The templates get these as render variables (kmod/render.py: `template_context()`), so the C
+printf formats come from here, and the parser (results/module_output.py) matches the regular
+expressions made from the same shapes. A change here changes both sides.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+PLOT_ROWS = 30  # the assignment's plot: 30 lines high ...
+PLOT_COLS = 70  # ... and 70 columns wide
+LABEL_WIDTH = 14  # width of the Y-axis labels, e.g. "0x7ffd1234567"
+LINE_MAX = 160  # longer than any line a module prints
+DEFAULT_MAX_RECORDS = 1_048_576  # B, C: record buffer capacity by default
+MAX_RECORDS_LIMIT = 16_777_216  # 16 Mi records: 256 MiB of vmalloc at most (B), 384 MiB (C, 24-byte records)
+
+#: A cell with at least N faults shows this mark (the highest N that fits wins); empty cells are blank.
+CELL_MARKS: tuple[tuple[int, str], ...] = ((1, "."), (2, "o"), (10, "O"), (100, "#"))
+
+#: pf_probe_C's classes: (key in lines, title in the plot) in the order the module numbers them.
+FAULT_CLASSES: tuple[tuple[str, str], ...] = (
+    ("code", "code segment"),
+    ("data", "data segment"),
+    ("other", "other (stack, heap, mmap)"),
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One value in a line: its printf conversion in C and what Python matches and makes of it."""
+
+    c: str  # the printf conversion the module uses, e.g. "%llu"
+    pattern: str  # the regular expression that matches what it prints
+    convert: Callable[[str], Any] = str
+
+
+INT = Field("%d", r"-?\d+", int)
+S64 = Field("%lld", r"-?\d+", int)
+U64 = Field("%llu", r"\d+", int)
+ULONG = Field("%lu", r"\d+", int)
+HEX64 = Field("%#llx", r"0x[0-9a-f]+|0", lambda s: int(s, 16))  # %#llx prints 0 without 0x
+ADDRESS = Field("0x%lx", r"0x[0-9a-f]+", lambda s: int(s, 16))
+WORD = Field("%s", r"\S+")
+TEXT = Field("%s", r".*")  # a process name: any characters but a newline
+
+
+@dataclass(frozen=True)
+class LineShape:
+    """A line a module prints: literal text with {name} fields, in the order the C arguments follow."""
+
+    template: str
+    fields: dict[str, Field] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return re.findall(r"\{(\w+)\}", self.template)
+
+    def c_format(self) -> str:
+        """The printf format, e.g. "summary pid=%d comm=%s ..." (no newline)."""
+        parts = re.split(r"\{(\w+)\}", self.template)
+        out = []
+        for i, part in enumerate(parts):
+            out.append(self.fields[part].c if i % 2 else part.replace("%", "%%"))
+        return "".join(out)
+
+    def c_literal(self) -> str:
+        """The printf format as a C string literal, with the newline."""
+        text = self.c_format().replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{text}\\n"'
+
+    def regex(self) -> re.Pattern[str]:
+        parts = re.split(r"\{(\w+)\}", self.template)
+        out = []
+        for i, part in enumerate(parts):
+            out.append(f"(?P<{part}>{self.fields[part].pattern})" if i % 2 else re.escape(part))
+        return re.compile("^" + "".join(out) + "$")
+
+    def parse(self, text: str) -> dict[str, Any] | None:
+        """The line's values by name, converted, or None when `text` is not this line."""
+        m = _compiled(self).match(text)
+        if m is None:
+            return None
+        return {name: self.fields[name].convert(m.group(name)) for name in self.names()}
+
+
+_REGEX_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(shape: LineShape) -> re.Pattern[str]:
+    pattern = _REGEX_CACHE.get(shape.template)
+    if pattern is None:
+        pattern = _REGEX_CACHE[shape.template] = shape.regex()
+    return pattern
+
+
+LINES: dict[str, LineShape] = {
+    # pf_probe_A
+    "a_fault": LineShape("pid={pid} addr={address}", {"pid": INT, "address": ADDRESS}),
+    "a_summary": LineShape("summary pid={pid} comm={comm} faults={faults}",
+                           {"pid": INT, "comm": TEXT, "faults": S64}),
+    # pf_probe_B and pf_probe_C
+    "records_summary": LineShape(
+        "summary pid={pid} comm={comm} recorded={recorded} dropped={dropped} capacity={capacity}",
+        {"pid": INT, "comm": TEXT, "recorded": U64, "dropped": U64, "capacity": ULONG}),
+    "records_begin": LineShape("---- BEGIN RECORDS count={count} ----", {"count": U64}),
+    "record": LineShape("rec {index} t={t_ns} addr={address}", {"index": U64, "t_ns": U64, "address": ADDRESS}),
+    "record_class": LineShape("rec {index} t={t_ns} addr={address} class={fault_class}",
+                              {"index": U64, "t_ns": U64, "address": ADDRESS, "fault_class": WORD}),
+    "records_end": LineShape("---- END RECORDS ----"),
+    "plot_begin": LineShape("---- BEGIN PLOT pid={pid} comm={comm} class={plot_class} ----",
+                            {"pid": INT, "comm": TEXT, "plot_class": WORD}),
+    "plot_summary": LineShape(
+        "summary pid={pid} comm={comm} class={plot_class} faults={faults} t_span_ns={t_span_ns} "
+        "page_min={page_min} page_max={page_max} outside={outside}",
+        {"pid": INT, "comm": TEXT, "plot_class": WORD, "faults": U64, "t_span_ns": U64,
+         "page_min": HEX64, "page_max": HEX64, "outside": ULONG}),
+    "plot_end": LineShape("---- END PLOT ----"),
+    "plot_empty": LineShape("no page faults recorded for process {pid} ({comm}): plot left out",
+                            {"pid": INT, "comm": TEXT}),
+    "plot_empty_class": LineShape("no page faults recorded for process {pid} ({comm}) in the {class_title}: plot left out",
+                                  {"pid": INT, "comm": TEXT, "class_title": TEXT}),
+}
+
+
+def legend() -> str:
+    """The legend line under a plot, made from CELL_MARKS."""
+    parts = []
+    for i, (low, mark) in enumerate(CELL_MARKS):
+        high = CELL_MARKS[i + 1][0] - 1 if i + 1 < len(CELL_MARKS) else None
+        if high is None:
+            what = f"{low} or more"
+        elif high == low:
+            what = f"{low} fault" if low == 1 else f"{low}"
+        else:
+            what = f"{low}-{high}"
+        parts.append(f"'{mark}' {what}")
+    return "legend: " + "  ".join(parts) + " (per cell)"
+
+
+def plot_row_regex() -> re.Pattern[str]:
+    """A plot row: a right-aligned label, " |", PLOT_COLS cells, "|"."""
+    return re.compile(r"^(?P<label>.{%d}) \|(?P<cells>.{%d})\|$" % (LABEL_WIDTH, PLOT_COLS))
+
+
+def plot_rule_regex() -> re.Pattern[str]:
+    """The X axis under the rows."""
+    return re.compile(r"^ {%d} \+-{%d}\+$" % (LABEL_WIDTH, PLOT_COLS))
+
+
+def template_context() -> dict[str, object]:
+    """What the C templates get: every constant and line shape above."""
+    return {
+        "plot_rows": PLOT_ROWS,
+        "plot_cols": PLOT_COLS,
+        "label_width": LABEL_WIDTH,
+        "line_max": LINE_MAX,
+        "default_max_records": DEFAULT_MAX_RECORDS,
+        "max_records_limit": MAX_RECORDS_LIMIT,
+        "cell_marks": CELL_MARKS,
+        "legend": legend(),
+        "fault_classes": FAULT_CLASSES,
+        "fmt": {name: shape.c_literal() for name, shape in LINES.items()},
+    }

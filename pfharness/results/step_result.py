@@ -1,0 +1,53 @@
+"""A step's output (what vm/run_step.sh printed) read as a TraceResult: the one reader for `run` and `parse`."""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+from . import module_output, protocol, splat
+from .model import RunContext, TraceResult
+
+_CONSOLE_KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
+
+
+def console_kernel_lines(text: str) -> list[str]:
+    """The kernel's own lines on the console (they carry the printk timestamp); the workload's
+    output is not scanned, so a program that prints "WARNING:" does not fail the run."""
+    return [ln for ln in text.splitlines() if _CONSOLE_KERNEL_LINE.match(ln)]
+
+
+def read_step(text: str, context: RunContext, stage_seconds: Mapping[str, float] | None = None,
+              lost_reason: str | None = None) -> TraceResult:
+    """Take a step's output apart and make its TraceResult."""
+    step = protocol.parse_step(text)
+    name = context.module_name
+    messages = [r.message for r in step.kernel_records]
+    error = step.value("error", "what")
+    splats = splat.scan(messages)
+    splats += [ln for ln in splat.scan(console_kernel_lines(text)) if ln not in splats]
+    return TraceResult(
+        module=name,
+        command=list(context.command),
+        kernel_release=context.kernel_release,
+        accelerator=context.accelerator,
+        target=context.target,
+        pid=step.int_value("pid", "pid"),
+        hold=step.value("pid", "hold") != "0",
+        pre_exec_faults=step.int_value("pid", "prefaults"),
+        insmod_status=step.int_value("insmod", "status"),
+        workload_status=step.int_value("workload-end", "status"),
+        rmmod_status=step.int_value("rmmod", "status"),
+        not_found=error == "not-found",
+        step_error=error if error not in (None, "not-found") else None,
+        step_status=step.int_value("step-end", "status"),
+        kmsg_lost=step.kmsg_lost,
+        lost_reason=lost_reason,
+        complete=step.complete,
+        workload_output=step.workload_output,
+        report=module_output.parse_module_output(messages, name),
+        kernel_messages=messages,
+        splats=splats,
+        stage_seconds=dict(stage_seconds or {}),
+        transcript=context.transcript,
+    )

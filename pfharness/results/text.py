@@ -1,0 +1,56 @@
+"""What `run` and `parse` print for a TraceResult: text for people, or one JSON object."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from .model import TraceResult
+from .verdict import exit_status, harness_error
+
+
+def summary_lines(result: TraceResult) -> list[str]:
+    r = result.report
+    if r.recorded is not None:
+        counters = f"recorded {r.recorded}, dropped {r.dropped}, capacity {r.capacity}"
+    elif r.faults is not None:
+        counters = f"faults {r.faults}, fault lines collected {len(r.fault_addresses)}"
+    else:
+        counters = "none reported"
+    plots = ", ".join(f"{p.plot_class} ({p.faults} faults)" for p in r.plots) or "none"
+    if r.empty_classes:
+        plots += "; no faults in: " + ", ".join(r.empty_classes)
+    stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_seconds.items())
+    return [
+        "---- pfharness summary ----",
+        f"module:          {result.module}",
+        f"command:         {' '.join(result.command)}",
+        f"kernel:          {result.kernel_release} ({result.target}, accelerator {result.accelerator})",
+        f"pid:             {result.pid} ({'held before exec' if result.hold else 'started before the module was loaded'})",
+        f"faults:          {counters}",
+        f"plots:           {plots}",
+        f"workload status: {result.workload_status}",
+        f"stages:          {stages}",
+        f"transcript:      {result.transcript}",
+    ]
+
+
+def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = False) -> int:
+    """Print the result (text or one JSON object) and return the exit status."""
+    error = harness_error(result)
+    if as_json:
+        data = result.to_json()
+        data["harness_error"] = str(error) if error else None
+        data["exit_status"] = exit_status(result)
+        echo(json.dumps(data, indent=2))
+        return data["exit_status"]
+    if result.workload_output:
+        echo(result.workload_output.rstrip("\n"))
+    for line in result.report.lines:
+        if not line.startswith("rec "):  # dumped records: in --json and the transcript
+            echo(line)
+    for line in summary_lines(result):
+        echo(line)
+    if error is not None:
+        echo(f"pfharness: error: {error}")
+    return exit_status(result)

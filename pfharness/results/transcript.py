@@ -1,0 +1,103 @@
+"""Read a saved transcript (or a plain kernel log) back into TraceResults, with no VM."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import PfhError
+from . import module_output, notes, splat
+from .model import RunContext, TraceResult
+from .step_result import read_step
+
+MAX_BYTES = 512 * 1024 * 1024  # a transcript larger than this is not one pfharness wrote
+
+
+class UnreadableTranscript(PfhError):
+    """`parse` was given a file it cannot read (missing, too large, not a transcript)."""
+
+    exit_status = 2
+
+
+def read_text(path: Path) -> str:
+    """The file's text, lines ending in "\\n"; bounded, and every byte decoded (bad ones replaced)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise UnreadableTranscript(f"{path} is {size >> 20} MiB, more than a transcript can be "
+                                       f"({MAX_BYTES >> 20} MiB): pass the transcript `pfharness run` saved")
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise UnreadableTranscript(f"cannot read {path} ({exc.strerror or exc}): pass a transcript saved by "
+                                   "`pfharness run` or a `dmesg` log") from exc
+    return re.sub(r"\r+\n", "\n", data.decode(errors="replace"))
+
+
+@dataclass
+class _Step:
+    """A step found in a transcript, with the notes that follow it."""
+
+    values: dict[str, str]
+    text: str = ""
+    lost_reason: str | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def parse_transcript(path: Path) -> list[TraceResult]:
+    """Every traced step in a saved transcript, as `run` reported it."""
+    text = read_text(path)
+    boot: dict[str, str] = {}
+    steps: list[tuple[dict[str, str], _Step]] = []
+    current: _Step | None = None
+    for piece in re.split(r"^(" + re.escape(notes.HOST_NOTE) + r" .*)$", text, flags=re.M):
+        note = notes.read_note(piece) if notes.is_note(piece) else None
+        if note is None:
+            if current is not None:  # the step's output: everything up to the next note
+                current.text = piece
+                current = None
+            continue
+        name, values = note
+        if name == "boot":
+            boot = values
+        elif name == "step":
+            current = _Step(values)
+            steps.append((boot, current))
+        elif name == "lost" and steps:
+            steps[-1][1].lost_reason = values.get("why", "lost")
+        elif name == "timings" and steps:
+            for key, value in values.items():
+                try:
+                    steps[-1][1].stage_seconds[key] = float(value)
+                except ValueError:
+                    pass
+    results = []
+    for boot_values, step in steps:
+        context = RunContext(
+            module=step.values.get("module", "?"),
+            command=tuple(notes.decode_command(step.values.get("command", ""))),
+            kernel_release=boot_values.get("release", ""),
+            accelerator=boot_values.get("accel", ""),
+            target=step.values.get("target", "vm"),
+            transcript=str(path),
+        )
+        results.append(read_step(step.text, context, step.stage_seconds, step.lost_reason))
+    return results
+
+
+def parse_kernel_log(path: Path) -> TraceResult:
+    """A plain kernel log (`dmesg` output, with or without timestamps) read as one run."""
+    lines = read_text(path).splitlines()
+    report = module_output.parse_module_output(lines)
+    return TraceResult(
+        module=report.module or "?",
+        command=[],
+        target="log",
+        transcript=str(path),
+        report=report,
+        pid=report.pid,
+        kernel_messages=lines,
+        splats=splat.scan(lines),
+        complete=all(p.complete for p in report.plots),
+    )

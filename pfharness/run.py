@@ -1,0 +1,109 @@
+"""`pfharness run`: resolve the kernel once, build, boot (or use the host), trace one workload."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UsageError
+from .guest.session import VmOptions, VmSession
+from .host import HostTarget, check_host_ready
+from .kmod import kbuild, kernels, render
+from .results.model import TraceResult
+from .step import TraceRequest, check_params, trace
+
+DEFAULT_OUT = Path("out")
+ACCELERATORS = ("auto", "kvm", "tcg")
+TARGETS = ("vm", "host")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything `pfharness run` was asked to do."""
+
+    module: str  # "A", "B" or "C"
+    command: tuple[str, ...]  # the workload
+    target: str = "vm"  # "vm" or "host"
+    kernel_release: str | None = None  # default: see `pfharness kernels` (vm) or `uname -r` (host)
+    accel: str = "auto"
+    smp: int = 2
+    memory_mib: int = 2048
+    timeout: float = 600.0  # seconds for the traced step
+    boot_timeout: float = 90.0
+    transcript: Path | None = None  # default: out/transcripts/<time>-<module>-<pid>.log
+    hold: bool = True
+    params: tuple[str, ...] = ()
+    out_dir: Path = DEFAULT_OUT  # builds go to out_dir/<release>
+
+    def validate(self) -> None:
+        """Every option checked before anything is built or booted."""
+        render.normalize_modules([self.module])
+        if not self.command or not self.command[0]:
+            raise UsageError("no workload: give the command after --, e.g. pfharness run -- sysbench cpu run")
+        if self.target not in TARGETS:
+            raise UsageError(f"unknown target {self.target!r}: use --target vm or host")
+        if self.accel not in ACCELERATORS:
+            raise UsageError(f"unknown accelerator {self.accel!r}: use --accel auto, kvm or tcg")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise UsageError(f"--timeout {self.timeout} is not a number of seconds above 0: e.g. --timeout 600")
+        if self.smp < 1 or self.memory_mib < 256:
+            raise UsageError("--smp must be at least 1 and --memory at least 256 (MiB)")
+        check_params(self.params)
+
+
+def default_transcript(out_dir: Path, module: str) -> Path:
+    """A name no other run uses: time to the microsecond and the harness's pid."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"
+    return out_dir / "transcripts" / f"{stamp}-{render.module_name(module)}-{os.getpid()}.log"
+
+
+def build_all(target: kbuild.BuildTarget, out_dir: Path) -> kbuild.BuildResult:
+    """Build all three modules for `target` into out_dir/<release> (one cache for every module)."""
+    return kbuild.build(kbuild.BuildRequest(out_dir / target.release, target))
+
+
+def run(request: RunRequest) -> TraceResult:
+    """Do one traced run; raises PfhError subclasses for harness failures."""
+    request.validate()
+    letter = render.normalize_modules([request.module])[0]
+    stages: dict[str, float] = {}
+    if request.target == "host":
+        check_host_ready()
+        release = request.kernel_release or platform.release()
+        if release != platform.release():
+            raise UsageError(f"--target host runs on this machine's kernel {platform.release()}, "
+                             f"not {release}: leave out --kernel-release, or use --target vm")
+        kernel = kernels.select(release)
+    else:
+        kernel = kernels.select(request.kernel_release)
+        kernel.require_image()
+    build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), request.out_dir)
+    stages["build"] = build.seconds
+    transcript = (request.transcript or default_transcript(request.out_dir, letter)).resolve()
+    trace_request = TraceRequest(
+        module=letter,
+        ko=build.modules[letter],
+        command=tuple(request.command),
+        hold=request.hold,
+        params=tuple(request.params),
+        timeout=request.timeout,
+    )
+    if request.target == "host":
+        with HostTarget(transcript) as host:
+            return trace(host, trace_request, stage_seconds=stages)
+    options = VmOptions(
+        kernel=kernel,
+        transcript=transcript,
+        accel=request.accel,
+        smp=request.smp,
+        memory_mib=request.memory_mib,
+        boot_timeout=request.boot_timeout,
+    )
+    with VmSession(options) as vm:
+        stages["boot"] = vm.boot_seconds
+        return trace(vm, trace_request, stage_seconds=stages)
