@@ -1,10 +1,10 @@
 # The two set-up commands of README.md:
 #   make demo   install what is missing, then run the main job
-#   make test   install what is missing, then run the whole test suite
+#   make test   install what is missing, then the lint gates and the whole test suite
 VENV := .venv
 PFH := $(VENV)/bin/pfharness
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test test-fast lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -12,11 +12,19 @@ setup:
 demo: setup
 	$(PFH) run --module B -- sysbench cpu run
 
-test: setup
+# Gates, as in CI: ruff (lint and format), mypy on the package, shellcheck on every shell script.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	shellcheck -s sh vm/*.sh tests/guest/*.sh
+	shellcheck scripts/*.sh
+
+test: lint
 	$(VENV)/bin/python -m pytest -ra
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest -ra -m "not vm and not kbuild"
+	$(VENV)/bin/python -m pytest -ra -m "not vm and not kbuild and not wheel"
 
 clean:
 	rm -rf out .pytest_cache

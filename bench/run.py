@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pfharness import proc, step  # noqa: E402
-from pfharness.kmod import kbuild, kernels  # noqa: E402
 from pfharness.guest.session import VmOptions, VmSession  # noqa: E402
+from pfharness.kmod import kbuild, kernels  # noqa: E402
 
 BENCH = ROOT / "bench"
 PFHARNESS = [sys.executable, "-m", "pfharness.cli"]
@@ -49,7 +49,7 @@ class Setup:
 
 def prepare(work: Path) -> Setup:
     kernel = kernels.select(None)
-    build = kbuild.build(kbuild.BuildRequest(work / "modules", kernel_release=kernel.release))
+    build = kbuild.build(kbuild.BuildRequest(work / "modules", kbuild.resolve_target(kernel.release)))
     kmods = work / "kmods"
     shutil.copytree(BENCH / "kmods", kmods)
     made = proc.run(["make", "-C", kernel.require_headers(), f"M={kmods}", "modules"], merge_stderr=True)
@@ -64,6 +64,7 @@ def prepare(work: Path) -> Setup:
 
 
 # ---- per-fault cost ----
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -82,8 +83,11 @@ def variants(pages: int) -> list[Variant]:
         Variant("pf_probe_B", "B"),
         Variant("pf_probe_C", "C"),
         Variant("perf stat -e page-faults", None, ("perf", "stat", "-e", "page-faults", "--")),
-        Variant("perf record -e page-faults -c 1 -d", None,
-                ("perf", "record", "-q", "-B", "-N", "-e", "page-faults", "-c", "1", "-d", "-o", "/tmp/perf.data", "--")),
+        Variant(
+            "perf record -e page-faults -c 1 -d",
+            None,
+            ("perf", "record", "-q", "-B", "-N", "-e", "page-faults", "-c", "1", "-d", "-o", "/tmp/perf.data", "--"),
+        ),
         Variant("bpftrace tracepoint:exceptions:page_fault_user", None, ("bpftrace", "-q", "-e", bpf_tp, "-c")),
         Variant("bpftrace kprobe:handle_mm_fault", None, ("bpftrace", "-q", "-e", bpf_kp, "-c")),
     ]
@@ -91,10 +95,7 @@ def variants(pages: int) -> list[Variant]:
 
 def run_variant(vm, setup: Setup, v: Variant, pages: int) -> float:
     program = [str(setup.program), str(pages)]
-    if v.wrap and v.wrap[0] == "bpftrace":
-        command = (*v.wrap, " ".join(program))
-    else:
-        command = (*v.wrap, *program)
+    command = (*v.wrap, " ".join(program)) if v.wrap and v.wrap[0] == "bpftrace" else (*v.wrap, *program)
     ko = setup.modules[v.module] if v.module else None
     request = step.TraceRequest(v.module or "B", ko, command, timeout=600)
     result = step.trace(vm, request)
@@ -111,7 +112,7 @@ def per_fault(vm, setup: Setup, pages: int, rounds: int) -> dict[str, list[float
         run_variant(vm, setup, v, pages)
     results: dict[str, list[float]] = {v.name: [] for v in vs}
     for r in range(rounds):
-        order = vs[r % len(vs):] + vs[:r % len(vs)]  # interleaved, rotated each round
+        order = vs[r % len(vs) :] + vs[: r % len(vs)]  # interleaved, rotated each round
         for v in order:
             results[v.name].append(run_variant(vm, setup, v, pages))
         log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{v.name.split()[0]} {results[v.name][-1]:.0f}" for v in vs))
@@ -120,25 +121,33 @@ def per_fault(vm, setup: Setup, pages: int, rounds: int) -> dict[str, list[float
 
 # ---- scale ----
 
+
 def scale(vm, setup: Setup, capacity: int, faults: int) -> dict:
     """Load B with max_records=capacity for a program with `faults` faults; measure memory and unload time."""
     ko = setup.modules["B"]
     script = (
-        'grep -c . /proc/modules >/dev/null; before=$(awk \'/VmallocUsed/ {print $2}\' /proc/meminfo); '
+        "grep -c . /proc/modules >/dev/null; before=$(awk '/VmallocUsed/ {print $2}' /proc/meminfo); "
         f'"$2" {faults} >/dev/null & pid=$!; busybox insmod "$1" tpid=$pid max_records={capacity}; '
-        'after=$(awk \'/VmallocUsed/ {print $2}\' /proc/meminfo); wait $pid; '
-        't0=$(date +%s%N); busybox rmmod pf_probe_B; t1=$(date +%s%N); '
+        "after=$(awk '/VmallocUsed/ {print $2}' /proc/meminfo); wait $pid; "
+        "t0=$(date +%s%N); busybox rmmod pf_probe_B; t1=$(date +%s%N); "
         'echo "vmalloc_kib=$((after - before)) unload_ms=$(( (t1 - t0) / 1000000 ))"; '
         'dmesg | grep "pf_probe_B: summary pid=$pid comm=.* recorded=" | tail -1'
     )
     out = vm.run(["sh", "-c", script, "scale", str(ko), str(setup.touch)], stage="scale", timeout=600).output
     m = re.search(r"vmalloc_kib=(-?\d+) unload_ms=(\d+)", out)
     s = re.search(r"recorded=(\d+) dropped=(\d+) capacity=(\d+)", out)
-    return {"capacity": capacity, "faults_asked": faults, "vmalloc_kib": int(m.group(1)), "unload_ms": int(m.group(2)),
-            "recorded": int(s.group(1)), "dropped": int(s.group(2))}
+    return {
+        "capacity": capacity,
+        "faults_asked": faults,
+        "vmalloc_kib": int(m.group(1)),
+        "unload_ms": int(m.group(2)),
+        "recorded": int(s.group(1)),
+        "dropped": int(s.group(2)),
+    }
 
 
 # ---- turnaround and build ----
+
 
 def turnaround(setup: Setup, runs: int) -> dict:
     out = setup.work / "turnaround"
@@ -147,10 +156,16 @@ def turnaround(setup: Setup, runs: int) -> dict:
     if not rel.exists():
         rel.symlink_to(setup.modules["B"].parent)
     totals, boots = [], []
-    for i in range(runs):
+    for _i in range(runs):
         t = time.monotonic()
-        r = subprocess.run([*PFHARNESS, "run", "--module", "B", "--out", str(out), "--json", "--", "true"],
-                           capture_output=True, text=True, cwd=ROOT, timeout=300)
+        r = subprocess.run(
+            [*PFHARNESS, "run", "--module", "B", "--out", str(out), "--json", "--", "true"],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=300,
+        )
         totals.append(time.monotonic() - t)
         boots.append(json.loads(r.stdout)["stage_seconds"]["boot"])
         log(f"  pfharness run -- true: {totals[-1]:.2f} s (boot {boots[-1]:.2f} s)")
@@ -165,10 +180,17 @@ def virtme_ng(runs: int) -> dict:
     kernel = kernels.select(None)
     times = []
     env = {**os.environ, "PATH": f"{VNG_VENV / 'bin'}:{os.environ['PATH']}"}
-    for i in range(runs):
+    for _i in range(runs):
         t = time.monotonic()
-        r = subprocess.run([str(vng), "--run", str(kernel.image), "--disable-kvm", "--force-9p", "-e", "true"],
-                           capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(), timeout=300)
+        r = subprocess.run(
+            [str(vng), "--run", str(kernel.image), "--disable-kvm", "--force-9p", "-e", "true"],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tempfile.gettempdir(),
+            timeout=300,
+        )
         times.append(time.monotonic() - t)
         log(f"  vng -e true: {times[-1]:.2f} s (status {r.returncode})")
         if r.returncode != 0:
@@ -179,61 +201,104 @@ def virtme_ng(runs: int) -> dict:
 def build_times(setup: Setup) -> dict:
     out = setup.work / "build-bench"
     shutil.rmtree(out, ignore_errors=True)
-    cold = kbuild.build(kbuild.BuildRequest(out, kernel_release=setup.release))
-    warm = kbuild.build(kbuild.BuildRequest(out, kernel_release=setup.release))
+    cold = kbuild.build(kbuild.BuildRequest(out, kbuild.resolve_target(setup.release)))
+    warm = kbuild.build(kbuild.BuildRequest(out, kbuild.resolve_target(setup.release)))
     return {"cold_s": cold.seconds, "unchanged_s": warm.seconds, "skipped": warm.skipped}
 
 
 # ---- report ----
 
-def med(xs): return statistics.median(xs)
+
+def med(xs):
+    return statistics.median(xs)
 
 
 def write_markdown(path: Path, data: dict) -> None:
-    L = ["# pfharness benchmarks", "",
-         f"Measured {data['date']} on {data['machine']}; guest kernel {data['release']}, accelerator {data['accel']}, "
-         f"{data['smp']} vCPUs. Regenerate: `.venv/bin/python bench/run.py` (writes this file).", ""]
+    L = [
+        "# pfharness benchmarks",
+        "",
+        f"Measured {data['date']} on {data['machine']}; guest kernel {data['release']}, accelerator {data['accel']}, "
+        f"{data['smp']} vCPUs. Regenerate: `.venv/bin/python bench/run.py` (writes this file).",
+        "",
+    ]
     pf = data["per_fault"]
     base = pf["untraced"]
-    L += ["## Per-fault cost", "",
-          f"`bench/fault_bench.c` writes {data['pages']} fresh anonymous pages (MADV_NOHUGEPAGE) and times only that loop. "
-          f"The program is held until the tracer is armed (pfharness holds it before exec; perf and bpftrace start it). "
-          f"One warm-up run of every variant, then {data['rounds']} interleaved rounds (the order rotates each round); "
-          "the ratio is paired per round (variant / untraced in the same round), and the table gives medians.", "",
-          "| variant | median ns/fault | median ratio to untraced | min-max ratio |", "| --- | ---: | ---: | --- |"]
+    L += [
+        "## Per-fault cost",
+        "",
+        f"`bench/fault_bench.c` writes {data['pages']} fresh anonymous pages (MADV_NOHUGEPAGE) "
+        "and times only that loop. "
+        f"The program is held until the tracer is armed (pfharness holds it before exec; perf and bpftrace start it). "
+        f"One warm-up run of every variant, then {data['rounds']} interleaved rounds (the order rotates each round); "
+        "the ratio is paired per round (variant / untraced in the same round), and the table gives medians.",
+        "",
+        "| variant | median ns/fault | median ratio to untraced | min-max ratio |",
+        "| --- | ---: | ---: | --- |",
+    ]
     for name, xs in pf.items():
-        ratios = [x / b for x, b in zip(xs, base)]
+        ratios = [x / b for x, b in zip(xs, base, strict=True)]
         L.append(f"| {name} | {med(xs):.0f} | {med(ratios):.3f}x | {min(ratios):.3f}-{max(ratios):.3f} |")
-    L += ["", "bpftrace counts the faults of the traced pid (`@faults = count()`); `perf stat` counts; "
-          "`perf record -c 1 -d` and pf_probe_A/B/C record every fault with its address.", ""]
+    L += [
+        "",
+        "bpftrace counts the faults of the traced pid (`@faults = count()`); `perf stat` counts; "
+        "`perf record -c 1 -d` and pf_probe_A/B/C record every fault with its address.",
+        "",
+    ]
     if "turnaround" in data:
         t = data["turnaround"]
-        L += ["## Harness turnaround", "",
-              "| what | median | runs |", "| --- | ---: | --- |",
-              f"| `pfharness run --module B -- true` (modules built) | {med(t['run_true_s']):.2f} s | "
-              + ", ".join(f"{x:.2f}" for x in t["run_true_s"]) + " |",
-              f"| boot to the first command (in those runs) | {med(t['boot_s']):.2f} s | "
-              + ", ".join(f"{x:.2f}" for x in t["boot_s"]) + " |"]
+        L += [
+            "## Harness turnaround",
+            "",
+            "| what | median | runs |",
+            "| --- | ---: | --- |",
+            f"| `pfharness run --module B -- true` (modules built) | {med(t['run_true_s']):.2f} s | "
+            + ", ".join(f"{x:.2f}" for x in t["run_true_s"])
+            + " |",
+            f"| boot to the first command (in those runs) | {med(t['boot_s']):.2f} s | "
+            + ", ".join(f"{x:.2f}" for x in t["boot_s"])
+            + " |",
+        ]
         v = data.get("virtme_ng", {})
         if v.get("times_s") and "error" not in v:
-            L.append(f"| virtme-ng `vng --run <Debian kernel> --disable-kvm --force-9p -e true` | {med(v['times_s']):.2f} s | "
-                     + ", ".join(f"{x:.2f}" for x in v["times_s"]) + " |")
+            L.append(
+                "| virtme-ng `vng --run <Debian kernel> --disable-kvm --force-9p -e true` | "
+                f"{med(v['times_s']):.2f} s | " + ", ".join(f"{x:.2f}" for x in v["times_s"]) + " |"
+            )
         elif v:
             L.append(f"| virtme-ng | failed: {v.get('error', '').strip()[:120]} | |")
         L.append("")
     if "build" in data:
         b = data["build"]
-        L += ["## Build", "", "| what | seconds |", "| --- | ---: |",
-              f"| all three modules, cold | {b['cold_s']:.2f} |", f"| unchanged (skipped) | {b['unchanged_s']:.3f} |", ""]
+        L += [
+            "## Build",
+            "",
+            "| what | seconds |",
+            "| --- | ---: |",
+            f"| all three modules, cold | {b['cold_s']:.2f} |",
+            f"| unchanged (skipped) | {b['unchanged_s']:.3f} |",
+            "",
+        ]
     if "scale" in data:
-        L += ["## Scale (pf_probe_B)", "",
-              "| max_records | faults asked | vmalloc at load | recorded | dropped | unload (plot) |",
-              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        L += [
+            "## Scale (pf_probe_B)",
+            "",
+            "| max_records | faults asked | vmalloc at load | recorded | dropped | unload (plot) |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for s in data["scale"]:
-            L.append(f"| {s['capacity']:,} | {s['faults_asked']:,} | {s['vmalloc_kib'] / 1024:.1f} MiB | {s['recorded']:,} | "
-                     f"{s['dropped']:,} | {s['unload_ms']} ms |")
-        L += ["", "The workload (`touch_pages 300000`) is started before `insmod` here, so its first faults are not recorded; what matters is dropped = 0 below capacity. vmalloc at load: the growth of VmallocUsed across insmod (the record buffer is 16 bytes a record, "
-              "allocated once). Unload: rmmod's wall time, which includes drawing the plot over every record.", ""]
+            L.append(
+                f"| {s['capacity']:,} | {s['faults_asked']:,} | {s['vmalloc_kib'] / 1024:.1f} MiB | "
+                f"{s['recorded']:,} | "
+                f"{s['dropped']:,} | {s['unload_ms']} ms |"
+            )
+        L += [
+            "",
+            "The workload (`touch_pages 300000`) is started before `insmod` here, so its first faults are not "
+            "recorded; what matters is dropped = 0 below capacity. vmalloc at load: the growth of VmallocUsed "
+            "across insmod (the record buffer is 16 bytes a record, "
+            "allocated once). Unload: rmmod's wall time, which includes drawing the plot over every record.",
+            "",
+        ]
     path.write_text("\n".join(L) + "\n")
 
 
@@ -241,16 +306,23 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--pages", type=int, default=20000)
-    ap.add_argument("--quick", action="store_true", help="tiny configuration: 1 round, 500 pages, no turnaround/virtme/scale")
+    ap.add_argument(
+        "--quick", action="store_true", help="tiny configuration: 1 round, 500 pages, no turnaround/virtme/scale"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.pages = 1, 500
     work = Path(tempfile.mkdtemp(prefix="pfh-bench-"))
     setup = prepare(work)
-    data: dict = {"date": datetime.date.today().isoformat(), "release": setup.release, "smp": 2,
-                  "machine": f"{platform.machine()}, {os.cpu_count()} cores, host kernel {platform.release()}",
-                  "rounds": args.rounds, "pages": args.pages}
+    data: dict = {
+        "date": datetime.date.today().isoformat(),
+        "release": setup.release,
+        "smp": 2,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, host kernel {platform.release()}",
+        "rounds": args.rounds,
+        "pages": args.pages,
+    }
     if not args.quick:
         log("build times")
         data["build"] = build_times(setup)
@@ -258,10 +330,20 @@ def main() -> int:
         data["turnaround"] = turnaround(setup, 5)
         log("virtme-ng")
         data["virtme_ng"] = virtme_ng(3)
-    with VmSession(VmOptions(kernel=kernels.select(setup.release), transcript=work / "bench.log", accel="auto", smp=2)) as vm:
+    with VmSession(
+        VmOptions(kernel=kernels.select(setup.release), transcript=work / "bench.log", accel="auto", smp=2)
+    ) as vm:
         data["accel"] = vm.accelerator
-        vm.run(["sh", "-c", "mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; "
-                "mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug"], stage="mount", timeout=60)
+        vm.run(
+            [
+                "sh",
+                "-c",
+                "mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; "
+                "mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug",
+            ],
+            stage="mount",
+            timeout=60,
+        )
         data["per_fault"] = per_fault(vm, setup, args.pages, args.rounds)
         if not args.quick:
             log("scale")

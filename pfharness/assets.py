@@ -24,8 +24,10 @@ def data_root() -> Path:
         return installed
     if (_CHECKOUT / "Makefile.j2").is_file() and (_CHECKOUT / "kmod_templates").is_dir():
         return _CHECKOUT
-    raise SetupError("pfharness's data files (module templates, guest scripts) are missing: "
-                     "reinstall it with `pip install --force-reinstall pfharness` or `make setup`")
+    raise SetupError(
+        "pfharness's data files (module templates, guest scripts) are missing: "
+        "reinstall it with `pip install --force-reinstall pfharness` or `make setup`"
+    )
 
 
 def kmod_templates() -> Path:
@@ -59,6 +61,8 @@ def cache_dir() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SetupError(f"cannot create the cache directory {path} ({exc.strerror or exc}): "
-                         "set PFHARNESS_CACHE to a writable directory") from exc
+        raise SetupError(
+            f"cannot create the cache directory {path} ({exc.strerror or exc}): "
+            "set PFHARNESS_CACHE to a writable directory"
+        ) from exc
     return path

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import List, NoReturn, Optional
+from typing import NoReturn
 
 import typer
 
@@ -31,6 +31,7 @@ app = typer.Typer(
 )
 
 INTERNAL_ERROR = 120
+INSTALL_KERNEL = "apt-get install linux-image-amd64 linux-headers-amd64"
 
 
 class Accel(str, enum.Enum):
@@ -50,7 +51,7 @@ def fail(error: PfhError) -> NoReturn:
     raise typer.Exit(error.exit_status)
 
 
-def letters_or_fail(modules: List[str]) -> tuple[str, ...]:
+def letters_or_fail(modules: list[str]) -> tuple[str, ...]:
     try:
         return render.normalize_modules(modules)
     except PfhError as e:
@@ -68,18 +69,18 @@ def kernels_cmd() -> None:
     typer.echo(f"  {'release':<24} {'usable':<7} {'image':<40} headers")
     for k in found:
         mark = "*" if default is not None and k.release == default.release else " "
-        typer.echo(
-            f"{mark} {k.release:<24} {'yes' if k.usable else 'no':<7} {str(k.image or '-'):<40} {k.headers or '-'}"
-        )
+        typer.echo(f"{mark} {k.release:<24} {'yes' if k.usable else 'no':<7} {k.image or '-'!s:<40} {k.headers or '-'}")
     if default is None:
-        typer.echo("no usable kernel: it needs both an image and headers (apt-get install linux-image-amd64 linux-headers-amd64)")
+        typer.echo(f"no usable kernel: it needs both an image and headers ({INSTALL_KERNEL})")
 
 
 @app.command("render")
 def render_cmd(
     out: Path = typer.Option(DEFAULT_OUT / "src", help="Directory to write the sources and Makefile into."),
-    kernel_release: Optional[str] = typer.Option(None, help="Release the Makefile builds for by default (default: the running kernel's)."),
-    module: List[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
+    kernel_release: str | None = typer.Option(
+        None, help="Release the Makefile builds for by default (default: the running kernel's)."
+    ),
+    module: list[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
 ) -> None:
     """Write pf_probe_A.c, pf_probe_B.c, pf_probe_C.c and a kbuild Makefile."""
     letters = letters_or_fail(module)
@@ -96,10 +97,12 @@ def render_cmd(
 
 @app.command("build")
 def build_cmd(
-    kernel_release: Optional[str] = typer.Option(None, help="Build against this release's headers (default: see `pfharness kernels`)."),
-    kdir: Optional[Path] = typer.Option(None, help="Build against this kbuild directory instead."),
-    module: List[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
-    out: Optional[Path] = typer.Option(None, help="Build directory (default: out/<release>)."),
+    kernel_release: str | None = typer.Option(
+        None, help="Build against this release's headers (default: see `pfharness kernels`)."
+    ),
+    kdir: Path | None = typer.Option(None, help="Build against this kbuild directory instead."),
+    module: list[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
+    out: Path | None = typer.Option(None, help="Build directory (default: out/<release>)."),
     werror: bool = typer.Option(False, help="Treat compiler warnings as errors."),
 ) -> None:
     """Render the modules and build them with kbuild (skipped when nothing changed)."""
@@ -115,52 +118,75 @@ def build_cmd(
         typer.echo(f"  {path}")
 
 
-EXIT_HELP = ("Exit status: the workload's own when the run succeeded; otherwise 2 usage, 120 harness error, "
-             "121 build failed, 122 insmod refused, 123 VM lost, 124 timeout, 125 kernel splat, "
-             "126 set-up missing, 127 command not found, 130 interrupted.")
+EXIT_HELP = (
+    "Exit status: the workload's own when the run succeeded; otherwise 2 usage, 120 harness error, "
+    "121 build failed, 122 insmod refused, 123 VM lost, 124 timeout, 125 kernel splat, "
+    "126 set-up missing, 127 command not found, 130 interrupted."
+)
 
 
 @app.command("run", context_settings={"allow_interspersed_args": False}, epilog=EXIT_HELP)
-def run_cmd(
-    command: List[str] = typer.Argument(..., metavar="-- CMD [ARG...]", help="The workload to trace."),
+def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
+    command: list[str] = typer.Argument(..., metavar="-- CMD [ARG...]", help="The workload to trace."),
     module: str = typer.Option("B", "--module", "-m", help="A (print each fault), B (plot) or C (plot per segment)."),
-    target: TargetKind = typer.Option(TargetKind.vm, help="vm: boot a Debian kernel in QEMU; host: this machine's kernel (root)."),
-    kernel_release: Optional[str] = typer.Option(None, help="Kernel to build for and boot (default: see `pfharness kernels`)."),
+    target: TargetKind = typer.Option(
+        TargetKind.vm, help="vm: boot a Debian kernel in QEMU; host: this machine's kernel (root)."
+    ),
+    kernel_release: str | None = typer.Option(
+        None, help="Kernel to build for and boot (default: see `pfharness kernels`)."
+    ),
     accel: Accel = typer.Option(Accel.auto, help="auto (KVM only when a probe shows it works), kvm or tcg."),
     smp: int = typer.Option(2, min=1, help="Virtual CPUs."),
     memory: int = typer.Option(2048, min=256, help="Guest memory, MiB."),
-    timeout: float = typer.Option(600.0, help="Seconds the traced step (load, workload, unload, collect) may take before it is stopped."),
+    timeout: float = typer.Option(
+        600.0, help="Seconds the traced step (load, workload, unload, collect) may take before it is stopped."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in the README)."),
-    transcript_path: Optional[Path] = typer.Option(None, "--transcript", help="Where to keep the console transcript (default: out/transcripts/)."),
-    hold: bool = typer.Option(True, help="Hold the workload before exec until the module is armed (--no-hold: as the course script)."),
-    param: List[str] = typer.Option([], help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."),
+    transcript_path: Path | None = typer.Option(
+        None, "--transcript", help="Where to keep the console transcript (default: out/transcripts/)."
+    ),
+    hold: bool = typer.Option(
+        True, help="Hold the workload before exec until the module is armed (--no-hold: as the course script)."
+    ),
+    param: list[str] = typer.Option([], help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."),
     out: Path = typer.Option(DEFAULT_OUT, help="Build modules under OUT/<release>; transcripts under OUT/transcripts."),
 ) -> None:
     """Trace CMD with a module: build, boot, load, run, unload, show the plot."""
     request = RunRequest(
-        module=module, command=tuple(command), target=target.value, kernel_release=kernel_release,
-        accel=accel.value, smp=smp, memory_mib=memory, timeout=timeout, transcript=transcript_path, hold=hold,
-        params=tuple(param), out_dir=out,
+        module=module,
+        command=tuple(command),
+        target=target.value,
+        kernel_release=kernel_release,
+        accel=accel.value,
+        smp=smp,
+        memory_mib=memory,
+        timeout=timeout,
+        transcript=transcript_path,
+        hold=hold,
+        params=tuple(param),
+        out_dir=out,
     )
     try:
         result = run(request)
     except PfhError as e:
         if as_json:
             typer.echo(json.dumps({"harness_error": str(e), "exit_status": e.exit_status}, indent=2))
-            raise typer.Exit(e.exit_status)
+            raise typer.Exit(e.exit_status) from None
         fail(e)
     except KeyboardInterrupt:
         if as_json:
             typer.echo(json.dumps({"harness_error": "interrupted; the VM was stopped", "exit_status": 130}, indent=2))
         else:
             typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     raise typer.Exit(text.show(result, typer.echo, as_json=as_json))
 
 
 @app.command("parse")
 def parse_cmd(
-    transcript_file: Path = typer.Argument(..., metavar="TRANSCRIPT", help="A transcript saved by `pfharness run`, or `dmesg` output."),
+    transcript_file: Path = typer.Argument(
+        ..., metavar="TRANSCRIPT", help="A transcript saved by `pfharness run`, or `dmesg` output."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object, as `run --json`."),
 ) -> None:
     """Re-read a saved transcript (or a dmesg log) with no VM and print what `run` printed."""
@@ -170,18 +196,24 @@ def parse_cmd(
     except PfhError as e:
         fail(e)
     if not results and not result.report.lines:
-        fail(UsageError(f"no pf_probe output found in {transcript_file}: pass a transcript saved by "
-                        "`pfharness run` (out/transcripts/) or a `dmesg` log of a pf_probe run"))
+        fail(
+            UsageError(
+                f"no pf_probe output found in {transcript_file}: pass a transcript saved by "
+                "`pfharness run` (out/transcripts/) or a `dmesg` log of a pf_probe run"
+            )
+        )
     raise typer.Exit(text.show(result, typer.echo, as_json=as_json))
 
 
 @app.command("study")
 def study_cmd(
     out: Path = typer.Option(Path("out/study"), help="Where report.txt, figures.json and the transcript go."),
-    module: List[str] = typer.Option(["B", "C"], "--module", "-m", help="B and/or C; repeat for several."),
-    findings: Optional[Path] = typer.Option(None, help="Text of the findings for report.txt (default: study/findings.txt)."),
+    module: list[str] = typer.Option(["B", "C"], "--module", "-m", help="B and/or C; repeat for several."),
+    findings: Path | None = typer.Option(
+        None, help="Text of the findings for report.txt (default: study/findings.txt)."
+    ),
     accel: Accel = typer.Option(Accel.auto, help="auto, kvm or tcg."),
-    workload: List[str] = typer.Option([], help="Only these workloads (by key, e.g. sysbench-cpu); repeatable."),
+    workload: list[str] = typer.Option([], help="Only these workloads (by key, e.g. sysbench-cpu); repeatable."),
 ) -> None:
     """Trace the study's workloads with B and C in one boot and write report.txt."""
     letters = tuple(m for m in letters_or_fail(module) if m in ("B", "C"))
@@ -199,8 +231,12 @@ def study_cmd(
 @app.command("dist")
 def dist_cmd(
     out: Path = typer.Option(Path("out/pf_probe.tar.gz"), help="The archive to write."),
-    report: Optional[Path] = typer.Option(None, help="report.txt to include (default: the committed example study/report.txt)."),
-    kernel_release: Optional[str] = typer.Option(None, help="Release the Makefile falls back to (default: see `pfharness kernels`)."),
+    report: Path | None = typer.Option(
+        None, help="report.txt to include (default: the committed example study/report.txt)."
+    ),
+    kernel_release: str | None = typer.Option(
+        None, help="Release the Makefile falls back to (default: see `pfharness kernels`)."
+    ),
 ) -> None:
     """Write the hand-in tar.gz: pf_probe_A/B/C.c, Makefile, README, report.txt."""
     try:
@@ -219,8 +255,10 @@ def _report_internal_error(exc: BaseException) -> int:
     with tempfile.NamedTemporaryFile("w", prefix="internal-error-", suffix=".txt", dir=directory, delete=False) as f:
         f.write(f"pfharness {__version__}: {' '.join(sys.argv)}\n")
         f.write("".join(traceback.format_exception(exc)))
-    print(f"pfharness: internal error: {type(exc).__name__}: {exc} (a bug: please report it with {f.name})",
-          file=sys.stderr)
+    print(
+        f"pfharness: internal error: {type(exc).__name__}: {exc} (a bug: please report it with {f.name})",
+        file=sys.stderr,
+    )
     return INTERNAL_ERROR
 
 
@@ -231,7 +269,7 @@ def main() -> None:
     except PfhError as e:  # raised outside a command's own handling (e.g. by a callback)
         print(f"pfharness: error: {e}", file=sys.stderr)
         sys.exit(e.exit_status)
-    except Exception as e:  # noqa: BLE001 - the last line of defence
+    except Exception as e:
         sys.exit(_report_internal_error(e))
 
 

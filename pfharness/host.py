@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO
 
 from . import proc
 from .errors import SetupError, VmTimeout
@@ -21,9 +22,7 @@ def check_host_ready() -> None:
     if os.geteuid() != 0:
         raise SetupError("--target host loads kernel modules and needs root: run it with sudo (or use --target vm)")
     if not Path("/proc/modules").exists():
-        raise SetupError(
-            f"this kernel ({platform.release()}) cannot load modules (no /proc/modules): use --target vm"
-        )
+        raise SetupError(f"this kernel ({platform.release()}) cannot load modules (no /proc/modules): use --target vm")
     proc.require_program("insmod", "kmod")
 
 
@@ -40,7 +39,7 @@ class HostTarget:
     def kernel_release(self) -> str:
         return platform.release()
 
-    def __enter__(self) -> "HostTarget":
+    def __enter__(self) -> HostTarget:
         self.transcript = notes.open_transcript(self.transcript_path)
         self.note(notes.boot_note(self.kernel_release, self.accelerator))
         return self
@@ -68,9 +67,11 @@ class HostTarget:
                     proc.run(["rmmod", Path(word).stem])
             self.note(f"lost why={'timeout' if e.timed_out else 'interrupted'}")
             if e.timed_out:
-                raise VmTimeout(f"{stage} did not finish within {timeout:.0f} s and was stopped (the module was unloaded); "
-                                f"see {self.transcript_path}")
-            raise KeyboardInterrupt
+                raise VmTimeout(
+                    f"{stage} did not finish within {timeout:.0f} s and was stopped (the module was unloaded); "
+                    f"see {self.transcript_path}"
+                ) from None
+            raise KeyboardInterrupt from None
         self.transcript.write(result.stdout.encode())
         self.transcript.flush()
         return ShellResult(result.stdout, result.returncode, time.monotonic() - start)

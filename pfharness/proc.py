@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+
+import pexpect
 
 from .errors import SetupError
-
-
-Timeout = subprocess.TimeoutExpired
 
 
 @dataclass(frozen=True)
@@ -74,33 +76,38 @@ def run_group(argv: Sequence[str | os.PathLike[str]], *, timeout: float | None =
     On a timeout or Ctrl-C the whole group is killed, children included (a workload held
     in SIGSTOP too), and GroupInterrupted carries the output read so far.
     """
-    import signal
-
     args = tuple(str(a) for a in argv)
-    child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, errors="replace", start_new_session=True)
+    child = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
     try:
         out, _ = child.communicate(timeout=timeout)
     except (subprocess.TimeoutExpired, KeyboardInterrupt) as e:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         out, _ = child.communicate()
         raise GroupInterrupted(out or "", isinstance(e, subprocess.TimeoutExpired)) from None
     return Completed(args, child.returncode, out or "", "")
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the harness dies, so no orphan survives it (Linux only)."""
-    try:
-        import ctypes
-        import signal
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
+
+def die_with_parent() -> None:
+    """In the child: get SIGKILL when the harness dies, so no orphan survives it.
+
+    A failure raises OSError, so the child is never started without the promise.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(errno)}")
 
 
 def spawn_interactive(argv: Sequence[str | os.PathLike[str]], *, logfile, timeout: float):
@@ -109,12 +116,16 @@ def spawn_interactive(argv: Sequence[str | os.PathLike[str]], *, logfile, timeou
     Every byte it prints is written to `logfile` (a binary file). The child is
     killed when the harness process dies, however it dies.
     """
-    import pexpect
-
     args = [str(a) for a in argv]
     child = pexpect.spawn(
-        args[0], args[1:], timeout=timeout, logfile=None, encoding=None,
-        preexec_fn=_die_with_parent, dimensions=(50, 250), echo=False,
+        args[0],
+        args[1:],
+        timeout=timeout,
+        logfile=None,
+        encoding=None,
+        preexec_fn=die_with_parent,
+        dimensions=(50, 250),
+        echo=False,
     )
     child.logfile_read = logfile
     return child

@@ -76,8 +76,10 @@ def run(request: RunRequest) -> TraceResult:
         check_host_ready()
         release = request.kernel_release or platform.release()
         if release != platform.release():
-            raise UsageError(f"--target host runs on this machine's kernel {platform.release()}, "
-                             f"not {release}: leave out --kernel-release, or use --target vm")
+            raise UsageError(
+                f"--target host runs on this machine's kernel {platform.release()}, "
+                f"not {release}: leave out --kernel-release, or use --target vm"
+            )
         kernel = kernels.select(release)
     else:
         kernel = kernels.select(request.kernel_release)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from . import assets
 from .errors import UsageError
@@ -25,7 +26,9 @@ class Target(Protocol):
 
     kind: str  # "vm" or "host"
     accelerator: str  # kvm, tcg or "host"
-    kernel_release: str  # the kernel the steps run on
+
+    @property
+    def kernel_release(self) -> str: ...  # the kernel the steps run on
 
     @property
     def transcript_path(self) -> Path: ...
@@ -40,11 +43,14 @@ def check_params(params: Sequence[str]) -> None:
     for p in params:
         m = _PARAM.match(p)
         if not m:
-            raise UsageError(f"--param {p!r} must look like NAME=VALUE (letters, digits, _ . -), "
-                             "e.g. --param max_records=4096")
+            raise UsageError(
+                f"--param {p!r} must look like NAME=VALUE (letters, digits, _ . -), e.g. --param max_records=4096"
+            )
         if m.group(1) in _HARNESS_PARAMS:
-            raise UsageError(f"--param {p!r}: {m.group(1)} is set by pfharness to the workload's pid; "
-                             "leave it out (trace a running process with --target host and insmod yourself)")
+            raise UsageError(
+                f"--param {p!r}: {m.group(1)} is set by pfharness to the workload's pid; "
+                "leave it out (trace a running process with --target host and insmod yourself)"
+            )
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ class TraceRequest:
             argv += ["--param", p]
         if not self.hold:
             argv.append("--no-hold")
-        return argv + ["--", *self.command]
+        return [*argv, "--", *self.command]
 
 
 def trace(target: Target, request: TraceRequest, *, stage_seconds: dict[str, float] | None = None) -> TraceResult:

@@ -7,9 +7,9 @@ import datetime
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import __version__, assets
 from .errors import PfhError
@@ -41,21 +41,48 @@ def workloads(build_dir: Path, kdir: Path) -> list[Workload]:
         '&& echo "obj-m := pf_probe_A.o" >/tmp/pfh-kbuild/Kbuild && exec make -s -C "$2" M=/tmp/pfh-kbuild modules'
     )
     return [
-        Workload("kbuild", "kernel compilation (kbuild: pf_probe_A against the headers, about a minute under TCG)",
-                 "compute and I/O", ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir)),
-                 unseen="make forks gcc, as, ld and modpost as children with their own pids: the module sees make's faults only"),
-        Workload("sysbench-cpu", "sysbench cpu (prime numbers, 5 s)", "compute", ("sysbench", "cpu", "--time=5", "run")),
-        Workload("sysbench-memory", "sysbench memory (1 KiB blocks, 5 s)", "memory bandwidth",
-                 ("sysbench", "memory", "--time=5", "run")),
-        Workload("iperf3-client", "iperf3 client, 3 s over loopback (server in the background)", "network I/O",
-                 ("sh", "-c", "iperf3 -s -1 -D && sleep 0.5 && exec iperf3 -c 127.0.0.1 -t 3")),
-        Workload("iperf3-server", "iperf3 server for one 3 s loopback client", "network I/O",
-                 ("sh", "-c", "(sleep 1; iperf3 -c 127.0.0.1 -t 3 >/dev/null 2>&1) & exec iperf3 -s -1"),
-                 unseen="the client runs as a separate process (traced in iperf3-client)"),
-        Workload("walk-sequential", "Python: write 4096 fresh pages in order", "sequential memory walk",
-                 ("python3", str(assets.vm_file("walk.py")), "sequential", "4096")),
-        Workload("walk-random", "Python: write the same 4096 pages in random order", "random memory walk",
-                 ("python3", str(assets.vm_file("walk.py")), "random", "4096")),
+        Workload(
+            "kbuild",
+            "kernel compilation (kbuild: pf_probe_A against the headers, about a minute under TCG)",
+            "compute and I/O",
+            ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir)),
+            unseen="make forks gcc, as, ld and modpost as children with their own pids: "
+            "the module sees make's faults only",
+        ),
+        Workload(
+            "sysbench-cpu", "sysbench cpu (prime numbers, 5 s)", "compute", ("sysbench", "cpu", "--time=5", "run")
+        ),
+        Workload(
+            "sysbench-memory",
+            "sysbench memory (1 KiB blocks, 5 s)",
+            "memory bandwidth",
+            ("sysbench", "memory", "--time=5", "run"),
+        ),
+        Workload(
+            "iperf3-client",
+            "iperf3 client, 3 s over loopback (server in the background)",
+            "network I/O",
+            ("sh", "-c", "iperf3 -s -1 -D && sleep 0.5 && exec iperf3 -c 127.0.0.1 -t 3"),
+        ),
+        Workload(
+            "iperf3-server",
+            "iperf3 server for one 3 s loopback client",
+            "network I/O",
+            ("sh", "-c", "(sleep 1; iperf3 -c 127.0.0.1 -t 3 >/dev/null 2>&1) & exec iperf3 -s -1"),
+            unseen="the client runs as a separate process (traced in iperf3-client)",
+        ),
+        Workload(
+            "walk-sequential",
+            "Python: write 4096 fresh pages in order",
+            "sequential memory walk",
+            ("python3", str(assets.vm_file("walk.py")), "sequential", "4096"),
+        ),
+        Workload(
+            "walk-random",
+            "Python: write the same 4096 pages in random order",
+            "random memory walk",
+            ("python3", str(assets.vm_file("walk.py")), "random", "4096"),
+        ),
     ]
 
 
@@ -80,19 +107,31 @@ class Study:
     transcript: str = ""
 
 
-def run_study(out_dir: Path, modules: tuple[str, ...], *, accel: str = "auto", smp: int = 2,
-              progress: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
-              only: tuple[str, ...] = ()) -> Study:
+def run_study(
+    out_dir: Path,
+    modules: tuple[str, ...],
+    *,
+    accel: str = "auto",
+    smp: int = 2,
+    progress: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+    only: tuple[str, ...] = (),
+) -> Study:
     """Trace every workload with every module in one boot."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise PfhError(f"cannot create {out_dir} ({exc.strerror or exc}): pass --out with a writable directory") from exc
+        raise PfhError(
+            f"cannot create {out_dir} ({exc.strerror or exc}): pass --out with a writable directory"
+        ) from exc
     kernel = kernels.select(None)
     build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), DEFAULT_OUT)
     chosen = [w for w in workloads(build.modules["B"].parent, build.kdir) if not only or w.key in only]
-    study = Study(kernel_release=build.kernel_release, smp=smp,
-                  date=datetime.date.today().isoformat(), transcript=str((out_dir / "study-transcript.log").resolve()))
+    study = Study(
+        kernel_release=build.kernel_release,
+        smp=smp,
+        date=datetime.date.today().isoformat(),
+        transcript=str((out_dir / "study-transcript.log").resolve()),
+    )
     Path(study.transcript).unlink(missing_ok=True)
     start = time.monotonic()
     with VmSession(VmOptions(kernel=kernel, transcript=Path(study.transcript), accel=accel, smp=smp)) as vm:
@@ -102,9 +141,15 @@ def run_study(out_dir: Path, modules: tuple[str, ...], *, accel: str = "auto", s
         for workload in chosen:
             for module in modules:
                 n += 1
-                progress(f"[{n}/{total}] {workload.key} with pf_probe_{module} ... (elapsed {time.monotonic() - start:.0f} s)")
-                request = TraceRequest(module, build.modules[module], workload.command,
-                                       params=("dump_records=1",), timeout=workload.timeout)
+                elapsed = time.monotonic() - start
+                progress(f"[{n}/{total}] {workload.key} with pf_probe_{module} ... (elapsed {elapsed:.0f} s)")
+                request = TraceRequest(
+                    module,
+                    build.modules[module],
+                    workload.command,
+                    params=("dump_records=1",),
+                    timeout=workload.timeout,
+                )
                 t = time.monotonic()
                 result = trace(vm, request)
                 seconds = time.monotonic() - t
@@ -119,22 +164,28 @@ def run_study(out_dir: Path, modules: tuple[str, ...], *, accel: str = "auto", s
 
 
 def figures_table(study: Study) -> list[str]:
-    head = (f"{'workload':<17} {'mod':<3} {'faults':>7} {'span s':>7} {'faults/s':>9} {'pages':>6} "
-            f"{'seq':>5} {'start':>5} {'code':>5} {'data':>5} {'other':>5} {'run s':>6}")
+    head = (
+        f"{'workload':<17} {'mod':<3} {'faults':>7} {'span s':>7} {'faults/s':>9} {'pages':>6} "
+        f"{'seq':>5} {'start':>5} {'code':>5} {'data':>5} {'other':>5} {'run s':>6}"
+    )
     lines = [head, "-" * len(head)]
     for run in study.runs:
         f = run.figures
         seg = [f"{f.segment_share[k]:>5.0%}" for k in ("code", "data", "other")] if f.segment_share else ["    -"] * 3
-        lines.append(f"{run.workload.key:<17} {run.module:<3} {f.faults:>7} {f.span_s:>7.2f} {f.faults_per_s:>9.0f} "
-                     f"{f.distinct_pages:>6} {f.sequential_share:>5.0%} {f.startup_share:>5.0%} {' '.join(seg)} {run.seconds:>6.1f}")
+        lines.append(
+            f"{run.workload.key:<17} {run.module:<3} {f.faults:>7} {f.span_s:>7.2f} {f.faults_per_s:>9.0f} "
+            f"{f.distinct_pages:>6} {f.sequential_share:>5.0%} {f.startup_share:>5.0%} {' '.join(seg)} "
+            f"{run.seconds:>6.1f}"
+        )
     dropped = sum(run.figures.dropped for run in study.runs)
     capacities = sorted({run.result.report.capacity for run in study.runs if run.result.report.capacity})
     lines += [
         "",
         f"faults: records (dropped: {dropped or 'none'}, capacity {', '.join(f'{c:,}' for c in capacities) or '?'}); "
         "span: first to last fault; pages: distinct virtual pages;",
-        "seq: share of faults on the page right after the previous fault's page; start: share of faults in the first",
-        "10 % of the span; code/data/other: pf_probe_C's classes; run s: wall time of the traced run (under emulation).",
+        "seq: share of faults on the page right after the previous fault's page; start: share of faults in the",
+        "first 10 % of the span; code/data/other: pf_probe_C's classes; run s: wall time of the traced run",
+        "(under emulation).",
     ]
     return lines
 
@@ -185,18 +236,33 @@ def render_report(study: Study, findings: str) -> str:
 
 def write_outputs(study: Study, out_dir: Path, findings_file: Path | None) -> Path:
     findings_path = findings_file or assets.study_file("findings.txt")
-    findings = findings_path.read_text() if findings_path.is_file() else (
-        "(Write two or three paragraphs of findings here, from the figures and plots below, "
-        f"and pass the file with --findings; none was found at {findings_path}.)"
+    findings = (
+        findings_path.read_text()
+        if findings_path.is_file()
+        else (
+            "(Write two or three paragraphs of findings here, from the figures and plots below, "
+            f"and pass the file with --findings; none was found at {findings_path}.)"
+        )
     )
     report = out_dir / "report.txt"
     report.write_text(render_report(study, findings))
     data = {
-        "date": study.date, "kernel_release": study.kernel_release, "accelerator": study.accelerator,
-        "smp": study.smp, "transcript": study.transcript,
-        "runs": [{"workload": r.workload.key, "module": r.module, "command": list(r.workload.command),
-                  "workload_status": r.result.workload_status, "seconds": round(r.seconds, 2),
-                  "figures": r.figures.as_dict()} for r in study.runs],
+        "date": study.date,
+        "kernel_release": study.kernel_release,
+        "accelerator": study.accelerator,
+        "smp": study.smp,
+        "transcript": study.transcript,
+        "runs": [
+            {
+                "workload": r.workload.key,
+                "module": r.module,
+                "command": list(r.workload.command),
+                "workload_status": r.result.workload_status,
+                "seconds": round(r.seconds, 2),
+                "figures": r.figures.as_dict(),
+            }
+            for r in study.runs
+        ],
     }
     (out_dir / "figures.json").write_text(json.dumps(data, indent=2) + "\n")
     return report

@@ -16,7 +16,9 @@ DATA = Path(__file__).parent / "data"
 def default_kernel() -> kernels.KernelInfo:
     """The kernel the real tests build for; they fail (not skip) without one: `make test` installs it."""
     kernel = kernels.default_kernel(kernels.discover())
-    assert kernel is not None, "no kernel with image and headers: run `make test` (it installs linux-image-amd64 and linux-headers-amd64)"
+    assert kernel is not None, (
+        "no kernel with image and headers: run `make test` (it installs linux-image-amd64 and linux-headers-amd64)"
+    )
     return kernel
 
 
@@ -26,7 +28,7 @@ def built_modules(tmp_path_factory, default_kernel):
     from pfharness.kmod import kbuild
 
     out = tmp_path_factory.mktemp("modules")
-    return kbuild.build(kbuild.BuildRequest(out_dir=out, kernel_release=default_kernel.release, werror=True))
+    return kbuild.build(kbuild.BuildRequest(out, kbuild.resolve_target(default_kernel.release), werror=True))
 
 
 def copy_templates(dst: Path) -> Path:
@@ -95,7 +97,9 @@ def traced(vm, built_modules, module, *command, hold=True, params=(), timeout=12
     """Trace one workload in the shared VM; no splat allowed."""
     from pfharness import step
 
-    request = step.TraceRequest(module, built_modules.modules[module], tuple(str(c) for c in command), hold, tuple(params), timeout)
+    request = step.TraceRequest(
+        module, built_modules.modules[module], tuple(str(c) for c in command), hold, tuple(params), timeout
+    )
     result = step.trace(vm, request)
     assert not result.splats, result.splats
     return result

@@ -6,25 +6,40 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-
-from pfharness import assets
 
 pytestmark = pytest.mark.vm
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
 def test_bench_quick(tmp_path):
     out = tmp_path / "BENCH.md"
-    run = subprocess.run([sys.executable, str(assets.data_root() / "bench" / "run.py"), "--quick", "--out", str(out)],
-                         capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--out", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     text = out.read_text()
     rows = re.findall(r"^\| (.+?) \| (\d+) \| ([\d.]+)x \|", text, re.M)
     names = [r[0] for r in rows]
-    for name in ("untraced", "bare kprobe (pid filter only)", "pf_probe_A", "pf_probe_B", "pf_probe_C",
-                 "perf stat -e page-faults", "perf record -e page-faults -c 1 -d",
-                 "bpftrace tracepoint:exceptions:page_fault_user", "bpftrace kprobe:handle_mm_fault"):
+    for name in (
+        "untraced",
+        "bare kprobe (pid filter only)",
+        "pf_probe_A",
+        "pf_probe_B",
+        "pf_probe_C",
+        "perf stat -e page-faults",
+        "perf record -e page-faults -c 1 -d",
+        "bpftrace tracepoint:exceptions:page_fault_user",
+        "bpftrace kprobe:handle_mm_fault",
+    ):
         assert name in names, (name, names)
     assert dict((r[0], r[2]) for r in rows)["untraced"] == "1.000"
     assert all(int(r[1]) > 0 for r in rows)

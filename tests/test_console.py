@@ -8,20 +8,19 @@ import os
 import pytest
 
 from pfharness import proc
-from pfharness.guest.console import Console
 from pfharness.errors import VmLost, VmTimeout
+from pfharness.guest.console import Console
 
 
 @pytest.fixture
 def console(tmp_path):
     path = tmp_path / "console.log"
-    transcript = open(path, "ab")
-    child = proc.spawn_interactive(["sh", "-i"], logfile=transcript, timeout=10)
-    c = Console(child, transcript, path)
-    c.start_shell("start", timeout=10)
-    yield c
-    child.close(force=True)
-    transcript.close()
+    with open(path, "ab") as transcript:
+        child = proc.spawn_interactive(["sh", "-i"], logfile=transcript, timeout=10)
+        c = Console(child, transcript, path)
+        c.start_shell("start", timeout=10)
+        yield c
+        child.close(force=True)
 
 
 def test_output_and_status(console):
@@ -32,8 +31,16 @@ def test_output_and_status(console):
 
 def test_arguments_arrive_exactly(console):
     args = ["a b", "it's", "$HOME", "*", "x\ny", os.fsdecode(b"\xff\x01")]
-    result = console.run(["python3", "-c", "import sys; print(repr([a.encode('utf-8','surrogateescape') for a in sys.argv[1:]]))", *args],
-                         stage="t", timeout=20)
+    result = console.run(
+        [
+            "python3",
+            "-c",
+            "import sys; print(repr([a.encode('utf-8','surrogateescape') for a in sys.argv[1:]]))",
+            *args,
+        ],
+        stage="t",
+        timeout=20,
+    )
     assert repr([a.encode("utf-8", "surrogateescape") for a in args]) in result.output
 
 

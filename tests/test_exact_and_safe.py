@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import traced
+
 from pfharness import step
-from pfharness.results import model, module_output, protocol, splat, step_result, transcript, verdict
+from pfharness.results import module_output, protocol, splat, verdict
 from pfharness.results import text as text_output
 
 pytestmark = pytest.mark.vm
@@ -34,11 +34,12 @@ def own_count(result) -> int:
     return rusage_faults(result.workload_output) - result.pre_exec_faults
 
 
-
 def guest_script(vm, script, *args, timeout=120.0):
     """Run a tests/guest helper untraced; return its output and the kernel records it printed."""
     shell = vm.run(["sh", str(GUEST / script), *map(str, args)], stage=script, timeout=timeout)
-    step = protocol.parse_step(shell.output.replace("##PFH## kmsg-begin", "##PFH## workload-end status=0\n##PFH## kmsg-begin", 1))
+    step = protocol.parse_step(
+        shell.output.replace("##PFH## kmsg-begin", "##PFH## workload-end status=0\n##PFH## kmsg-begin", 1)
+    )
     messages = [r.message for r in step.kernel_records]
     assert not splat.scan(messages), splat.scan(messages)
     return shell.output, messages
@@ -71,8 +72,10 @@ def test_n_fresh_pages_are_recorded_exactly(vm, built_modules, programs, module)
     if module == "C":
         assert {rec.fault_class for rec in mine} == {"other"}
     rusage = rusage_faults(result.workload_output)
-    print(f"{module}: N={n} in_region={len(mine)} whole_process={r.recorded} rusage_minflt+majflt={rusage} "
-          f"pre_exec={result.pre_exec_faults} own_count={own_count(result)}")
+    print(
+        f"{module}: N={n} in_region={len(mine)} whole_process={r.recorded} rusage_minflt+majflt={rusage} "
+        f"pre_exec={result.pre_exec_faults} own_count={own_count(result)}"
+    )
     assert own_count(result) <= r.recorded <= own_count(result) + RUSAGE_SLACK
 
 
@@ -125,11 +128,12 @@ def test_c_puts_each_segment_into_its_plot(vm, built_modules, programs):
     assert data_pages <= by_class["data"] <= data_pages + 10
     assert 16 <= by_class["code"] <= 16 + 20
     assert by_class["other"] >= stack_pages
-    stack = [r for r in records if r.fault_class == "other" and r.address > 0x7f0000000000]
+    stack = [r for r in records if r.fault_class == "other" and r.address > 0x7F0000000000]
     assert len(stack) >= stack_pages
 
 
 # ---- hostile inputs: a clear message, a non-zero status, no splat ----
+
 
 def load_messages(vm, built_modules, *params, module="B"):
     output, messages = guest_script(vm, "try_load.sh", built_modules.modules[module], *params)
@@ -137,15 +141,18 @@ def load_messages(vm, built_modules, *params, module="B"):
     return status, [m for m in messages if m.startswith(f"pf_probe_{module}: ")]
 
 
-@pytest.mark.parametrize("params, expected", [
-    ((), r"tpid=0 is not a valid process id: load with tpid=<pid>"),
-    (("tpid=0",), r"tpid=0 is not a valid process id"),
-    (("tpid=-1",), r"tpid=-1 is not a valid process id"),
-    (("tpid=999999",), r"no process with pid 999999: start the process first"),
-    (("tpid=2",), r"pid 2 is a kernel thread, which has no user memory"),
-    (("tpid=1", "max_records=0"), r"max_records=0 is out of range: use 1\.\.16777216"),
-    (("tpid=1", "max_records=99999999999"), r"max_records=99999999999 is out of range"),
-])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ((), r"tpid=0 is not a valid process id: load with tpid=<pid>"),
+        (("tpid=0",), r"tpid=0 is not a valid process id"),
+        (("tpid=-1",), r"tpid=-1 is not a valid process id"),
+        (("tpid=999999",), r"no process with pid 999999: start the process first"),
+        (("tpid=2",), r"pid 2 is a kernel thread, which has no user memory"),
+        (("tpid=1", "max_records=0"), r"max_records=0 is out of range: use 1\.\.16777216"),
+        (("tpid=1", "max_records=99999999999"), r"max_records=99999999999 is out of range"),
+    ],
+)
 def test_bad_parameters_are_refused_clearly(vm, built_modules, params, expected):
     status, messages = load_messages(vm, built_modules, *params)
     print(params, "->", messages)
@@ -185,7 +192,17 @@ def test_workload_killed_by_a_signal(vm, built_modules):
 
 
 def test_arguments_reach_the_workload_byte_exact(vm, built_modules):
-    args = ["two words", "it's \"quoted\"", "$HOME", "*", "line1\nline2", "naïve", os.fsdecode(b"\xff\xfe raw"), "", "\t-tab"]
+    args = [
+        "two words",
+        'it\'s "quoted"',
+        "$HOME",
+        "*",
+        "line1\nline2",
+        "naïve",
+        os.fsdecode(b"\xff\xfe raw"),
+        "",
+        "\t-tab",
+    ]
     script = "import sys; print('ARGV=' + ','.join(a.encode('utf-8', 'surrogateescape').hex() for a in sys.argv[1:]))"
     result = traced(vm, built_modules, "A", "python3", "-c", script, *args)
     got = re.search(r"ARGV=(.*)", result.workload_output).group(1).split(",")
@@ -194,7 +211,9 @@ def test_arguments_reach_the_workload_byte_exact(vm, built_modules):
 
 @pytest.mark.parametrize("module", ["B", "C"])
 def test_unload_while_the_workload_faults_hard(vm, built_modules, programs, module):
-    output, messages = guest_script(vm, "unload_while_faulting.sh", built_modules.modules[module], programs["touch_pages"], 100000, timeout=120)
+    output, messages = guest_script(
+        vm, "unload_while_faulting.sh", built_modules.modules[module], programs["touch_pages"], 100000, timeout=120
+    )
     assert "still_running_at_rmmod=1" in output, "the workload ended before the unload: make it longer"
     assert "rmmod_status=0" in output and "workload_status=0" in output
     report = module_output.parse_module_output(messages, f"pf_probe_{module}")
@@ -209,6 +228,7 @@ def test_load_and_unload_50_times(vm, built_modules):
 
 
 # ---- the splat scan ----
+
 
 def test_a_kernel_warning_fails_the_run(vm, built_modules, warn_module):
     """A test-only module WARNs while the traced workload runs: the run must fail, showing the lines."""

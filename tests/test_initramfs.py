@@ -12,21 +12,31 @@ from pfharness.guest.cpio import CpioEntry
 
 
 def test_newc_archive_reads_back_with_cpio(tmp_path):
-    archive = cpio.newc_archive(cpio.with_parent_dirs([
-        CpioEntry.file("bin/hello", b"#!/bin/sh\necho hi\n", perm=0o755),
-        CpioEntry.symlink("bin/sh", "busybox"),
-        CpioEntry.chardev("dev/console", 5, 1),
-    ]))
-    assert archive == cpio.newc_archive(cpio.with_parent_dirs([
-        CpioEntry.file("bin/hello", b"#!/bin/sh\necho hi\n", perm=0o755),
-        CpioEntry.symlink("bin/sh", "busybox"),
-        CpioEntry.chardev("dev/console", 5, 1),
-    ])), "not reproducible"
+    archive = cpio.newc_archive(
+        cpio.with_parent_dirs(
+            [
+                CpioEntry.file("bin/hello", b"#!/bin/sh\necho hi\n", perm=0o755),
+                CpioEntry.symlink("bin/sh", "busybox"),
+                CpioEntry.chardev("dev/console", 5, 1),
+            ]
+        )
+    )
+    assert archive == cpio.newc_archive(
+        cpio.with_parent_dirs(
+            [
+                CpioEntry.file("bin/hello", b"#!/bin/sh\necho hi\n", perm=0o755),
+                CpioEntry.symlink("bin/sh", "busybox"),
+                CpioEntry.chardev("dev/console", 5, 1),
+            ]
+        )
+    ), "not reproducible"
     if shutil.which("cpio") is None:
         pytest.skip("cpio is not installed (make test installs it)")
     listing = subprocess.run(["cpio", "-itv"], input=archive, capture_output=True, check=True).stdout.decode()
     assert "bin/hello" in listing and "bin/sh -> busybox" in listing and "dev/console" in listing
-    subprocess.run(["cpio", "-idm", "--no-absolute-filenames"], input=archive, cwd=tmp_path, capture_output=True, check=True)
+    subprocess.run(
+        ["cpio", "-idm", "--no-absolute-filenames"], input=archive, cwd=tmp_path, capture_output=True, check=True
+    )
     assert (tmp_path / "bin" / "hello").read_bytes() == b"#!/bin/sh\necho hi\n"
 
 
@@ -37,7 +47,12 @@ def test_modules_closure_puts_dependencies_first(tmp_path):
         "kernel/fs/fscache/fscache.ko: kernel/fs/netfs/netfs.ko\n"
         "kernel/fs/netfs/netfs.ko:\n"
     )
-    for rel in ("kernel/fs/9p/9p.ko", "kernel/net/9p/9pnet.ko", "kernel/fs/fscache/fscache.ko", "kernel/fs/netfs/netfs.ko"):
+    for rel in (
+        "kernel/fs/9p/9p.ko",
+        "kernel/net/9p/9pnet.ko",
+        "kernel/fs/fscache/fscache.ko",
+        "kernel/fs/netfs/netfs.ko",
+    ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"\x7fELF")
     order = [p.name for p in initramfs.modules_closure(tmp_path, ["9p"])]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import copy_templates
+
 from pfharness import proc
-from pfharness.kmod import kbuild
 from pfharness.errors import BuildError, HeadersMissing
+from pfharness.kmod import kbuild
 
 pytestmark = pytest.mark.kbuild
 
@@ -32,17 +32,25 @@ def test_modinfo_shows_tpid_with_description(built_modules):
 
 
 def test_second_build_is_skipped(built_modules):
-    again = kbuild.build(kbuild.BuildRequest(built_modules.modules["A"].parent, kernel_release=built_modules.kernel_release, werror=True))
+    again = kbuild.build(
+        kbuild.BuildRequest(
+            built_modules.modules["A"].parent, kbuild.resolve_target(built_modules.kernel_release), werror=True
+        )
+    )
     assert again.skipped and again.modules == built_modules.modules
 
 
 def test_broken_template_points_at_rendered_line(tmp_path, default_kernel):
     templates = copy_templates(tmp_path / "templates")
     kprobe = templates / "common" / "kprobe.c.j2"
-    kprobe.write_text(kprobe.read_text().replace("unregister_kprobe(&fault_probe);", "unregister_kprobe(&no_such_probe);"))
+    kprobe.write_text(
+        kprobe.read_text().replace("unregister_kprobe(&fault_probe);", "unregister_kprobe(&no_such_probe);")
+    )
     out = tmp_path / "out"
     with pytest.raises(BuildError) as err:
-        kbuild.build(kbuild.BuildRequest(out, ("A",), default_kernel.release, template_dir=templates))
+        kbuild.build(
+            kbuild.BuildRequest(out, kbuild.resolve_target(default_kernel.release), ("A",), template_dir=templates)
+        )
     message = str(err.value)
     rendered = (out / "pf_probe_A.c").read_text().splitlines()
     line_no = next(i for i, line in enumerate(rendered, 1) if "no_such_probe" in line)
@@ -53,4 +61,4 @@ def test_broken_template_points_at_rendered_line(tmp_path, default_kernel):
 
 def test_missing_headers_names_the_package(tmp_path):
     with pytest.raises(HeadersMissing, match=r"apt-get install linux-headers-9\.9\.9-nope"):
-        kbuild.build(kbuild.BuildRequest(tmp_path, ("B",), "9.9.9-nope"))
+        kbuild.build(kbuild.BuildRequest(tmp_path, kbuild.resolve_target("9.9.9-nope"), ("B",)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import jinja2
 import pytest
 
 from pfharness import assets
@@ -58,7 +57,7 @@ def test_recording_modules(sources, letter):
     assert "if (col >= PLOT_COLS || row_from_bottom >= PLOT_ROWS)" in text
     assert "BEGIN PLOT" in text and "END PLOT" in text
     # The exit path stops the probe before reading the records, and frees them last.
-    exit_fn = text[text.index(f"static void __exit pf_probe_{letter}_exit"):]
+    exit_fn = text[text.index(f"static void __exit pf_probe_{letter}_exit") :]
     assert exit_fn.index("probe_disarm();") < exit_fn.index("report(comm);") < exit_fn.index("records_free();")
 
 

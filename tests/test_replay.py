@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import DATA
 from typer.testing import CliRunner
 
-from conftest import DATA
-from pfharness import step
-from pfharness.results import model, module_output, protocol, splat, step_result, transcript, verdict
-from pfharness.results import text as text_output
 from pfharness.cli import app
+from pfharness.results import model, module_output, protocol, splat, step_result, transcript, verdict
 
 
 def parsed(name: str) -> model.TraceResult:
@@ -133,15 +131,25 @@ def step_text(*lines):
 
 
 def test_workload_output_is_not_scanned_for_splats():
-    text = step_text("##PFH## pid pid=5 hold=1 prefaults=3", "##PFH## insmod status=0", "##PFH## workload-begin",
-                     "WARNING: this is pip talking, not the kernel", "Kernel panic - not syncing: just a string",
-                     "##PFH## workload-end status=0", "##PFH## rmmod status=0", "##PFH## kmsg-begin",
-                     "6,1,1,-;pf_probe_B: summary pid=5 comm=x recorded=1 dropped=0 capacity=9", "##PFH## kmsg-end",
-                     "##PFH## step-end status=0")
+    text = step_text(
+        "##PFH## pid pid=5 hold=1 prefaults=3",
+        "##PFH## insmod status=0",
+        "##PFH## workload-begin",
+        "WARNING: this is pip talking, not the kernel",
+        "Kernel panic - not syncing: just a string",
+        "##PFH## workload-end status=0",
+        "##PFH## rmmod status=0",
+        "##PFH## kmsg-begin",
+        "6,1,1,-;pf_probe_B: summary pid=5 comm=x recorded=1 dropped=0 capacity=9",
+        "##PFH## kmsg-end",
+        "##PFH## step-end status=0",
+    )
     result = step_result.read_step(text, model.RunContext("B", ("x",)))
     assert result.splats == [] and verdict.exit_status(result) == 0
     console = text.replace("##PFH## rmmod", "[   12.5] WARNING: CPU: 0 PID: 5 at mm/x.c:1 f+0x1/0x2\n##PFH## rmmod")
-    assert splat.scan(step_result.console_kernel_lines(console)) == ["[   12.5] WARNING: CPU: 0 PID: 5 at mm/x.c:1 f+0x1/0x2"]
+    assert splat.scan(step_result.console_kernel_lines(console)) == [
+        "[   12.5] WARNING: CPU: 0 PID: 5 at mm/x.c:1 f+0x1/0x2"
+    ]
 
 
 def test_a_failed_hold_is_a_harness_error():
@@ -152,17 +160,33 @@ def test_a_failed_hold_is_a_harness_error():
 
 
 def test_lost_kernel_log_lines_fail_the_run():
-    text = step_text("##PFH## pid pid=5 hold=1 prefaults=3", "##PFH## insmod status=0", "##PFH## workload-begin",
-                     "##PFH## workload-end status=0", "##PFH## rmmod status=0", "##PFH## kmsg-begin", "##PFH## kmsg-lost",
-                     "6,9,1,-;pf_probe_A: summary pid=5 comm=x faults=3", "##PFH## kmsg-end", "##PFH## step-end status=0")
+    text = step_text(
+        "##PFH## pid pid=5 hold=1 prefaults=3",
+        "##PFH## insmod status=0",
+        "##PFH## workload-begin",
+        "##PFH## workload-end status=0",
+        "##PFH## rmmod status=0",
+        "##PFH## kmsg-begin",
+        "##PFH## kmsg-lost",
+        "6,9,1,-;pf_probe_A: summary pid=5 comm=x faults=3",
+        "##PFH## kmsg-end",
+        "##PFH## step-end status=0",
+    )
     result = step_result.read_step(text, model.RunContext("A", ("x",)))
     assert result.kmsg_lost == 1 and "overwrote" in str(verdict.harness_error(result))
 
 
 def test_missing_summary_fails_the_run():
-    text = step_text("##PFH## pid pid=5 hold=1 prefaults=3", "##PFH## insmod status=0", "##PFH## workload-begin",
-                     "##PFH## workload-end status=0", "##PFH## rmmod status=0", "##PFH## kmsg-begin", "##PFH## kmsg-end",
-                     "##PFH## step-end status=0")
+    text = step_text(
+        "##PFH## pid pid=5 hold=1 prefaults=3",
+        "##PFH## insmod status=0",
+        "##PFH## workload-begin",
+        "##PFH## workload-end status=0",
+        "##PFH## rmmod status=0",
+        "##PFH## kmsg-begin",
+        "##PFH## kmsg-end",
+        "##PFH## step-end status=0",
+    )
     result = step_result.read_step(text, model.RunContext("B", ("x",)))
     assert "no summary" in str(verdict.harness_error(result))
 
@@ -176,5 +200,7 @@ def test_parse_of_a_timed_out_run_gives_the_timeout_status(tmp_path):
 
 
 def test_kmsg_utf8_is_decoded():
-    record = protocol.parse_kmsg_line("6,1,2,-;pf_probe_B: summary pid=1 comm=na\\xc3\\xafve recorded=1 dropped=0 capacity=2")
+    record = protocol.parse_kmsg_line(
+        "6,1,2,-;pf_probe_B: summary pid=1 comm=na\\xc3\\xafve recorded=1 dropped=0 capacity=2"
+    )
     assert "comm=naïve" in record.message

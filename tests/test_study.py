@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import tarfile
 
 import pytest
-
 from conftest import DATA
+
 from pfharness import study
 from pfharness.kmod import handin
 from pfharness.results import figures, module_output, transcript
@@ -19,8 +20,10 @@ def records_of(name):
 
 
 def test_figures_on_synthetic_records():
-    recs = [module_output.Record(i, t, a) for i, (t, a) in enumerate([
-        (0, 0x1000), (10, 0x2000), (20, 0x3000), (30, 0x9000), (1000, 0x9000)])]
+    recs = [
+        module_output.Record(i, t, a)
+        for i, (t, a) in enumerate([(0, 0x1000), (10, 0x2000), (20, 0x3000), (30, 0x9000), (1000, 0x9000)])
+    ]
     f = figures.compute(recs)
     assert f.faults == 5 and f.distinct_pages == 4
     assert f.span_s == pytest.approx(1e-6)
@@ -44,7 +47,7 @@ def test_figures_on_a_recorded_b_run():
     assert f.faults == r.recorded == len(r.records) and f.dropped == 0
     assert f.distinct_pages == len({rec.address >> 12 for rec in r.records})
     ordered = sorted(r.records, key=lambda rec: (rec.t_ns, rec.index))
-    steps = sum(1 for a, b in zip(ordered, ordered[1:]) if (b.address >> 12) == (a.address >> 12) + 1)
+    steps = sum(1 for a, b in itertools.pairwise(ordered) if (b.address >> 12) == (a.address >> 12) + 1)
     assert steps >= 39 and f.sequential_share == pytest.approx(steps / (len(ordered) - 1))
     assert f.span_s == pytest.approx((ordered[-1].t_ns - ordered[0].t_ns) / 1e9)
     assert r.plots[0].t_span_ns == ordered[-1].t_ns - ordered[0].t_ns
@@ -63,11 +66,25 @@ def test_segment_shares_on_a_recorded_c_run():
 def test_report_has_header_findings_table_and_plots():
     result = records_of("run_c_records.log")
     w = study.Workload("touch", "touch 40 pages", "memory", ("touch_pages", "40"), unseen="nothing")
-    s = study.Study(runs=[study.StudyRun(w, "C", result, figures.compute(result.report.records), 1.5)],
-                    kernel_release="6.1.0-56-amd64", accelerator="tcg", date="2026-11-26")
+    s = study.Study(
+        runs=[study.StudyRun(w, "C", result, figures.compute(result.report.records), 1.5)],
+        kernel_release="6.1.0-56-amd64",
+        accelerator="tcg",
+        date="2026-11-26",
+    )
     text = study.render_report(s, "Our findings.")
-    for needle in ("2026-11-26", "6.1.0-56-amd64", "accelerator tcg", "pfharness study", "FINDINGS\n--------\nOur findings.",
-                   "FIGURES", "touch             C ", "not seen: nothing", "== touch, pf_probe_C ==", "---- BEGIN PLOT"):
+    for needle in (
+        "2026-11-26",
+        "6.1.0-56-amd64",
+        "accelerator tcg",
+        "pfharness study",
+        "FINDINGS\n--------\nOur findings.",
+        "FIGURES",
+        "touch             C ",
+        "not seen: nothing",
+        "== touch, pf_probe_C ==",
+        "---- BEGIN PLOT",
+    ):
         assert needle in text, needle
 
 
@@ -87,8 +104,15 @@ def test_dist_archive_holds_the_six_files(tmp_path):
         names = sorted(tar.getnames())
         readme = tar.extractfile("pf_probe/README").read().decode()
         makefile = tar.extractfile("pf_probe/Makefile").read().decode()
-    assert names == ["pf_probe", "pf_probe/Makefile", "pf_probe/README", "pf_probe/pf_probe_A.c",
-                     "pf_probe/pf_probe_B.c", "pf_probe/pf_probe_C.c", "pf_probe/report.txt"]
+    assert names == [
+        "pf_probe",
+        "pf_probe/Makefile",
+        "pf_probe/README",
+        "pf_probe/pf_probe_A.c",
+        "pf_probe/pf_probe_B.c",
+        "pf_probe/pf_probe_C.c",
+        "pf_probe/report.txt",
+    ]
     assert "Shortcomings" in readme and "Special features" in readme and "{{" not in readme
     assert "KRELEASE ?= $(shell uname -r)" in makefile and "KRELEASE := 6.1.0-56-amd64" in makefile
 

@@ -11,15 +11,18 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-
 from conftest import qemu_pids, traced
-from pfharness import assets, step
+
+from pfharness import step
 
 pytestmark = pytest.mark.vm
 PFHARNESS = [sys.executable, "-m", "pfharness.cli"]
 
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def region_of(output: str) -> tuple[int, int]:
@@ -95,14 +98,29 @@ def test_host_target_inside_the_vm(vm, built_modules, tmp_path):
     if not release_dir.exists():
         release_dir.symlink_to(built_modules.modules["B"].parent)
     command = [
-        "sh", "-c", 'cd "$1" && shift && exec "$@"', "pfh",
-        str(assets.data_root()), *PFHARNESS, "run", "--target", "host", "--module", "B",
-        "--out", str(out_root), "--transcript", "/tmp/host-run.log", "--json", "--", "/bin/true",
+        "sh",
+        "-c",
+        'cd "$1" && shift && exec "$@"',
+        "pfh",
+        str(REPO),
+        *PFHARNESS,
+        "run",
+        "--target",
+        "host",
+        "--module",
+        "B",
+        "--out",
+        str(out_root),
+        "--transcript",
+        "/tmp/host-run.log",
+        "--json",
+        "--",
+        "/bin/true",
     ]
     request = step.TraceRequest("B", None, tuple(command), timeout=300)
     result = step.trace(vm, request)
     assert result.workload_status == 0, result.workload_output
-    data = json.loads(result.workload_output[result.workload_output.index("{"):])
+    data = json.loads(result.workload_output[result.workload_output.index("{") :])
     assert data["target"] == "host" and data["accelerator"] == "host"
     assert data["kernel_release"] == built_modules.kernel_release
     assert data["counters"]["recorded"] > 0 and data["counters"]["dropped"] == 0
@@ -111,7 +129,7 @@ def test_host_target_inside_the_vm(vm, built_modules, tmp_path):
 
 
 def run_cli(*args, timeout=300):
-    return subprocess.run([*PFHARNESS, *args], capture_output=True, text=True, timeout=timeout, cwd=assets.data_root())
+    return subprocess.run([*PFHARNESS, *args], check=False, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
 def test_cli_run_passes_exit_status_and_json_matches_parse(tmp_path, built_modules):
@@ -119,8 +137,22 @@ def test_cli_run_passes_exit_status_and_json_matches_parse(tmp_path, built_modul
     out_root = tmp_path / "out"
     out_root.mkdir()
     (out_root / built_modules.kernel_release).symlink_to(built_modules.modules["B"].parent)
-    run = run_cli("run", "--accel", "tcg", "--module", "B", "--out", str(out_root), "--transcript", str(transcript),
-                  "--json", "--", "sh", "-c", "echo hello from the workload; exit 3")
+    run = run_cli(
+        "run",
+        "--accel",
+        "tcg",
+        "--module",
+        "B",
+        "--out",
+        str(out_root),
+        "--transcript",
+        str(transcript),
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "echo hello from the workload; exit 3",
+    )
     assert run.returncode == 3, run.stderr
     data = json.loads(run.stdout)
     assert data["workload_status"] == 3 and data["exit_status"] == 3
@@ -145,8 +177,23 @@ def test_panicking_guest_is_reported_lost_and_leaves_no_qemu(tmp_path, built_mod
     out_root.mkdir()
     (out_root / built_modules.kernel_release).symlink_to(built_modules.modules["B"].parent)
     start = time.monotonic()
-    run = run_cli("run", "--accel", "tcg", "--module", "B", "--out", str(out_root), "--transcript", str(transcript),
-                  "--timeout", "60", "--", "sh", "-c", "echo c > /proc/sysrq-trigger")
+    run = run_cli(
+        "run",
+        "--accel",
+        "tcg",
+        "--module",
+        "B",
+        "--out",
+        str(out_root),
+        "--transcript",
+        str(transcript),
+        "--timeout",
+        "60",
+        "--",
+        "sh",
+        "-c",
+        "echo c > /proc/sysrq-trigger",
+    )
     elapsed = time.monotonic() - start
     assert run.returncode == 123, (run.returncode, run.stderr)
     assert "the VM was lost" in run.stderr and "Kernel panic - not syncing" in run.stderr
@@ -191,8 +238,24 @@ def test_qemu_dies_with_the_harness(tmp_path, built_modules, how):
     out_root.mkdir()
     (out_root / built_modules.kernel_release).symlink_to(built_modules.modules["B"].parent)
     transcript = tmp_path / "t.log"
-    harness = subprocess.Popen([*PFHARNESS, "run", "--accel", "tcg", "--out", str(out_root), "--transcript", str(transcript),
-                                "--", "sleep", "60"], cwd=assets.data_root(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    harness = subprocess.Popen(
+        [
+            *PFHARNESS,
+            "run",
+            "--accel",
+            "tcg",
+            "--out",
+            str(out_root),
+            "--transcript",
+            str(transcript),
+            "--",
+            "sleep",
+            "60",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while "workload-begin" not in (transcript.read_text(errors="replace") if transcript.exists() else ""):
         assert time.monotonic() < deadline and harness.poll() is None, "the run did not reach its workload"
@@ -210,11 +273,28 @@ def test_host_target_timeout_unloads_the_module(vm, built_modules):
     """--target host (inside the VM): a run that times out is stopped, children included, and the module unloaded."""
     out_root = built_modules.modules["B"].parent.parent
     command = [
-        "sh", "-c", 'cd "$1" && shift && "$@"; echo "harness_status=$?"; '
+        "sh",
+        "-c",
+        'cd "$1" && shift && "$@"; echo "harness_status=$?"; '
         'if grep -q "^pf_probe_B " /proc/modules; then echo still_loaded; fi; '
-        'if pgrep -x sleep >/dev/null; then echo sleep_left; fi', "pfh",
-        str(assets.data_root()), *PFHARNESS, "run", "--target", "host", "--module", "B", "--out", str(out_root),
-        "--transcript", "/tmp/host-timeout.log", "--timeout", "3", "--", "sleep", "60",
+        "if pgrep -x sleep >/dev/null; then echo sleep_left; fi",
+        "pfh",
+        str(REPO),
+        *PFHARNESS,
+        "run",
+        "--target",
+        "host",
+        "--module",
+        "B",
+        "--out",
+        str(out_root),
+        "--transcript",
+        "/tmp/host-timeout.log",
+        "--timeout",
+        "3",
+        "--",
+        "sleep",
+        "60",
     ]
     result = step.trace(vm, step.TraceRequest("B", None, tuple(command), timeout=120))
     assert "harness_status=124" in result.workload_output, result.workload_output

@@ -15,7 +15,7 @@ from .. import assets, proc
 from ..errors import SetupError, UsageError, VmLost
 from .boot import BootArtifacts
 from .console import Console
-from .machine import VmConfig, qemu_argv
+from .machine import Accel, VmConfig, qemu_argv
 
 PROBE_SECONDS = 6.0  # a working KVM reaches the shell in about a second; TCG needs 2.2 s
 
@@ -32,7 +32,9 @@ def _verdict_path(artifacts: BootArtifacts, qemu: str):
 
 def probe_kvm(artifacts: BootArtifacts, qemu: str, seconds: float = PROBE_SECONDS) -> tuple[bool, str]:
     """Boot the guest under KVM and wait for its shell; (works, what was seen)."""
-    cfg = VmConfig(kernel=artifacts.kernel, initrd=artifacts.initrd, accel="kvm", smp=1, memory_mib=512, qemu_binary=qemu)
+    cfg = VmConfig(
+        kernel=artifacts.kernel, initrd=artifacts.initrd, accel="kvm", smp=1, memory_mib=512, qemu_binary=qemu
+    )
     log = assets.cache_dir() / "kvm-probe.log"
     with open(log, "wb") as transcript:
         child = proc.spawn_interactive(qemu_argv(cfg), logfile=transcript, timeout=seconds)
@@ -47,7 +49,7 @@ def probe_kvm(artifacts: BootArtifacts, qemu: str, seconds: float = PROBE_SECOND
             child.close(force=True)
 
 
-def choose(requested: str, artifacts: BootArtifacts, qemu: str) -> str:
+def choose(requested: str, artifacts: BootArtifacts, qemu: str) -> Accel:
     """The accelerator to use for `requested` (auto, kvm or tcg)."""
     if requested == "tcg":
         return "tcg"
@@ -67,5 +69,9 @@ def choose(requested: str, artifacts: BootArtifacts, qemu: str) -> str:
             pass
     works, why = probe_kvm(artifacts, qemu)
     path.write_text(json.dumps({"kvm_works": works, "why": why}) + "\n")
-    print(f"pfharness: KVM probe: {why}; using {'kvm' if works else 'tcg'} (cached in {path})", file=sys.stderr, flush=True)
+    print(
+        f"pfharness: KVM probe: {why}; using {'kvm' if works else 'tcg'} (cached in {path})",
+        file=sys.stderr,
+        flush=True,
+    )
     return "kvm" if works else "tcg"

@@ -34,7 +34,9 @@ def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
     cache = assets.cache_dir()
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not Path(busybox).is_file():
-        raise SetupError("busybox is not installed: install it with `apt-get install busybox-static` (or run `make demo`)")
+        raise SetupError(
+            "busybox is not installed: install it with `apt-get install busybox-static` (or run `make demo`)"
+        )
     try:
         vmlinux = kernel_image.cached_vmlinux(image, cache)
     except kernel_image.KernelImageError:

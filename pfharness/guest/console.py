@@ -8,12 +8,14 @@ and each command's end is a marker with its exit status.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO
 
 import pexpect
 
@@ -63,10 +65,8 @@ class Console:
         """The VM is lost: kill QEMU (if it still runs), note why in the transcript, remember it."""
         self.lost = str(error).splitlines()[0]
         self.note(f"lost why={'timeout' if isinstance(error, VmTimeout) else 'lost'}")
-        try:
+        with contextlib.suppress(pexpect.ExceptionPexpect, OSError):
             self.child.terminate(force=True)
-        except (pexpect.ExceptionPexpect, OSError):
-            pass
         return error
 
     def wait_for(self, pattern: bytes, stage: str, timeout: float, *, retry: bool = False) -> bytes:
@@ -77,25 +77,28 @@ class Console:
         """
         if self.lost is not None:
             raise VmLost(f"the VM is no longer running ({self.lost}); the whole console is in {self.transcript_path}")
-        index = self.child.expect([re.compile(pattern), PANIC_RE, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout,
-                                  searchwindowsize=_WINDOW)
+        index = self.child.expect(
+            [re.compile(pattern), PANIC_RE, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout, searchwindowsize=_WINDOW
+        )
         if index == 0:
             return self.child.before + self.child.after
         if index == 1:
             panic = self.child.after.decode(errors="replace").strip()
-            try:  # let the rest of the panic reach the transcript
+            with contextlib.suppress(pexpect.TIMEOUT):  # let the rest of the panic reach the transcript
                 self.child.expect([pexpect.EOF], timeout=5)
-            except pexpect.TIMEOUT:
-                pass
-            raise self._give_up(VmLost(
-                f"the VM was lost during {stage}: {panic}\n{self._tail(12)}\n"
-                f"the whole console is in {self.transcript_path}"
-            ))
+            raise self._give_up(
+                VmLost(
+                    f"the VM was lost during {stage}: {panic}\n{self._tail(12)}\n"
+                    f"the whole console is in {self.transcript_path}"
+                )
+            )
         if index == 2:
-            raise self._give_up(VmLost(
-                f"the VM exited during {stage} without finishing it:\n{self._tail()}\n"
-                f"the whole console is in {self.transcript_path}"
-            ))
+            raise self._give_up(
+                VmLost(
+                    f"the VM exited during {stage} without finishing it:\n{self._tail()}\n"
+                    f"the whole console is in {self.transcript_path}"
+                )
+            )
         timed_out = VmTimeout(
             f"the VM did not finish {stage} within {timeout:.0f} s and was killed"
             f"{' (raise --timeout if the workload needs longer)' if stage.startswith('the run') else ''}; "
@@ -124,8 +127,12 @@ class Console:
             self._token += 1
             self.send_line(f"stty -echo 2>/dev/null; PS1=''; PS2=''; printf '##PFH## %s token=%d\\n' ack {self._token}")
             try:
-                self.wait_for(rb"##PFH## ack token=%d\r*\n" % self._token, stage, timeout=2.0,
-                              retry=time.monotonic() + 2.0 < deadline)
+                self.wait_for(
+                    rb"##PFH## ack token=%d\r*\n" % self._token,
+                    stage,
+                    timeout=2.0,
+                    retry=time.monotonic() + 2.0 < deadline,
+                )
                 return
             except VmTimeout:
                 if self.lost is not None:
@@ -144,9 +151,12 @@ class Console:
             encoded = base64.b64encode((command + "\n").encode("utf-8", "surrogateescape")).decode()
             self.send_line("pfh_b64=$(mktemp) && pfh_sh=$(mktemp)")
             for i in range(0, len(encoded), _CHUNK):
-                self.send_line(f'printf %s {encoded[i:i + _CHUNK]} >>"$pfh_b64"')
+                self.send_line(f'printf %s {encoded[i : i + _CHUNK]} >>"$pfh_b64"')
                 self.sync(stage, timeout=30)
-            line = 'base64 -d "$pfh_b64" >"$pfh_sh" && rm -f "$pfh_b64" && sh "$pfh_sh" </dev/null; pfh_st=$?; rm -f "$pfh_sh"; (exit $pfh_st)'
+            line = (
+                'base64 -d "$pfh_b64" >"$pfh_sh" && rm -f "$pfh_b64" && sh "$pfh_sh" </dev/null; '
+                'pfh_st=$?; rm -f "$pfh_sh"; (exit $pfh_st)'
+            )
 
         self._token += 1
         token = self._token

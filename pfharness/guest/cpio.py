@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Iterable
 
 __all__ = ["CpioEntry", "CpioError", "EntryKind", "newc_archive", "with_parent_dirs"]
 
@@ -48,23 +48,22 @@ class CpioEntry:
     minor: int = 0
 
     @classmethod
-    def directory(cls, path: str, perm: int = 0o755) -> "CpioEntry":
+    def directory(cls, path: str, perm: int = 0o755) -> CpioEntry:
         """A directory entry."""
         return cls(path, EntryKind.DIR, perm)
 
     @classmethod
-    def file(cls, path: str, data: bytes, perm: int = 0o644) -> "CpioEntry":
+    def file(cls, path: str, data: bytes, perm: int = 0o644) -> CpioEntry:
         """A regular file entry with the given content."""
         return cls(path, EntryKind.FILE, perm, data)
 
     @classmethod
-    def symlink(cls, path: str, target: str) -> "CpioEntry":
+    def symlink(cls, path: str, target: str) -> CpioEntry:
         """A symbolic link ``path -> target``."""
         return cls(path, EntryKind.SYMLINK, 0o777, target.encode())
 
     @classmethod
-    def chardev(cls, path: str, major: int, minor: int,
-                perm: int = 0o600) -> "CpioEntry":
+    def chardev(cls, path: str, major: int, minor: int, perm: int = 0o600) -> CpioEntry:
         """A character device node."""
         return cls(path, EntryKind.CHARDEV, perm, b"", major, minor)
 
@@ -78,8 +77,7 @@ def _normalize(path: str) -> str:
     """Return ``path`` relative to the archive root, rejecting escapes."""
     pure = PurePosixPath(path.lstrip("/"))
     if not pure.parts or ".." in pure.parts:
-        raise CpioError(f"invalid archive path {path!r}: must be a "
-                             "non-empty path without '..'")
+        raise CpioError(f"invalid archive path {path!r}: must be a non-empty path without '..'")
     return pure.as_posix()
 
 
@@ -88,12 +86,10 @@ def _pad4(length: int) -> bytes:
     return b"\0" * (-length % 4)
 
 
-def _newc_member(name: str, ino: int, mode: int, nlink: int, data: bytes,
-                 rmajor: int = 0, rminor: int = 0) -> bytes:
+def _newc_member(name: str, ino: int, mode: int, nlink: int, data: bytes, *, rmajor: int = 0, rminor: int = 0) -> bytes:
     """Encode one newc header + name + data, each padded to 4 bytes."""
     name_b = name.encode() + b"\0"
-    fields = (ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rmajor, rminor,
-              len(name_b), 0)
+    fields = (ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rmajor, rminor, len(name_b), 0)
     header = _NEWC_MAGIC + b"".join(b"%08X" % f for f in fields)
     head = header + name_b
     return head + _pad4(len(head)) + data + _pad4(len(data))
@@ -116,8 +112,7 @@ def newc_archive(entries: list[CpioEntry]) -> bytes:
         if entry.data and entry.kind in (EntryKind.DIR, EntryKind.CHARDEV):
             raise CpioError(f"{name!r}: only files and symlinks have data")
         nlink = 2 if entry.kind is EntryKind.DIR else 1
-        out += _newc_member(name, ino, entry.mode, nlink, entry.data,
-                            entry.major, entry.minor)
+        out += _newc_member(name, ino, entry.mode, nlink, entry.data, rmajor=entry.major, rminor=entry.minor)
     out += _newc_member(_TRAILER, 0, 0, 1, b"")
     return bytes(out)
 

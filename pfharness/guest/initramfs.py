@@ -12,19 +12,21 @@ import gzip
 import hashlib
 import lzma
 import os
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+
+import zstandard
 
 from ..errors import SetupError
 from .cpio import CpioEntry, newc_archive, with_parent_dirs
 
 __all__ = [
-    "InitramfsError",
     "DEFAULT_MODULES",
     "INIT_APPLETS",
-    "parse_modules_dep",
-    "modules_closure",
+    "InitramfsError",
     "build_initramfs",
+    "modules_closure",
+    "parse_modules_dep",
 ]
 
 
@@ -43,8 +45,22 @@ DEFAULT_MODULES: tuple[str, ...] = (
 
 #: Busybox applets symlinked into /bin of the initramfs (the ones /init uses).
 INIT_APPLETS: tuple[str, ...] = (
-    "sh", "cat", "echo", "mkdir", "mount", "umount", "insmod", "chroot",
-    "setsid", "poweroff", "sleep", "ls", "dmesg", "stty", "env", "ip",
+    "sh",
+    "cat",
+    "echo",
+    "mkdir",
+    "mount",
+    "umount",
+    "insmod",
+    "chroot",
+    "setsid",
+    "poweroff",
+    "sleep",
+    "ls",
+    "dmesg",
+    "stty",
+    "env",
+    "ip",
 )
 
 #: Bumped whenever the archive layout changes, so stale caches get rebuilt.
@@ -141,14 +157,14 @@ def modules_closure(modules_dir: Path, names: list[str]) -> list[Path]:
     paths = [modules_dir / rel for rel in order]
     for path in paths:
         if not path.is_file():
-            raise InitramfsError(f"{path} is listed in modules.dep but missing: reinstall the kernel's modules "
-                                 f"(`apt-get install --reinstall linux-image-{modules_dir.name}`)")
+            raise InitramfsError(
+                f"{path} is listed in modules.dep but missing: reinstall the kernel's modules "
+                f"(`apt-get install --reinstall linux-image-{modules_dir.name}`)"
+            )
     return paths
 
 
 def _zstd_decompress(raw: bytes, path: Path) -> bytes:
-    import zstandard
-
     try:
         return zstandard.ZstdDecompressor().stream_reader(raw).read()
     except zstandard.ZstdError as exc:
@@ -168,7 +184,9 @@ def _read_module(path: Path) -> tuple[str, bytes]:
         if name.endswith(".ko.gz"):
             return name[:-3], gzip.decompress(raw)
     except (lzma.LZMAError, OSError, EOFError) as exc:
-        raise InitramfsError(f"{path} is not a valid compressed module ({exc}): reinstall the kernel's modules") from exc
+        raise InitramfsError(
+            f"{path} is not a valid compressed module ({exc}): reinstall the kernel's modules"
+        ) from exc
     if name.endswith(".ko.zst"):
         return name[:-4], _zstd_decompress(raw, path)
     if name.endswith(".ko"):
@@ -180,18 +198,22 @@ def _read_module(path: Path) -> tuple[str, bytes]:
 # Assembly
 # --------------------------------------------------------------------------
 
+
 def _base_entries(busybox: Path, init_script: str) -> list[CpioEntry]:
     """Directories, device nodes, busybox + applet links, and /init."""
     try:
         bb = busybox.read_bytes()
     except OSError as exc:
-        raise InitramfsError(f"cannot read busybox at {busybox} ({exc.strerror or exc}): "
-                             "install it with `apt-get install busybox-static`") from exc
+        raise InitramfsError(
+            f"cannot read busybox at {busybox} ({exc.strerror or exc}): "
+            "install it with `apt-get install busybox-static`"
+        ) from exc
     if not bb.startswith(b"\x7fELF"):
-        raise InitramfsError(f"{busybox} is not a program (no ELF header): "
-                             "reinstall it with `apt-get install --reinstall busybox-static`")
-    entries = [CpioEntry.directory(d) for d in
-               ("bin", "dev", "proc", "sys", "tmp", "newroot", "lower", "rw")]
+        raise InitramfsError(
+            f"{busybox} is not a program (no ELF header): "
+            "reinstall it with `apt-get install --reinstall busybox-static`"
+        )
+    entries = [CpioEntry.directory(d) for d in ("bin", "dev", "proc", "sys", "tmp", "newroot", "lower", "rw")]
     entries += [
         CpioEntry.chardev("dev/console", 5, 1, 0o600),
         CpioEntry.chardev("dev/null", 1, 3, 0o666),
@@ -225,8 +247,12 @@ def _inputs_digest(release: str, paths: Sequence[Path], busybox: Path, init_scri
         try:
             st = path.stat()
         except OSError as exc:
-            raise InitramfsError(f"cannot read {path} ({exc.strerror or exc}): install busybox-static and the "
-                                 f"kernel's modules") from exc
+            fix = (
+                "install it with `apt-get install busybox-static`"
+                if path == busybox
+                else f"reinstall the kernel's modules (`apt-get install --reinstall linux-image-{release}`)"
+            )
+            raise InitramfsError(f"cannot read {path} ({exc.strerror or exc}): {fix}") from exc
         h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return h.hexdigest()
 
@@ -239,11 +265,15 @@ def _write_atomic(out: Path, data: bytes) -> None:
     os.replace(tmp, out)
 
 
-def build_initramfs(release: str, out: Path, *,
-                    modules_root: Path = Path("/lib/modules"),
-                    busybox: Path = Path("/bin/busybox"),
-                    init_script: str,
-                    modules: Sequence[str] = DEFAULT_MODULES) -> Path:
+def build_initramfs(
+    release: str,
+    out: Path,
+    *,
+    modules_root: Path = Path("/lib/modules"),
+    busybox: Path = Path("/bin/busybox"),
+    init_script: str,
+    modules: Sequence[str] = DEFAULT_MODULES,
+) -> Path:
     """Write the guest initramfs for kernel ``release`` to ``out``.
 
     Skips the rebuild when ``out`` exists and its stamp file (``out`` + ".stamp")
@@ -253,8 +283,10 @@ def build_initramfs(release: str, out: Path, *,
     """
     modules_dir = modules_root / release
     if not modules_dir.is_dir():
-        raise InitramfsError(f"{modules_dir} does not exist: install the modules of kernel {release} "
-                             f"(`apt-get install linux-image-{release}`)")
+        raise InitramfsError(
+            f"{modules_dir} does not exist: install the modules of kernel {release} "
+            f"(`apt-get install linux-image-{release}`)"
+        )
     paths = modules_closure(modules_dir, list(modules))
     digest = _inputs_digest(release, paths, busybox, init_script)
     stamp = out.with_name(out.name + ".stamp")

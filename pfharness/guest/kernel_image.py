@@ -14,16 +14,18 @@ import lzma
 import os
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
+
+import zstandard
 
 from ..errors import SetupError
 
 __all__ = [
     "ExtractionUnsupported",
     "KernelImageError",
-    "extract_vmlinux",
     "cached_vmlinux",
+    "extract_vmlinux",
     "has_pvh_note",
 ]
 
@@ -45,16 +47,15 @@ class ExtractionUnsupported(KernelImageError):
 
 def _read_header(image: bytes, path: Path) -> tuple[int, int]:
     """Return (absolute payload offset, payload length) from the header."""
-    if len(image) < 0x250 or image[_HDR_MAGIC:_HDR_MAGIC + 4] != b"HdrS":
-        raise KernelImageError(f"{path} is not an x86 bzImage (no 'HdrS' "
-                               "magic at 0x202)")
+    if len(image) < 0x250 or image[_HDR_MAGIC : _HDR_MAGIC + 4] != b"HdrS":
+        raise KernelImageError(f"{path} is not an x86 bzImage (no 'HdrS' magic at 0x202)")
     setup_sects = image[_SETUP_SECTS] or 4
     offset, length = struct.unpack_from("<II", image, _PAYLOAD_OFFSET)
     start = (setup_sects + 1) * 512 + offset
     if length == 0 or start + length > len(image):
-        raise KernelImageError(f"{path}: payload {start:#x}+{length:#x} lies "
-                               "outside the file (boot protocol < 2.08 or "
-                               "truncated image)")
+        raise KernelImageError(
+            f"{path}: payload {start:#x}+{length:#x} lies outside the file (boot protocol < 2.08 or truncated image)"
+        )
     return start, length
 
 
@@ -66,30 +67,27 @@ def _stream(decomp: object, data: bytes) -> bytes:
     return out
 
 
-_DECOMPRESSORS: list[tuple[bytes, str, Callable[[], object] | None]] = [
-    (b"\xfd7zXZ\x00", "xz", lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ)),
-    (b"\x1f\x8b", "gzip", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)),
-    (b"BZh", "bzip2", bz2.BZ2Decompressor),
-    (b"\x5d\x00\x00", "lzma",
-     lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE)),
-    (b"\x28\xb5\x2f\xfd", "zstd", lambda: _ZstdOneShot()),
-    (b"\x02\x21\x4c\x18", "lz4", None),
-    (b"\x89LZO", "lzo", None),
-]
-
-
 class _ZstdOneShot:
     """zstd with the stdlib decompressors' interface (decompress(), eof), from the zstandard package."""
 
     eof = True
 
     def decompress(self, data: bytes) -> bytes:
-        import zstandard
-
         try:
             return zstandard.ZstdDecompressor().stream_reader(data).read()
         except zstandard.ZstdError as exc:
             raise OSError(str(exc)) from exc
+
+
+_DECOMPRESSORS: list[tuple[bytes, str, Callable[[], object] | None]] = [
+    (b"\xfd7zXZ\x00", "xz", lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ)),
+    (b"\x1f\x8b", "gzip", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)),
+    (b"BZh", "bzip2", bz2.BZ2Decompressor),
+    (b"\x5d\x00\x00", "lzma", lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE)),
+    (b"\x28\xb5\x2f\xfd", "zstd", _ZstdOneShot),
+    (b"\x02\x21\x4c\x18", "lz4", None),
+    (b"\x89LZO", "lzo", None),
+]
 
 
 def _decompress(payload: bytes, path: Path) -> bytes:
@@ -99,15 +97,15 @@ def _decompress(payload: bytes, path: Path) -> bytes:
             if factory is None:
                 raise ExtractionUnsupported(
                     f"{path}: payload is {name}-compressed, which the Python "
-                    "stdlib cannot decompress; boot the bzImage instead")
+                    "stdlib cannot decompress; boot the bzImage instead"
+                )
             try:
                 return _stream(factory(), payload)
             except (lzma.LZMAError, zlib.error, OSError, EOFError) as exc:
-                raise KernelImageError(f"{path}: corrupt {name} payload: "
-                                       f"{exc}") from exc
-    raise ExtractionUnsupported(f"{path}: unknown payload compression "
-                                f"(magic {payload[:6].hex()}); boot the "
-                                "bzImage instead")
+                raise KernelImageError(f"{path}: corrupt {name} payload: {exc}") from exc
+    raise ExtractionUnsupported(
+        f"{path}: unknown payload compression (magic {payload[:6].hex()}); boot the bzImage instead"
+    )
 
 
 def _iter_notes(blob: bytes) -> Iterator[tuple[bytes, int, bytes]]:
@@ -116,9 +114,9 @@ def _iter_notes(blob: bytes) -> Iterator[tuple[bytes, int, bytes]]:
     while pos + 12 <= len(blob):
         namesz, descsz, ntype = struct.unpack_from("<III", blob, pos)
         pos += 12
-        name = blob[pos:pos + namesz].rstrip(b"\0")
+        name = blob[pos : pos + namesz].rstrip(b"\0")
         pos += (namesz + 3) & ~3
-        desc = blob[pos:pos + descsz]
+        desc = blob[pos : pos + descsz]
         pos += (descsz + 3) & ~3
         yield name, ntype, desc
 
@@ -127,16 +125,16 @@ def has_pvh_note(elf: bytes) -> bool:
     """True if ``elf`` (ELF64 LE) has a Xen PHYS32_ENTRY (PVH) note."""
     if not elf.startswith(b"\x7fELF\x02\x01"):
         return False
-    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
     for i in range(phnum):
         base = phoff + i * phentsize
-        p_type, = struct.unpack_from("<I", elf, base)
+        (p_type,) = struct.unpack_from("<I", elf, base)
         if p_type != _PT_NOTE:
             continue
-        off, = struct.unpack_from("<Q", elf, base + 0x08)
-        size, = struct.unpack_from("<Q", elf, base + 0x20)
-        for name, ntype, _ in _iter_notes(elf[off:off + size]):
+        (off,) = struct.unpack_from("<Q", elf, base + 0x08)
+        (size,) = struct.unpack_from("<Q", elf, base + 0x20)
+        for name, ntype, _ in _iter_notes(elf[off : off + size]):
             if name == b"Xen" and ntype == _XEN_ELFNOTE_PHYS32_ENTRY:
                 return True
     return False
@@ -149,14 +147,13 @@ def _vmlinux_bytes(bzimage: Path) -> bytes:
     except OSError as exc:
         raise KernelImageError(f"cannot read {bzimage}: {exc}") from exc
     start, length = _read_header(image, bzimage)
-    elf = _decompress(image[start:start + length], bzimage)
+    elf = _decompress(image[start : start + length], bzimage)
     if not elf.startswith(b"\x7fELF\x02\x01"):
-        raise ExtractionUnsupported(f"{bzimage}: payload is not a 64-bit "
-                                    "little-endian ELF")
+        raise ExtractionUnsupported(f"{bzimage}: payload is not a 64-bit little-endian ELF")
     if not has_pvh_note(elf):
         raise ExtractionUnsupported(
-            f"{bzimage}: vmlinux has no Xen PVH entry note (kernel built "
-            "without CONFIG_PVH); boot the bzImage instead")
+            f"{bzimage}: vmlinux has no Xen PVH entry note (kernel built without CONFIG_PVH); boot the bzImage instead"
+        )
     return elf
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["VmConfig", "DEFAULT_APPEND", "kernel_cmdline", "qemu_argv"]
+__all__ = ["DEFAULT_APPEND", "VmConfig", "kernel_cmdline", "qemu_argv"]
 
 Accel = Literal["kvm", "tcg"]
 Machine = Literal["microvm", "pc", "q35"]
@@ -68,16 +68,14 @@ def kernel_cmdline(cfg: VmConfig) -> str:
     parts.extend(cfg.extra_append)
     for part in parts:
         if not part or any(c.isspace() for c in part):
-            raise ValueError(f"kernel parameter {part!r} is empty or contains "
-                             "whitespace; pass one parameter per item")
+            raise ValueError(f"kernel parameter {part!r} is empty or contains whitespace; pass one parameter per item")
     return " ".join(parts)
 
 
 def _machine_args(cfg: VmConfig) -> list[str]:
     """-machine/-accel/-cpu for the chosen machine type and accelerator."""
     if cfg.machine == "microvm":
-        machine = ("microvm,x-option-roms=off,pit=on,pic=off,rtc=on,"
-                   "isa-serial=on,acpi=on")
+        machine = "microvm,x-option-roms=off,pit=on,pic=off,rtc=on,isa-serial=on,acpi=on"
     else:
         machine = cfg.machine
     cpu = "host" if cfg.accel == "kvm" else "max"
@@ -90,39 +88,48 @@ def _virtfs_args(cfg: VmConfig) -> list[str]:
     device = "virtio-9p-device" if cfg.machine == "microvm" else "virtio-9p-pci"
     return [
         "-fsdev",
-        f"local,id=pfhroot,path={cfg.host_root},security_model=none,"
-        "readonly=on,multidevs=remap",
-        "-device", f"{device},fsdev=pfhroot,mount_tag={cfg.mount_tag}",
+        f"local,id=pfhroot,path={cfg.host_root},security_model=none,readonly=on,multidevs=remap",
+        "-device",
+        f"{device},fsdev=pfhroot,mount_tag={cfg.mount_tag}",
     ]
 
 
 def qemu_argv(cfg: VmConfig) -> list[str]:
     """Full argv to boot ``cfg`` with the serial console on stdio."""
     if cfg.smp < 1 or cfg.memory_mib < 128:
-        raise ValueError(f"need smp >= 1 and memory_mib >= 128, got "
-                         f"smp={cfg.smp} memory_mib={cfg.memory_mib}")
+        raise ValueError(f"need smp >= 1 and memory_mib >= 128, got smp={cfg.smp} memory_mib={cfg.memory_mib}")
     if cfg.machine == "microvm" and cfg.accel == "tcg" and cfg.tsc_khz is None:
         raise ValueError(
             "microvm under TCG has no HPET/ACPI PM timer, so the guest's TSC "
             "calibration against the PIT fails at random and boot hangs; set "
-            "tsc_khz (host TSC frequency in kHz) or use machine='q35'")
+            "tsc_khz (host TSC frequency in kHz) or use machine='q35'"
+        )
     if "," in str(cfg.host_root):
-        raise ValueError(f"host_root {cfg.host_root} contains ',', which "
-                         "QEMU's option parser cannot take")
+        raise ValueError(f"host_root {cfg.host_root} contains ',', which QEMU's option parser cannot take")
     return [
         cfg.qemu_binary,
-        "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+        "-nodefaults",
+        "-no-user-config",
+        "-nographic",
+        "-no-reboot",
         *_machine_args(cfg),
-        "-smp", str(cfg.smp),
-        "-m", f"{cfg.memory_mib}M",
+        "-smp",
+        str(cfg.smp),
+        "-m",
+        f"{cfg.memory_mib}M",
         *(["-bios", str(cfg.firmware)] if cfg.firmware else []),
         # signal=off: a Ctrl-C (0x03) from the host reaches the guest shell
         # instead of killing QEMU.
-        "-chardev", "stdio,id=pfhcon,signal=off",
-        "-serial", "chardev:pfhcon",
-        "-kernel", str(cfg.kernel),
-        "-initrd", str(cfg.initrd),
-        "-append", kernel_cmdline(cfg),
+        "-chardev",
+        "stdio,id=pfhcon,signal=off",
+        "-serial",
+        "chardev:pfhcon",
+        "-kernel",
+        str(cfg.kernel),
+        "-initrd",
+        str(cfg.initrd),
+        "-append",
+        kernel_cmdline(cfg),
         *_virtfs_args(cfg),
         *cfg.extra_args,
     ]

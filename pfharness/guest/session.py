@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import pexpect
 
@@ -54,7 +54,7 @@ class VmSession:
     def transcript_path(self) -> Path:
         return self.options.transcript
 
-    def __enter__(self) -> "VmSession":
+    def __enter__(self) -> VmSession:
         try:
             self.boot()
         except BaseException:
@@ -88,8 +88,11 @@ class VmSession:
             transcript.close()
             raise
         self.console = Console(child, transcript, self.options.transcript)
-        self.console.note(notes.boot_note(self.kernel_release, self.accelerator, smp=cfg.smp,
-                                          memory_mib=cfg.memory_mib, pvh=int(artifacts.pvh)))
+        self.console.note(
+            notes.boot_note(
+                self.kernel_release, self.accelerator, smp=cfg.smp, memory_mib=cfg.memory_mib, pvh=int(artifacts.pvh)
+            )
+        )
         self.console.wait_for(rb"PFH-READY\r*\n", "boot", self.options.boot_timeout)
         self.console.start_shell("boot", self.options.boot_timeout)
         self.boot_seconds = time.monotonic() - start

@@ -21,12 +21,16 @@ def handin_files(report: Path, kernel_release: str) -> dict[str, str]:
     try:
         report_text = report.read_text(errors="replace")
     except OSError as exc:
-        raise PfhError(f"cannot read the report {report} ({exc.strerror or exc}): run `pfharness study --out DIR` "
-                       "and pass --report DIR/report.txt") from exc
+        raise PfhError(
+            f"cannot read the report {report} ({exc.strerror or exc}): run `pfharness study --out DIR` "
+            "and pass --report DIR/report.txt"
+        ) from exc
     env = render.environment()
     files = {f"{render.module_name(m)}.c": render.render_module(m, env) for m in render.MODULES}
     files["Makefile"] = render.render_makefile(render.MODULES, None, env, fallback_release=kernel_release)
-    readme = jinja2.Template(assets.handin_file("README.j2").read_text(), undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    readme = jinja2.Template(
+        assets.handin_file("README.j2").read_text(), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+    )
     files["README"] = readme.render(version=__version__, kernel_release=kernel_release, **render.template_context())
     files["report.txt"] = report_text
     return files
@@ -39,10 +43,14 @@ def make_dist(out: Path, report: Path | None = None, kernel_release: str | None 
     now = int(time.time())
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tar = tarfile.open(out, "w:gz")
+        _write_tar(out, files, now)
     except OSError as exc:
         raise PfhError(f"cannot write {out} ({exc.strerror or exc}): pass --out with a writable path") from exc
-    with tar:
+    return out
+
+
+def _write_tar(out: Path, files: dict[str, str], now: int) -> None:
+    with tarfile.open(out, "w:gz") as tar:
         info = tarfile.TarInfo(TOP)
         info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
         tar.addfile(info)
@@ -51,4 +59,3 @@ def make_dist(out: Path, report: Path | None = None, kernel_release: str | None 
             info = tarfile.TarInfo(f"{TOP}/{name}")
             info.size, info.mode, info.mtime = len(data), 0o644, now
             tar.addfile(info, io.BytesIO(data))
-    return out

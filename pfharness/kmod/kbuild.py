@@ -106,8 +106,9 @@ def build(request: BuildRequest) -> BuildResult:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise PfhError(f"cannot create the build directory {out_dir} ({exc.strerror or exc}): "
-                       "pass --out with a writable directory") from exc
+        raise PfhError(
+            f"cannot create the build directory {out_dir} ({exc.strerror or exc}): pass --out with a writable directory"
+        ) from exc
     with _build_lock(out_dir):
         return _build_locked(request, out_dir, release, kdir, start)
 

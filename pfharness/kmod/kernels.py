@@ -59,7 +59,7 @@ def discover(root: Path = Path("/")) -> list[KernelInfo]:
     modules = root / "lib" / "modules"
     releases: set[str] = set()
     if boot.is_dir():
-        releases.update(p.name[len("vmlinuz-"):] for p in boot.glob("vmlinuz-*"))
+        releases.update(p.name[len("vmlinuz-") :] for p in boot.glob("vmlinuz-*"))
     if modules.is_dir():
         releases.update(p.name for p in modules.iterdir() if p.is_dir())
     found = []

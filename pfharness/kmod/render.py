@@ -33,7 +33,7 @@ class RenderedSources:
 
     out_dir: Path  # where they are
     sources: dict[str, Path] = field(default_factory=dict)  # module letter -> pf_probe_<X>.c
-    makefile: Path | None = None  # the kbuild Makefile
+    makefile: Path = Path("Makefile")  # the kbuild Makefile
 
     def module_names(self) -> list[str]:
         return [module_name(m) for m in self.sources]
@@ -60,8 +60,9 @@ def normalize_modules(modules: list[str] | tuple[str, ...] | None) -> tuple[str,
 def environment(template_dir: Path | None = None) -> jinja2.Environment:
     """A Jinja environment that fails on any undefined name."""
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(template_dir or assets.kmod_templates()),
-                                        str(assets.makefile_template().parent)]),
+        loader=jinja2.FileSystemLoader(
+            [str(template_dir or assets.kmod_templates()), str(assets.makefile_template().parent)]
+        ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -109,15 +110,20 @@ def render_module(letter: str, env: jinja2.Environment | None = None) -> str:
     return _tidy(text, f"{name}.c")
 
 
-def render_makefile(modules: tuple[str, ...], kernel_release: str | None, env: jinja2.Environment | None = None,
-                    fallback_release: str | None = None) -> str:
+def render_makefile(
+    modules: tuple[str, ...],
+    kernel_release: str | None,
+    env: jinja2.Environment | None = None,
+    fallback_release: str | None = None,
+) -> str:
     """The kbuild Makefile; without `kernel_release` it builds for the running kernel
     (falling back to `fallback_release` when that has no headers)."""
     env = env or environment()
     objects = [f"{module_name(m)}.o" for m in modules]
     try:
         text = env.get_template(assets.makefile_template().name).render(
-            objects=objects, kernel_release=kernel_release, fallback_release=fallback_release)
+            objects=objects, kernel_release=kernel_release, fallback_release=fallback_release
+        )
     except jinja2.TemplateError as exc:
         raise TemplateResidue(f"{_where(exc)}: the Makefile template is broken: {exc.message}") from exc
     return _tidy(text, "Makefile")

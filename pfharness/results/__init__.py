@@ -1,1 +1,2 @@
-"""Pure reading of results: the step protocol, transcript notes, module output and its format, splats, the result model, verdict and text."""
+"""Pure reading of results: the step protocol, transcript notes, what the modules print and its
+format, the splat scan, the result model, the verdict, text and JSON output, figures."""

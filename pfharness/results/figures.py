@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 from .module_output import Record
 
@@ -34,7 +35,7 @@ def compute(records: Sequence[Record], dropped: int = 0) -> Figures:
     t0, t1 = ordered[0].t_ns, ordered[-1].t_ns
     span_s = (t1 - t0) / 1e9
     pages = [r.address >> 12 for r in ordered]
-    steps = sum(1 for a, b in zip(pages, pages[1:]) if b == a + 1)
+    steps = sum(1 for a, b in itertools.pairwise(pages) if b == a + 1)
     early = t0 + (t1 - t0) / 10
     classes = Counter(r.fault_class for r in ordered if r.fault_class)
     return Figures(

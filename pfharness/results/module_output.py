@@ -9,16 +9,13 @@ when it contains "pf_probe_<X>: "; everything before that is a prefix
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from . import output_format
 
 _MODULE_LINE = re.compile(r"(pf_probe_[ABC]): (.*?)\r?$")
 _LINE = output_format.LINES
-_ROW = output_format.plot_row_regex()
-_RULE = output_format.plot_rule_regex()
-_CLASS_KEYS = {title: key for key, title in output_format.FAULT_CLASSES}
 
 
 @dataclass
@@ -30,7 +27,9 @@ class Plot:
     comm: str
     plot_class: str  # "all" (B) or "code" / "data" / "other" (C)
     title: str = ""
-    rows: list[str] = field(default_factory=list)  # output_format.PLOT_ROWS strings of PLOT_COLS characters, top row first
+    rows: list[str] = field(
+        default_factory=list
+    )  # output_format.PLOT_ROWS strings of PLOT_COLS characters, top row first
     y_labels: dict[int, str] = field(default_factory=dict)  # row index -> page number label (hex)
     x_labels: list[str] = field(default_factory=list)  # times under the X axis, ms: first, middle, last
     faults: int | None = None  # faults drawn, from the summary line
@@ -102,15 +101,16 @@ def _finish_plot(plot: Plot, body: list[str]) -> None:
     if body:
         plot.title = body[0].strip()
     rule_index = None
+    row_regex, rule_regex = output_format.plot_row_regex(), output_format.plot_rule_regex()
     for i, line in enumerate(body):
-        m = _ROW.match(line)
+        m = row_regex.match(line)
         if m and len(plot.rows) < output_format.PLOT_ROWS:
             label = m.group("label").strip()
             if label:
                 plot.y_labels[len(plot.rows)] = label
             plot.rows.append(m.group("cells"))
             continue
-        if _RULE.match(line):
+        if rule_regex.match(line):
             rule_index = i
             continue
         s = _LINE["plot_summary"].parse(line)
@@ -144,8 +144,7 @@ def parse_module_output(messages: Iterable[str], module: str | None = None) -> M
             continue
         _read_line(report, mod, text)
         if text.startswith("---- BEGIN PLOT") and (v := _LINE["plot_begin"].parse(text)):
-            current = Plot(module=mod, pid=v["pid"], comm=v["comm"], plot_class=v["plot_class"],
-                           lines=[text])
+            current = Plot(module=mod, pid=v["pid"], comm=v["comm"], plot_class=v["plot_class"], lines=[text])
             body = []
     if current is not None:  # truncated: the log ended inside a plot
         _finish_plot(current, body)
@@ -169,7 +168,8 @@ def _read_line(report: ModuleReport, mod: str, text: str) -> None:
     elif v := _LINE["plot_empty_class"].parse(text):
         report.pid = report.pid or v["pid"]
         title = str(v["class_title"])
-        report.empty_classes.append(_CLASS_KEYS.get(title, title))
+        keys = {title: key for key, title in output_format.FAULT_CLASSES}
+        report.empty_classes.append(keys.get(title, title))
     elif v := _LINE["plot_empty"].parse(text):
         report.pid = report.pid or v["pid"]
         report.empty_classes.append("all")

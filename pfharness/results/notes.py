@@ -7,8 +7,9 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO
 
 from ..errors import SetupError
 
@@ -22,8 +23,10 @@ def open_transcript(path: Path) -> BinaryIO:
         path.parent.mkdir(parents=True, exist_ok=True)
         return open(path, "ab")
     except OSError as exc:
-        raise SetupError(f"cannot write the transcript {path} ({exc.strerror or exc}): "
-                         "pass --transcript or --out with a writable path") from exc
+        raise SetupError(
+            f"cannot write the transcript {path} ({exc.strerror or exc}): "
+            "pass --transcript or --out with a writable path"
+        ) from exc
 
 
 def write_note(transcript: BinaryIO, text: str) -> None:

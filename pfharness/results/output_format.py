@@ -8,8 +8,9 @@ expressions made from the same shapes. A change here changes both sides.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 PLOT_ROWS = 30  # the assignment's plot: 30 lines high ...
 PLOT_COLS = 70  # ... and 70 columns wide
@@ -99,29 +100,44 @@ def _compiled(shape: LineShape) -> re.Pattern[str]:
 LINES: dict[str, LineShape] = {
     # pf_probe_A
     "a_fault": LineShape("pid={pid} addr={address}", {"pid": INT, "address": ADDRESS}),
-    "a_summary": LineShape("summary pid={pid} comm={comm} faults={faults}",
-                           {"pid": INT, "comm": TEXT, "faults": S64}),
+    "a_summary": LineShape("summary pid={pid} comm={comm} faults={faults}", {"pid": INT, "comm": TEXT, "faults": S64}),
     # pf_probe_B and pf_probe_C
     "records_summary": LineShape(
         "summary pid={pid} comm={comm} recorded={recorded} dropped={dropped} capacity={capacity}",
-        {"pid": INT, "comm": TEXT, "recorded": U64, "dropped": U64, "capacity": ULONG}),
+        {"pid": INT, "comm": TEXT, "recorded": U64, "dropped": U64, "capacity": ULONG},
+    ),
     "records_begin": LineShape("---- BEGIN RECORDS count={count} ----", {"count": U64}),
     "record": LineShape("rec {index} t={t_ns} addr={address}", {"index": U64, "t_ns": U64, "address": ADDRESS}),
-    "record_class": LineShape("rec {index} t={t_ns} addr={address} class={fault_class}",
-                              {"index": U64, "t_ns": U64, "address": ADDRESS, "fault_class": WORD}),
+    "record_class": LineShape(
+        "rec {index} t={t_ns} addr={address} class={fault_class}",
+        {"index": U64, "t_ns": U64, "address": ADDRESS, "fault_class": WORD},
+    ),
     "records_end": LineShape("---- END RECORDS ----"),
-    "plot_begin": LineShape("---- BEGIN PLOT pid={pid} comm={comm} class={plot_class} ----",
-                            {"pid": INT, "comm": TEXT, "plot_class": WORD}),
+    "plot_begin": LineShape(
+        "---- BEGIN PLOT pid={pid} comm={comm} class={plot_class} ----", {"pid": INT, "comm": TEXT, "plot_class": WORD}
+    ),
     "plot_summary": LineShape(
         "summary pid={pid} comm={comm} class={plot_class} faults={faults} t_span_ns={t_span_ns} "
         "page_min={page_min} page_max={page_max} outside={outside}",
-        {"pid": INT, "comm": TEXT, "plot_class": WORD, "faults": U64, "t_span_ns": U64,
-         "page_min": HEX64, "page_max": HEX64, "outside": ULONG}),
+        {
+            "pid": INT,
+            "comm": TEXT,
+            "plot_class": WORD,
+            "faults": U64,
+            "t_span_ns": U64,
+            "page_min": HEX64,
+            "page_max": HEX64,
+            "outside": ULONG,
+        },
+    ),
     "plot_end": LineShape("---- END PLOT ----"),
-    "plot_empty": LineShape("no page faults recorded for process {pid} ({comm}): plot left out",
-                            {"pid": INT, "comm": TEXT}),
-    "plot_empty_class": LineShape("no page faults recorded for process {pid} ({comm}) in the {class_title}: plot left out",
-                                  {"pid": INT, "comm": TEXT, "class_title": TEXT}),
+    "plot_empty": LineShape(
+        "no page faults recorded for process {pid} ({comm}): plot left out", {"pid": INT, "comm": TEXT}
+    ),
+    "plot_empty_class": LineShape(
+        "no page faults recorded for process {pid} ({comm}) in the {class_title}: plot left out",
+        {"pid": INT, "comm": TEXT, "class_title": TEXT},
+    ),
 }
 
 
@@ -142,12 +158,12 @@ def legend() -> str:
 
 def plot_row_regex() -> re.Pattern[str]:
     """A plot row: a right-aligned label, " |", PLOT_COLS cells, "|"."""
-    return re.compile(r"^(?P<label>.{%d}) \|(?P<cells>.{%d})\|$" % (LABEL_WIDTH, PLOT_COLS))
+    return re.compile(rf"^(?P<label>.{{{LABEL_WIDTH}}}) \|(?P<cells>.{{{PLOT_COLS}}})\|$")
 
 
 def plot_rule_regex() -> re.Pattern[str]:
     """The X axis under the rows."""
-    return re.compile(r"^ {%d} \+-{%d}\+$" % (LABEL_WIDTH, PLOT_COLS))
+    return re.compile(rf"^ {{{LABEL_WIDTH}}} \+-{{{PLOT_COLS}}}\+$")
 
 
 def template_context() -> dict[str, object]:

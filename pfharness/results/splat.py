@@ -4,7 +4,7 @@ shows any of these is a failed run."""
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 SPLAT_PATTERNS: tuple[tuple[str, str], ...] = (
     ("bug", r"\bBUG:"),

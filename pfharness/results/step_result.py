@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from . import module_output, protocol, splat
 from .model import RunContext, TraceResult
@@ -17,8 +17,9 @@ def console_kernel_lines(text: str) -> list[str]:
     return [ln for ln in text.splitlines() if _CONSOLE_KERNEL_LINE.match(ln)]
 
 
-def read_step(text: str, context: RunContext, stage_seconds: Mapping[str, float] | None = None,
-              lost_reason: str | None = None) -> TraceResult:
+def read_step(
+    text: str, context: RunContext, stage_seconds: Mapping[str, float] | None = None, lost_reason: str | None = None
+) -> TraceResult:
     """Take a step's output apart and make its TraceResult."""
     step = protocol.parse_step(text)
     name = context.module_name

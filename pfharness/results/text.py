@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from .model import TraceResult
 from .verdict import exit_status, harness_error
@@ -20,13 +20,14 @@ def summary_lines(result: TraceResult) -> list[str]:
     plots = ", ".join(f"{p.plot_class} ({p.faults} faults)" for p in r.plots) or "none"
     if r.empty_classes:
         plots += "; no faults in: " + ", ".join(r.empty_classes)
+    held = "held before exec" if result.hold else "started before the module was loaded"
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_seconds.items())
     return [
         "---- pfharness summary ----",
         f"module:          {result.module}",
         f"command:         {' '.join(result.command)}",
         f"kernel:          {result.kernel_release} ({result.target}, accelerator {result.accelerator})",
-        f"pid:             {result.pid} ({'held before exec' if result.hold else 'started before the module was loaded'})",
+        f"pid:             {result.pid} ({held})",
         f"faults:          {counters}",
         f"plots:           {plots}",
         f"workload status: {result.workload_status}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +26,16 @@ def read_text(path: Path) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise UnreadableTranscript(f"{path} is {size >> 20} MiB, more than a transcript can be "
-                                       f"({MAX_BYTES >> 20} MiB): pass the transcript `pfharness run` saved")
+            raise UnreadableTranscript(
+                f"{path} is {size >> 20} MiB, more than a transcript can be "
+                f"({MAX_BYTES >> 20} MiB): pass the transcript `pfharness run` saved"
+            )
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise UnreadableTranscript(f"cannot read {path} ({exc.strerror or exc}): pass a transcript saved by "
-                                   "`pfharness run` or a `dmesg` log") from exc
+        raise UnreadableTranscript(
+            f"cannot read {path} ({exc.strerror or exc}): pass a transcript saved by `pfharness run` or a `dmesg` log"
+        ) from exc
     return re.sub(r"\r+\n", "\n", data.decode(errors="replace"))
 
 
@@ -68,10 +72,8 @@ def parse_transcript(path: Path) -> list[TraceResult]:
             steps[-1][1].lost_reason = values.get("why", "lost")
         elif name == "timings" and steps:
             for key, value in values.items():
-                try:
+                with contextlib.suppress(ValueError):
                     steps[-1][1].stage_seconds[key] = float(value)
-                except ValueError:
-                    pass
     results = []
     for boot_values, step in steps:
         context = RunContext(

@@ -17,27 +17,39 @@ def harness_error(result: TraceResult) -> PfhError | None:
         why = "\n".join("    " + m for m in result.module_errors()) or "    (the module printed nothing)"
         return ModuleLoadError(f"insmod {result.module} failed with status {result.insmod_status}:\n{why}")
     if result.step_error:
-        return PfhError(f"the run could not start the workload properly ({result.step_error} failed, "
-                        f"status {result.step_status}); transcript: {result.transcript}")
+        return PfhError(
+            f"the run could not start the workload properly ({result.step_error} failed, "
+            f"status {result.step_status}); transcript: {result.transcript}"
+        )
     if not result.complete and result.lost_reason == "timeout":
-        return VmTimeout(f"the run did not finish within its timeout and the VM was killed; transcript: {result.transcript}")
+        return VmTimeout(
+            f"the run did not finish within its timeout and the VM was killed; transcript: {result.transcript}"
+        )
     if not result.complete:
         panic = [s for s in result.splats if "Kernel panic" in s]
         why = f"the kernel panicked: {panic[0]}" if panic else "its output is truncated"
         return VmLost(f"the run ended before its last step ({why}); transcript: {result.transcript}")
     if result.splats:
         shown = "\n".join("    " + s for s in result.splats[:40])
-        return KernelSplat(f"the kernel log shows {len(result.splats)} splat line(s); the run is not trustworthy:\n{shown}\n"
-                           f"transcript: {result.transcript}")
+        return KernelSplat(
+            f"the kernel log shows {len(result.splats)} splat line(s); the run is not trustworthy:\n{shown}\n"
+            f"transcript: {result.transcript}"
+        )
     if result.kmsg_lost:
-        return PfhError(f"the kernel log overwrote this run's lines before they were read ({result.kmsg_lost} gap(s)): "
-                        "the plot or fault lines may be incomplete; trace a shorter run, or B/C without dump_records; "
-                        f"transcript: {result.transcript}")
+        return PfhError(
+            f"the kernel log overwrote this run's lines before they were read ({result.kmsg_lost} gap(s)): "
+            "the plot or fault lines may be incomplete; trace a shorter run, or B/C without dump_records; "
+            f"transcript: {result.transcript}"
+        )
     if result.insmod_status == 0 and result.rmmod_status == 0 and result.report.seen is None:
-        return PfhError(f"{result.module} printed no summary at unload: its report is missing from the kernel log; "
-                        f"transcript: {result.transcript}")
+        return PfhError(
+            f"{result.module} printed no summary at unload: its report is missing from the kernel log; "
+            f"transcript: {result.transcript}"
+        )
     if result.rmmod_status not in (None, 0):
-        return PfhError(f"rmmod {result.module} failed with status {result.rmmod_status}; transcript: {result.transcript}")
+        return PfhError(
+            f"rmmod {result.module} failed with status {result.rmmod_status}; transcript: {result.transcript}"
+        )
     return None
 
 

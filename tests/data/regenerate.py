@@ -35,7 +35,7 @@ from pfharness.guest.session import VmOptions, VmSession  # noqa: E402
 def record() -> None:
     kernel = kernels.default_kernel(kernels.discover())
     work = Path(tempfile.mkdtemp(prefix="pfh-data-"))
-    build = kbuild.build(kbuild.BuildRequest(work / "modules", kernel_release=kernel.release))
+    build = kbuild.build(kbuild.BuildRequest(work / "modules", kbuild.resolve_target(kernel.release)))
     program = work / "touch_pages"
     proc.run(["gcc", "-O1", "-pthread", "-o", program, HERE.parent / "programs" / "touch_pages.c"])
     transcripts = {}
