@@ -35,7 +35,7 @@ class InitramfsError(SetupError):
 
 
 #: Modules the guest needs before it can mount the host root. virtio_pci
-#: serves pc/q35 (add virtio_mmio for QEMU's microvm machine).
+#: serves pc/q35.
 DEFAULT_MODULES: tuple[str, ...] = (
     "virtio_pci",
     "9pnet_virtio",

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 __all__ = ["DEFAULT_APPEND", "VmConfig", "kernel_cmdline", "qemu_argv"]
 
 Accel = Literal["kvm", "tcg"]
-Machine = Literal["microvm", "pc", "q35"]
+Machine = Literal["pc", "q35"]
 
 #: Kernel parameters always passed. Serial console, never reboot on panic
 #: (with -no-reboot QEMU then exits), oopses are fatal, 1 MiB log buffer
@@ -39,13 +39,12 @@ class VmConfig:
     kernel: Path  # bzImage, or the extracted PVH vmlinux (faster under TCG)
     initrd: Path  # initramfs built by pfharness.initramfs.build_initramfs
     accel: Accel = "tcg"  # "kvm" only after a successful probe; "tcg" otherwise
-    machine: Machine = "q35"  # q35 is reliable; microvm needs tsc_khz under TCG
+    machine: Machine = "q35"  # q35: PCIe virtio devices; pc works too
     smp: int = 2  # guest vCPUs
     memory_mib: int = 1024  # guest RAM in MiB (also bounds the tmpfs upper layer)
     host_root: Path = Path("/")  # host directory exported read-only as tag hostroot
     mount_tag: str = "hostroot"  # 9p tag; the guest /init mounts this tag
     p9_opts: str = "msize=512000,cache=loose"  # guest 9p mount options (pfh.9p=)
-    tsc_khz: int | None = None  # host TSC kHz, passed as tsc_early_khz=
     # One host thread runs all vCPUs under TCG. With one thread per vCPU ("multi"), unloading a
     # kprobe while another vCPU faults hard crashed the guest (a jump to address 0 in the fault
     # path) in 1 of about 6 tries here; with "single", 0 of 25 (see README, "How run works").
@@ -53,18 +52,12 @@ class VmConfig:
     firmware: Path | None = None  # -bios image; qboot starts a PVH kernel ~0.2 s sooner than SeaBIOS
     extra_append: tuple[str, ...] = ()  # more kernel parameters, appended last
     qemu_binary: str = "qemu-system-x86_64"  # emulator to run
-    extra_args: tuple[str, ...] = field(default=())  # raw QEMU args, appended last
 
 
 def kernel_cmdline(cfg: VmConfig) -> str:
     """The guest kernel command line for ``cfg``."""
     parts = list(DEFAULT_APPEND)
     parts.append(f"pfh.9p={cfg.p9_opts}")
-    if cfg.tsc_khz is not None:
-        parts.append(f"tsc_early_khz={cfg.tsc_khz}")
-    if cfg.machine == "microvm":
-        # No PCI bus on microvm; do not waste time probing for one.
-        parts.append("pci=off")
     parts.extend(cfg.extra_append)
     for part in parts:
         if not part or any(c.isspace() for c in part):
@@ -74,10 +67,7 @@ def kernel_cmdline(cfg: VmConfig) -> str:
 
 def _machine_args(cfg: VmConfig) -> list[str]:
     """-machine/-accel/-cpu for the chosen machine type and accelerator."""
-    if cfg.machine == "microvm":
-        machine = "microvm,x-option-roms=off,pit=on,pic=off,rtc=on,isa-serial=on,acpi=on"
-    else:
-        machine = cfg.machine
+    machine = cfg.machine
     cpu = "host" if cfg.accel == "kvm" else "max"
     accel = "kvm" if cfg.accel == "kvm" else f"tcg,thread={cfg.tcg_threads}"
     return ["-machine", machine, "-accel", accel, "-cpu", cpu]
@@ -85,7 +75,7 @@ def _machine_args(cfg: VmConfig) -> list[str]:
 
 def _virtfs_args(cfg: VmConfig) -> list[str]:
     """Read-only 9p export of the host root under ``cfg.mount_tag``."""
-    device = "virtio-9p-device" if cfg.machine == "microvm" else "virtio-9p-pci"
+    device = "virtio-9p-pci"
     return [
         "-fsdev",
         f"local,id=pfhroot,path={cfg.host_root},security_model=none,readonly=on,multidevs=remap",
@@ -98,12 +88,6 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
     """Full argv to boot ``cfg`` with the serial console on stdio."""
     if cfg.smp < 1 or cfg.memory_mib < 128:
         raise ValueError(f"need smp >= 1 and memory_mib >= 128, got smp={cfg.smp} memory_mib={cfg.memory_mib}")
-    if cfg.machine == "microvm" and cfg.accel == "tcg" and cfg.tsc_khz is None:
-        raise ValueError(
-            "microvm under TCG has no HPET/ACPI PM timer, so the guest's TSC "
-            "calibration against the PIT fails at random and boot hangs; set "
-            "tsc_khz (host TSC frequency in kHz) or use machine='q35'"
-        )
     if "," in str(cfg.host_root):
         raise ValueError(f"host_root {cfg.host_root} contains ',', which QEMU's option parser cannot take")
     return [
@@ -131,5 +115,4 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
         "-append",
         kernel_cmdline(cfg),
         *_virtfs_args(cfg),
-        *cfg.extra_args,
     ]
