@@ -9,7 +9,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from . import proc
 from .errors import SetupError, VmTimeout
@@ -31,7 +30,7 @@ class HostTarget:
     """Runs steps locally; output is kept in the transcript like the VM's console."""
 
     transcript_path: Path
-    transcript: BinaryIO | None = None
+    transcript: notes.Transcript | None = None
     kind = "host"
     accelerator = "host"
 
@@ -51,7 +50,7 @@ class HostTarget:
 
     def note(self, text: str) -> None:
         assert self.transcript is not None
-        notes.write_note(self.transcript, text)
+        self.transcript.note(text)
 
     def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
         """Run one step locally; on a timeout or Ctrl-C, kill it and its children, keep what it

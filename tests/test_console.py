@@ -3,6 +3,7 @@ kind of stream): commands, exit statuses, exact arguments, and what happens when
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -10,12 +11,13 @@ import pytest
 from pfharness import proc
 from pfharness.errors import VmLost, VmTimeout
 from pfharness.guest.console import Console
+from pfharness.results import notes
 
 
 @pytest.fixture
 def console(tmp_path):
     path = tmp_path / "console.log"
-    with open(path, "ab") as transcript:
+    with contextlib.closing(notes.open_transcript(path)) as transcript:
         child = proc.spawn_interactive(["sh", "-i"], logfile=transcript, timeout=10)
         c = Console(child, transcript, path)
         c.start_shell("start", timeout=10)

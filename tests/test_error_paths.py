@@ -3,6 +3,7 @@ no traceback reaches the user (issue: one error hierarchy)."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import lzma
 import shutil
@@ -17,6 +18,7 @@ from pfharness.errors import PfhError, SetupError
 from pfharness.guest import cpio, initramfs, kernel_image
 from pfharness.guest.console import Console
 from pfharness.kmod import kernels
+from pfharness.results import notes
 
 COMPRESSORS = {
     ".ko": lambda b: b,
@@ -167,7 +169,7 @@ def test_console_temp_files_have_private_names(tmp_path):
         link.symlink_to(victim)
     try:
         path = tmp_path / "console.log"
-        with open(path, "ab") as transcript:
+        with contextlib.closing(notes.open_transcript(path)) as transcript:
             child = proc.spawn_interactive(["sh", "-i"], logfile=transcript, timeout=10)
             console = Console(child, transcript, path)
             console.start_shell("start", timeout=10)

@@ -192,7 +192,7 @@ def test_missing_summary_fails_the_run():
 
 
 def test_parse_of_a_timed_out_run_gives_the_timeout_status(tmp_path):
-    cut = (DATA / "run_b_truncated.log").read_text() + "\n##PFH-HOST## lost why=timeout\n"
+    cut = (DATA / "run_b_truncated.log").read_text() + "\n\x1e##PFH-HOST## lost why=timeout\n"
     path = tmp_path / "timeout.log"
     path.write_text(cut)
     [result] = transcript.parse_transcript(path)

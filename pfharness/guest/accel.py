@@ -4,6 +4,7 @@ The probe's verdict is cached per QEMU binary, kernel image and host kernel."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ import time
 
 from .. import assets, proc
 from ..errors import SetupError, UsageError, VmLost
+from ..results import notes
 from .boot import BootArtifacts
 from .console import Console
 from .machine import Accel, VmConfig, qemu_argv
@@ -36,7 +38,8 @@ def probe_kvm(artifacts: BootArtifacts, qemu: str, seconds: float = PROBE_SECOND
         kernel=artifacts.kernel, initrd=artifacts.initrd, accel="kvm", smp=1, memory_mib=512, qemu_binary=qemu
     )
     log = assets.cache_dir() / "kvm-probe.log"
-    with open(log, "wb") as transcript:
+    log.unlink(missing_ok=True)
+    with contextlib.closing(notes.open_transcript(log)) as transcript:
         child = proc.spawn_interactive(qemu_argv(cfg), logfile=transcript, timeout=seconds)
         start = time.monotonic()
         try:

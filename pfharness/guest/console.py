@@ -15,7 +15,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import pexpect
 
@@ -42,7 +41,7 @@ class ShellResult:
 class Console:
     """A pexpect child whose console runs a POSIX shell."""
 
-    def __init__(self, child: pexpect.spawn, transcript: BinaryIO, transcript_path: Path) -> None:
+    def __init__(self, child: pexpect.spawn, transcript: notes.Transcript, transcript_path: Path) -> None:
         self.child = child
         self.transcript = transcript
         self.transcript_path = transcript_path
@@ -51,11 +50,11 @@ class Console:
 
     def note(self, text: str) -> None:
         """Write a harness note line into the transcript (not sent to the guest)."""
-        notes.write_note(self.transcript, text)
+        self.transcript.note(text)
 
     def _tail(self, n: int = 8) -> str:
         try:
-            data = self.transcript_path.read_bytes()[-4000:].decode(errors="replace")
+            data = notes.console_text(self.transcript_path.read_bytes()[-4000:].decode(errors="replace"))
         except OSError:
             return ""
         lines = [ln for ln in data.splitlines() if ln.strip() and not notes.is_note(ln)]

@@ -49,6 +49,7 @@ class TraceResult:
     report: ModuleReport = field(default_factory=ModuleReport)
     kernel_messages: list[str] = field(default_factory=list)  # this run's kernel log
     splats: list[str] = field(default_factory=list)  # kernel log lines showing a splat
+    oom_kills: list[str] = field(default_factory=list)  # the kernel's lines for processes the OOM killer ended
     stage_seconds: dict[str, float] = field(default_factory=dict)  # build, boot, run, collect
     transcript: str = ""
 
@@ -98,6 +99,7 @@ class TraceResult:
             "empty_classes": r.empty_classes,
             "records": [[rec.t_ns, rec.address, rec.fault_class] for rec in r.records],  # dump_records=1 only
             "kernel_warnings": self.splats,
+            "oom_kills": self.oom_kills,
             "workload_output": self.workload_output,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "transcript": self.transcript,

@@ -1,5 +1,11 @@
-"""The harness's own notes in a transcript ("##PFH-HOST## <name> key=value ..."): the one writer
-and the one reader, so that `parse` gives back what `run` reported."""
+"""The transcript file: what the console (or a host step) printed, and the harness's own notes
+("##PFH-HOST## <name> key=value ..."); the one writer and the one reader, so that `parse` gives
+back what `run` reported.
+
+A note line starts with the byte 0x1e (ASCII record separator). Every 0x1e the console prints is
+written as 0x1e 0x1f, so nothing the workload prints can ever form a note: `parse` trusts only
+the harness's notes.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +20,45 @@ from typing import BinaryIO
 from ..errors import SetupError
 
 HOST_NOTE = "##PFH-HOST##"
-_NOTE_LINE = re.compile(r"^" + re.escape(HOST_NOTE) + r" (\S+)(.*)$")
+NOTE_START = "\x1e"  # begins every note line; never left unescaped in console bytes
+_CONSOLE_ESCAPE = (b"\x1e", b"\x1e\x1f")
+NOTE_LINE = re.compile(r"^" + NOTE_START + re.escape(HOST_NOTE) + r" (\S+)(.*)$")
 
 
-def open_transcript(path: Path) -> BinaryIO:
+class Transcript:
+    """An open transcript: console bytes go in escaped (write, as pexpect's logfile), notes as notes."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+
+    def write(self, data: bytes) -> int:
+        """Console bytes, exactly as they came, but never able to form a note line."""
+        self._file.write(data.replace(*_CONSOLE_ESCAPE))
+        return len(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def note(self, text: str) -> None:
+        """One note line (never sent to the guest)."""
+        line = " ".join(text.split())  # one line, whatever the values held
+        self._file.write(f"\n{NOTE_START}{HOST_NOTE} {line}\n".encode())
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def console_text(text: str) -> str:
+    """Undo the console escaping of a transcript's non-note text."""
+    return text.replace("\x1e\x1f", "\x1e")
+
+
+def open_transcript(path: Path) -> Transcript:
     """A transcript file, opened for appending; a clear error when it cannot be written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "ab")
+        return Transcript(open(path, "ab"))
     except OSError as exc:
         raise SetupError(
             f"cannot write the transcript {path} ({exc.strerror or exc}): "
@@ -29,19 +66,13 @@ def open_transcript(path: Path) -> BinaryIO:
         ) from exc
 
 
-def write_note(transcript: BinaryIO, text: str) -> None:
-    """Write one note line into a transcript (never sent to the guest)."""
-    transcript.write(f"\n{HOST_NOTE} {text}\n".encode())
-    transcript.flush()
-
-
 def is_note(line: str) -> bool:
-    return line.startswith(HOST_NOTE + " ")
+    return line.startswith(NOTE_START + HOST_NOTE + " ")
 
 
 def read_note(line: str) -> tuple[str, dict[str, str]] | None:
     """(name, {key: value}) of a note line, or None."""
-    m = _NOTE_LINE.match(line.strip())
+    m = NOTE_LINE.match(line.rstrip())
     if not m:
         return None
     values = dict(kv.split("=", 1) for kv in m.group(2).split() if "=" in kv)

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 MARKER = "##PFH##"
+KERNEL_FACILITY = 0  # the syslog facility of the kernel's own records in /dev/kmsg
 _MARKER_RE = re.compile(r"##PFH## ([a-z-]+)((?: [a-z_]+=\S*)*)[ \t]*\r?$")
 # /dev/kmsg: "<prio>,<seq>,<usec>,<flags>[,...];<message>"
 _KMSG_RE = re.compile(r"^(\d+),(\d+),(\d+),[^;]*;(.*)$")
@@ -22,6 +23,7 @@ class KernelRecord:
     """One kernel log record."""
 
     level: int  # 0 (emerg) .. 7 (debug)
+    facility: int  # 0 for the kernel's own records; user space's writes to /dev/kmsg never have 0
     seq: int  # sequence number (-1 when unknown, e.g. parsed from dmesg text)
     usec: int  # time since boot, microseconds (-1 when unknown)
     message: str  # the text, without prefix
@@ -62,7 +64,7 @@ def parse_kmsg_line(line: str) -> KernelRecord | None:
     prio, seq, usec, text = m.groups()
     # /dev/kmsg escapes every byte outside printable ASCII as \xNN: undo that, then decode UTF-8.
     raw = _KMSG_ESCAPE.sub(lambda x: chr(int(x.group(1), 16)), text).encode("latin-1", "replace")
-    return KernelRecord(int(prio) & 7, int(seq), int(usec), raw.decode("utf-8", "replace"))
+    return KernelRecord(int(prio) & 7, int(prio) >> 3, int(seq), int(usec), raw.decode("utf-8", "replace"))
 
 
 def parse_step(text: str) -> StepOutput:

@@ -23,10 +23,15 @@ def read_step(
     """Take a step's output apart and make its TraceResult."""
     step = protocol.parse_step(text)
     name = context.module_name
-    messages = [r.message for r in step.kernel_records]
+    # Only the kernel's own records (facility 0): what user space writes to /dev/kmsg is never taken
+    # for the module's output or for a splat.
+    messages = [r.message for r in step.kernel_records if r.facility == protocol.KERNEL_FACILITY]
     error = step.value("error", "what")
     splats = splat.scan(messages)
-    splats += [ln for ln in splat.scan(console_kernel_lines(text)) if ln not in splats]
+    if not step.complete:
+        # The step's kernel records were not all read (the VM was lost): the console's kernel lines
+        # are all there is. A complete step's records already hold everything the kernel printed.
+        splats += [ln for ln in splat.scan(console_kernel_lines(text)) if ln not in splats]
     return TraceResult(
         module=name,
         command=list(context.command),
@@ -49,6 +54,7 @@ def read_step(
         report=module_output.parse_module_output(messages, name),
         kernel_messages=messages,
         splats=splats,
+        oom_kills=[kill.line for kill in splat.oom_kills(messages)],
         stage_seconds=dict(stage_seconds or {}),
         transcript=context.transcript,
     )

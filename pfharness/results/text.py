@@ -52,6 +52,8 @@ def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = Fa
             echo(line)
     for line in summary_lines(result):
         echo(line)
+    for line in result.oom_kills:
+        echo(f"note: the OOM killer ended a process of the run (not a kernel fault): {line}")
     if error is not None:
         echo(f"pfharness: error: {error}")
     return exit_status(result)

@@ -55,11 +55,11 @@ def parse_transcript(path: Path) -> list[TraceResult]:
     boot: dict[str, str] = {}
     steps: list[tuple[dict[str, str], _Step]] = []
     current: _Step | None = None
-    for piece in re.split(r"^(" + re.escape(notes.HOST_NOTE) + r" .*)$", text, flags=re.M):
+    for piece in re.split(r"^(" + notes.NOTE_START + re.escape(notes.HOST_NOTE) + r" .*)$", text, flags=re.M):
         note = notes.read_note(piece) if notes.is_note(piece) else None
         if note is None:
             if current is not None:  # the step's output: everything up to the next note
-                current.text = piece
+                current.text = notes.console_text(piece)
                 current = None
             continue
         name, values = note
