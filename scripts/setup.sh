@@ -14,6 +14,7 @@ PACKAGES=(
   sysbench iperf3               # workloads of the demo and the study
   linux-perf bpftrace           # the peers the benchmarks compare with
   python3-venv
+  shellcheck                    # make lint: the shell scripts
 )
 
 missing=()

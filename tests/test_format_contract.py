@@ -24,9 +24,25 @@ def c_lines(shape: output_format.LineShape, values: dict[str, object]) -> str:
 
 def test_every_line_shape_is_in_the_rendered_c_and_parses_back():
     c = "\n".join(render.render_module(m) for m in render.MODULES)
-    samples = {"pid": 42, "comm": "my prog", "faults": 7, "recorded": 5, "dropped": 2, "capacity": 9, "count": 3,
-               "index": 1, "t_ns": 12, "address": 0x7F00, "fault_class": "data", "plot_class": "all",
-               "t_span_ns": 99, "page_min": 0x10, "page_max": 0, "outside": 0, "class_title": "data segment"}
+    samples = {
+        "pid": 42,
+        "comm": "my prog",
+        "faults": 7,
+        "recorded": 5,
+        "dropped": 2,
+        "capacity": 9,
+        "count": 3,
+        "index": 1,
+        "t_ns": 12,
+        "address": 0x7F00,
+        "fault_class": "data",
+        "plot_class": "all",
+        "t_span_ns": 99,
+        "page_min": 0x10,
+        "page_max": 0,
+        "outside": 0,
+        "class_title": "data segment",
+    }
     for name, shape in output_format.LINES.items():
         assert shape.c_literal() in c, name  # the C prints exactly this format
         values = {k: samples[k] for k in shape.names()}
