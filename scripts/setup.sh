@@ -15,6 +15,7 @@ PACKAGES=(
   linux-perf bpftrace           # the peers the benchmarks compare with
   python3-venv
   shellcheck                    # make lint: the shell scripts
+  linux-source-6.1              # scripts/checkpatch.pl for the modules' style test
 )
 
 missing=()

@@ -20,7 +20,7 @@ def test_each_module_renders_without_residue(sources, letter):
     text = sources[letter]
     assert not re.search(r"\{\{|\}\}|\{%|%\}|\{#|#\}", text)
     assert text.startswith("// SPDX-License-Identifier: GPL-2.0\n")
-    assert f" * pf_probe_{letter}.c - " in text
+    assert f" * pf_probe_{letter} - " in text
     assert "\n\n\n" not in text
 
 
