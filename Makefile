@@ -4,7 +4,7 @@
 VENV := .venv
 PFH := $(VENV)/bin/pfharness
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup demo test test-fast test-matrix lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -21,10 +21,14 @@ lint: setup
 	shellcheck scripts/*.sh
 
 test: lint
-	$(VENV)/bin/python -m pytest -ra
+	$(VENV)/bin/python -m pytest -ra -m "not network"
+
+# The kernel matrix (5.10, 6.1, 6.1-rt, 6.12, 7.2): fetches Debian's kernels into the cache (KERNELS.md).
+test-matrix: setup
+	$(VENV)/bin/python -m pytest -ra -m network
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest -ra -m "not vm and not kbuild and not wheel"
+	$(VENV)/bin/python -m pytest -ra -m "not vm and not kbuild and not wheel and not network"
 
 clean:
 	rm -rf out .pytest_cache

@@ -19,7 +19,7 @@ import typer
 
 from . import __version__, assets, study
 from .errors import PfhError, UsageError
-from .kmod import handin, kbuild, kernels, render
+from .kmod import fetch, handin, kbuild, kernels, render
 from .results import text, transcript
 from .run import DEFAULT_OUT, RunRequest, run
 
@@ -58,9 +58,17 @@ def letters_or_fail(modules: list[str]) -> tuple[str, ...]:
         fail(e)
 
 
-@app.command("kernels")
-def kernels_cmd() -> None:
+kernels_app = typer.Typer(
+    invoke_without_command=True, help="List the kernels this machine can build for and boot; fetch others."
+)
+app.add_typer(kernels_app, name="kernels")
+
+
+@kernels_app.callback()
+def kernels_cmd(ctx: typer.Context) -> None:
     """List the kernels this machine can build for and boot; * marks the default."""
+    if ctx.invoked_subcommand is not None:
+        return
     found = kernels.discover()
     default = kernels.default_kernel(found)
     if not found:
@@ -72,6 +80,19 @@ def kernels_cmd() -> None:
         typer.echo(f"{mark} {k.release:<24} {'yes' if k.usable else 'no':<7} {k.image or '-'!s:<40} {k.headers or '-'}")
     if default is None:
         typer.echo(f"no usable kernel: it needs both an image and headers ({INSTALL_KERNEL})")
+
+
+@kernels_app.command("fetch")
+def kernels_fetch_cmd(
+    spec: str = typer.Argument(..., help="5.10, 6.1, 6.1-rt, 6.12, 7.2 or an exact release (6.12.48+deb12-amd64)."),
+) -> None:
+    """Download a Debian kernel (image, modules, headers) into the cache, or find it there."""
+    try:
+        k = fetch.fetch(spec, assets.cache_dir())
+    except PfhError as e:
+        fail(e)
+    typer.echo(f"{k.release}: {'cached' if k.cached else 'fetched'} in {k.seconds:.2f} s")
+    typer.echo(f"  root     {k.root}\n  image    {k.image}\n  headers  {k.headers}")
 
 
 @app.command("render")
