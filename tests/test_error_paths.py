@@ -113,8 +113,9 @@ def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
 @pytest.mark.kbuild
 def test_run_with_broken_kernel_modules_exits_126_without_traceback(tmp_path, monkeypatch, capsys, default_kernel):
     """The whole path of `pfharness run`: a kernel whose modules directory has no modules.dep."""
-    broken = kernels.KernelInfo(default_kernel.release, default_kernel.image, default_kernel.headers, tmp_path / "m")
-    (tmp_path / "m").mkdir()
+    modules_dir = tmp_path / "lib" / default_kernel.release  # exists, but has no modules.dep
+    modules_dir.mkdir(parents=True)
+    broken = kernels.KernelInfo(default_kernel.release, default_kernel.image, default_kernel.headers, modules_dir)
     monkeypatch.setattr(kernels, "select", lambda release=None, root=None: broken)
     monkeypatch.setenv("PFHARNESS_CACHE", str(tmp_path / "cache"))
     status, err = run_main(monkeypatch, capsys, "run", "--accel", "tcg", "--out", str(tmp_path / "out"), "--", "true")

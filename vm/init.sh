@@ -19,19 +19,29 @@
 # escapes for the host's pexpect; it is the host's /bin/sh anyway.
 #
 # Optional kernel command line parameters (read from /proc/cmdline):
-#   pfh.9p=OPTS        extra 9p mount options (default: msize=512000,cache=loose)
-#   pfh.root=overlay|ro  writable-root strategy (default: overlay, falls back to ro)
-#   pfh.loglevel=N     console loglevel set just before the shell starts
-#   pfh.shell=PATH     shell run on the serial console (default: /bin/sh)
-# Failures print "PFH-INIT-ERROR: ..." and power off, so the host never hangs.
+#   pfh.9p=OPTS          extra 9p mount options (default: msize=512000,cache=loose;
+#                        pfharness always passes its own)
+#   pfh.root=overlay|ro  writable-root strategy (default: overlay, falls back to
+#                        ro; pass ro by hand to try the fallback)
+# Fail-stop: every step on the way to the shell is checked; a failure prints
+# "PFH-INIT-ERROR: <what>" and powers off at once, so the host reports it
+# instead of waiting out its boot timeout, and no later step runs.
 
-PATH=/bin
+# In the guest nothing sets PFH_INIT_PATH (pfharness passes no such kernel
+# parameter), so PATH is /bin, the initramfs's busybox applets. It exists only
+# so that tests/test_shell_scripts.py can run this script on a host with fake
+# commands (busybox sh prefers its own applets anyway: the test also fakes
+# them as shell functions).
+PATH=${PFH_INIT_PATH:-/bin}
 export PATH
 
 fail() {
     echo "PFH-INIT-ERROR: $*"
     poweroff -f
-    sleep 5
+    # Only reached if poweroff failed: never go on to the next step. PID 1
+    # exiting panics the kernel, and with panic=-1 and QEMU's -no-reboot the
+    # VM ends.
+    exit 1
 }
 
 mount -t proc proc /proc || fail "mount proc"
@@ -40,17 +50,24 @@ mount -t devtmpfs devtmpfs /dev || fail "mount devtmpfs"
 
 P9_OPTS="msize=512000,cache=loose"
 ROOT_MODE=overlay
-LOGLEVEL=
 SHELL_BIN=/bin/sh
-for arg in $(cat /proc/cmdline); do
+read -r cmdline </proc/cmdline || fail "read /proc/cmdline"
+set -f # split the command line into words, but never expand them as globs
+for arg in $cmdline; do
     case "$arg" in
         pfh.9p=*) P9_OPTS="${arg#pfh.9p=}" ;;
         pfh.root=*) ROOT_MODE="${arg#pfh.root=}" ;;
-        pfh.loglevel=*) LOGLEVEL="${arg#pfh.loglevel=}" ;;
-        pfh.shell=*) SHELL_BIN="${arg#pfh.shell=}" ;;
+        pfh.*) echo "pfh-init: ignoring unknown parameter $arg" ;;
+        *) ;;
     esac
 done
+set +f
+case "$ROOT_MODE" in
+    overlay | ro) ;;
+    *) fail "pfh.root=$ROOT_MODE (expected overlay or ro)" ;;
+esac
 
+[ -r /modules.order ] || fail "no /modules.order in the initramfs"
 while read -r mod; do
     [ -n "$mod" ] || continue
     insmod "$mod" || fail "insmod $mod"
@@ -61,7 +78,7 @@ mount -t 9p -o "trans=virtio,version=9p2000.L,ro,$P9_OPTS" hostroot /lower \
 
 # Writable root. overlayfs needs upper and work on the same tmpfs.
 mount -t tmpfs -o mode=0755 pfh-rw /rw || fail "mount tmpfs /rw"
-mkdir -p /rw/upper /rw/work
+mkdir -p /rw/upper /rw/work || fail "mkdir /rw/upper /rw/work"
 if [ "$ROOT_MODE" = overlay ] && mount -t overlay \
         -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work pfh-root /newroot; then
     :
@@ -69,21 +86,27 @@ else
     echo "pfh-init: overlay root unavailable, using read-only 9p root + tmpfs dirs"
     mount -o bind /lower /newroot || fail "bind host root"
     for d in tmp var/tmp; do
-        [ -d "/newroot/$d" ] && mount -t tmpfs -o mode=1777 pfh-tmp "/newroot/$d"
+        if [ -d "/newroot/$d" ]; then
+            mount -t tmpfs -o mode=1777 pfh-tmp "/newroot/$d" || fail "mount tmpfs /$d"
+        fi
     done
     for d in run root home; do
-        [ -d "/newroot/$d" ] && mount -t tmpfs -o mode=0755 pfh-tmp "/newroot/$d"
+        if [ -d "/newroot/$d" ]; then
+            mount -t tmpfs -o mode=0755 pfh-tmp "/newroot/$d" || fail "mount tmpfs /$d"
+        fi
     done
+fi
+if [ ! -f "/newroot$SHELL_BIN" ] || [ ! -x "/newroot$SHELL_BIN" ]; then
+    fail "no executable $SHELL_BIN in the new root"
 fi
 
 for d in proc sys dev; do
     mount --move "/$d" "/newroot/$d" || fail "move /$d"
 done
-[ -d /newroot/dev/pts ] || mkdir /newroot/dev/pts
-mount -t devpts -o mode=620,ptmxmode=666 devpts /newroot/dev/pts
+[ -d /newroot/dev/pts ] || mkdir /newroot/dev/pts || fail "mkdir /dev/pts"
+mount -t devpts -o mode=620,ptmxmode=666 devpts /newroot/dev/pts || fail "mount devpts"
 # Loopback for network workloads (iperf3 server and client in the guest).
 ip link set lo up || echo "pfh-init: could not bring up lo"
-[ -n "$LOGLEVEL" ] && echo "$LOGLEVEL" > /newroot/proc/sys/kernel/printk
 
 # PID 1 stays this busybox script (outside the chroot), so the shell exiting
 # or being killed never panics the kernel, and poweroff -f is synchronous.
@@ -91,15 +114,19 @@ ip link set lo up || echo "pfh-init: could not bring up lo"
 # Ctrl-C reaches the foreground command).
 # The shell announces itself from its start-up file ($ENV), once it owns the
 # terminal: input sent after PFH-READY is never lost.
-cd /newroot
-mkdir -p /newroot/run
-printf '%s\n' "PS1=''" "PS2=''" "echo PFH-READY" >/newroot/run/pfh-shellrc
+cd /newroot || fail "cd /newroot"
+mkdir -p /newroot/run || fail "mkdir /run"
+printf '%s\n' "PS1=''" "PS2=''" "echo PFH-READY" >/newroot/run/pfh-shellrc \
+    || fail "write /run/pfh-shellrc"
+[ -c /newroot/dev/ttyS0 ] || fail "no /dev/ttyS0"
 # No echo: the host sees only what commands print. busybox's own (static)
 # stty, env and chroot start faster than the host's under emulation.
-stty -F /newroot/dev/ttyS0 -echo
+stty -F /newroot/dev/ttyS0 -echo || fail "stty -echo on /dev/ttyS0"
+# The serial line is opened once, read-write, as the shell's stdin, stdout
+# and stderr (as getty does).
 setsid -c env -i \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     HOME=/root TERM=dumb PWD=/ ENV=/run/pfh-shellrc \
-    chroot /newroot "$SHELL_BIN" -i </newroot/dev/ttyS0 >/newroot/dev/ttyS0 2>&1
+    chroot /newroot "$SHELL_BIN" -i <>/newroot/dev/ttyS0 >&0 2>&0
 echo "pfh-init: shell exited with status $?, powering off"
 poweroff -f

@@ -17,22 +17,63 @@
 # between "workload-begin" and "workload-end". The workload's standard input
 # is /dev/null.
 
+mark() {
+	printf '##PFH## %s\n' "$*"
+}
+
+finish() {
+	mark step-end "status=$1"
+	exit "$1"
+}
+
+usage_error() {
+	echo "run_step.sh: $*" >&2
+	mark error what=usage
+	finish 2
+}
+
+# A module parameter is one NAME=VALUE word of plain characters (the rule
+# pfharness/step.py checks too): $params is split on spaces unquoted below.
+check_param() {
+	case $1 in
+	[a-z_]*=?*) ;;
+	*) return 1 ;;
+	esac
+	case ${1%%=*} in
+	*[!a-z0-9_]*) return 1 ;;
+	esac
+	case ${1#*=} in
+	*[!A-Za-z0-9_.-]*) return 1 ;;
+	esac
+}
+
 ko=
 params=
 hold=1
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--ko) ko=$2; shift 2 ;;
-	--param) params="$params $2"; shift 2 ;;
+	--ko)
+		if [ $# -lt 2 ] || [ -z "$2" ]; then
+			usage_error "--ko needs a FILE.ko"
+		fi
+		ko=$2
+		shift 2
+		;;
+	--param)
+		if [ $# -lt 2 ]; then
+			usage_error "--param needs NAME=VALUE"
+		fi
+		if ! check_param "$2"; then
+			usage_error "--param $2: not NAME=VALUE of letters, digits, _ . -"
+		fi
+		params="$params $2"
+		shift 2
+		;;
 	--no-hold) hold=0; shift ;;
 	--) shift; break ;;
 	*) echo "run_step.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
-
-mark() {
-	printf '##PFH## %s\n' "$*"
-}
 
 # Page faults (minflt + majflt) in /proc/PID/stat fields from "state" on:
 #   state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt ...
@@ -47,17 +88,12 @@ faults_in_stat() {
 drain_kmsg() {
 	mark kmsg-begin
 	tries=0
-	while dd bs=65536 iflag=nonblock <&3 2>/tmp/pfh-kmsg.err; [ "$tries" -lt 1000 ]; do
-		grep -q "Broken pipe" /tmp/pfh-kmsg.err || break
+	while dd bs=65536 iflag=nonblock <&3 2>"$kmsg_err"; [ "$tries" -lt 1000 ]; do
+		grep -q "Broken pipe" "$kmsg_err" || break
 		mark kmsg-lost
 		tries=$((tries + 1))
 	done
 	mark kmsg-end
-}
-
-finish() {
-	mark step-end "status=$1"
-	exit "$1"
 }
 
 if [ $# -eq 0 ]; then
@@ -88,6 +124,14 @@ else
 	insmod=insmod rmmod=rmmod
 fi
 
+# dd's error messages go to a private file (never a fixed name in /tmp: a
+# symlink planted there would be written through, and two runs would collide).
+if ! kmsg_err=$(mktemp); then
+	mark error what=tmpfile
+	finish 1
+fi
+trap 'rm -f "$kmsg_err"' EXIT
+
 if ! exec 3</dev/kmsg; then
 	mark error what=kmsg
 	finish 1
@@ -111,6 +155,8 @@ if [ "$hold" = 1 ]; then
 		state=${stat##*) }
 		state=${state%% *}
 		if [ "$state" = T ]; then
+			# Split on purpose: what follows "comm) " is space-separated
+			# numbers after a one-letter state, so no word is a glob.
 			# shellcheck disable=SC2086
 			prefaults=$(faults_in_stat ${stat##*) })
 			break
@@ -132,7 +178,8 @@ else
 fi
 mark pid "pid=$pid" "hold=$hold" "prefaults=${prefaults:-unknown}"
 
-# $params holds only NAME=VALUE words checked by the harness.
+# Split on purpose: $params holds only NAME=VALUE words that passed
+# check_param (no blanks, no glob characters), one argument each.
 # shellcheck disable=SC2086
 $insmod "$ko" "tpid=$pid" $params
 status=$?

@@ -1,0 +1,308 @@
+"""The shell scripts (vm/, scripts/, tests/guest/) checked on the host, without a VM.
+
+shellcheck must be clean; vm/run_step.sh reports usage errors through its markers and never writes
+through a fixed name in /tmp; vm/init.sh stops at the first failing step. Everything init.sh and
+run_step.sh call here is a fake (scripts in a directory put first in PATH, and for busybox sh, whose
+own applets win over PATH, shell functions), so nothing is mounted, loaded or powered off for real.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pfharness.results.protocol import parse_step
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_STEP = ROOT / "vm" / "run_step.sh"
+INIT = ROOT / "vm" / "init.sh"
+POSIX_SCRIPTS = sorted([*(ROOT / "vm").glob("*.sh"), *(ROOT / "tests" / "guest").glob("*.sh")])
+BASH_SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
+KMSG_ERR = Path("/tmp/pfh-kmsg.err")  # the fixed name run_step.sh used to write through
+
+# The shells the scripts run under: the host's /bin/sh (dash, as in the guest's steps) and busybox's
+# (by its path: the tests' PATH holds fakes).
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+SHELLS = {"dash": ["/bin/sh"], "busybox": [BUSYBOX, "sh"]}
+
+
+def _run(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _fake(bindir: Path, name: str, body: str) -> None:
+    """A fake command: a /bin/sh script using only shell builtins (PATH holds only fakes)."""
+    path = bindir / name
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+# --------------------------------------------------------------------------
+# (a) shellcheck
+# --------------------------------------------------------------------------
+
+
+def test_shellcheck_is_clean():
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is not installed (apt-get install shellcheck)"
+    assert POSIX_SCRIPTS and BASH_SCRIPTS
+    for argv in (
+        [shellcheck, "-s", "sh", *map(str, POSIX_SCRIPTS)],  # run by dash or busybox sh
+        [shellcheck, *map(str, BASH_SCRIPTS)],  # bash, by their shebang
+    ):
+        result = _run(argv)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_shellcheck_disable_says_why():
+    """A `# shellcheck disable=` is only allowed right under a comment giving the reason."""
+    for script in [*POSIX_SCRIPTS, *BASH_SCRIPTS]:
+        lines = script.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if "shellcheck disable" in line:
+                assert re.fullmatch(r"\s*# shellcheck disable=SC\d{4}", line), f"{script}:{i + 1}: {line}"
+                assert i > 0 and lines[i - 1].strip().startswith("#"), f"{script}:{i + 1}: no reason above"
+
+
+# --------------------------------------------------------------------------
+# (b) run_step.sh: usage errors
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--ko"],
+        ["--param"],
+        ["--param", "max_records=4", "--ko"],
+        ["--ko", "m.ko", "--param"],
+        ["--ko", ""],
+        ["--param", "a b=1", "--", "true"],
+        ["--param", "x=*", "--", "true"],
+        ["--param", "novalue", "--", "true"],
+        [],
+    ],
+    ids=[
+        "ko-last",
+        "param-last",
+        "ko-last-after-param",
+        "param-last-after-ko",
+        "ko-empty",
+        "param-blank",
+        "param-glob",
+        "param-no-equals",
+        "no-command",
+    ],
+)
+def test_run_step_usage_error(shell, args, tmp_path):
+    result = _run([*SHELLS[shell], str(RUN_STEP), *args], cwd=tmp_path)
+    assert result.returncode == 2, result
+    assert result.stdout == "##PFH## error what=usage\n##PFH## step-end status=2\n"
+    step = parse_step(result.stdout)
+    assert step.complete and step.value("error", "what") == "usage"
+    assert list(tmp_path.iterdir()) == []  # nothing created, nothing run
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_run_step_untraced_runs_the_command(shell, tmp_path):
+    result = _run([*SHELLS[shell], str(RUN_STEP), "--param", "max_records=4", "--", "sh", "-c", "echo hi; exit 7"])
+    assert result.returncode == 7
+    assert result.stdout == "##PFH## workload-begin\nhi\n##PFH## workload-end status=7\n##PFH## step-end status=7\n"
+
+
+# --------------------------------------------------------------------------
+# (c) run_step.sh: no fixed name in /tmp
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_modules(tmp_path) -> tuple[dict[str, str], Path]:
+    """PATH with fake `busybox`, `insmod` and `rmmod` first (print, log and exit 0: no module is loaded);
+    returns the environment and the log of their calls."""
+    assert os.access("/dev/kmsg", os.R_OK), "the traced path reads /dev/kmsg: run the tests as root"
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    calls = tmp_path / "calls.log"
+    for name in ("busybox", "insmod", "rmmod"):
+        _fake(bindir, name, f'echo "fake {name} $*"; echo "{name} $*" >>"{calls}"; exit 0')
+    env = {k: v for k, v in os.environ.items() if k != "TMPDIR"}
+    env["PATH"] = f"{bindir}:{env.get('PATH', '/usr/bin:/bin')}"
+    return env, calls
+
+
+@pytest.fixture
+def planted_symlink(tmp_path):
+    """A symlink at /tmp/pfh-kmsg.err to a file of the test's own; whatever was there is put back after."""
+    target = tmp_path / "victim.txt"
+    target.write_text("precious\n")
+    saved = None
+    if KMSG_ERR.is_symlink() or KMSG_ERR.exists():
+        saved = tmp_path / "saved-pfh-kmsg.err"
+        os.rename(KMSG_ERR, saved)
+    KMSG_ERR.symlink_to(target)
+    try:
+        yield target
+    finally:
+        if KMSG_ERR.is_symlink() and KMSG_ERR.readlink() == target:
+            KMSG_ERR.unlink()
+        if saved is not None:
+            os.rename(saved, KMSG_ERR)
+
+
+def _traced(env: dict[str, str], ko: Path, *command: str) -> subprocess.CompletedProcess:
+    # dash only: busybox sh would run its own insmod applet whatever PATH says.
+    return _run(["/bin/sh", str(RUN_STEP), "--ko", str(ko), "--param", "max_records=4", "--", *command], env=env)
+
+
+def test_run_step_never_writes_through_a_planted_symlink(fake_modules, planted_symlink, tmp_path):
+    env, calls = fake_modules
+    ko = tmp_path / "fake_mod.ko"  # never read: insmod is a fake
+    result = _traced(env, ko, "true")
+    assert result.returncode == 0, result
+    step = parse_step(result.stdout)
+    assert step.complete and step.value("step-end", "status") == "0"
+    # drain_kmsg ran (it is where the error file is written), after the fake rmmod.
+    assert "##PFH## kmsg-begin\n" in result.stdout and "##PFH## kmsg-end\n" in result.stdout
+    pid = step.value("pid", "pid")
+    assert calls.read_text() == f"busybox insmod {ko} tpid={pid} max_records=4\nbusybox rmmod fake_mod\n"
+    assert planted_symlink.read_text() == "precious\n"
+    assert KMSG_ERR.is_symlink() and KMSG_ERR.readlink() == planted_symlink
+
+
+@pytest.mark.parametrize("failing", ["none", "insmod", "rmmod"])
+def test_run_step_removes_its_private_file(fake_modules, tmp_path, failing):
+    """The kmsg error file comes from mktemp (TMPDIR is honoured) and is gone after every exit."""
+    env, _calls = fake_modules
+    if failing != "none":
+        bindir = Path(env["PATH"].split(":")[0])
+        _fake(bindir, "busybox", f'echo "{failing} failed" >&2; [ "$1" != {failing} ]')
+    private = tmp_path / "private-tmp"
+    private.mkdir()
+    env = {**env, "TMPDIR": str(private)}
+    result = _traced(env, tmp_path / "fake_mod.ko", "true")
+    assert result.returncode == {"none": 0, "insmod": 3, "rmmod": 4}[failing], result
+    assert f"##PFH## step-end status={result.returncode}\n" in result.stdout
+    assert "##PFH## kmsg-end\n" in result.stdout
+    assert list(private.iterdir()) == []
+
+
+# --------------------------------------------------------------------------
+# (d) init.sh: fail-stop
+# --------------------------------------------------------------------------
+
+# Left as the shells' own builtins: they only print or test.
+_BUILTINS = {"echo", "printf", "test", "[", "[[", "true", "false"}
+
+
+def _busybox_applets() -> list[str]:
+    return _run([BUSYBOX, "--list"]).stdout.split()
+
+
+@pytest.fixture
+def fake_init_commands(tmp_path) -> Path:
+    """A directory of fakes for every busybox applet: each prints its name and arguments and
+    succeeds; `mount` fails when one of its arguments is $FAKE_MOUNT_FAIL; `poweroff` prints
+    POWEROFF and returns (as if the power-off had not happened)."""
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir()
+    names = set(_busybox_applets()) - _BUILTINS
+    assert {"mount", "mkdir", "insmod", "setsid", "chroot", "poweroff", "stty", "ip", "cat"} <= names
+    for name in names:
+        if "/" in name:
+            continue
+        if name == "poweroff":
+            body = "echo POWEROFF"
+        elif name == "mount":
+            body = 'echo "FAKE mount $*"\nfor a in "$@"; do [ "$a" = "$FAKE_MOUNT_FAIL" ] && exit 1; done\nexit 0'
+        else:
+            body = f'echo "FAKE {name} $*"'
+        _fake(bindir, name, body)
+    return bindir
+
+
+def _prelude(bindir: Path) -> str:
+    """Shell functions faking every busybox applet, each calling its fake by path. Functions come
+    before everything else but special builtins, in dash and in busybox sh alike, so no real applet
+    runs whatever PATH says (busybox sh even runs its own applets before searching PATH)."""
+    defs = []
+    for name in sorted(set(_busybox_applets()) - _BUILTINS):
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            defs.append(f'{name}() {{ "{bindir}/{name}" "$@"; }}')
+    return "\n".join(defs) + "\n"
+
+
+def _check_init_is_fakeable() -> None:
+    """Refuse to run init.sh (as root) unless everything it may call is faked."""
+    text = INIT.read_text()
+    # Commands that are not busybox applets are looked up in PATH: it must be the fakes'.
+    assert re.search(r"^PATH=\$\{PFH_INIT_PATH:-/bin\}$", text, re.M), "init.sh must take PATH from PFH_INIT_PATH"
+    # Applets whose names cannot be shell functions must not be used.
+    unfakeable = [
+        n
+        for n in set(_busybox_applets()) - _BUILTINS
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) and re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w.-])", text)
+    ]
+    assert unfakeable == []
+
+
+def _run_init(shell: str, bindir: Path, tmp_path: Path, mount_fail: str) -> subprocess.CompletedProcess:
+    _check_init_is_fakeable()
+    env = {"PFH_INIT_PATH": str(bindir), "PATH": str(bindir), "FAKE_MOUNT_FAIL": mount_fail}
+    script = tmp_path / "init-with-fakes.sh"
+    script.write_text(_prelude(bindir) + INIT.read_text())
+    return _run([*SHELLS[shell], str(script)], env=env, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_init_fakes_shadow_the_real_commands(shell, fake_init_commands, tmp_path):
+    """The safety net of the tests below: every command init.sh calls resolves to a fake."""
+    names = ["mount", "poweroff", "insmod", "mkdir", "setsid", "chroot", "env", "stty", "ip", "cat", "sleep"]
+    script = tmp_path / "probe.sh"
+    # `type` only looks the names up (nothing is run), with PATH reset as init.sh could.
+    script.write_text(_prelude(fake_init_commands) + "PATH=/bin\n" + "".join(f"type {n}\n" for n in names))
+    result = _run([*SHELLS[shell], str(script)], env={"PATH": str(fake_init_commands)}, cwd=tmp_path)
+    assert result.returncode == 0, result
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(names), result
+    for name, line in zip(names, lines, strict=True):
+        assert re.fullmatch(rf"{name} is a (shell )?function", line), line
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(
+    ("mount_fail", "ran", "error"),
+    [
+        ("/proc", ["FAKE mount -t proc proc /proc"], "mount proc"),
+        ("/sys", ["FAKE mount -t proc proc /proc", "FAKE mount -t sysfs sysfs /sys"], "mount sysfs"),
+        (
+            "/dev",
+            ["FAKE mount -t proc proc /proc", "FAKE mount -t sysfs sysfs /sys", "FAKE mount -t devtmpfs devtmpfs /dev"],
+            "mount devtmpfs",
+        ),
+        # All mounts "work"; this host has no /modules.order, the next thing init.sh checks.
+        (
+            "nothing",
+            ["FAKE mount -t proc proc /proc", "FAKE mount -t sysfs sysfs /sys", "FAKE mount -t devtmpfs devtmpfs /dev"],
+            "no /modules.order in the initramfs",
+        ),
+    ],
+    ids=["proc", "sysfs", "devtmpfs", "modules-order"],
+)
+def test_init_stops_at_the_first_failure(shell, mount_fail, ran, error, fake_init_commands, tmp_path):  # noqa: PLR0917 - pytest fixtures and parameters
+    if mount_fail == "nothing":
+        assert not Path("/modules.order").exists(), "this host has a /modules.order: the case needs it absent"
+    result = _run_init(shell, fake_init_commands, tmp_path, mount_fail)
+    lines = result.stdout.splitlines()
+    assert result.stdout.count("PFH-INIT-ERROR") == 1, result
+    assert lines == [*ran, f"PFH-INIT-ERROR: {error}", "POWEROFF"], result
+    assert result.returncode != 0
+    # Nothing was written either (the only files are the test's own).
+    assert set(tmp_path.iterdir()) == {fake_init_commands, tmp_path / "init-with-fakes.sh"}
