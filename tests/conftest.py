@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,10 +13,29 @@ from pfharness.kmod import kernels
 DATA = Path(__file__).parent / "data"
 
 
+def kernel_from_env() -> kernels.KernelInfo | None:
+    """$PFHARNESS_KERNEL_RELEASE names the kernel to test with: one installed in the pfharness cache
+    by scripts/build-debug-kernel.sh (<cache>/kernels/<release>/boot, lib/modules), or one in /boot."""
+    from pfharness import assets
+
+    release = os.environ.get("PFHARNESS_KERNEL_RELEASE")
+    if not release:
+        return None
+    for root in (assets.cache_dir() / "kernels" / release, Path("/")):
+        for kernel in kernels.discover(root):
+            if kernel.release == release and kernel.usable:
+                return kernel
+    pytest.exit(
+        f"PFHARNESS_KERNEL_RELEASE={release}: no such kernel with image and build tree "
+        "(run scripts/build-debug-kernel.sh)",
+        returncode=4,
+    )
+
+
 @pytest.fixture(scope="session")
 def default_kernel() -> kernels.KernelInfo:
     """The kernel the real tests build for; they fail (not skip) without one: `make test` installs it."""
-    kernel = kernels.default_kernel(kernels.discover())
+    kernel = kernel_from_env() or kernels.default_kernel(kernels.discover())
     assert kernel is not None, (
         "no kernel with image and headers: run `make test` (it installs linux-image-amd64 and linux-headers-amd64)"
     )
@@ -28,7 +48,8 @@ def built_modules(tmp_path_factory, default_kernel):
     from pfharness.kmod import kbuild
 
     out = tmp_path_factory.mktemp("modules")
-    return kbuild.build(kbuild.BuildRequest(out, kbuild.resolve_target(default_kernel.release), werror=True))
+    target = kbuild.BuildTarget(default_kernel.release, default_kernel.require_headers())
+    return kbuild.build(kbuild.BuildRequest(out, target, werror=True))
 
 
 def copy_templates(dst: Path) -> Path:
@@ -75,7 +96,10 @@ def vm(tmp_path_factory, default_kernel, built_modules, programs, warn_module):
     from pfharness.guest.session import VmOptions, VmSession
 
     transcript = tmp_path_factory.mktemp("vm") / "session.log"
-    with VmSession(VmOptions(kernel=default_kernel, transcript=transcript, accel="tcg", smp=2)) as session:
+    # A KASAN kernel reports only its first bug unless told otherwise; one boot serves every test.
+    extra = ("kasan_multi_shot",) if os.environ.get("PFHARNESS_KERNEL_RELEASE") else ()
+    options = VmOptions(kernel=default_kernel, transcript=transcript, accel="tcg", smp=2, extra_append=extra)
+    with VmSession(options) as session:
         yield session
     print(f"VM session transcript: {transcript}")
 
