@@ -8,6 +8,7 @@ expressions made from the same shapes. A change here changes both sides.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,6 +142,35 @@ LINES: dict[str, LineShape] = {
 }
 
 
+# ---------------------------------------------------------------------------------------------
+# Lossless records (issue 11, part 4): B and C expose read-only procfs files (mode 0400) under
+# /proc/<module name>/ that the harness reads before it unloads the module. Binary records (no
+# formatting cost in the kernel), text for the small tables. Little-endian, as on x86-64.
+# The C side declares the same layouts (struct pfh_records_header, struct fault_record) and a
+# build-time assertion of their sizes; tests/test_format_contract.py reads a real file back.
+# ---------------------------------------------------------------------------------------------
+PROC_FILES = ("records", "regions", "processes")  # /proc/<module>/<file>
+RECORDS_MAGIC = b"PFHREC1\0"
+#: magic, header_size, record_size, records in the file, records dropped (buffer full)
+RECORDS_HEADER = struct.Struct("<8sIIQQ")
+#: time_ns (local_clock), address, tgid, region index, access kind, flags
+RECORD = struct.Struct("<QQIHBB")
+ACCESS_KINDS = ("read", "write", "exec")  # the record's access byte indexes this
+RECORD_FLAG_MAJOR = 0x1  # VM_FAULT_MAJOR was in the result
+REGION_NONE = 0xFFFF  # the region table was full: the fault has no region
+#: What a region is, in the order the module numbers them (the kind word in the regions file).
+REGION_KINDS = ("code", "data", "heap", "stack", "file", "anon", "vdso", "vvar", "other")
+
+#: One line of /proc/<module>/regions and one of /proc/<module>/processes.
+TABLE_LINES: dict[str, LineShape] = {
+    "region": LineShape(
+        "{index} {kind} {start} {end} {faults} {name}",
+        {"index": U64, "kind": WORD, "start": ADDRESS, "end": ADDRESS, "faults": U64, "name": TEXT},
+    ),
+    "process": LineShape("{tgid} {ppid} {faults} {comm}", {"tgid": INT, "ppid": INT, "faults": U64, "comm": TEXT}),
+}
+
+
 def legend() -> str:
     """The legend line under a plot, made from CELL_MARKS."""
     parts = []
@@ -179,4 +209,12 @@ def template_context() -> dict[str, object]:
         "legend": legend(),
         "fault_classes": FAULT_CLASSES,
         "fmt": {name: shape.c_literal() for name, shape in LINES.items()},
+        "table_fmt": {name: shape.c_literal() for name, shape in TABLE_LINES.items()},
+        "records_magic": RECORDS_MAGIC,
+        "records_header_size": RECORDS_HEADER.size,
+        "record_size": RECORD.size,
+        "access_kinds": ACCESS_KINDS,
+        "record_flag_major": RECORD_FLAG_MAJOR,
+        "region_none": REGION_NONE,
+        "region_kinds": REGION_KINDS,
     }
