@@ -52,12 +52,17 @@ class VmConfig:
     firmware: Path | None = None  # -bios image; qboot starts a PVH kernel ~0.2 s sooner than SeaBIOS
     extra_append: tuple[str, ...] = ()  # more kernel parameters, appended last
     qemu_binary: str = "qemu-system-x86_64"  # emulator to run
+    # virtio-serial ports: (name the guest sees, host unix socket QEMU connects to at start-up).
+    # The harness listens on the sockets before QEMU starts (see guest/channel.py).
+    ports: tuple[tuple[str, Path], ...] = ()
 
 
 def kernel_cmdline(cfg: VmConfig) -> str:
     """The guest kernel command line for ``cfg``."""
     parts = list(DEFAULT_APPEND)
     parts.append(f"pfh.9p={cfg.p9_opts}")
+    if cfg.ports:
+        parts.append("pfh.ports=" + ",".join(name for name, _ in cfg.ports))
     parts.extend(cfg.extra_append)
     for part in parts:
         if not part or any(c.isspace() for c in part):
@@ -73,15 +78,40 @@ def _machine_args(cfg: VmConfig) -> list[str]:
     return ["-machine", machine, "-accel", accel, "-cpu", cpu]
 
 
+def virtio_device(cfg: VmConfig, kind: Literal["9p", "serial"]) -> str:
+    """QEMU's name for a virtio device of `kind` on ``cfg``'s bus: every virtio device name is
+    chosen here, so a change of machine (and bus) is one edit."""
+    bus = "pci"
+    return {"9p": f"virtio-9p-{bus}", "serial": f"virtio-serial-{bus}"}[kind]
+
+
 def _virtfs_args(cfg: VmConfig) -> list[str]:
     """Read-only 9p export of the host root under ``cfg.mount_tag``."""
-    device = "virtio-9p-pci"
+    device = virtio_device(cfg, "9p")
     return [
         "-fsdev",
         f"local,id=pfhroot,path={cfg.host_root},security_model=none,readonly=on,multidevs=remap",
         "-device",
         f"{device},fsdev=pfhroot,mount_tag={cfg.mount_tag}",
     ]
+
+
+def _port_args(cfg: VmConfig) -> list[str]:
+    """One virtio-serial device with a named port per channel, each backed by a unix socket
+    that QEMU connects to (the harness listens there)."""
+    if not cfg.ports:
+        return []
+    args = ["-device", f"{virtio_device(cfg, 'serial')},id=pfhser"]
+    for i, (name, path) in enumerate(cfg.ports):
+        if not name or "," in name or any(c.isspace() for c in name) or "," in str(path):
+            raise ValueError(f"port {name!r} at {path}: names and paths cannot hold ',' or blanks")
+        args += [
+            "-chardev",
+            f"socket,id=pfhport{i},path={path}",
+            "-device",
+            f"virtserialport,bus=pfhser.0,chardev=pfhport{i},name={name}",
+        ]
+    return args
 
 
 def qemu_argv(cfg: VmConfig) -> list[str]:
@@ -115,4 +145,5 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
         "-append",
         kernel_cmdline(cfg),
         *_virtfs_args(cfg),
+        *_port_args(cfg),
     ]
