@@ -109,12 +109,9 @@ class Console:
                 if index == 1:
                     continue  # QEMU still runs: the text was not a panic of this kernel
             if index == 2:
-                why = f": {panic}" if panic else " without finishing it"
+                why = f"was lost during {stage}: {panic}" if panic else f"exited during {stage} without finishing it"
                 raise self._give_up(
-                    VmLost(
-                        f"the VM exited during {stage}{why}\n{self._tail(12)}\n"
-                        f"the whole console is in {self.transcript_path}"
-                    )
+                    VmLost(f"the VM {why}:\n{self._tail(12)}\nthe whole console is in {self.transcript_path}")
                 )
         timed_out = VmTimeout(
             f"the VM did not finish {stage} within {timeout:.0f} s and was killed"
