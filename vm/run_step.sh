@@ -3,7 +3,7 @@
 # or the host with --target host). POSIX sh (dash, busybox); needs root,
 # insmod/rmmod, dd, sed and setsid.
 #
-#   run_step.sh --token TOKEN [--proto FILE] [--cwd DIR] [--ko FILE.ko]
+#   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--cwd DIR] [--ko FILE.ko]
 #               [--param NAME=VALUE ...] [--no-hold] -- CMD [ARG ...]
 #
 # With --ko: create the workload's process, held (stopped) before it execs
@@ -16,9 +16,11 @@
 # Two channels, never mixed:
 # - the protocol: every line is "TOKEN EVENT [key=value ...]", the kernel log
 #   records "TOKEN kmsg <record in /dev/kmsg format>", written to --proto FILE
-#   (the VM's virtio port pfh.proto, or a pipe of the host's harness); without
-#   --proto, to the standard output (for trying the script by hand). The
-#   workload never has it open: the harness believes nothing else.
+#   (the VM's virtio port pfh.proto) or to the inherited descriptor N, 0-9
+#   (--proto-fd: the host's harness passes a socket as standard input, 0;
+#   unlike a pipe, a socket cannot be opened again through /proc/PID/fd);
+#   without either, to the standard output (for trying the script by hand).
+#   The workload never has it open: the harness believes nothing else.
 # - the workload's own output: this script's standard output and error, which
 #   the workload inherits and which are never parsed. When the step ends, each
 #   gets the bytes "\036pfh-end-TOKEN\036", so the reader knows it has all.
@@ -44,6 +46,7 @@ check_param() {
 
 token=
 proto=
+proto_fd=
 cwd=
 ko=
 params=
@@ -64,6 +67,14 @@ while [ $# -gt 0 ]; do
 		--ko) ko=$2 ;;
 		esac
 		shift 2
+		;;
+	--proto-fd)
+		case ${2-} in
+		'' | *[!0-9]*) usage="--proto-fd needs a descriptor number" ;;
+		*) proto_fd=$2 ;;
+		esac
+		shift
+		[ $# -gt 0 ] && shift
 		;;
 	--param)
 		if [ $# -lt 2 ]; then
@@ -92,7 +103,19 @@ case $token in
 	;;
 esac
 
-if [ -n "$proto" ]; then
+if [ -n "$proto_fd" ]; then
+	if ! exec 4>&"$proto_fd"; then
+		echo "run_step.sh: no protocol descriptor $proto_fd" >&2
+		exit 2
+	fi
+	# Only fd 4 stays open (the workload gets neither): $proto_fd is digits.
+	# The host's harness passes the socket as standard input: /dev/null then.
+	if [ "$proto_fd" = 0 ]; then
+		exec </dev/null
+	elif [ "$proto_fd" != 4 ]; then
+		eval "exec $proto_fd>&-"
+	fi
+elif [ -n "$proto" ]; then
 	if ! exec 4>"$proto"; then
 		echo "run_step.sh: cannot open the protocol channel $proto" >&2
 		exit 2
