@@ -18,6 +18,7 @@ from typing import NoReturn
 import typer
 
 from . import __version__, assets, study
+from .channel import Sink
 from .errors import PfhError, UsageError
 from .kmod import fetch, handin, kbuild, kernels, render
 from .results import text, transcript
@@ -49,6 +50,27 @@ def fail(error: PfhError) -> NoReturn:
     """Print a harness error and exit with its documented status."""
     typer.secho(f"pfharness: error: {error}", fg=typer.colors.RED, err=True)
     raise typer.Exit(error.exit_status)
+
+
+def live_output(as_json: bool) -> Sink:
+    """The workload's output as it arrives: stdout to stdout, stderr to stderr; all to stderr with
+    --json, so that stdout holds only the JSON object."""
+
+    def sink(fd: int, data: bytes) -> None:
+        stream = sys.stderr if as_json or fd == 2 else sys.stdout
+        binary = getattr(stream, "buffer", None)
+        try:
+            if binary is not None:
+                stream.flush()
+                binary.write(data)
+                binary.flush()
+            else:
+                stream.write(data.decode(errors="replace"))
+                stream.flush()
+        except (OSError, ValueError):  # the terminal went away: the transcript still has it
+            pass
+
+    return sink
 
 
 def letters_or_fail(modules: list[str]) -> tuple[str, ...]:
@@ -171,8 +193,17 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     ),
     param: list[str] = typer.Option([], help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."),
     out: Path = typer.Option(DEFAULT_OUT, help="Build modules under OUT/<release>; transcripts under OUT/transcripts."),
+    cwd: Path | None = typer.Option(
+        None, help="The workload's working directory (default: the current one; the VM sees the same path)."
+    ),
+    env: list[str] = typer.Option(
+        [], help="Set NAME=VALUE in the workload's environment (over the caller's); repeatable."
+    ),
 ) -> None:
-    """Trace CMD with a module: build, boot, load, run, unload, show the plot."""
+    """Trace CMD with a module: build, boot, load, run, unload, show the plot.
+
+    The workload's output streams to stdout and stderr as it is produced (to stderr with --json).
+    """
     request = RunRequest(
         module=module,
         command=tuple(command),
@@ -186,6 +217,9 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         hold=hold,
         params=tuple(param),
         out_dir=out,
+        cwd=cwd,
+        env=tuple(env),
+        sink=live_output(as_json),
     )
     try:
         result = run(request)
@@ -200,7 +234,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         else:
             typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
         raise typer.Exit(130) from None
-    raise typer.Exit(text.show(result, typer.echo, as_json=as_json))
+    raise typer.Exit(text.show(result, typer.echo, as_json=as_json, with_output=False))
 
 
 @app.command("parse")
