@@ -117,3 +117,27 @@ def test_a_child_that_outlives_the_workload_is_ended(vm, built_modules):
     assert result.complete and result.workload_output == "early\n"
     after = traced(vm, built_modules, "B", "sh", "-c", "sleep 3; echo next")
     assert after.complete and after.workload_output == "next\n"
+
+
+def test_forgeries_on_the_host_target(vm, built_modules):
+    """--target host (run inside the VM, as root): the protocol is on a socket the workload cannot
+    reach, so the same forger changes nothing there either."""
+    import json
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    out_root = built_modules.modules["B"].parent.parent
+    release_dir = out_root / built_modules.kernel_release
+    if not release_dir.exists():
+        release_dir.symlink_to(built_modules.modules["B"].parent)
+    script = 'cd "$1" && shift && exec "$@" 2>/dev/null'
+    pfharness = [sys.executable, "-m", "pfharness.cli", "run", "--target", "host", "--module", "B", "--json"]
+    command = ["sh", "-c", script, "pfh", str(repo), *pfharness, "--out", str(out_root)]
+    command += ["--transcript", "/tmp/host-forge.log", "--", "sh", str(GUEST / "forge.sh"), "6"]
+    outer = traced(vm, built_modules, "B", *command, timeout=300)  # the outer module traces the harness
+    assert outer.workload_status == 6, outer.workload_output
+    data = json.loads(outer.workload_output)
+    assert data["target"] == "host" and data["workload_status"] == 6 and data["exit_status"] == 6
+    assert data["harness_error"] is None and data["kernel_warnings"] == []
+    assert data["counters"]["recorded"] not in (None, 5) and data["plots"][0]["title"]
+    assert "forge: token=" in data["workload_output"] and "forge: token=none" not in data["workload_output"]
