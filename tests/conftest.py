@@ -52,6 +52,18 @@ def built_modules(tmp_path_factory, default_kernel):
     return kbuild.build(kbuild.BuildRequest(out, target, werror=True))
 
 
+@pytest.fixture(scope="session")
+def host_run_out(tmp_path_factory, default_kernel) -> Path:
+    """An --out for `pfharness run` (no --werror) with its build done on the host, so that a run
+    inside the VM (--target host there) finds it up to date instead of compiling under emulation."""
+    from pfharness.kmod import kbuild
+
+    out = tmp_path_factory.mktemp("run-out")
+    target = kbuild.BuildTarget(default_kernel.release, default_kernel.require_headers())
+    kbuild.build(kbuild.BuildRequest(out / default_kernel.release, target))
+    return out
+
+
 def copy_templates(dst: Path) -> Path:
     from pfharness import assets
 

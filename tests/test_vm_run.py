@@ -91,12 +91,9 @@ def test_hold_before_exec_keeps_the_start_up_faults(vm, built_modules, programs)
     assert late_total < held_total
 
 
-def test_host_target_inside_the_vm(vm, built_modules, tmp_path):
+def test_host_target_inside_the_vm(vm, built_modules, host_run_out, tmp_path):
     """The guest sees the host's root, so the same virtualenv runs `--target host` there."""
-    out_root = built_modules.modules["B"].parent.parent
-    release_dir = out_root / built_modules.kernel_release
-    if not release_dir.exists():
-        release_dir.symlink_to(built_modules.modules["B"].parent)
+    out_root = host_run_out
     command = [
         "sh",
         "-c",
@@ -269,9 +266,9 @@ def test_qemu_dies_with_the_harness(tmp_path, built_modules, how):
     assert not qemu_pids() - before, f"QEMU survived the harness's {how}"
 
 
-def test_host_target_timeout_unloads_the_module(vm, built_modules):
+def test_host_target_timeout_unloads_the_module(vm, built_modules, host_run_out):
     """--target host (inside the VM): a run that times out is stopped, children included, and the module unloaded."""
-    out_root = built_modules.modules["B"].parent.parent
+    out_root = host_run_out
     command = [
         "sh",
         "-c",

@@ -1,7 +1,7 @@
 #!/bin/sh
 # One traced run, on the machine where the module is loaded (the VM's guest,
 # or the host with --target host). POSIX sh (dash, busybox); needs root,
-# insmod/rmmod, dd, sed and setsid.
+# insmod/rmmod, dd, sed, pgrep and setsid.
 #
 #   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--cwd DIR] [--ko FILE.ko]
 #               [--param NAME=VALUE ...] [--no-hold] -- CMD [ARG ...]
@@ -24,10 +24,28 @@
 # - the workload's own output: this script's standard output and error, which
 #   the workload inherits and which are never parsed. When the step ends, each
 #   gets the bytes "\036pfh-end-TOKEN\036", so the reader knows it has all.
-# The workload runs in DIR (--cwd; default: the directory the script was
-# started in), in a session of its own (setsid: no controlling terminal, so it
-# cannot change the console's settings), with standard input /dev/null. When
-# it exits, what is left of its process group is killed.
+# The step runs in a session of its own with no controlling terminal (when
+# started with one, the script starts itself again under setsid), so the
+# workload cannot change the console's settings. The workload runs in DIR
+# (--cwd; default: the directory the script was started in), with standard
+# input /dev/null. When it exits, every other process left in the session
+# (what the workload started) is killed.
+
+# The session id of process $1: field 4 after "(comm) " in /proc/$1/stat.
+session_of() {
+	stat=
+	read -r stat <"/proc/$1/stat" || return 1
+	# Split on purpose: what follows "comm) " is a state letter and numbers.
+	# shellcheck disable=SC2086
+	set -- ${stat##*) }
+	echo "$4"
+}
+if [ -z "${PFH_STEP_SESSION-}" ] && { [ "$(session_of $$)" != $$ ] || (: </dev/tty) 2>/dev/null; }; then
+	# util-linux's setsid by its path (busybox's applet lacks -w: wait for
+	# the forked child and exit with its status).
+	PFH_STEP_SESSION=1 exec /usr/bin/setsid -w /bin/sh "$0" "$@"
+fi
+unset PFH_STEP_SESSION
 
 # A module parameter is one NAME=VALUE word of plain characters (the rule
 # pfharness/step.py checks too): $params is split on spaces unquoted below.
@@ -152,10 +170,6 @@ fi
 PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 
-if ! setsid=$(command -v setsid); then
-	mark error what=setsid
-	finish 126
-fi
 if [ -n "$cwd" ] && ! cd "$cwd"; then
 	mark error what=cwd
 	finish 2
@@ -187,17 +201,20 @@ drain_kmsg() {
 	mark kmsg-end
 }
 
-# Wait for the workload; then kill what is left of its process group (its
-# session's children that outlived it would hold the output channels).
+# Wait for the workload; then kill what is left in this session (what it
+# started and left behind would hold the output channels).
 reap() {
 	wait "$pid"
 	status=$?
-	kill -9 -"$pid" 2>/dev/null
+	[ "$(session_of $$)" = $$ ] || return 0 # never someone else's session
+	for p in $(pgrep -s $$ 2>/dev/null); do
+		[ "$p" = $$ ] || kill -9 "$p" 2>/dev/null
+	done
 }
 
 if [ -z "$ko" ]; then
 	mark workload-begin
-	"$setsid" "$@" </dev/null 4>&- &
+	"$@" </dev/null 4>&- &
 	pid=$!
 	reap
 	mark workload-end "status=$status"
@@ -231,8 +248,8 @@ fi
 
 if [ "$hold" = 1 ]; then
 	# The child stops itself before exec; it runs CMD only once the module is
-	# armed, so none of its faults is lost. setsid execs (no fork): $! is it.
-	"$setsid" sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" </dev/null 3<&- 4>&- &
+	# armed, so none of its faults is lost.
+	sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" </dev/null 3<&- 4>&- &
 	pid=$!
 fi
 # Skip the records already in the log: only this run's lines are collected.
@@ -265,7 +282,7 @@ if [ "$hold" = 1 ]; then
 else
 	# Started before the module is loaded, as the course's script does.
 	mark workload-begin
-	"$setsid" "$@" </dev/null 3<&- 4>&- &
+	"$@" </dev/null 3<&- 4>&- &
 	pid=$!
 fi
 mark pid "pid=$pid" "hold=$hold" "prefaults=${prefaults:-unknown}"
