@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -77,16 +77,28 @@ class TraceRequest:
         return [*argv, "--", *self.command]
 
 
-def trace(target: Target, request: TraceRequest, *, stage_seconds: dict[str, float] | None = None) -> TraceResult:
+def trace(
+    target: Target,
+    request: TraceRequest,
+    *,
+    stage_seconds: dict[str, float] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> TraceResult:
     """Run one traced workload on `target` and read the result.
+
+    `on_stage` is told when the "run" and the "collect" stages start (the live progress line).
 
     The transcript gets a note before the step (module, target, command) and one after it
     (stage timings), so that `parse` can give back what this returns.
     """
     argv = request.argv()
     target.note(notes.step_note(request.module, target.kind, request.command))
+    if on_stage is not None:
+        on_stage("run")
     shell = target.run(argv, stage=f"the run of {' '.join(request.command)!s}", timeout=request.timeout)
     start = time.monotonic()
+    if on_stage is not None:
+        on_stage("collect")
     context = RunContext(
         module=request.module,
         command=request.command,
