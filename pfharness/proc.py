@@ -120,4 +120,5 @@ def spawn_interactive(argv: Sequence[str | os.PathLike[str]], *, logfile, timeou
         echo=False,
     )
     child.logfile_read = logfile
+    child.delaybeforesend = None  # pexpect sleeps 50 ms before every send by default: pure latency here
     return child

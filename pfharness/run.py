@@ -15,6 +15,7 @@ from .errors import UsageError
 from .guest.session import VmOptions, VmSession
 from .host import HostTarget, check_host_ready
 from .kmod import kbuild, kernels, render
+from .progress import Progress
 from .results.model import TraceResult
 from .step import TraceRequest, check_params, trace
 
@@ -74,8 +75,12 @@ def build_all(target: kbuild.BuildTarget, out_dir: Path) -> kbuild.BuildResult:
     return kbuild.build(kbuild.BuildRequest(out_dir / target.release, target))
 
 
-def run(request: RunRequest) -> TraceResult:
-    """Do one traced run; raises PfhError subclasses for harness failures."""
+def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
+    """Do one traced run; raises PfhError subclasses for harness failures.
+
+    `progress` hears of each stage as it starts (build, boot, run, collect).
+    """
+    progress = progress or Progress(enabled=False)
     request.validate()
     letter = render.normalize_modules([request.module])[0]
     stages: dict[str, float] = {}
@@ -91,6 +96,7 @@ def run(request: RunRequest) -> TraceResult:
     else:
         kernel = kernels.select(request.kernel_release)
         kernel.require_image()
+    progress.stage("build")
     build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), request.out_dir)
     stages["build"] = build.seconds
     transcript = (request.transcript or default_transcript(request.out_dir, letter)).resolve()
@@ -108,7 +114,7 @@ def run(request: RunRequest) -> TraceResult:
     )
     if request.target == "host":
         with HostTarget(transcript) as host:
-            return trace(host, trace_request, stage_seconds=stages, sink=request.sink)
+            return trace(host, trace_request, stage_seconds=stages, sink=request.sink, on_stage=progress.stage)
     options = VmOptions(
         kernel=kernel,
         transcript=transcript,
@@ -117,6 +123,7 @@ def run(request: RunRequest) -> TraceResult:
         memory_mib=request.memory_mib,
         boot_timeout=request.boot_timeout,
     )
+    progress.stage("boot")
     with VmSession(options) as vm:
         stages["boot"] = vm.boot_seconds
-        return trace(vm, trace_request, stage_seconds=stages, sink=request.sink)
+        return trace(vm, trace_request, stage_seconds=stages, sink=request.sink, on_stage=progress.stage)

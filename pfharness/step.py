@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -95,9 +95,11 @@ def trace(
     *,
     stage_seconds: dict[str, float] | None = None,
     sink: Sink = discard,
+    on_stage: Callable[[str], None] | None = None,
 ) -> TraceResult:
     """Run one traced workload on `target` and read the result; the workload's output goes to `sink`
-    as it arrives.
+    as it arrives. `on_stage` is told when the "run" and the "collect" stages start (the live
+    progress line).
 
     The transcript gets a note before the step (module, target, command, the step's random token),
     the step's channels as notes with that token, and a note after it (stage timings), so that
@@ -106,6 +108,8 @@ def trace(
     token = new_token()
     target.note(notes.step_note(request.module, target.kind, request.command, token))
     channel = StepChannel(token, target.transcript, sink)
+    if on_stage is not None:
+        on_stage("run")
     try:
         run = target.step(
             request, channel=channel, stage=f"the run of {' '.join(request.command)!s}", timeout=request.timeout
@@ -113,6 +117,8 @@ def trace(
     finally:
         received = channel.finish()
     start = time.monotonic()
+    if on_stage is not None:
+        on_stage("collect")
     context = RunContext(
         module=request.module,
         command=request.command,

@@ -154,7 +154,7 @@ def test_an_unexpected_exception_is_one_line_and_a_file(tmp_path, monkeypatch, c
         (["run", "--param", "tpid=1", "--", "true"], 2, "tpid is set by pfharness"),
         (["run", "--param", "x y", "--", "true"], 2, "NAME=VALUE"),
         (["run", "--", ""], 2, "no workload"),
-        (["run", "--module", "Q", "--", "true"], 2, "choose A, B or C"),
+        (["run", "--module", "Q", "--", "true"], 2, "is not one of"),
         (["parse", "/nonexistent/file"], 2, "cannot read /nonexistent/file"),
     ],
 )

@@ -86,7 +86,8 @@ def test_hold_before_exec_keeps_the_start_up_faults(vm, built_modules, programs)
     print(f"faults before main's page: held {held_before} of {held_total}, course script {late_before} of {late_total}")
     assert held_before >= 20  # exec, the loader and libc start-up, all before main()
     # Started first, the program races the module's load: it always loses at least
-    # its exec-time faults (how many more depends on timing).
+    # its exec-time faults (how many more depends on timing). run_step.sh starts it directly
+    # (no wrapper to exec first: the step's session is set up before), as the course's `$* &`.
     assert late_before < held_before
     assert late_total < held_total
 

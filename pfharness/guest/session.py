@@ -43,6 +43,7 @@ class VmOptions:
     memory_mib: int = 2048  # guest RAM
     boot_timeout: float = 90.0  # seconds to reach the shell
     extra_append: tuple[str, ...] = ()  # more kernel parameters
+    icount_shift: int | None = None  # deterministic guest clock (machine.VmConfig.icount_shift); tcg, smp=1
 
 
 @dataclass
@@ -84,7 +85,9 @@ class VmSession:
     def boot(self) -> None:
         qemu = proc.require_program("qemu-system-x86_64", "qemu-system-x86")
         artifacts = prepare_boot(self.options.kernel)
-        self.accelerator = accel_mod.choose(self.options.accel, artifacts, qemu)
+        self.accelerator = accel_mod.choose(
+            "tcg" if self.options.icount_shift is not None else self.options.accel, artifacts, qemu
+        )
         cfg = VmConfig(
             kernel=artifacts.kernel,
             initrd=artifacts.initrd,
@@ -94,6 +97,9 @@ class VmSession:
             extra_append=tuple(self.options.extra_append),
             qemu_binary=qemu,
             firmware=QBOOT if QBOOT.is_file() else None,
+            # Under -icount the guest's TSC counts instructions, not the host's cycles: let it measure.
+            lpj=artifacts.lpj if self.options.icount_shift is None else None,
+            icount_shift=self.options.icount_shift,
         )
         self.ports = PortListener()
         cfg = replace(cfg, ports=self.ports.ports)
