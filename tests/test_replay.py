@@ -202,3 +202,9 @@ def test_kmsg_utf8_is_decoded():
         "6,1,2,-;pf_probe_B: summary pid=1 comm=na\\xc3\\xafve recorded=1 dropped=0 capacity=2"
     )
     assert "comm=naïve" in record.message
+
+
+def test_a_working_directory_that_cannot_be_entered_is_a_harness_error():
+    result = step_result.read_step(step_data("error what=cwd", "step-end status=2"), model.RunContext("B", ("x",)))
+    error = verdict.harness_error(result)
+    assert error is not None and "--cwd" in str(error) and verdict.exit_status(result) == 120
