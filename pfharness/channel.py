@@ -46,18 +46,23 @@ class _OutputStream:
         self.ended = False
 
     def feed(self, data: bytes) -> None:
-        buf = self._pending + data
+        buf = self._pending + data if self._pending else data
         while (i := buf.find(self._marker)) >= 0:
             if i:
                 self._emit(buf[:i])
             buf = buf[i + len(self._marker) :]
             self.ended = True
-        keep = next(
-            (k for k in range(min(len(self._marker) - 1, len(buf)), 0, -1) if self._marker.startswith(buf[-k:])), 0
-        )
+        keep = 0
+        # Only a tail that starts with the marker's first byte can be its beginning.
+        start = buf.find(self._marker[:1], max(0, len(buf) - len(self._marker) + 1))
+        while start >= 0:
+            if self._marker.startswith(buf[start:]):
+                keep = len(buf) - start
+                break
+            start = buf.find(self._marker[:1], start + 1)
         if len(buf) > keep:
-            self._emit(buf[: len(buf) - keep])
-        self._pending = buf[len(buf) - keep :]
+            self._emit(buf[: len(buf) - keep] if keep else buf)
+        self._pending = buf[len(buf) - keep :] if keep else b""
 
     def close(self) -> None:
         if self._pending:

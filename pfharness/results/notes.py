@@ -70,7 +70,9 @@ class Transcript:
 
     def output(self, token: str, fd: int, data: bytes) -> None:
         """A chunk of the workload's output (stream `fd`) of the step with `token`, byte-exact."""
-        self._line(f"out {token} {fd} {base64.b64encode(data).decode()}", flush=False)  # flushed at the step's end
+        head = f"\n{NOTE_START}{HOST_NOTE} out {token} {fd} ".encode()
+        with self._lock:
+            self._file.write(b"".join((head, base64.b64encode(data), b"\n")))  # flushed at the step's end
 
     def close(self) -> None:
         with self._lock:
