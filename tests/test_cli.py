@@ -64,3 +64,27 @@ def test_run_refuses_a_choice_it_does_not_have(option, value):
     result = runner.invoke(app, ["run", option, value, "--", "true"])
     assert result.exit_code == 2
     assert value in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--cwd", "/no/such/dir"], "--cwd /no/such/dir: no such directory"),
+        (["--env", "NOEQUALS"], "must look like NAME=VALUE"),
+        (["--env", "1BAD=x"], "must look like NAME=VALUE"),
+    ],
+)
+def test_run_checks_cwd_and_env_before_anything_runs(tmp_path, args, words):
+    result = runner.invoke(app, ["run", "--out", str(tmp_path), *args, "--", "true"])
+    assert result.exit_code == 2 and words in result.output, result.output
+    assert not (tmp_path / "transcripts").exists()  # nothing built, nothing booted
+
+
+def test_the_workload_environment_leaves_out_what_cannot_apply_in_the_guest(tmp_path):
+    from pfharness import environment
+
+    caller = {"PATH": "/usr/bin", "DISPLAY": ":0", "SSH_AUTH_SOCK": "/run/a", "PWD": "/old", "BAD-NAME": "x", "K": "1"}
+    guest = dict(environment.workload_env(caller, {"K": "2", "NEW": "v"}, tmp_path, in_guest=True))
+    assert guest == {"PATH": "/usr/bin", "PWD": str(tmp_path), "K": "2", "NEW": "v"}
+    host = dict(environment.workload_env(caller, {}, tmp_path, in_guest=False))
+    assert host["DISPLAY"] == ":0" and host["PWD"] == str(tmp_path) and "BAD-NAME" not in host
