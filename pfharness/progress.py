@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-from rich.live import Live
-from rich.spinner import Spinner
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported only when the line is drawn: a run off a terminal never loads it
+    from rich.live import Live
+    from rich.spinner import Spinner
+    from rich.text import Text
 
 STAGES = ("build", "boot", "run", "collect")
 
@@ -36,10 +36,15 @@ class Progress:
         self._stage_start = self._start
         self._done: list[tuple[str, float]] = []
         self._live: Live | None = None
-        self._spinner = Spinner("dots", text="")
+        self._spinner: Spinner | None = None
 
     def __enter__(self) -> Progress:
         if self.enabled:
+            from rich.console import Console
+            from rich.live import Live
+            from rich.spinner import Spinner
+
+            self._spinner = Spinner("dots", text="")
             console = Console(file=self._stderr, force_terminal=True, highlight=False, soft_wrap=True)
             self._live = Live(
                 self._render_line(),
@@ -75,12 +80,16 @@ class Progress:
         """Print one line of workload output, above the status line when it is shown."""
         if self._live is not None and self._stdout.isatty():
             # stdout is the same terminal: go through the live display so the line lands above it.
+            from rich.text import Text
+
             self._live.console.print(Text(line), markup=False, highlight=False, soft_wrap=True)
         else:
             self._stdout.write(line + "\n")
             self._stdout.flush()
 
     def _render_line(self) -> Text:
+        from rich.text import Text
+
         now = time.monotonic()
         text = Text("pfharness: ")
         for name, seconds in self._done:
@@ -91,5 +100,6 @@ class Progress:
         return text
 
     def _render(self) -> Spinner:
+        assert self._spinner is not None
         self._spinner.update(text=self._render_line())
         return self._spinner

@@ -116,7 +116,7 @@ class Console:
         self.wait_for(rb"##PFH## ack token=%d\r*\n" % self._token, stage, timeout)
 
     def start_shell(self, stage: str, timeout: float) -> None:
-        """Quiet the shell (no echo, no prompt) and wait until it answers.
+        """Wait until the shell (quiet: no echo, no prompt, set up by /init) answers.
 
         Input that arrives while the shell is still opening the terminal is
         lost, so the first line is repeated until the shell answers it.
@@ -124,7 +124,8 @@ class Console:
         deadline = time.monotonic() + timeout
         while True:
             self._token += 1
-            self.send_line(f"stty -echo 2>/dev/null; PS1=''; PS2=''; printf '##PFH## %s token=%d\\n' ack {self._token}")
+            # /init turned echo off and the shell's start-up file emptied PS1/PS2: only a builtin here.
+            self.send_line(f"printf '##PFH## %s token=%d\\n' ack {self._token}")
             try:
                 self.wait_for(
                     rb"##PFH## ack token=%d\r*\n" % self._token,
