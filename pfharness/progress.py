@@ -12,10 +12,21 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-if TYPE_CHECKING:  # rich is imported only when the line is drawn: a run off a terminal never loads it
+if TYPE_CHECKING:
     from rich.live import Live
     from rich.spinner import Spinner
     from rich.text import Text
+
+
+def _rich():
+    """rich, imported when the line is first drawn: a run off a terminal never loads it."""
+    import rich.console  # noqa: PLC0415
+    import rich.live  # noqa: PLC0415
+    import rich.spinner  # noqa: PLC0415
+    import rich.text  # noqa: PLC0415
+
+    return rich
+
 
 STAGES = ("build", "boot", "run", "collect")
 
@@ -40,13 +51,10 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.enabled:
-            from rich.console import Console
-            from rich.live import Live
-            from rich.spinner import Spinner
-
-            self._spinner = Spinner("dots", text="")
-            console = Console(file=self._stderr, force_terminal=True, highlight=False, soft_wrap=True)
-            self._live = Live(
+            rich = _rich()
+            self._spinner = rich.spinner.Spinner("dots", text="")
+            console = rich.console.Console(file=self._stderr, force_terminal=True, highlight=False, soft_wrap=True)
+            self._live = rich.live.Live(
                 self._render_line(),
                 console=console,
                 transient=True,
@@ -80,18 +88,14 @@ class Progress:
         """Print one line of workload output, above the status line when it is shown."""
         if self._live is not None and self._stdout.isatty():
             # stdout is the same terminal: go through the live display so the line lands above it.
-            from rich.text import Text
-
-            self._live.console.print(Text(line), markup=False, highlight=False, soft_wrap=True)
+            self._live.console.print(_rich().text.Text(line), markup=False, highlight=False, soft_wrap=True)
         else:
             self._stdout.write(line + "\n")
             self._stdout.flush()
 
     def _render_line(self) -> Text:
-        from rich.text import Text
-
         now = time.monotonic()
-        text = Text("pfharness: ")
+        text = _rich().text.Text("pfharness: ")
         for name, seconds in self._done:
             text.append(f"{name} {seconds:.1f} s, ", style="dim")
         if self._stage:
