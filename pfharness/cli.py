@@ -12,6 +12,7 @@ import json
 import sys
 import tempfile
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -232,8 +233,19 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     out: Path = typer.Option(
         DEFAULT_OUT, metavar="DIR", help="Build modules under OUT/<release>; transcripts under OUT/transcripts."
     ),
+    cwd: Path | None = typer.Option(
+        None,
+        metavar="DIR",
+        help="The workload's working directory (default: the current one, which the VM sees too).",
+    ),
+    env: list[str] = typer.Option(
+        [], metavar="NAME=VALUE", help="Set NAME=VALUE in the workload's environment (over the caller's); repeatable."
+    ),
 ) -> None:
-    """Trace CMD with a module: build, boot, load, run, unload, show the plot."""
+    """Trace CMD with a module: build, boot, load, run, unload, show the plot.
+
+    The workload's output streams to stdout and stderr as it is produced (to stderr with --json).
+    """
     request = RunRequest(
         module=module.value,
         command=tuple(command),
@@ -247,11 +259,15 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         hold=hold,
         params=tuple(param),
         out_dir=out,
+        cwd=cwd,
+        env=tuple(env),
     )
     try:
         # The stage line: only on a terminal, never with --json (README, "Live progress").
+        # The workload's output streams through it: stdout to stdout, stderr to stderr; all to stderr
+        # with --json, so that stdout holds only the JSON object.
         with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
-            result = run(request, progress)
+            result = run(replace(request, sink=progress.sink(all_to_stderr=as_json)), progress)
     except PfhError as e:
         if as_json:
             typer.echo(json.dumps({"harness_error": str(e), "exit_status": e.exit_status}, indent=2))
@@ -263,7 +279,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         else:
             typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
         raise typer.Exit(130) from None
-    raise typer.Exit(text.show(result, typer.echo, as_json=as_json))
+    raise typer.Exit(text.show(result, typer.echo, as_json=as_json, with_output=False))
 
 
 @app.command("parse", cls=Command)

@@ -12,6 +12,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from .channel import Sink
+
 if TYPE_CHECKING:
     from rich.live import Live
     from rich.spinner import Spinner
@@ -48,6 +50,7 @@ class Progress:
         self._done: list[tuple[str, float]] = []
         self._live: Live | None = None
         self._spinner: Spinner | None = None
+        self._partial: dict[int, bytes] = {}  # a line of workload output not yet ended, per fd
 
     def __enter__(self) -> Progress:
         if self.enabled:
@@ -72,6 +75,9 @@ class Progress:
     def close(self) -> None:
         """Take the status line away (the terminal is left as if it had never been there)."""
         if self._live is not None:
+            for fd in sorted(self._partial):
+                self._print_above(self._partial[fd].decode(errors="replace"))
+            self._partial.clear()
             self._live.stop()
             self._live = None
 
@@ -93,6 +99,32 @@ class Progress:
             self._stdout.write(line + "\n")
             self._stdout.flush()
 
+    def sink(self, *, all_to_stderr: bool = False) -> Sink:
+        """Where the workload's output goes as it streams in (channel.Sink: fd 1 or 2, bytes).
+
+        Stdout to stdout, stderr to stderr (both to stderr with `all_to_stderr`, for --json).
+        While the status line is shown on the same terminal, output goes through it a whole
+        line at a time (the last partial line when the display closes), so the two never mix;
+        otherwise the bytes are written as they come.
+        """
+
+        def write(fd: int, data: bytes) -> None:
+            stream = self._stderr if all_to_stderr or fd == 2 else self._stdout
+            if self._live is not None and stream.isatty():
+                lines = (self._partial.pop(fd, b"") + data).split(b"\n")
+                if lines[-1]:
+                    self._partial[fd] = lines[-1]
+                for line in lines[:-1]:
+                    self._print_above(line.decode(errors="replace"))
+                return
+            _write_bytes(stream, data)
+
+        return write
+
+    def _print_above(self, line: str) -> None:
+        assert self._live is not None
+        self._live.console.print(_rich().text.Text(line), markup=False, highlight=False, soft_wrap=True)
+
     def _render_line(self) -> Text:
         now = time.monotonic()
         text = _rich().text.Text("pfharness: ")
@@ -107,3 +139,18 @@ class Progress:
         assert self._spinner is not None
         self._spinner.update(text=self._render_line())
         return self._spinner
+
+
+def _write_bytes(stream: TextIO, data: bytes) -> None:
+    """Write `data` to `stream` as it is (through its binary buffer when it has one)."""
+    binary = getattr(stream, "buffer", None)
+    try:
+        if binary is not None:
+            stream.flush()
+            binary.write(data)
+            binary.flush()
+        else:
+            stream.write(data.decode(errors="replace"))
+            stream.flush()
+    except (OSError, ValueError):  # the terminal went away: the transcript still has it
+        pass

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import environment
+from .channel import Sink, discard
 from .errors import UsageError
 from .guest.session import VmOptions, VmSession
 from .host import HostTarget, check_host_ready
@@ -39,6 +41,9 @@ class RunRequest:
     hold: bool = True
     params: tuple[str, ...] = ()
     out_dir: Path = DEFAULT_OUT  # builds go to out_dir/<release>
+    cwd: Path | None = None  # the workload's working directory (default: the caller's)
+    env: tuple[str, ...] = ()  # --env NAME=VALUE, over the caller's environment
+    sink: Sink = discard  # where the workload's output goes as it arrives
 
     def validate(self) -> None:
         """Every option checked before anything is built or booted."""
@@ -54,6 +59,8 @@ class RunRequest:
         if self.smp < 1 or self.memory_mib < 256:
             raise UsageError("--smp must be at least 1 and --memory at least 256 (MiB)")
         check_params(self.params)
+        environment.overrides(self.env)
+        environment.working_directory(self.cwd)
 
 
 def default_transcript(out_dir: Path, module: str) -> Path:
@@ -93,6 +100,8 @@ def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
     build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), request.out_dir)
     stages["build"] = build.seconds
     transcript = (request.transcript or default_transcript(request.out_dir, letter)).resolve()
+    cwd = environment.working_directory(request.cwd)
+    env = environment.workload_env(os.environ, environment.overrides(request.env), cwd, in_guest=request.target == "vm")
     trace_request = TraceRequest(
         module=letter,
         ko=build.modules[letter],
@@ -100,10 +109,12 @@ def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
         hold=request.hold,
         params=tuple(request.params),
         timeout=request.timeout,
+        cwd=cwd,
+        env=env,
     )
     if request.target == "host":
         with HostTarget(transcript) as host:
-            return trace(host, trace_request, stage_seconds=stages, on_stage=progress.stage)
+            return trace(host, trace_request, stage_seconds=stages, sink=request.sink, on_stage=progress.stage)
     options = VmOptions(
         kernel=kernel,
         transcript=transcript,
@@ -115,4 +126,4 @@ def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
     progress.stage("boot")
     with VmSession(options) as vm:
         stages["boot"] = vm.boot_seconds
-        return trace(vm, trace_request, stage_seconds=stages, on_stage=progress.stage)
+        return trace(vm, trace_request, stage_seconds=stages, sink=request.sink, on_stage=progress.stage)

@@ -58,12 +58,17 @@ class VmConfig:
     icount_shift: int | None = None
     extra_append: tuple[str, ...] = ()  # more kernel parameters, appended last
     qemu_binary: str = "qemu-system-x86_64"  # emulator to run
+    # virtio-serial ports: (name the guest sees, host unix socket QEMU connects to at start-up).
+    # The harness listens on the sockets before QEMU starts (see guest/channel.py).
+    ports: tuple[tuple[str, Path], ...] = ()
 
 
 def kernel_cmdline(cfg: VmConfig) -> str:
     """The guest kernel command line for ``cfg``."""
     parts = list(DEFAULT_APPEND)
     parts.append(f"pfh.9p={cfg.p9_opts}")
+    if cfg.ports:
+        parts.append("pfh.ports=" + ",".join(name for name, _ in cfg.ports))
     if cfg.lpj is not None:
         parts.append(f"lpj={cfg.lpj}")
     parts.extend(cfg.extra_append)
@@ -109,6 +114,24 @@ def _virtfs_args(cfg: VmConfig) -> list[str]:
     ]
 
 
+def _port_args(cfg: VmConfig) -> list[str]:
+    """One virtio-serial device with a named port per channel, each backed by a unix socket
+    that QEMU connects to (the harness listens there)."""
+    if not cfg.ports:
+        return []
+    args = ["-device", f"{virtio_device(cfg, 'serial')},id=pfhser"]
+    for i, (name, path) in enumerate(cfg.ports):
+        if not name or "," in name or any(c.isspace() for c in name) or "," in str(path):
+            raise ValueError(f"port {name!r} at {path}: names and paths cannot hold ',' or blanks")
+        args += [
+            "-chardev",
+            f"socket,id=pfhport{i},path={path}",
+            "-device",
+            f"virtserialport,bus=pfhser.0,chardev=pfhport{i},name={name}",
+        ]
+    return args
+
+
 def qemu_argv(cfg: VmConfig) -> list[str]:
     """Full argv to boot ``cfg`` with the serial console on stdio."""
     if cfg.smp < 1 or cfg.memory_mib < 128:
@@ -143,4 +166,5 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
         "-append",
         kernel_cmdline(cfg),
         *_virtfs_args(cfg),
+        *_port_args(cfg),
     ]
