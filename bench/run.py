@@ -227,15 +227,18 @@ def _vng_ready() -> Path:
 def _vng_true(vng: Path, image: Path) -> tuple[float, int, str]:
     t = time.monotonic()
     env = {**os.environ, "PATH": f"{VNG_VENV / 'bin'}:{os.environ['PATH']}"}
-    r = subprocess.run(
-        [str(vng), "--run", str(image), "--disable-kvm", "--force-9p", "-e", "true"],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tempfile.gettempdir(),
-        timeout=300,
-    )
+    try:
+        r = subprocess.run(
+            [str(vng), "--run", str(image), "--disable-kvm", "--force-9p", "-e", "true"],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tempfile.gettempdir(),
+            timeout=300,
+        )
+    except subprocess.TimeoutExpired:
+        return time.monotonic() - t, -1, "vng did not finish within 300 s"
     return time.monotonic() - t, r.returncode, (r.stderr or r.stdout)[-300:]
 
 
@@ -327,7 +330,8 @@ def icount_markdown(data: dict) -> list[str]:
     L = [
         "## Per-fault cost, deterministic (guest instructions)",
         "",
-        "The same program and variants in a guest run with QEMU's instruction counting (`-icount shift=0,sleep=off`, "
+        f"The same program ({data.get('icount_pages', data['pages'])} pages) and variants in a guest run with "
+        "QEMU's instruction counting (`-icount shift=0,sleep=off`, "
         "TCG, 1 vCPU): the guest's clock advances 1 ns per instruction executed, so fault_bench's ns per fault is "
         "the number of guest instructions per fault (loop, fault and tracer; on one vCPU a peer's reader process "
         "counts too). Host load does not change it: "
@@ -399,7 +403,13 @@ def write_markdown(path: Path, data: dict) -> None:
         "# pfharness benchmarks",
         "",
         f"Measured {data['date']} on {data['machine']}; guest kernel {data['release']}, accelerator {data['accel']}, "
-        f"{data['smp']} vCPUs. Regenerate: `.venv/bin/python bench/run.py` (writes this file).",
+        f"{data['smp']} vCPUs. Regenerate: `.venv/bin/python bench/run.py` (writes this file); "
+        "`--only turnaround` or `--only icount` re-measures that section and keeps the others"
+        + (
+            " (re-measured since: " + ", ".join(f"{k} on {v}" for k, v in data["sections_date"].items()) + ")."
+            if data.get("sections_date")
+            else "."
+        ),
         "",
     ]
     if "per_fault" in data:
@@ -462,25 +472,33 @@ def main() -> int:
         args.rounds, args.pages = 1, 500
     work = Path(tempfile.mkdtemp(prefix="pfh-bench-"))
     setup = prepare(work)
+    today = datetime.date.today().isoformat()
     data: dict = {
-        "date": datetime.date.today().isoformat(),
+        "date": today,
         "release": setup.release,
         "smp": 2,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, host kernel {platform.release()}",
         "rounds": args.rounds,
         "pages": args.pages,
     }
+    if args.only != "all":
+        # One section: the others are kept from the last full run (each section says when it was measured).
+        previous = args.out.with_suffix(".json")
+        if previous.is_file():
+            data = json.loads(previous.read_text())
     if not args.quick and args.only in ("all", "turnaround"):
         log("build times")
         data["build"] = build_times(setup)
         log("turnaround, interleaved with virtme-ng")
         data["turnaround"], data["virtme_ng"] = turnaround(setup, 5)
+        data.setdefault("sections_date", {})["turnaround"] = f"{today} ({setup.release})"
     if args.only == "turnaround":
         write_report(args.out, data)
         return 0
     if args.only == "icount":
-        data["accel"] = "tcg"
         data["icount"] = icount_costs(setup, args.pages, args.icount_repeats)
+        data["icount_pages"] = args.pages
+        data.setdefault("sections_date", {})["icount"] = f"{today} ({setup.release})"
         write_report(args.out, data)
         return 0
     with VmSession(
@@ -495,6 +513,7 @@ def main() -> int:
     if args.icount_repeats:
         log("deterministic cost (-icount)")
         data["icount"] = icount_costs(setup, args.pages, args.icount_repeats)
+        data["icount_pages"] = args.pages
     write_report(args.out, data)
     shutil.rmtree(work, ignore_errors=True)
     return 0
