@@ -402,7 +402,8 @@ def write_markdown(path: Path, data: dict) -> None:
     L = [
         "# pfharness benchmarks",
         "",
-        f"Measured {data['date']} on {data['machine']}; guest kernel {data['release']}, accelerator {data['accel']}, "
+        f"Measured {data['date']} on {data['machine']}; guest kernel {data['release']}, "
+        f"accelerator {data.get('accel', 'tcg')}, "
         f"{data['smp']} vCPUs. Regenerate: `.venv/bin/python bench/run.py` (writes this file); "
         "`--only turnaround` or `--only icount` re-measures that section and keeps the others"
         + (
@@ -520,9 +521,9 @@ def main() -> int:
 
 
 def write_report(out: Path, data: dict) -> None:
+    (out.with_suffix(".json")).write_text(json.dumps(data, indent=2) + "\n")  # first: the figures are kept
     out.write_text("")
     write_markdown(out, data)
-    (out.with_suffix(".json")).write_text(json.dumps(data, indent=2) + "\n")
     print(out.read_text())
 
 
