@@ -99,7 +99,7 @@ def test_c_classifies_by_segment(sources):
 def test_shared_blocks_live_once_in_the_templates():
     """The kprobe set-up, parameter checks and plot code exist in one template each."""
     top = {p.name: p.read_text() for p in assets.kmod_templates().glob("*.j2")}
-    for snippet in ("register_kretprobe", "module_param(tpid", "mul_u64_u64_div_u64", "proc_create(\"", "get_file("):
+    for snippet in ("register_kretprobe", "module_param(tpid", "mul_u64_u64_div_u64", 'proc_create("', "get_file("):
         assert not any(snippet in text for text in top.values()), snippet
         owners = [p for p in (assets.kmod_templates() / "common").glob("*.j2") if snippet in p.read_text()]
         assert len(owners) == 1, (snippet, owners)

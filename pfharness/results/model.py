@@ -109,7 +109,10 @@ class TraceResult:
                 for p in r.plots
             ],
             "empty_classes": r.empty_classes,
-            "records": [[rec.t_ns, rec.address, rec.fault_class] for rec in r.records],  # dump_records=1 only
+            "records": [  # dump_records=1 only
+                [rec.t_ns, rec.address, rec.fault_class, rec.tgid, rec.region, rec.access, rec.major]
+                for rec in r.records
+            ],
             "kernel_warnings": self.splats,
             "oom_kills": self.oom_kills,
             "workload_output": self.workload_output,

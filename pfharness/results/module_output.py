@@ -97,6 +97,10 @@ class Record:
     t_ns: int  # time since the earliest record
     address: int
     fault_class: str | None = None  # C: code, data or other
+    tgid: int | None = None  # the process whose memory faulted
+    region: int | None = None  # index in the region table (output_format.REGION_NONE: none)
+    access: str | None = None  # output_format.ACCESS_KINDS
+    major: bool | None = None
 
 
 @dataclass
@@ -212,7 +216,18 @@ def parse_module_output(messages: Iterable[str], module: str | None = None) -> M
 def _read_line(report: ModuleReport, mod: str, text: str) -> None:
     """One module line outside a plot: a record, a fault line, a summary, an empty-plot note."""
     if (v := _LINE["record"].parse(text)) or (v := _LINE["record_class"].parse(text)):
-        report.records.append(Record(v["index"], v["t_ns"], v["address"], v.get("fault_class")))
+        report.records.append(
+            Record(
+                v["index"],
+                v["t_ns"],
+                v["address"],
+                v.get("fault_class"),
+                v["tgid"],
+                v["region"],
+                v["access"],
+                bool(v["major"]),
+            )
+        )
     elif v := _LINE["records_begin"].parse(text):
         report.records_announced = v["count"]
     elif v := _LINE["a_fault"].parse(text):

@@ -108,10 +108,23 @@ LINES: dict[str, LineShape] = {
         {"pid": INT, "comm": TEXT, "recorded": U64, "dropped": U64, "capacity": ULONG},
     ),
     "records_begin": LineShape("---- BEGIN RECORDS count={count} ----", {"count": U64}),
-    "record": LineShape("rec {index} t={t_ns} addr={address}", {"index": U64, "t_ns": U64, "address": ADDRESS}),
+    "record": LineShape(
+        "rec {index} t={t_ns} addr={address} tgid={tgid} region={region} access={access} major={major}",
+        {"index": U64, "t_ns": U64, "address": ADDRESS, "tgid": U64, "region": U64, "access": WORD, "major": U64},
+    ),
     "record_class": LineShape(
-        "rec {index} t={t_ns} addr={address} class={fault_class}",
-        {"index": U64, "t_ns": U64, "address": ADDRESS, "fault_class": WORD},
+        "rec {index} t={t_ns} addr={address} tgid={tgid} region={region} access={access} major={major} "
+        "class={fault_class}",
+        {
+            "index": U64,
+            "t_ns": U64,
+            "address": ADDRESS,
+            "tgid": U64,
+            "region": U64,
+            "access": WORD,
+            "major": U64,
+            "fault_class": WORD,
+        },
     ),
     "records_end": LineShape("---- END RECORDS ----"),
     # A, B and C at unload: what the kretprobe saw (issue 11). completed = records (B, C) or fault lines (A);
@@ -199,7 +212,14 @@ REGION_KINDS = ("code", "data", "heap", "stack", "file", "anon", "vdso", "vvar",
 REGIONS_MAX = 256  # the module's region table (allocated at load); a fault past it gets REGION_NONE
 REGION_NAME_MAX = 64  # a region's name in the table, at most (a file's basename, cut)
 #: The names of the regions that are not files (code, data and file regions carry the file's basename).
-REGION_FIXED_NAMES = {"heap": "[heap]", "stack": "[stack]", "anon": "[anon]", "vdso": "[vdso]", "vvar": "[vvar]", "other": "[other]"}
+REGION_FIXED_NAMES = {
+    "heap": "[heap]",
+    "stack": "[stack]",
+    "anon": "[anon]",
+    "vdso": "[vdso]",
+    "vvar": "[vvar]",
+    "other": "[other]",
+}
 
 # ---------------------------------------------------------------------------------------------
 # The folded plot (docs/folded-plot.md): the plot_scale module parameter, and the bands.
@@ -238,7 +258,8 @@ def plot_row_regex() -> re.Pattern[str]:
     """A plot row: a right-aligned label, " ", the border ('|', or '~' where the folded axis is cut), PLOT_COLS
     cells, "|", and in a folded plot the band's name after a blank on a band's bottom row."""
     return re.compile(
-        rf"^(?P<label>.{{{LABEL_WIDTH}}}) (?P<border>[|~])(?P<cells>.{{{PLOT_COLS}}})\|(?: (?P<band>\S{{1,{BAND_NAME_MAX}}}))?$"
+        rf"^(?P<label>.{{{LABEL_WIDTH}}}) (?P<border>[|~])(?P<cells>.{{{PLOT_COLS}}})\|"
+        rf"(?: (?P<band>\S{{1,{BAND_NAME_MAX}}}))?$"
     )
 
 
