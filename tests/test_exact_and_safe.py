@@ -108,6 +108,20 @@ def test_every_thread_is_recorded_on_two_cpus(vm, built_modules, programs):
     assert_exact(result)
 
 
+def test_a_full_region_table_is_counted_and_its_faults_form_the_question_band(vm, built_modules, programs):
+    """max_regions=3: the first three regions fill the table; every later fault is recorded with region 0xffff,
+    counted as full, and drawn in one band named '?'."""
+    result = traced(vm, built_modules, "B", programs["touch_pages"], 50, params=("max_regions=3", "dump_records=1"))
+    r = result.report
+    assert r.regions_used == 3 and r.regions_capacity == 3 and r.regions_full > 50
+    none = [rec for rec in r.records if rec.region == output_format.REGION_NONE]
+    assert len(none) == r.regions_full and all(rec.region < 3 for rec in r.records if rec not in none)
+    [plot] = r.plots
+    [question] = [b for b in plot.bands if b.name.rstrip("+") == output_format.BAND_NONE_NAME or b.name == "?+"]
+    assert question.faults >= r.regions_full
+    assert_exact(result)
+
+
 def test_more_faults_than_capacity_are_counted_as_dropped(vm, built_modules, programs):
     result = traced(vm, built_modules, "B", programs["touch_pages"], 600, params=("max_records=100",))
     r = result.report
@@ -247,6 +261,7 @@ def load_messages(vm, built_modules, *params, module="B"):
         (("tpid=1", "max_records=0"), r"max_records=0 is out of range: use 1\.\.16777216"),
         (("tpid=1", "max_records=99999999999"), r"max_records=99999999999 is out of range"),
         (("tpid=1", "plot_scale=log"), r"plot_scale=log is not a scale: use folded or linear"),
+        (("tpid=1", "max_regions=0"), r"max_regions=0 is out of range: use 1\.\.16384"),
     ],
 )
 def test_bad_parameters_are_refused_clearly(vm, built_modules, params, expected):

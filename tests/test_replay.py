@@ -216,7 +216,7 @@ def test_counts_regions_and_bands_of_a_recorded_b_run(run_b):
     # The workload's own count (exact_end.h) against the records, as the VM tests check.
     rusage = int(run_b.workload_output.split("rusage_faults=")[1].split()[0])
     assert r.recorded == rusage - run_b.pre_exec_faults
-    assert r.regions_used and r.regions_capacity == 256 and r.regions_full == 0
+    assert 0 < r.regions_used <= r.regions_capacity and r.regions_full == 0
     [plot] = r.plots
     assert plot.scale == "folded" and 2 <= len(plot.bands) <= 15
     assert sum(b.faults for b in plot.bands) == plot.faults

@@ -209,7 +209,10 @@ RECORD_FLAG_REMOTE = 0x8  # another process faulted in this memory (counted in t
 REGION_NONE = 0xFFFF  # the region table was full: the fault has no region
 #: What a region is, in the order the module numbers them (the kind word in the regions file).
 REGION_KINDS = ("code", "data", "heap", "stack", "file", "anon", "vdso", "vvar", "other")
-REGIONS_MAX = 256  # the module's region table (allocated at load); a fault past it gets REGION_NONE
+#: The module's region table (module parameter max_regions, allocated at load); a fault that needs a new region
+#: when it is full gets REGION_NONE. A followed tree has regions per process: a kernel build needs thousands.
+REGIONS_DEFAULT = 1024
+REGIONS_LIMIT = 16384
 REGION_NAME_MAX = 64  # a region's name in the table, at most (a file's basename, cut)
 #: The names of the regions that are not files (code, data and file regions carry the file's basename).
 REGION_FIXED_NAMES = {
@@ -290,7 +293,8 @@ def template_context() -> dict[str, object]:
         "record_flag_major": RECORD_FLAG_MAJOR,
         "region_none": REGION_NONE,
         "region_kinds": REGION_KINDS,
-        "regions_max": REGIONS_MAX,
+        "regions_default": REGIONS_DEFAULT,
+        "regions_limit": REGIONS_LIMIT,
         "region_name_max": REGION_NAME_MAX,
         "region_fixed_names": REGION_FIXED_NAMES,
         "record_flag_class_shift": RECORD_FLAG_CLASS_SHIFT,
