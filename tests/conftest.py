@@ -86,6 +86,11 @@ def programs(tmp_path_factory) -> dict[str, Path]:
         result = proc.run(["gcc", "-O1", "-Wall", "-Werror", "-pthread", "-o", binary, source], merge_stderr=True)
         assert result.returncode == 0, result.stdout
         built[source.stem] = binary
+    # A file for `kinds` to map: 64 pages, on the host's file system (the guest's 9p root), so that its
+    # pages are read in from "disk" after they are dropped from the page cache (major faults).
+    data = out / "kinds.dat"
+    data.write_bytes(bytes(range(256)) * 16 * 64)
+    built["kinds.dat"] = data
     return built
 
 

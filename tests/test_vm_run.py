@@ -41,8 +41,12 @@ def test_b_plots_30_by_70(vm, built_modules, programs):
     assert len(plot.rows) == 30 and all(len(r) == 70 for r in plot.rows)
     assert plot.faults == report.recorded and plot.outside == 0
     assert plot.x_labels[0] == "0.000" and len(plot.x_labels) == 3
-    assert set(plot.y_labels) == {0, 10, 20, 29}
-    assert int(plot.y_labels[29], 16) == plot.page_min and int(plot.y_labels[0], 16) == plot.page_max
+    # Folded (the default): every label is a band's first or last page, the lowest at the bottom row.
+    assert plot.scale == "folded" and plot.bands and 29 in plot.y_labels
+    labels = {int(v, 16) for v in plot.y_labels.values()}
+    assert labels <= {b.pmin for b in plot.bands} | {b.pmax for b in plot.bands}
+    assert int(plot.y_labels[29], 16) == plot.page_min == plot.bands[0].pmin
+    assert plot.bands[-1].pmax == plot.page_max
     assert plot.marks() > 0
 
 
