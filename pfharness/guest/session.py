@@ -99,6 +99,7 @@ class VmSession:
             firmware=QBOOT if QBOOT.is_file() else None,
             # Under -icount the guest's TSC counts instructions, not the host's cycles: let it measure.
             lpj=artifacts.lpj if self.options.icount_shift is None else None,
+            tsc_khz=artifacts.tsc_khz if self.options.icount_shift is None else None,
             icount_shift=self.options.icount_shift,
         )
         self.ports = PortListener()
