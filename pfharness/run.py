@@ -84,7 +84,7 @@ def run(request: RunRequest) -> TraceResult:
     else:
         kernel = kernels.select(request.kernel_release)
         kernel.require_image()
-    build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), request.out_dir)
+    build = build_all(kbuild.target_for(kernel), request.out_dir)
     stages["build"] = build.seconds
     transcript = (request.transcript or default_transcript(request.out_dir, letter)).resolve()
     trace_request = TraceRequest(
