@@ -518,3 +518,15 @@ def test_what_is_listed_when_not_found():
         "6.1.0-56-amd64",
     ]
     assert kf.offered_like(kf.parse_spec("6.12-rt"), rels) == ["6.12.117+deb12-rt-amd64"]
+
+
+def test_a_preempt_rt_kernel_boots_with_noirqdebug(tmp_path):
+    from pfharness.guest import boot
+
+    cache = tmp_path / "cache"
+    for release, rt in (("6.1.0-57-rt-amd64", True), ("6.1.0-57-amd64", False)):
+        root = _fake_fetched(cache, release)
+        config = "CONFIG_X86_64=y\n" + ("CONFIG_PREEMPT_RT=y\n" if rt else "# CONFIG_PREEMPT_RT is not set\n")
+        (root / "boot" / f"config-{release}").write_text(config)
+    found = {k.release: boot.kernel_params(k) for k in kernels.in_cache(cache)}
+    assert found == {"6.1.0-57-rt-amd64": ("noirqdebug",), "6.1.0-57-amd64": ()}
