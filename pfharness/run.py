@@ -74,13 +74,12 @@ def run(request: RunRequest) -> TraceResult:
     stages: dict[str, float] = {}
     if request.target == "host":
         check_host_ready()
-        release = request.kernel_release or platform.release()
-        if release != platform.release():
+        kernel = kernels.select(request.kernel_release or platform.release())
+        if kernel.release != platform.release():
             raise UsageError(
                 f"--target host runs on this machine's kernel {platform.release()}, "
-                f"not {release}: leave out --kernel-release, or use --target vm"
+                f"not {kernel.release}: leave out --kernel-release, or use --target vm"
             )
-        kernel = kernels.select(release)
     else:
         kernel = kernels.select(request.kernel_release)
         kernel.require_image()
