@@ -77,8 +77,7 @@ def host_run_out(tmp_path_factory, default_kernel) -> Path:
     from pfharness.kmod import kbuild
 
     out = tmp_path_factory.mktemp("run-out")
-    target = kbuild.BuildTarget(default_kernel.release, default_kernel.require_headers())
-    kbuild.build(kbuild.BuildRequest(out / default_kernel.release, target))
+    kbuild.build(kbuild.BuildRequest(out / default_kernel.release, build_target(default_kernel)))
     return out
 
 
