@@ -86,18 +86,17 @@ def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
     stages: dict[str, float] = {}
     if request.target == "host":
         check_host_ready()
-        release = request.kernel_release or platform.release()
-        if release != platform.release():
+        kernel = kernels.select(request.kernel_release or platform.release())
+        if kernel.release != platform.release():
             raise UsageError(
                 f"--target host runs on this machine's kernel {platform.release()}, "
-                f"not {release}: leave out --kernel-release, or use --target vm"
+                f"not {kernel.release}: leave out --kernel-release, or use --target vm"
             )
-        kernel = kernels.select(release)
     else:
         kernel = kernels.select(request.kernel_release)
         kernel.require_image()
     progress.stage("build")
-    build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), request.out_dir)
+    build = build_all(kbuild.target_for(kernel), request.out_dir)
     stages["build"] = build.seconds
     transcript = (request.transcript or default_transcript(request.out_dir, letter)).resolve()
     cwd = environment.working_directory(request.cwd)

@@ -94,7 +94,7 @@ class VmSession:
             accel=self.accelerator,
             smp=self.options.smp,
             memory_mib=self.options.memory_mib,
-            extra_append=tuple(self.options.extra_append),
+            extra_append=(*artifacts.append, *self.options.extra_append),
             qemu_binary=qemu,
             firmware=QBOOT if QBOOT.is_file() else None,
             # Under -icount the guest's TSC counts instructions, not the host's cycles: let it measure.
