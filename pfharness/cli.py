@@ -1,4 +1,4 @@
-"""The command line: pfharness kernels | render | build | run | parse | study | dist.
+"""The command line: pfharness kernels | render | build | run | parse | plot | study | dist.
 
 Every failure is a PfhError with a one-line cause and fix; this module maps it to its exit
 status (README, "Exit status"). Nothing else reaches the user: an unexpected exception is
@@ -20,7 +20,10 @@ import typer
 from . import __version__, assets, study
 from .errors import PfhError, UsageError
 from .kmod import fetch, handin, kbuild, kernels, render
+from .plot import Drawable, PlotRequest, load_drawable
+from .plot import draw as draw_run
 from .results import text, transcript
+from .results.model import TraceResult
 from .run import DEFAULT_OUT, RunRequest, run
 
 app = typer.Typer(
@@ -170,9 +173,16 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         True, help="Hold the workload before exec until the module is armed (--no-hold: as the course script)."
     ),
     param: list[str] = typer.Option([], help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."),
-    out: Path = typer.Option(DEFAULT_OUT, help="Build modules under OUT/<release>; transcripts under OUT/transcripts."),
+    out: Path = typer.Option(DEFAULT_OUT, help="Build modules under OUT/<release>; each run's files under OUT/runs/."),
+    png: Path | None = typer.Option(None, "--png", help="Also write a PNG picture of the faults (B, C)."),
+    svg: Path | None = typer.Option(None, "--svg", help="Also write an SVG picture of the faults (B, C)."),
 ) -> None:
     """Trace CMD with a module: build, boot, load, run, unload, show the plot."""
+    picture_request = PlotRequest(png=png, svg=svg, ascii=False)
+    try:
+        picture_request.validate()
+    except PfhError as e:
+        fail(e)
     request = RunRequest(
         module=module,
         command=tuple(command),
@@ -200,7 +210,56 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         else:
             typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
         raise typer.Exit(130) from None
-    raise typer.Exit(text.show(result, typer.echo, as_json=as_json))
+    status = text.show(result, typer.echo, as_json=as_json)
+    if png is not None or svg is not None:
+        status = _run_pictures(result, picture_request, status, quiet=as_json)
+    raise typer.Exit(status)
+
+
+def _run_pictures(result: TraceResult, request: PlotRequest, status: int, *, quiet: bool) -> int:
+    """The pictures `run --png/--svg` asked for; a failure is reported and, after a good run, is the status."""
+    try:
+        if result.saved is None:
+            why = result.saved_error or f"{result.module} saved no records (only B and C do)"
+            raise PfhError(f"no picture: {why}")
+        drawable = Drawable(
+            records=result.saved.records,
+            regions=result.saved.regions,
+            processes=result.saved.processes,
+            command=result.command,
+            kernel_release=result.kernel_release,
+            pid=result.pid or 0,
+            comm=result.report.comm or "",
+        )
+        for path in draw_run(drawable, request, typer.echo):
+            if not quiet:
+                typer.echo(f"picture:         {path}")
+    except PfhError as e:
+        typer.secho(f"pfharness: error: {e}", fg=typer.colors.RED, err=True)
+        return status or e.exit_status
+    return status
+
+
+@app.command("plot")
+def plot_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory: out/runs/<stamp>-<module>/."),
+    scale: str = typer.Option("folded", help="folded (the empty address space cut out) or linear."),
+    page_range: str | None = typer.Option(
+        None, "--range", help="Only one region (by name, e.g. [heap], libc.so.6) or pages LO-HI (e.g. 0x7f000-0x7f0ff)."
+    ),
+    pid: int | None = typer.Option(None, help="Only the faults of this process."),
+    png: Path | None = typer.Option(None, "--png", help="Write a PNG picture (needs pfharness[plot])."),
+    svg: Path | None = typer.Option(None, "--svg", help="Write an SVG picture (needs pfharness[plot])."),
+    color_by: str = typer.Option("region", help="Colour the picture's marks by region or by pid."),
+) -> None:
+    """Draw a saved run again with no VM: the 30 x 70 plot, and PNG/SVG pictures."""
+    request = PlotRequest(scale=scale, page_range=page_range, pid=pid, png=png, svg=svg, color_by=color_by)
+    try:
+        request.validate()
+        for path in draw_run(load_drawable(run_dir), request, typer.echo):
+            typer.echo(f"picture: {path}")
+    except PfhError as e:
+        fail(e)
 
 
 @app.command("parse")

@@ -13,8 +13,9 @@ from typing import Protocol
 from . import assets
 from .errors import UsageError
 from .guest.console import ShellResult
-from .results import notes
+from .results import notes, run_dir
 from .results.model import RunContext, TraceResult
+from .results.records_file import RecordsError
 from .results.step_result import read_step
 
 _PARAM = re.compile(r"^([a-z_][a-z0-9_]*)=[A-Za-z0-9_.-]+$")
@@ -63,6 +64,8 @@ class TraceRequest:
     hold: bool = True  # hold the workload before exec until the module is armed
     params: tuple[str, ...] = ()  # extra module parameters, NAME=VALUE
     timeout: float = 600.0  # seconds for the whole step
+    save_dir: str | None = None  # where the target copies /proc/<module>/{records,regions,processes} (its path)
+    save_dir_host: Path | None = None  # the same directory as the host sees it (read back after the step)
 
     def argv(self) -> list[str]:
         """The run_step.sh command line for this request."""
@@ -74,6 +77,8 @@ class TraceRequest:
             argv += ["--param", p]
         if not self.hold:
             argv.append("--no-hold")
+        if self.save_dir is not None:
+            argv += ["--save-dir", self.save_dir]
         return [*argv, "--", *self.command]
 
 
@@ -97,6 +102,12 @@ def trace(target: Target, request: TraceRequest, *, stage_seconds: dict[str, flo
     )
     stages = {**(stage_seconds or {}), "run": shell.seconds}
     result = read_step(shell.output, context, stages)
+    saved, saved_error = None, None
+    if request.save_dir_host is not None and result.complete:
+        try:
+            saved = run_dir.read_saved(request.save_dir_host)
+        except RecordsError as e:
+            saved_error = str(e)
     stages["collect"] = time.monotonic() - start
     target.note(notes.timings_note(stages))
-    return replace(result, stage_seconds=stages)
+    return replace(result, stage_seconds=stages, saved=saved, saved_error=saved_error)

@@ -3,14 +3,16 @@
 # or the host with --target host). POSIX sh (dash, busybox); needs root,
 # insmod/rmmod and dd.
 #
-#   run_step.sh [--ko FILE.ko] [--param NAME=VALUE ...] [--no-hold] -- CMD [ARG ...]
+#   run_step.sh [--ko FILE.ko] [--param NAME=VALUE ...] [--no-hold] [--save-dir DIR] -- CMD [ARG ...]
 #
 # With --ko: create the workload's process, held (stopped) before it execs
 # CMD; load the module with tpid=<its pid> and the --param values; let it
 # exec; wait for it; unload the module; print the kernel log records that
 # appeared meanwhile. --no-hold starts CMD first and loads the module after,
 # as the course's shell script does (its first faults are lost). Without
-# --ko CMD just runs.
+# --ko CMD just runs. --save-dir DIR: after the workload ends and before the
+# module is unloaded, copy /proc/<module>/records, regions and processes
+# (those that exist) into DIR, and say which with "##PFH## saved".
 #
 # Everything the harness needs is printed as marker lines
 # "##PFH## <event> [key=value ...]"; the workload's own output is printed
@@ -50,6 +52,7 @@ check_param() {
 ko=
 params=
 hold=1
+save_dir=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--ko)
@@ -70,6 +73,13 @@ while [ $# -gt 0 ]; do
 		shift 2
 		;;
 	--no-hold) hold=0; shift ;;
+	--save-dir)
+		if [ $# -lt 2 ] || [ ! -d "$2" ]; then
+			usage_error "--save-dir needs an existing DIR"
+		fi
+		save_dir=$2
+		shift 2
+		;;
 	--) shift; break ;;
 	*) echo "run_step.sh: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -94,6 +104,25 @@ drain_kmsg() {
 		tries=$((tries + 1))
 	done
 	mark kmsg-end
+}
+
+# Copy the module's procfs files (those it has) into $save_dir while it is
+# still loaded. PFH_PROC_DIR (default /proc) is set only by
+# tests/test_shell_scripts.py, which runs this script with fake modules.
+save_proc_files() {
+	saved=
+	failed=
+	for f in records regions processes; do
+		src=${PFH_PROC_DIR:-/proc}/$modname/$f
+		[ -e "$src" ] || continue
+		rm -f "$save_dir/$f"
+		if cat "$src" >"$save_dir/$f"; then
+			saved=$saved${saved:+,}$f
+		else
+			failed=$failed${failed:+,}$f
+		fi
+	done
+	mark saved "files=${saved:-none}" "failed=${failed:-none}"
 }
 
 if [ $# -eq 0 ]; then
@@ -198,6 +227,8 @@ fi
 wait "$pid"
 status=$?
 mark workload-end "status=$status"
+
+[ -z "$save_dir" ] || save_proc_files
 
 $rmmod "$modname"
 rmmod_status=$?

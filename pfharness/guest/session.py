@@ -33,6 +33,7 @@ class VmOptions:
     memory_mib: int = 2048  # guest RAM
     boot_timeout: float = 90.0  # seconds to reach the shell
     extra_append: tuple[str, ...] = ()  # more kernel parameters
+    save_dir: Path | None = None  # the one host directory the guest may write (mounted on /run/pfh-save)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class VmSession:
             extra_append=tuple(self.options.extra_append),
             qemu_binary=qemu,
             firmware=QBOOT if QBOOT.is_file() else None,
+            save_dir=self.options.save_dir,
         )
         self.argv = qemu_argv(cfg)
         transcript = notes.open_transcript(self.options.transcript)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from .model import TraceResult
 from .verdict import exit_status, harness_error
@@ -33,16 +34,39 @@ def summary_lines(result: TraceResult) -> list[str]:
         f"workload status: {result.workload_status}",
         f"stages:          {stages}",
         f"transcript:      {result.transcript}",
+        *saved_lines(result),
     ]
+
+
+def saved_lines(result: TraceResult) -> list[str]:
+    """Where the run's files are and how to draw them again (the last lines of `run`)."""
+    if not result.run_dir:
+        return []
+    lines = []
+    if result.saved is not None:
+        s = result.saved
+        lines.append(f"records:         {len(s.records)} saved, {len(s.regions)} regions (records.csv, regions.csv)")
+    elif result.saved_error:
+        lines.append(f"records:         not saved: {result.saved_error}")
+    again = f"; draw again: pfharness plot {result.run_dir} [--png FILE]" if result.saved is not None else ""
+    lines.append(f"run files:       {result.run_dir}{again}")
+    return lines
+
+
+def json_object(result: TraceResult) -> dict[str, Any]:
+    """The --json object (also a run directory's run.json): the result and its verdict."""
+    error = harness_error(result)
+    data = result.to_json()
+    data["harness_error"] = str(error) if error else None
+    data["exit_status"] = exit_status(result)
+    return data
 
 
 def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = False) -> int:
     """Print the result (text or one JSON object) and return the exit status."""
     error = harness_error(result)
     if as_json:
-        data = result.to_json()
-        data["harness_error"] = str(error) if error else None
-        data["exit_status"] = exit_status(result)
+        data = json_object(result)
         echo(json.dumps(data, indent=2))
         return data["exit_status"]
     if result.workload_output:
