@@ -53,7 +53,9 @@ def draw(run: Drawable, request: PlotRequest, echo: Callable[[str], None]) -> li
     request.validate()
     view = views.select(run.records, run.regions, page_range=request.page_range, pid=request.pid)
     if request.ascii:
-        text = folded.draw(view.records, run.regions, scale=request.scale, pid=request.pid or run.pid, comm=run.comm)
+        pid = request.pid or run.pid
+        comm = next((p.comm for p in run.processes if p.tgid == pid), run.comm)
+        text = folded.draw(view.records, run.regions, scale=request.scale, pid=pid, comm=comm)
         if view.what:
             echo(f"(only {view.what}: {len(view.records)} of {len(run.records)} faults)")
         for line in text.lines:

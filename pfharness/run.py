@@ -90,6 +90,8 @@ def run(request: RunRequest) -> TraceResult:
             f"cannot create a run directory under {request.out_dir}/runs ({e.strerror}): pass --out DIR"
         ) from None
     guest_dir = directory / run_dir.GUEST_SUBDIR
+    if request.target == "vm" and "," in str(guest_dir):
+        raise UsageError(f"{directory}: QEMU cannot export a path with ',': pass --out DIR with no ',' in it")
     transcript = (request.transcript or directory / run_dir.TRANSCRIPT).resolve()
     trace_request = TraceRequest(
         module=letter,

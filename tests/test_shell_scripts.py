@@ -306,3 +306,46 @@ def test_init_stops_at_the_first_failure(shell, mount_fail, ran, error, fake_ini
     assert result.returncode != 0
     # Nothing was written either (the only files are the test's own).
     assert set(tmp_path.iterdir()) == {fake_init_commands, tmp_path / "init-with-fakes.sh"}
+
+
+# --------------------------------------------------------------------------
+# (e) run_step.sh --save-dir: the module's procfs files copied before rmmod
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("present", [("records", "regions"), ("records", "regions", "processes"), ()])
+def test_run_step_saves_the_procfs_files_before_rmmod(fake_modules, tmp_path, present):
+    """Files that exist under PFH_PROC_DIR/<module>/ are copied byte for byte, absent ones skipped, and the
+    copies are there when (the fake) rmmod runs; "##PFH## saved" says which."""
+    env, calls = fake_modules
+    proc = tmp_path / "proc" / "fake_mod"
+    proc.mkdir(parents=True)
+    contents = {name: bytes(range(256)) * 3 + name.encode() for name in present}
+    for name, data in contents.items():
+        (proc / name).write_bytes(data)
+    save = tmp_path / "save"
+    save.mkdir()
+    (save / "records").symlink_to(tmp_path / "victim")  # planted: replaced, never written through
+    bindir = Path(env["PATH"].split(":")[0])
+    _fake(bindir, "busybox", f'echo "$* sees: $(ls "{save}" | tr "\\n" " ")" >>"{calls}"; exit 0')
+    env = {**env, "PFH_PROC_DIR": str(tmp_path / "proc")}
+    result = _run(
+        ["/bin/sh", str(RUN_STEP), "--ko", str(tmp_path / "fake_mod.ko"), "--save-dir", str(save), "--", "true"],
+        env=env,
+    )
+    assert result.returncode == 0, result
+    step = parse_step(result.stdout)
+    assert step.value("saved", "files") == (",".join(present) or "none")
+    assert step.value("saved", "failed") == "none"
+    assert int(step.value("saved", "centiseconds") or "-1") >= 0
+    for name, data in contents.items():
+        assert (save / name).read_bytes() == data
+    assert not (tmp_path / "victim").exists()
+    rmmod_line = calls.read_text().splitlines()[-1]
+    assert rmmod_line.startswith("rmmod fake_mod sees: ")
+    assert sorted(rmmod_line.split("sees: ")[1].split()) == sorted(present or ["records"])
+
+
+def test_run_step_save_dir_must_exist(tmp_path):
+    result = _run(["/bin/sh", str(RUN_STEP), "--save-dir", str(tmp_path / "nope"), "--", "true"])
+    assert result.returncode == 2 and "##PFH## error what=usage\n" in result.stdout

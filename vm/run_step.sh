@@ -109,9 +109,21 @@ drain_kmsg() {
 # Copy the module's procfs files (those it has) into $save_dir while it is
 # still loaded. PFH_PROC_DIR (default /proc) is set only by
 # tests/test_shell_scripts.py, which runs this script with fake modules.
+# Centiseconds since boot, from /proc/uptime ("12345.67 ..."), with no
+# leading zero (shell arithmetic would read "08" as a bad octal number).
+uptime_cs() {
+	read -r up _ </proc/uptime
+	cs=${up%.*}${up#*.}
+	while [ "${cs#0}" != "$cs" ] && [ -n "${cs#0}" ]; do
+		cs=${cs#0}
+	done
+	echo "$cs"
+}
+
 save_proc_files() {
 	saved=
 	failed=
+	save_start=$(uptime_cs)
 	for f in records regions processes; do
 		src=${PFH_PROC_DIR:-/proc}/$modname/$f
 		[ -e "$src" ] || continue
@@ -122,7 +134,7 @@ save_proc_files() {
 			failed=$failed${failed:+,}$f
 		fi
 	done
-	mark saved "files=${saved:-none}" "failed=${failed:-none}"
+	mark saved "files=${saved:-none}" "failed=${failed:-none}" "centiseconds=$(($(uptime_cs) - save_start))"
 }
 
 if [ $# -eq 0 ]; then
