@@ -140,7 +140,7 @@ def test_pid_and_bad_choices(tmp_path):
     one = runner.invoke(app, ["plot", str(run), "--pid", "8"])
     assert one.exit_code == 0 and "(only pid 8: 4 of 266 faults)" in one.output
     assert "Page faults of process 8 (cat): virtual page number over time" in one.output
-    assert "band 0 name=libc.so.6 pages=0x7ffff7dd3-0x7ffff7eff rows=4 faults=4" in one.output
+    assert "band 0 name=libc.so.6 pages=0x7ffff7dd3-0x7ffff7eff rows=30 faults=4" in one.output
     for args, words in (
         (["--pid", "9"], "no fault of that process in this run (its processes: 7, 8)"),
         (["--range", "nope"], "regions: [anon], [heap], libc.so.6, walk"),
