@@ -299,7 +299,36 @@ def write_markdown(path: Path, data: dict) -> None:
             "allocated once). Unload: rmmod's wall time, which includes drawing the plot over every record.",
             "",
         ]
+    if "records_back" in data:
+        L += records_back_section(data["records_back"])
     path.write_text("\n".join(L) + "\n")
+
+
+#: Written by tests/test_records_vm.py (a million records through the run directory's 9p export).
+RECORDS_BACK = ROOT / "out" / "bench" / "records.json"
+
+
+def records_back_section(r: dict) -> list[str]:
+    """BENCHMARKS.md's "Records back": bringing a million records to the host against making them."""
+    total = r["guest_copy_seconds"] + r["host_read_seconds"] + r["host_csv_seconds"]
+    return [
+        "## Records back (run directories)",
+        "",
+        f"`tests/test_records_vm.py` (kernel {r['kernel']}, {r['accelerator']}): `touch_pages {r['records']}` touches "
+        f"{r['records']:,} fresh pages under pf_probe_B ({r['module_recorded']:,} faults recorded); then "
+        f"`run_step.sh --save-dir` copies a {r['bytes'] / 2**20:.0f} MiB records file of {r['records']:,} records "
+        "(before rmmod) through the run directory's read-write 9p export, and the host reads, validates and "
+        "writes it as records.csv.",
+        "",
+        "| what | seconds |",
+        "| --- | ---: |",
+        f"| the workload making the faults (first to last fault, the module's clock) | {r['workload_seconds']:.2f} |",
+        f"| copy in the guest (`cat /proc/...` into the 9p export) | {r['guest_copy_seconds']:.2f} |",
+        f"| host: read and validate (`records_file.parse_records`) | {r['host_read_seconds']:.2f} |",
+        f"| host: write records.csv | {r['host_csv_seconds']:.2f} |",
+        f"| **bringing the records back, in all** | **{total:.2f}** |",
+        "",
+    ]
 
 
 def main() -> int:
@@ -314,6 +343,7 @@ def main() -> int:
     if args.quick:
         args.rounds, args.pages = 1, 500
     work = Path(tempfile.mkdtemp(prefix="pfh-bench-"))
+    records_back = json.loads(RECORDS_BACK.read_text()) if RECORDS_BACK.is_file() else None
     setup = prepare(work)
     data: dict = {
         "date": datetime.date.today().isoformat(),
@@ -349,6 +379,8 @@ def main() -> int:
             log("scale")
             data["scale"] = [scale(vm, setup, 1 << 20, 300_000), scale(vm, setup, 4 << 20, 300_000)]
     args.out.write_text("")
+    if records_back is not None:
+        data["records_back"] = records_back
     write_markdown(args.out, data)
     (args.out.with_suffix(".json")).write_text(json.dumps(data, indent=2) + "\n")
     print(args.out.read_text())
