@@ -311,13 +311,15 @@ RECORDS_BACK = ROOT / "out" / "bench" / "records.json"
 def records_back_section(r: dict) -> list[str]:
     """BENCHMARKS.md's "Records back": bringing a million records to the host against making them."""
     total = r["guest_copy_seconds"] + r["host_read_seconds"] + r["host_csv_seconds"]
+    source = r.get("source", "the module's /proc/pf_probe_B/records")
     return [
         "## Records back (run directories)",
         "",
         f"`tests/test_records_vm.py` (kernel {r['kernel']}, {r['accelerator']}): `touch_pages {r['records']}` touches "
         f"{r['records']:,} fresh pages under pf_probe_B ({r['module_recorded']:,} faults recorded); then "
         f"`run_step.sh --save-dir` copies a {r['bytes'] / 2**20:.0f} MiB records file of {r['records']:,} records "
-        "(before rmmod) through the run directory's read-write 9p export, and the host reads, validates and "
+        f"({source}) "
+        "before rmmod through the run directory's read-write 9p export, and the host reads, validates and "
         "writes it as records.csv.",
         "",
         "| what | seconds |",

@@ -220,7 +220,7 @@ def _run_pictures(result: TraceResult, request: PlotRequest, status: int, *, qui
     """The pictures `run --png/--svg` asked for; a failure is reported and, after a good run, is the status."""
     try:
         if result.saved is None:
-            why = result.saved_error or f"{result.module} saved no records (only B and C do)"
+            why = result.saved_error or f"{result.module} gave no /proc/{result.module}/records (B and C have one)"
             raise PfhError(f"no picture: {why}")
         drawable = Drawable(
             records=result.saved.records,

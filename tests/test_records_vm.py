@@ -99,6 +99,10 @@ def test_a_million_records_come_back_faster_than_the_workload_made_them(save_vm,
         "host_read_seconds": round(read_s, 2),
         "host_csv_seconds": round(csv_s, 2),
         "accelerator": vm.accelerator,
+        "source": (
+            "a file made by the test on the host, read by the guest over its read-only 9p root, standing in for "
+            "/proc/pf_probe_B/records until the new modules are in main"
+        ),
         "kernel": vm.kernel_release,
     }
     BENCH_OUT.parent.mkdir(parents=True, exist_ok=True)
