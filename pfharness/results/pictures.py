@@ -142,6 +142,9 @@ def build_figure(picture: Picture) -> Any:
     else:
         ax.set_ylabel("virtual page number (linear)")
         ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _pos: f"{int(v):#x}"))
+        ax.tick_params(axis="y", labelsize=7)
+        for label in ax.get_yticklabels():
+            label.set_family("monospace")
     title = picture.title + (f"\n{picture.subtitle}" if picture.subtitle else "")
     ax.set_title(title, fontsize=11)
     legend = ax.legend(
