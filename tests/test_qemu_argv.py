@@ -62,3 +62,18 @@ def test_the_save_dir_is_the_only_writable_export():
     assert "pfh.save=pfhsave" in kernel_cmdline(cfg).split()
     with pytest.raises(ValueError, match="','"):
         qemu_argv(replace(CFG, save_dir=Path("/a,b")))
+
+
+def test_virtio_device_names_follow_the_transport():
+    from dataclasses import replace
+
+    from pfharness.guest.machine import virtio_device
+
+    assert virtio_device(CFG, "9p") == "virtio-9p-pci"
+    assert virtio_device(replace(CFG, machine="pc"), "serial") == "virtio-serial-pci"
+    mmio = replace(CFG, machine="microvm")
+    assert virtio_device(mmio, "9p") == "virtio-9p-device"
+    assert virtio_device(mmio, "serial") == "virtio-serial-device"
+    assert option(qemu_argv(CFG), "-device").startswith("virtio-9p-pci,")
+    with pytest.raises(ValueError):
+        virtio_device(CFG, "gpu")
