@@ -83,7 +83,8 @@ def test_rows_go_to_the_most_faults_per_row_within_the_page_cap():
 
 
 def test_unknown_region_is_its_own_band():
-    records = [rec(0, 7, fmt.REGION_NONE), rec(5, 9, fmt.REGION_NONE)]
+    """REGION_NONE and an index the table does not hold: both in the one "?" band."""
+    records = [rec(0, 7, fmt.REGION_NONE), rec(5, 9, 3)]
     rows, bands = folded.folded_rows(records, [])
     assert [(b.name, b.rows) for b in bands] == [("?", 3)]
     assert rows[-1] == row("0x7", {0: "."}, tail=" ?")
@@ -91,6 +92,7 @@ def test_unknown_region_is_its_own_band():
 
 
 def test_names_are_cut_and_cleaned():
-    regions = [Region(0, "file", 0, 0, 1, "a very long name\twith blanks.so")]
+    regions = [Region(0, "file", 0, 0, 1, "a very long name\twith blanks.so"), Region(1, "file", 0, 0, 1, "é")]
     rows, _ = folded.folded_rows([rec(0, 1, 0)], regions)
     assert rows[-1].endswith("| a?very?long?name?with?bl")
+    assert folded.clean_name("é~!") == "?~!" and folded.clean_name("") == "?"

@@ -89,9 +89,6 @@ def test_guest_files_are_untrusted(tmp_path):
         run_dir.read_saved(guest)
     (guest / "records").unlink()
     assert run_dir.read_saved(guest) is None  # no records file: nothing saved (module A)
-    (guest / "records").write_bytes(records_bytes([FaultRecord(0, 0, 1, 9, 0, 0)]))
-    with pytest.raises(RecordsError, match="region 9, but the region table has 4"):
-        run_dir.read_saved(guest)
 
 
 def test_plot_redraws_the_folded_plot(tmp_path):

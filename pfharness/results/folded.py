@@ -61,8 +61,8 @@ def hex_label(page: int) -> str:
 
 
 def clean_name(name: str) -> str:
-    """A region name as the module prints it: no blanks or control characters."""
-    return "".join("?" if (c.isspace() or not c.isprintable()) else c for c in name)
+    """A region name as the module prints it: printable ASCII but blank (0x21..0x7e), anything else '?'."""
+    return "".join(c if "\x21" <= c <= "\x7e" else "?" for c in name) or "?"
 
 
 @dataclass
@@ -76,18 +76,21 @@ class _Member:
 def make_bands(records: Sequence[FaultRecord], regions: Sequence[Region]) -> list[Band]:
     """Steps 1 and 2: one band per region with faults, overlaps merged, at most MAX_BANDS (closest gaps first)."""
     per_region: dict[int, list[int]] = {}  # region -> [pmin, pmax, faults]
+    known = len(regions)
     for r in records:
         page = r.address >> 12
-        entry = per_region.get(r.region)
+        # No region (the table was full), or an index the table does not hold: the "?" band.
+        region = r.region if r.region < known else fmt.REGION_NONE
+        entry = per_region.get(region)
         if entry is None:
-            per_region[r.region] = [page, page, 1]
+            per_region[region] = [page, page, 1]
         else:
             entry[0] = min(entry[0], page)
             entry[1] = max(entry[1], page)
             entry[2] += 1
     singles = []
     for index, (pmin, pmax, faults) in per_region.items():
-        name = clean_name(regions[index].name) if index < len(regions) else UNKNOWN_REGION
+        name = clean_name(regions[index].name) if index < known else UNKNOWN_REGION
         singles.append((pmin, index, _Member(pmin, pmax, faults, name)))
     singles.sort(key=lambda s: (s[0], s[1]))
     groups: list[list[_Member]] = []

@@ -34,7 +34,6 @@ from .records_file import (
     ProcessEntry,
     RecordsError,
     Region,
-    check_region_indexes,
     parse_processes,
     parse_records,
     parse_regions,
@@ -129,8 +128,6 @@ def read_saved(guest_dir: Path) -> SavedRecords | None:
     records = parse_records(data, source=str(guest_dir / "records"))
     regions_bytes = read_untrusted(guest_dir / "regions", MAX_TABLE_BYTES)
     regions = parse_regions(_text(regions_bytes), source=str(guest_dir / "regions")) if regions_bytes else []
-    if regions_bytes is not None:
-        check_region_indexes(records.records, regions, source=str(guest_dir / "records"))
     processes_bytes = read_untrusted(guest_dir / "processes", MAX_TABLE_BYTES)
     processes = parse_processes(_text(processes_bytes), source=str(guest_dir / "processes")) if processes_bytes else []
     return SavedRecords(records.records, records.dropped, regions, processes)
