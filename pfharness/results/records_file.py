@@ -17,6 +17,11 @@ from . import output_format as fmt
 MAX_RECORDS_BYTES = 4096 + fmt.MAX_RECORDS_LIMIT * fmt.RECORD.size
 MAX_TABLE_BYTES = 16 * 1024 * 1024  # regions and processes: text tables, far smaller in practice
 MAX_TABLE_ROWS = 65536  # the region index is a u16; the process table is smaller still
+#: The flag bits a record may carry: major, C's class (bits 1-2), remote (output_format).
+KNOWN_FLAGS = (
+    fmt.RECORD_FLAG_MAJOR | getattr(fmt, "RECORD_FLAG_CLASS_MASK", 0) | getattr(fmt, "RECORD_FLAG_REMOTE", 0)
+)
+_ALLOWED_FLAGS = bytes(b for b in range(256) if not b & ~KNOWN_FLAGS)  # the flag bytes with known bits only
 
 
 class RecordsError(PfhError):
@@ -110,8 +115,8 @@ def parse_records(data: bytes, *, source: str = "records") -> RecordsFile:
         flags_col = bytes(body[fmt.RECORD.size - 1 :: fmt.RECORD.size])
         if max(access_col) >= len(fmt.ACCESS_KINDS):
             raise RecordsError(f"{source}: a record has access kind {max(access_col)} (known: 0..2)")
-        if flags_col.translate(None, bytes([0, fmt.RECORD_FLAG_MAJOR])):
-            raise RecordsError(f"{source}: a record has unknown flag bits (known: {fmt.RECORD_FLAG_MAJOR:#x})")
+        if flags_col.translate(None, _ALLOWED_FLAGS):
+            raise RecordsError(f"{source}: a record has unknown flag bits (known: {KNOWN_FLAGS:#x})")
     records = list(map(FaultRecord._make, fmt.RECORD.iter_unpack(body)))
     return RecordsFile(records=records, dropped=dropped)
 
