@@ -210,7 +210,9 @@ def write_picture(picture: Picture, path: Path, kind: str) -> Path:
     plt = _pyplot()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format=kind, dpi=DPI)
+        # SVG: text as <text> elements (searchable, selectable), not as drawn glyph paths.
+        with plt.rc_context({"svg.fonttype": "none"}):
+            fig.savefig(path, format=kind, dpi=DPI)
     except OSError as e:
         raise UsageError(f"cannot write {path} ({e.strerror or e}): pass a writable file name") from None
     finally:
