@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -39,18 +40,24 @@ def summary_lines(result: TraceResult) -> list[str]:
 
 
 def saved_lines(result: TraceResult) -> list[str]:
-    """Where the run's files are and how to draw them again (the last lines of `run`)."""
-    if not result.run_dir:
-        return []
-    lines = []
+    """What came back from the module's procfs files (B, C)."""
     if result.saved is not None:
         s = result.saved
-        lines.append(f"records:         {len(s.records)} saved, {len(s.regions)} regions (records.csv, regions.csv)")
-    elif result.saved_error:
-        lines.append(f"records:         not saved: {result.saved_error}")
-    again = f"; draw again: pfharness plot {result.run_dir} [--png FILE]" if result.saved is not None else ""
-    lines.append(f"run files:       {result.run_dir}{again}")
-    return lines
+        return [f"records:         {len(s.records)} saved, {len(s.regions)} regions (records.csv, regions.csv)"]
+    if result.saved_error:
+        return [f"records:         not saved: {result.saved_error}"]
+    return []
+
+
+def run_dir_line(result: TraceResult) -> str | None:
+    """The last line of `run`: where the run's files are, and how to draw them again."""
+    if not result.run_dir:
+        return None
+    where = os.path.relpath(result.run_dir)
+    where = result.run_dir if where.startswith("..") else where
+    if result.saved is None:
+        return f"run files: {where}/"
+    return f"run files: {where}/ (draw again: pfharness plot {where} [--range REGION] [--png FILE])"
 
 
 def json_object(result: TraceResult) -> dict[str, Any]:
@@ -71,13 +78,16 @@ def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = Fa
         return data["exit_status"]
     if result.workload_output:
         echo(result.workload_output.rstrip("\n"))
-    for line in result.report.lines:
-        if not line.startswith("rec "):  # dumped records: in --json and the transcript
-            echo(line)
     for line in summary_lines(result):
         echo(line)
     for line in result.oom_kills:
         echo(f"note: the OOM killer ended a process of the run (not a kernel fault): {line}")
+    # The module's lines last, so that the output ends with its plot, then where the run's files are.
+    for line in result.report.lines:
+        if not line.startswith("rec "):  # dumped records: in --json and the transcript
+            echo(line)
     if error is not None:
         echo(f"pfharness: error: {error}")
+    if (last := run_dir_line(result)) is not None:
+        echo(last)
     return exit_status(result)
