@@ -146,12 +146,9 @@ def test_region_index_out_of_table():
         check_region_indexes([FaultRecord(0, 0, 1, 3, 0, 0)], regions)
 
 
-def test_a_million_records_parse_fast():
-    import time
-
+def test_a_million_records_read_back():
+    """A full default buffer (its speed is measured against the workload in tests/test_records_vm.py)."""
     data = records_bytes([FaultRecord(i, i << 12, 1, 0, 1, 0) for i in range(1 << 20)])
-    start = time.monotonic()
     f = parse_records(data)
-    seconds = time.monotonic() - start
     assert len(f.records) == 1 << 20 and f.records[-1].address == ((1 << 20) - 1) << 12
-    assert seconds < 5, seconds
+    assert f.records[-1].access == "write" and isinstance(f.records[0], FaultRecord)

@@ -71,27 +71,35 @@ class _Member:
     pmax: int
     faults: int
     name: str
+    key: int  # the region index (REGION_NONE for the "?" band)
 
 
 def make_bands(records: Sequence[FaultRecord], regions: Sequence[Region]) -> list[Band]:
     """Steps 1 and 2: one band per region with faults, overlaps merged, at most MAX_BANDS (closest gaps first)."""
+    return _bands_and_members(records, regions)[0]
+
+
+def _bands_and_members(records: Sequence[FaultRecord], regions: Sequence[Region]) -> tuple[list[Band], dict[int, int]]:
+    """The bands, and which band each region (REGION_NONE: the "?" band) went into."""
     per_region: dict[int, list[int]] = {}  # region -> [pmin, pmax, faults]
     known = len(regions)
-    for r in records:
-        page = r.address >> 12
+    for _t, address, _tgid, index, _access, _flags in records:
+        page = address >> 12
         # No region (the table was full), or an index the table does not hold: the "?" band.
-        region = r.region if r.region < known else fmt.REGION_NONE
+        region = index if index < known else fmt.REGION_NONE
         entry = per_region.get(region)
         if entry is None:
             per_region[region] = [page, page, 1]
         else:
-            entry[0] = min(entry[0], page)
-            entry[1] = max(entry[1], page)
+            if page < entry[0]:
+                entry[0] = page
+            elif page > entry[1]:
+                entry[1] = page
             entry[2] += 1
     singles = []
     for index, (pmin, pmax, faults) in per_region.items():
         name = clean_name(regions[index].name) if index < known else UNKNOWN_REGION
-        singles.append((pmin, index, _Member(pmin, pmax, faults, name)))
+        singles.append((pmin, index, _Member(pmin, pmax, faults, name, index)))
     singles.sort(key=lambda s: (s[0], s[1]))
     groups: list[list[_Member]] = []
     for _, _, member in singles:
@@ -104,6 +112,7 @@ def make_bands(records: Sequence[FaultRecord], regions: Sequence[Region]) -> lis
         i = gaps.index(min(gaps))
         groups[i : i + 2] = [groups[i] + groups[i + 1]]
     bands = []
+    band_of = {m.key: i for i, group in enumerate(groups) for m in group}
     for group in groups:
         top = min(group, key=lambda m: (-m.faults, m.pmin))
         bands.append(
@@ -114,7 +123,7 @@ def make_bands(records: Sequence[FaultRecord], regions: Sequence[Region]) -> lis
                 name=top.name + ("+" if len(group) > 1 else ""),
             )
         )
-    return bands
+    return bands, band_of
 
 
 def assign_rows(bands: Sequence[Band], total: int = fmt.PLOT_ROWS) -> list[Band]:
@@ -134,7 +143,8 @@ def assign_rows(bands: Sequence[Band], total: int = fmt.PLOT_ROWS) -> list[Band]
 
 
 def _time_extent(records: Sequence[FaultRecord]) -> tuple[int, int]:
-    return min(r.t_ns for r in records), max(r.t_ns for r in records)
+    times = [r[0] for r in records]
+    return min(times), max(times)
 
 
 def _grid() -> list[list[int]]:
@@ -148,7 +158,8 @@ def _row_line(label: str, border: str, cells: Iterable[int], tail: str = "") -> 
 
 def folded_rows(records: Sequence[FaultRecord], regions: Sequence[Region]) -> tuple[list[str], list[Band]]:
     """Steps 1-5: the PLOT_ROWS row lines (top first) and the bands (bottom first)."""
-    bands = assign_rows(make_bands(records, regions))
+    unassigned, band_of = _bands_and_members(records, regions)
+    bands = assign_rows(unassigned)
     t_min, t_max = _time_extent(records)
     grid = _grid()
     base = []  # the row (from the bottom) where each band starts
@@ -156,13 +167,29 @@ def folded_rows(records: Sequence[FaultRecord], regions: Sequence[Region]) -> tu
     for b in bands:
         base.append(used)
         used += b.rows
-    for r in records:
-        page = r.address >> 12
-        i = _band_of(bands, page)
-        b = bands[i]
-        row_from_bottom = base[i] + scale_to_cell(page, b.pmin, b.pmax, b.rows)
-        col = scale_to_cell(r.t_ns, t_min, t_max, fmt.PLOT_COLS)
-        grid[fmt.PLOT_ROWS - 1 - row_from_bottom][col] += 1
+    # scale_to_cell() inlined (a million records): the same integer arithmetic, per band its
+    # (pmin, span, rows, the grid row of its bottom row, the middle cell for a span of 0).
+    cols, t_span, last_col = fmt.PLOT_COLS, t_max - t_min, fmt.PLOT_COLS - 1
+    mid_col = (cols - 1) // 2
+    geometry = [
+        (b.pmin, b.pmax - b.pmin, b.rows, fmt.PLOT_ROWS - 1 - base[i], (b.rows - 1) // 2) for i, b in enumerate(bands)
+    ]
+    known, none = len(regions), fmt.REGION_NONE
+    for t, address, _tgid, region, _access, _flags in records:
+        pmin, span, rows, bottom, mid = geometry[band_of[region if region < known else none]]
+        if span:
+            within = ((address >> 12) - pmin) * rows // span
+            if within >= rows:
+                within = rows - 1
+        else:
+            within = mid
+        if t_span:
+            col = (t - t_min) * cols // t_span
+            if col > last_col:  # noqa: PLR1730 - not min(): a call per record costs a million calls
+                col = last_col
+        else:
+            col = mid_col
+        grid[bottom - within][col] += 1
     lines = [_row_line("", "|", [0] * fmt.PLOT_COLS) for _ in range(fmt.PLOT_ROWS - used)]
     for i in reversed(range(len(bands))):
         b = bands[i]
@@ -174,17 +201,6 @@ def folded_rows(records: Sequence[FaultRecord], regions: Sequence[Region]) -> tu
             tail = " " + b.name[:NAME_MAX] if bottom else ""
             lines.append(_row_line(label, border, grid[row], tail))
     return lines, bands
-
-
-def _band_of(bands: Sequence[Band], page: int) -> int:
-    lo, hi = 0, len(bands) - 1
-    while lo < hi:  # the last band whose pmin <= page (bands are sorted and disjoint)
-        mid = (lo + hi + 1) // 2
-        if bands[mid].pmin <= page:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def linear_rows(records: Sequence[FaultRecord]) -> list[str]:
@@ -252,7 +268,8 @@ def draw(
     if not records:
         raise ValueError("a plot needs at least one record")
     t_min, t_max = _time_extent(records)
-    pages = [r.address >> 12 for r in records]
+    addresses = [r[1] for r in records]
+    page_min, page_max = min(addresses) >> 12, max(addresses) >> 12
     if scale == "folded":
         rows, bands = folded_rows(records, regions)
     else:
@@ -271,8 +288,8 @@ def draw(
             plot_class=plot_class,
             faults=len(records),
             t_span_ns=t_max - t_min,
-            page_min=hex_label(min(pages)),
-            page_max=hex_label(max(pages)),
+            page_min=hex_label(page_min),
+            page_max=hex_label(page_max),
             outside=0,
             scale=scale,
         ),

@@ -8,6 +8,7 @@ malformed file is a RecordsError with one line that says what is wrong, never a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 from ..errors import PfhError
@@ -115,7 +116,7 @@ def parse_records(data: bytes, *, source: str = "records") -> RecordsFile:
             raise RecordsError(f"{source}: a record has access kind {max(access_col)} (known: 0..2)")
         if flags_col.translate(None, _ALLOWED_FLAGS):
             raise RecordsError(f"{source}: a record has unknown flag bits (known: {KNOWN_FLAGS:#x})")
-    records = list(map(FaultRecord._make, fmt.RECORD.iter_unpack(body)))
+    records = list(map(partial(tuple.__new__, FaultRecord), fmt.RECORD.iter_unpack(body)))
     return RecordsFile(records=records, dropped=dropped)
 
 
