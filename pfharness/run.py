@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+import os
 import platform
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import environment
+from .channel import Sink, discard
 from .errors import SetupError, UsageError
 from .guest.session import VmOptions, VmSession
 from .host import HostTarget, check_host_ready
 from .kmod import kbuild, kernels, render
+from .progress import Progress
 from .results import run_dir, text
 from .results.model import TraceResult
 from .step import TraceRequest, check_params, trace
@@ -38,6 +41,9 @@ class RunRequest:
     hold: bool = True
     params: tuple[str, ...] = ()
     out_dir: Path = DEFAULT_OUT  # builds go to out_dir/<release>
+    cwd: Path | None = None  # the workload's working directory (default: the caller's)
+    env: tuple[str, ...] = ()  # --env NAME=VALUE, over the caller's environment
+    sink: Sink = discard  # where the workload's output goes as it arrives
 
     def validate(self) -> None:
         """Every option checked before anything is built or booted."""
@@ -53,6 +59,8 @@ class RunRequest:
         if self.smp < 1 or self.memory_mib < 256:
             raise UsageError("--smp must be at least 1 and --memory at least 256 (MiB)")
         check_params(self.params)
+        environment.overrides(self.env)
+        environment.working_directory(self.cwd)
 
 
 #: Where the guest mounts its run directory's guest/ (vm/init.sh, kernel parameter pfh.save=TAG).
@@ -64,8 +72,12 @@ def build_all(target: kbuild.BuildTarget, out_dir: Path) -> kbuild.BuildResult:
     return kbuild.build(kbuild.BuildRequest(out_dir / target.release, target))
 
 
-def run(request: RunRequest) -> TraceResult:
-    """Do one traced run; raises PfhError subclasses for harness failures."""
+def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
+    """Do one traced run; raises PfhError subclasses for harness failures.
+
+    `progress` hears of each stage as it starts (build, boot, run, collect).
+    """
+    progress = progress or Progress(enabled=False)
     request.validate()
     letter = render.normalize_modules([request.module])[0]
     stages: dict[str, float] = {}
@@ -81,6 +93,7 @@ def run(request: RunRequest) -> TraceResult:
     else:
         kernel = kernels.select(request.kernel_release)
         kernel.require_image()
+    progress.stage("build")
     build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), request.out_dir)
     stages["build"] = build.seconds
     try:
@@ -93,6 +106,8 @@ def run(request: RunRequest) -> TraceResult:
     if request.target == "vm" and "," in str(guest_dir):
         raise UsageError(f"{directory}: QEMU cannot export a path with ',': pass --out DIR with no ',' in it")
     transcript = (request.transcript or directory / run_dir.TRANSCRIPT).resolve()
+    cwd = environment.working_directory(request.cwd)
+    env = environment.workload_env(os.environ, environment.overrides(request.env), cwd, in_guest=request.target == "vm")
     trace_request = TraceRequest(
         module=letter,
         ko=build.modules[letter],
@@ -100,12 +115,14 @@ def run(request: RunRequest) -> TraceResult:
         hold=request.hold,
         params=tuple(request.params),
         timeout=request.timeout,
+        cwd=cwd,
+        env=env,
         save_dir=str(guest_dir) if request.target == "host" else GUEST_SAVE_MOUNT,
         save_dir_host=guest_dir,
     )
     if request.target == "host":
         with HostTarget(transcript) as host:
-            result = trace(host, trace_request, stage_seconds=stages)
+            result = trace(host, trace_request, stage_seconds=stages, sink=request.sink, on_stage=progress.stage)
     else:
         options = VmOptions(
             kernel=kernel,
@@ -116,18 +133,17 @@ def run(request: RunRequest) -> TraceResult:
             boot_timeout=request.boot_timeout,
             save_dir=guest_dir,
         )
+        progress.stage("boot")
         with VmSession(options) as vm:
             stages["boot"] = vm.boot_seconds
-            result = trace(vm, trace_request, stage_seconds=stages)
+            result = trace(vm, trace_request, stage_seconds=stages, sink=request.sink, on_stage=progress.stage)
     return save_run(directory, result)
 
 
 def save_run(directory: Path, result: TraceResult) -> TraceResult:
     """Write the run directory's records.csv, regions.csv and run.json; the result gains its path."""
-    start = time.monotonic()
     if result.saved is not None:
         run_dir.write_csvs(directory, result.saved)
-    stages = {**result.stage_seconds, "save": time.monotonic() - start}
-    result = replace(result, run_dir=str(directory), stage_seconds=stages)
+    result = replace(result, run_dir=str(directory))
     run_dir.write_run_json(directory, text.json_object(result))
     return result

@@ -55,9 +55,10 @@ class TraceResult:
     oom_kills: list[str] = field(default_factory=list)  # the kernel's lines for processes the OOM killer ended
     stage_seconds: dict[str, float] = field(default_factory=dict)  # build, boot, run, collect
     transcript: str = ""
-    run_dir: str = ""  # out/runs/<stamp>-<module>/ (results/run_dir.py), "" when there is none (parse)
+    run_dir: str = ""  # out/runs/<stamp>-<module>/ (results/run_dir.py), "" when there is none
     saved: SavedRecords | None = None  # what the module's procfs files held (B, C), read back losslessly
     saved_error: str | None = None  # why they could not be read back (the run itself stands)
+    records_file: dict[str, Any] | None = None  # run.json's summary of the above (kept in the transcript too)
 
     def module_errors(self) -> list[str]:
         """The module's own error lines (why it refused to load)."""
@@ -111,11 +112,5 @@ class TraceResult:
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "transcript": self.transcript,
             "run_dir": self.run_dir or None,
-            "records_file": (
-                {**self.saved.summary(), "error": None}
-                if self.saved is not None
-                else {"error": self.saved_error}
-                if self.saved_error
-                else None
-            ),
+            "records_file": self.records_file,
         }

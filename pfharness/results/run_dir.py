@@ -73,6 +73,13 @@ class SavedRecords:
         }
 
 
+def records_file_summary(saved: SavedRecords | None, error: str | None) -> dict[str, Any] | None:
+    """run.json's "records_file": what came back, or why nothing did (None: the module has no such file)."""
+    if saved is not None:
+        return {**saved.summary(), "error": None}
+    return {"error": error} if error else None
+
+
 def new_run_dir(out_dir: Path, module_name: str) -> Path:
     """A fresh out/runs/<stamp>-<module>/ with its guest/ subdirectory; the stamp is unique to the microsecond
     and the harness's pid, so concurrent runs never share one."""

@@ -69,14 +69,15 @@ def json_object(result: TraceResult) -> dict[str, Any]:
     return data
 
 
-def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = False) -> int:
-    """Print the result (text or one JSON object) and return the exit status."""
+def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = False, with_output: bool = True) -> int:
+    """Print the result (text or one JSON object) and return the exit status. `with_output`: print
+    the workload's output first (parse; `run` has streamed it already)."""
     error = harness_error(result)
     if as_json:
         data = json_object(result)
         echo(json.dumps(data, indent=2))
         return data["exit_status"]
-    if result.workload_output:
+    if with_output and result.workload_output:
         echo(result.workload_output.rstrip("\n"))
     for line in summary_lines(result):
         echo(line)
