@@ -13,9 +13,7 @@ import pytest
 from pfharness import assets, step
 from pfharness.guest.session import VmOptions, VmSession
 from pfharness.results import folded, run_dir
-from pfharness.results.model import RunContext
 from pfharness.results.records_file import FaultRecord, Region, records_bytes, region_line
-from pfharness.results.step_result import read_step
 from pfharness.run import GUEST_SAVE_MOUNT
 
 pytestmark = pytest.mark.vm
@@ -38,11 +36,6 @@ def save_vm(tmp_path_factory, default_kernel):
     )
     with VmSession(options) as session:
         yield session, directory
-
-
-def step_argv(request: step.TraceRequest, proc_dir: Path | None) -> list[str]:
-    argv = request.argv()
-    return ["env", f"PFH_PROC_DIR={proc_dir}", *argv] if proc_dir else argv
 
 
 #: B built from these templates has /proc/pf_probe_B/records (the kmod side of issue 11).
@@ -73,29 +66,30 @@ def test_a_million_records_come_back_faster_than_the_workload_made_them(save_vm,
     guest = directory / run_dir.GUEST_SUBDIR
     proc_dir = None if MODULE_HAS_RECORDS else tmp_path / "proc"
     data, records = fake_proc(proc_dir) if proc_dir else (b"", [])
+    # run_step.sh reads the stand-in from PFH_PROC_DIR (the step's environment is exactly this).
+    env = (("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),)
     request = step.TraceRequest(
         "B",
         built_modules.modules["B"],
         (str(programs["touch_pages"]), str(MILLION)),
         params=("max_records=2000000",),
         timeout=1500,
+        env=(*env, ("PFH_PROC_DIR", str(proc_dir))) if proc_dir else env,
         save_dir=GUEST_SAVE_MOUNT,
         save_dir_host=guest,
     )
-    shell = vm.run(step_argv(request, proc_dir), stage="touch a million pages", timeout=1500)
-    result = read_step(shell.output, RunContext("B", request.command, vm.kernel_release, vm.accelerator, "vm"))
-    assert result.complete and result.workload_status == 0 and not result.splats, shell.output[-3000:]
+    result = step.trace(vm, request)
+    assert result.complete and result.workload_status == 0 and not result.splats, result.report.lines[-5:]
     assert result.report.recorded >= MILLION and result.report.dropped == 0, result.report.lines[-3:]
+    assert result.saved is not None and result.records_file == {**result.records_file, "error": None}
     # The workload's time: from its first fault to its last, as the module measured it (less than its run).
     workload_s = result.report.plots[0].t_span_ns / 1e9
-    copy_s = (
-        int(re.search(r"##PFH## saved files=records,regions\S* failed=none centiseconds=(\d+)", shell.output).group(1))
-        / 100
-    )
+    saved_event = r"saved files=records,regions\S* failed=none centiseconds=(\d+)"
+    copy_s = int(re.findall(saved_event, vm.transcript_path.read_text(errors="replace"))[-1]) / 100
     if proc_dir:
         assert (guest / "records").read_bytes() == data
     start = time.monotonic()
-    saved = run_dir.read_saved(guest)
+    saved = run_dir.read_saved(guest)  # again, timed (trace() read it once already)
     read_s = time.monotonic() - start
     start = time.monotonic()
     run_dir.write_csvs(directory, saved)
