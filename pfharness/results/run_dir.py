@@ -86,9 +86,10 @@ def new_run_dir(out_dir: Path, module_name: str) -> Path:
     now = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}-{os.getpid()}"
     path = (out_dir / "runs" / f"{stamp}-{module_name}").resolve()
-    (path / GUEST_SUBDIR).mkdir(parents=True)
-    # The guest writes here as its root; QEMU (security_model=none) creates the files as this user.
-    (path / GUEST_SUBDIR).chmod(0o777)
+    path.mkdir(parents=True)
+    # Only this user: QEMU (security_model=none) writes the guest's files as the user that runs it, the
+    # harness's; with --target host, run_step.sh runs as root, as the harness does.
+    (path / GUEST_SUBDIR).mkdir(mode=0o700)
     return path
 
 
