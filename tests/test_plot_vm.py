@@ -46,11 +46,15 @@ def walks(tmp_path_factory):
     return {mode: run_walk(out, mode) for mode in ("sequential", "random")}
 
 
+def plot_cells(lines: list[str]) -> list[str]:
+    """The cells of the plot rows (top first)."""
+    rows = [ln for ln in lines if fmt.plot_row_regex().match(ln)][: fmt.PLOT_ROWS]
+    return [ln[fmt.LABEL_WIDTH + 2 : fmt.LABEL_WIDTH + 2 + fmt.PLOT_COLS] for ln in rows]
+
+
 def first_marks(lines: list[str]) -> list[int]:
     """Per plot row (top first): the column of its first mark, -1 for an empty row."""
-    rows = [ln for ln in lines if fmt.plot_row_regex().match(ln)][: fmt.PLOT_ROWS]
-    cells = [ln[fmt.LABEL_WIDTH + 2 : fmt.LABEL_WIDTH + 2 + fmt.PLOT_COLS] for ln in rows]
-    return [len(c) - len(c.lstrip()) if c.strip() else -1 for c in cells]
+    return [len(c) - len(c.lstrip()) if c.strip() else -1 for c in plot_cells(lines)]
 
 
 @pytest.mark.parametrize("mode", ["sequential", "random"])
@@ -77,7 +81,7 @@ def test_every_record_comes_back_and_the_redraw_is_the_module_plot(walks, mode):
 
 
 def test_in_order_a_diagonal_at_random_a_scatter(walks):
-    firsts = {}
+    firsts, marks = {}, {}
     for mode, (data, _) in walks.items():
         start, end = re.search(r"region=0x([0-9a-f]+)-0x([0-9a-f]+)", data["workload_output"]).groups()
         page_range = f"{int(start, 16) >> 12:#x}-{(int(end, 16) >> 12) - 1:#x}"
@@ -97,9 +101,14 @@ def test_in_order_a_diagonal_at_random_a_scatter(walks):
         )
         assert f"(only pages {page_range}: {PAGES} of" in done.stdout
         firsts[mode] = first_marks(done.stdout.splitlines())
-    seq, rnd = firsts["sequential"], firsts["random"]
-    assert -1 not in seq and seq == sorted(seq, reverse=True) and seq[0] - seq[-1] >= 50, seq  # top row last
-    assert max(rnd) < 10, rnd  # every row of the buffer is touched from the walk's start on
+        marks[mode] = [len(c.replace(" ", "")) for c in plot_cells(done.stdout.splitlines())]
+    # In order: each row's ~68 pages are touched one after the other (a few cells), rows bottom to top (the
+    # first mark moves left from the top row down): a diagonal. At random: every row is touched all through
+    # the walk (many cells per row). Pauses of the emulated CPU leave empty columns in both.
+    seq = firsts["sequential"]
+    assert -1 not in seq and seq == sorted(seq, reverse=True) and seq[0] - seq[-1] >= 50, seq
+    assert max(marks["sequential"]) <= 8, marks  # 68 pages a row, ~29 faults a column: 2-3 cells, a few more at a pause
+    assert min(marks["random"]) >= 20, marks  # about every column the walk was running in
 
 
 def test_pictures_of_the_runs(walks):
