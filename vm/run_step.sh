@@ -198,7 +198,9 @@ save_proc_files() {
 		src=${PFH_PROC_DIR:-/proc}/$modname/$f
 		[ -e "$src" ] || continue
 		rm -f "$save_dir/$f"
-		if cat "$src" >"$save_dir/$f"; then
+		# Whole 1 MiB blocks (iflag=fullblock): a procfs read may return
+		# less, and every write is a round trip to the host over 9p.
+		if dd if="$src" of="$save_dir/$f" bs=1048576 iflag=fullblock 2>/dev/null; then
 			saved=$saved${saved:+,}$f
 		else
 			failed=$failed${failed:+,}$f
