@@ -13,9 +13,9 @@ from . import output_format as fmt
 from .records_file import FaultRecord, Region
 
 SCALES = ("folded", "linear")
-MAX_BANDS = fmt.PLOT_ROWS // 2
-NAME_MAX = 24  # a band's name beside the plot: cut to this many characters
-UNKNOWN_REGION = "?"  # the band of faults with no region (the module's table was full)
+MAX_BANDS = fmt.MAX_BANDS
+NAME_MAX = fmt.BAND_NAME_MAX  # a band's name beside the plot: cut to this many characters
+UNKNOWN_REGION = fmt.BAND_NONE_NAME  # the band of faults with no region (the module's table was full)
 
 
 @dataclass(frozen=True)
@@ -246,9 +246,13 @@ def axis_lines(t_span_ns: int) -> list[str]:
 
 
 def band_line(index: int, band: Band) -> str:
-    return (
-        f"band {index} name={band.name[:NAME_MAX]} pages={hex_label(band.pmin)}-{hex_label(band.pmax)} "
-        f"rows={band.rows} faults={band.faults}"
+    return fmt.LINES["band"].template.format(
+        index=index,
+        name=band.name[:NAME_MAX],
+        pmin=hex_label(band.pmin),
+        pmax=hex_label(band.pmax),
+        rows=band.rows,
+        faults=band.faults,
     )
 
 

@@ -19,7 +19,7 @@ MAX_RECORDS_BYTES = 4096 + fmt.MAX_RECORDS_LIMIT * fmt.RECORD.size
 MAX_TABLE_BYTES = 16 * 1024 * 1024  # regions and processes: text tables, far smaller in practice
 MAX_TABLE_ROWS = 65536  # the region index is a u16; the process table is smaller still
 #: The flag bits a record may carry: major, C's class (bits 1-2), remote (output_format).
-KNOWN_FLAGS = fmt.RECORD_FLAG_MAJOR | getattr(fmt, "RECORD_FLAG_CLASS_MASK", 0) | getattr(fmt, "RECORD_FLAG_REMOTE", 0)
+KNOWN_FLAGS = fmt.RECORD_FLAG_MAJOR | fmt.RECORD_FLAG_CLASS_MASK | fmt.RECORD_FLAG_REMOTE
 _ALLOWED_FLAGS = bytes(b for b in range(256) if not b & ~KNOWN_FLAGS)  # the flag bytes with known bits only
 
 
