@@ -467,8 +467,8 @@ def records_back_section(r: dict) -> list[str]:
     return [
         "## Records back (run directories)",
         "",
-        f"`tests/test_records_vm.py` (kernel {r['kernel']}, {r['accelerator']}): `touch_pages {r['records']}` touches "
-        f"{r['records']:,} fresh pages under pf_probe_B ({r['module_recorded']:,} faults recorded); then "
+        f"`tests/test_records_vm.py` (kernel {r['kernel']}, {r['accelerator']}): `touch_pages {r['pages']}` touches "
+        f"{r['pages']:,} fresh pages under pf_probe_B ({r['module_recorded']:,} faults recorded); then "
         f"`run_step.sh --save-dir` copies a {r['bytes'] / 2**20:.0f} MiB records file of {r['records']:,} records "
         f"({source}) "
         "before rmmod through the run directory's read-write 9p export, and the host reads, validates and "
@@ -477,7 +477,7 @@ def records_back_section(r: dict) -> list[str]:
         "| what | seconds |",
         "| --- | ---: |",
         f"| the workload making the faults (first to last fault, the module's clock) | {r['workload_seconds']:.2f} |",
-        f"| copy in the guest (`cat /proc/...` into the 9p export) | {r['guest_copy_seconds']:.2f} |",
+        f"| copy in the guest (`dd` of /proc/... into the 9p export, 1 MiB blocks) | {r['guest_copy_seconds']:.2f} |",
         f"| host: read and validate (`records_file.parse_records`) | {r['host_read_seconds']:.2f} |",
         f"| host: write records.csv | {r['host_csv_seconds']:.2f} |",
         f"| **bringing the records back, in all** | **{total:.2f}** |",

@@ -104,6 +104,7 @@ def test_a_million_records_come_back_faster_than_the_workload_made_them(save_vm,
     with open(directory / run_dir.RECORDS_CSV) as f:
         assert sum(1 for _ in f) == len(saved.records) + 1
     figures = {
+        "pages": MILLION,
         "records": len(saved.records),
         "bytes": (guest / "records").stat().st_size,
         "workload_seconds": round(workload_s, 2),
