@@ -457,7 +457,38 @@ def write_markdown(path: Path, data: dict) -> None:
             "allocated once). Unload: rmmod's wall time, which includes drawing the plot over every record.",
             "",
         ]
+    if "records_back" in data:
+        L += records_back_section(data["records_back"])
     path.write_text("\n".join(L) + "\n")
+
+
+#: Written by tests/test_records_vm.py (a million records through the run directory's 9p export).
+RECORDS_BACK = ROOT / "out" / "bench" / "records.json"
+
+
+def records_back_section(r: dict) -> list[str]:
+    """BENCHMARKS.md's "Records back": bringing a million records to the host against making them."""
+    total = r["guest_copy_seconds"] + r["host_read_seconds"] + r["host_csv_seconds"]
+    source = r.get("source", "the module's /proc/pf_probe_B/records")
+    return [
+        "## Records back (run directories)",
+        "",
+        f"`tests/test_records_vm.py` (kernel {r['kernel']}, {r['accelerator']}): `touch_pages {r['pages']}` touches "
+        f"{r['pages']:,} fresh pages under pf_probe_B ({r['module_recorded']:,} faults recorded); then "
+        f"`run_step.sh --save-dir` copies a {r['bytes'] / 2**20:.0f} MiB records file of {r['records']:,} records "
+        f"({source}) "
+        "before rmmod through the run directory's read-write 9p export, and the host reads, validates and "
+        "writes it as records.csv.",
+        "",
+        "| what | seconds |",
+        "| --- | ---: |",
+        f"| the workload making the faults (first to last fault, the module's clock) | {r['workload_seconds']:.2f} |",
+        f"| copy in the guest (`dd` of /proc/... into the 9p export, 1 MiB blocks) | {r['guest_copy_seconds']:.2f} |",
+        f"| host: read and validate (`records_file.parse_records`) | {r['host_read_seconds']:.2f} |",
+        f"| host: write records.csv | {r['host_csv_seconds']:.2f} |",
+        f"| **bringing the records back, in all** | **{total:.2f}** |",
+        "",
+    ]
 
 
 def main() -> int:
@@ -478,6 +509,7 @@ def main() -> int:
     if args.quick:
         args.rounds, args.pages = 1, 500
     work = Path(tempfile.mkdtemp(prefix="pfh-bench-"))
+    records_back = json.loads(RECORDS_BACK.read_text()) if RECORDS_BACK.is_file() else None
     setup = prepare(work)
     today = datetime.date.today().isoformat()
     data: dict = {
@@ -521,6 +553,8 @@ def main() -> int:
         log("deterministic cost (-icount)")
         data["icount"] = icount_costs(setup, args.pages, args.icount_repeats)
         data["icount_pages"] = args.pages
+    if records_back is not None:
+        data["records_back"] = records_back
     write_report(args.out, data)
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -1,4 +1,4 @@
-"""The command line: pfharness kernels | render | build | run | parse | study | dist.
+"""The command line: pfharness kernels | render | build | run | parse | plot | study | dist.
 
 Every failure is a PfhError with a one-line cause and fix; this module maps it to its exit
 status (README, "Exit status"). Nothing else reaches the user: an unexpected exception is
@@ -21,8 +21,11 @@ import typer
 from . import __version__, assets, study
 from .errors import PfhError, UsageError
 from .kmod import fetch, handin, kbuild, kernels, render
+from .plot import Drawable, PlotRequest, load_drawable
+from .plot import draw as draw_run
 from .progress import Progress
 from .results import text, transcript
+from .results.model import TraceResult
 from .run import DEFAULT_OUT, RunRequest, run
 
 INTERNAL_ERROR = 120
@@ -242,7 +245,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         [], metavar="NAME=VALUE", help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."
     ),
     out: Path = typer.Option(
-        DEFAULT_OUT, metavar="DIR", help="Build modules under OUT/<release>; transcripts under OUT/transcripts."
+        DEFAULT_OUT, metavar="DIR", help="Build modules under OUT/<release>; each run's files under OUT/runs/."
     ),
     cwd: Path | None = typer.Option(
         None,
@@ -252,11 +255,18 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     env: list[str] = typer.Option(
         [], metavar="NAME=VALUE", help="Set NAME=VALUE in the workload's environment (over the caller's); repeatable."
     ),
+    png: Path | None = typer.Option(None, "--png", metavar="FILE", help="Also write a PNG picture of the faults."),
+    svg: Path | None = typer.Option(None, "--svg", metavar="FILE", help="Also write an SVG picture of the faults."),
 ) -> None:
     """Trace CMD with a module: build, boot, load, run, unload, show the plot.
 
     The workload's output streams to stdout and stderr as it is produced (to stderr with --json).
     """
+    picture_request = PlotRequest(png=png, svg=svg, ascii=False)
+    try:
+        picture_request.validate()
+    except PfhError as e:
+        fail(e)
     request = RunRequest(
         module=module.value,
         command=tuple(command),
@@ -290,7 +300,58 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         else:
             typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
         raise typer.Exit(130) from None
-    raise typer.Exit(text.show(result, typer.echo, as_json=as_json, with_output=False))
+    status = text.show(result, typer.echo, as_json=as_json, with_output=False)
+    if png is not None or svg is not None:
+        status = _run_pictures(result, picture_request, status, quiet=as_json)
+    raise typer.Exit(status)
+
+
+def _run_pictures(result: TraceResult, request: PlotRequest, status: int, *, quiet: bool) -> int:
+    """The pictures `run --png/--svg` asked for; a failure is reported and, after a good run, is the status."""
+    try:
+        if result.saved is None:
+            why = result.saved_error or f"{result.module} gave no /proc/{result.module}/records (B and C have one)"
+            raise PfhError(f"no picture: {why}")
+        drawable = Drawable(
+            records=result.saved.records,
+            regions=result.saved.regions,
+            processes=result.saved.processes,
+            command=result.command,
+            kernel_release=result.kernel_release,
+            pid=result.pid or 0,
+            comm=result.report.comm or "",
+        )
+        for path in draw_run(drawable, request, typer.echo):
+            if not quiet:
+                typer.echo(f"picture: {path}")
+    except PfhError as e:
+        typer.secho(f"pfharness: error: {e}", fg=typer.colors.RED, err=True)
+        return status or e.exit_status
+    return status
+
+
+@app.command("plot", cls=Command)
+def plot_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory: out/runs/<stamp>-<module>/."),
+    scale: str = typer.Option("folded", help="folded (the empty address space cut out) or linear."),
+    page_range: str | None = typer.Option(
+        None, "--range", help="Only one region (by name, e.g. [heap], libc.so.6) or pages LO-HI (e.g. 0x7f000-0x7f0ff)."
+    ),
+    pid: int | None = typer.Option(None, help="Only the faults of this process."),
+    png: Path | None = typer.Option(None, "--png", metavar="FILE", help="Write a PNG picture (pfharness[plot])."),
+    svg: Path | None = typer.Option(
+        None, "--svg", metavar="FILE", help="Write an SVG picture (needs pfharness[plot])."
+    ),
+    color_by: str = typer.Option("region", help="Colour the picture's marks by region or by pid."),
+) -> None:
+    """Draw a saved run again with no VM: the 30 x 70 plot, and PNG/SVG pictures."""
+    request = PlotRequest(scale=scale, page_range=page_range, pid=pid, png=png, svg=svg, color_by=color_by)
+    try:
+        request.validate()
+        for path in draw_run(load_drawable(run_dir), request, typer.echo):
+            typer.echo(f"picture: {path}")
+    except PfhError as e:
+        fail(e)
 
 
 @app.command("parse", cls=Command)
