@@ -170,6 +170,9 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         True, help="Hold the workload before exec until the module is armed (--no-hold: as the course script)."
     ),
     param: list[str] = typer.Option([], help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."),
+    follow: bool = typer.Option(
+        False, "--follow", help="Also trace every process CMD creates (children, grandchildren, ...): follow=1."
+    ),
     out: Path = typer.Option(DEFAULT_OUT, help="Build modules under OUT/<release>; transcripts under OUT/transcripts."),
 ) -> None:
     """Trace CMD with a module: build, boot, load, run, unload, show the plot."""
@@ -185,6 +188,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         transcript=transcript_path,
         hold=hold,
         params=tuple(param),
+        follow=follow,
         out_dir=out,
     )
     try:

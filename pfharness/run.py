@@ -37,6 +37,7 @@ class RunRequest:
     transcript: Path | None = None  # default: out/transcripts/<time>-<module>-<pid>.log
     hold: bool = True
     params: tuple[str, ...] = ()
+    follow: bool = False  # trace the workload's children, grandchildren, ... too (follow=1)
     out_dir: Path = DEFAULT_OUT  # builds go to out_dir/<release>
 
     def validate(self) -> None:
@@ -94,6 +95,7 @@ def run(request: RunRequest) -> TraceResult:
         hold=request.hold,
         params=tuple(request.params),
         timeout=request.timeout,
+        follow=request.follow,
     )
     if request.target == "host":
         with HostTarget(transcript) as host:

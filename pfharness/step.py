@@ -63,6 +63,7 @@ class TraceRequest:
     hold: bool = True  # hold the workload before exec until the module is armed
     params: tuple[str, ...] = ()  # extra module parameters, NAME=VALUE
     timeout: float = 600.0  # seconds for the whole step
+    follow: bool = False  # also trace every process the workload creates (module parameter follow=1)
 
     def argv(self) -> list[str]:
         """The run_step.sh command line for this request."""
@@ -70,7 +71,10 @@ class TraceRequest:
         argv = ["sh", str(assets.vm_file("run_step.sh"))]
         if self.ko is not None:
             argv += ["--ko", str(self.ko)]
-        for p in self.params:
+        params = list(self.params)
+        if self.follow and "follow=1" not in params:
+            params.append("follow=1")
+        for p in params:
             argv += ["--param", p]
         if not self.hold:
             argv.append("--no-hold")

@@ -42,6 +42,14 @@ def test_every_line_shape_is_in_the_rendered_c_and_parses_back():
         "page_max": 0,
         "outside": 0,
         "class_title": "data segment",
+        "traced": 12,
+        "table": 11,
+        "overflow": 1,
+        "untabled": 40,
+        "tgid": 4242,
+        "ppid": 4241,
+        "exited": 1,
+        "processes": 9,
     }
     for name, shape in output_format.LINES.items():
         assert shape.c_literal() in c, name  # the C prints exactly this format
