@@ -231,7 +231,7 @@ def parse_cmd(
 
 
 @app.command("study")
-def study_cmd(
+def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     out: Path = typer.Option(Path("out/study"), help="Where report.txt, figures.json and the transcript go."),
     module: list[str] = typer.Option(["B", "C"], "--module", "-m", help="B and/or C; repeat for several."),
     findings: Path | None = typer.Option(
@@ -239,13 +239,16 @@ def study_cmd(
     ),
     accel: Accel = typer.Option(Accel.auto, help="auto, kvm or tcg."),
     workload: list[str] = typer.Option([], help="Only these workloads (by key, e.g. sysbench-cpu); repeatable."),
+    follow: bool = typer.Option(
+        True, help="Trace every process a workload creates too (follow=1); --no-follow: the first process only."
+    ),
 ) -> None:
     """Trace the study's workloads with B and C in one boot and write report.txt."""
     letters = tuple(m for m in letters_or_fail(module) if m in ("B", "C"))
     if not letters:
         fail(UsageError("the study uses B and/or C: pass --module B and/or --module C"))
     try:
-        result = study.run_study(out, letters, accel=accel.value, only=tuple(workload))
+        result = study.run_study(out, letters, accel=accel.value, only=tuple(workload), follow=follow)
         report = study.write_outputs(result, out, findings)
     except PfhError as e:
         fail(e)
