@@ -43,3 +43,18 @@ def test_bad_values_are_refused():
         kernel_cmdline(VmConfig(kernel=CFG.kernel, initrd=CFG.initrd, extra_append=("a b",)))
     with pytest.raises(ValueError):
         qemu_argv(VmConfig(kernel=CFG.kernel, initrd=CFG.initrd, smp=0))
+
+
+def test_virtio_device_names_follow_the_transport():
+    from dataclasses import replace
+
+    from pfharness.guest.machine import virtio_device
+
+    assert virtio_device(CFG, "9p") == "virtio-9p-pci"
+    assert virtio_device(replace(CFG, machine="pc"), "serial") == "virtio-serial-pci"
+    mmio = replace(CFG, machine="microvm")
+    assert virtio_device(mmio, "9p") == "virtio-9p-device"
+    assert virtio_device(mmio, "serial") == "virtio-serial-device"
+    assert option(qemu_argv(CFG), "-device").startswith("virtio-9p-pci,")
+    with pytest.raises(ValueError):
+        virtio_device(CFG, "gpu")

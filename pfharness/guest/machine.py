@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["DEFAULT_APPEND", "VmConfig", "kernel_cmdline", "qemu_argv"]
+__all__ = ["DEFAULT_APPEND", "VIRTIO_KINDS", "VmConfig", "kernel_cmdline", "qemu_argv", "virtio_device"]
 
 Accel = Literal["kvm", "tcg"]
-Machine = Literal["pc", "q35"]
+Machine = Literal["pc", "q35", "microvm"]
 
 #: Kernel parameters always passed. Serial console, never reboot on panic
 #: (with -no-reboot QEMU then exits), oopses are fatal, 1 MiB log buffer
@@ -73,9 +73,25 @@ def _machine_args(cfg: VmConfig) -> list[str]:
     return ["-machine", machine, "-accel", accel, "-cpu", cpu]
 
 
+#: The virtio devices pfharness attaches, by the short name virtio_device() takes.
+VIRTIO_KINDS: tuple[str, ...] = ("9p", "serial", "blk", "net", "rng")
+
+
+def virtio_device(cfg: VmConfig, kind: str) -> str:
+    """QEMU's device name for virtio `kind` ("9p", "serial", ...) on `cfg`'s machine.
+
+    The one place that knows the transport: PCI machines (pc, q35) take ``virtio-<kind>-pci``,
+    machines with virtio-mmio (microvm) take ``virtio-<kind>-device``. Every -device of a
+    virtio kind goes through here.
+    """
+    if kind not in VIRTIO_KINDS:
+        raise ValueError(f"unknown virtio device kind {kind!r}: one of {', '.join(VIRTIO_KINDS)}")
+    return f"virtio-{kind}-{'device' if cfg.machine == 'microvm' else 'pci'}"
+
+
 def _virtfs_args(cfg: VmConfig) -> list[str]:
     """Read-only 9p export of the host root under ``cfg.mount_tag``."""
-    device = "virtio-9p-pci"
+    device = virtio_device(cfg, "9p")
     return [
         "-fsdev",
         f"local,id=pfhroot,path={cfg.host_root},security_model=none,readonly=on,multidevs=remap",
