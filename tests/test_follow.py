@@ -12,7 +12,7 @@ import pytest
 from conftest import traced
 from test_exact_and_safe import RUSAGE_SLACK, guest_script
 
-from pfharness.results import module_output
+from pfharness.results import module_output, output_format
 
 pytestmark = pytest.mark.vm
 GUEST = Path(__file__).parent / "guest"
@@ -138,3 +138,30 @@ def test_a_reused_pid_does_not_bring_an_unrelated_process_into_the_trace(vm, bui
     assert sum(p.faults for p in table.processes) == report.recorded
     row = next(p for p in table.processes if p.tgid == child)
     assert row.exited and 40 <= row.faults < 300
+
+
+def test_more_processes_than_the_table_holds_are_traced_and_counted(vm, built_modules, programs):
+    n = 4200  # the table holds output_format.FOLLOW_TABLE_SIZE (4096) processes
+    result = traced(vm, built_modules, "B", programs["forker"], n, params=("follow=1",), timeout=900)
+    assert f"children={n}" in result.workload_output
+    r = result.report
+    table = r.process_table
+    assert table is not None and table.complete
+    size = output_format.FOLLOW_TABLE_SIZE
+    print(f"forker {n}: {table.traced} traced, {table.overflow} overflow, {table.untabled_faults} untabled faults")
+    assert (table.traced, table.table, table.overflow) == (n + 1, size, n + 1 - size)
+    assert len(table.processes) == output_format.FOLLOW_TOP and table.rest_processes == size - output_format.FOLLOW_TOP
+    assert table.untabled_faults >= table.overflow, "each child beyond the table faulted at least once"
+    assert sum(p.faults for p in table.processes) + table.rest_faults + table.untabled_faults == r.recorded
+    assert table.processes[0].tgid == result.pid, "the forker has the most faults"
+    faults = [p.faults for p in table.processes]
+    assert faults == sorted(faults, reverse=True)
+
+
+def test_unload_while_the_tree_creates_processes(vm, built_modules):
+    output, messages = guest_script(vm, "unload_while_forking.sh", built_modules.modules["C"], timeout=120)
+    assert "still_running_at_rmmod=1" in output and "rmmod_status=0" in output
+    report = module_output.parse_module_output(messages, "pf_probe_C")
+    table = report.process_table
+    assert table is not None and table.complete and table.traced > 5
+    assert sum(p.faults for p in table.processes) + table.rest_faults + table.untabled_faults == report.recorded
