@@ -195,7 +195,7 @@ def figures_table(study: Study) -> list[str]:
     return lines
 
 
-def process_lines(result: TraceResult, top: int = 10) -> list[str]:
+def process_lines(result: TraceResult, top: int = 20) -> list[str]:
     """The traced processes of a follow=1 run: how many, and the `top` ones by faults."""
     table = result.report.process_table
     if table is None:
@@ -209,8 +209,11 @@ def process_lines(result: TraceResult, top: int = 10) -> list[str]:
         + ", ".join(f"{name} x{len(f)} {sum(f)}" for name, f in sorted(by_name.items(), key=lambda kv: -sum(kv[1])))
     ]
     lines += [f"  {p.comm:<16} tgid {p.tgid:>6} ppid {p.ppid:>6} faults {p.faults:>8}" for p in table.processes[:top]]
-    if table.rest_processes:
-        lines.append(f"  the other {table.rest_processes} processes: {table.rest_faults} faults")
+    hidden = table.processes[top:]
+    others = table.rest_processes + len(hidden) + table.overflow
+    if others:
+        faults = table.rest_faults + sum(p.faults for p in hidden) + table.untabled_faults
+        lines.append(f"  the other {others} processes: {faults} faults")
     return lines
 
 

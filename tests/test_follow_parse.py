@@ -58,3 +58,13 @@ def test_follow_sets_the_module_parameter_once():
     argv = TraceRequest("B", None, ("true",), follow=True, params=("follow=1",)).argv()
     assert argv.count("follow=1") == 1
     assert "follow=1" not in TraceRequest("B", None, ("true",)).argv()
+
+
+def test_the_study_lists_the_top_processes_and_sums_the_others():
+    from pfharness import study
+
+    result = TraceResult(module="pf_probe_B", command=["make"], report=module_output.parse_module_output(LOG))
+    lines = study.process_lines(result, top=1)
+    assert lines[0].startswith("processes traced: 25 (table overflow 1)")
+    assert "cc1" in lines[1] and "5000" in lines[1]
+    assert lines[2] == "  the other 24 processes: 357 faults"  # make (40) + the rest (22, 310) + overflow (1, 7)
