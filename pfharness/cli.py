@@ -12,6 +12,7 @@ import json
 import sys
 import tempfile
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -20,15 +21,9 @@ import typer
 from . import __version__, assets, study
 from .errors import PfhError, UsageError
 from .kmod import fetch, handin, kbuild, kernels, render
+from .progress import Progress
 from .results import text, transcript
 from .run import DEFAULT_OUT, RunRequest, run
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="Trace the page faults of a program with the pf_probe_A/B/C kernel modules.",
-)
 
 INTERNAL_ERROR = 120
 INSTALL_KERNEL = "apt-get install linux-image-amd64 linux-headers-amd64"
@@ -45,6 +40,48 @@ class TargetKind(str, enum.Enum):
     host = "host"
 
 
+class ModuleLetter(str, enum.Enum):
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+def _bare_flags(params):
+    """An on/off option (--json, --help) is shown as a bare flag, with no "<bool>" after it."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(typer.core.TyperCommand):
+    """Help that reads like a CLI's: flags shown as flags."""
+
+    def get_params(self, ctx):
+        return _bare_flags(super().get_params(ctx))
+
+
+class Group(typer.core.TyperGroup):
+    """As Command, for a command with subcommands."""
+
+    def get_params(self, ctx):
+        return _bare_flags(super().get_params(ctx))
+
+
+class RunCommand(Command):
+    """`run`'s usage line names the workload as it is typed: -- CMD [ARG...]."""
+
+    def collect_usage_pieces(self, ctx):
+        return ["[OPTIONS]", "-- CMD [ARG...]"]
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if isinstance(param, typer.core.TyperArgument):
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]  # no "<list[str]>"
+        return params
+
+
 def fail(error: PfhError) -> NoReturn:
     """Print a harness error and exit with its documented status."""
     typer.secho(f"pfharness: error: {error}", fg=typer.colors.RED, err=True)
@@ -58,8 +95,16 @@ def letters_or_fail(modules: list[str]) -> tuple[str, ...]:
         fail(e)
 
 
+app = typer.Typer(
+    cls=Group,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Trace the page faults of a program with the pf_probe_A/B/C kernel modules.",
+)
+
 kernels_app = typer.Typer(
-    invoke_without_command=True, help="List the kernels this machine can build for and boot; fetch others."
+    cls=Group, invoke_without_command=True, help="List the kernels this machine can build for and boot; fetch others."
 )
 app.add_typer(kernels_app, name="kernels")
 
@@ -82,7 +127,7 @@ def kernels_cmd(ctx: typer.Context) -> None:
         typer.echo(f"no usable kernel: it needs both an image and headers ({INSTALL_KERNEL})")
 
 
-@kernels_app.command("fetch")
+@kernels_app.command("fetch", cls=Command)
 def kernels_fetch_cmd(
     spec: str = typer.Argument(..., help="5.10, 6.1, 6.1-rt, 6.12, 7.2 or an exact release (6.12.48+deb12-amd64)."),
 ) -> None:
@@ -95,7 +140,7 @@ def kernels_fetch_cmd(
     typer.echo(f"  root     {k.root}\n  image    {k.image}\n  headers  {k.headers}")
 
 
-@app.command("render")
+@app.command("render", cls=Command)
 def render_cmd(
     out: Path = typer.Option(DEFAULT_OUT / "src", help="Directory to write the sources and Makefile into."),
     kernel_release: str | None = typer.Option(
@@ -116,7 +161,7 @@ def render_cmd(
         typer.echo(str(path))
 
 
-@app.command("build")
+@app.command("build", cls=Command)
 def build_cmd(
     kernel_release: str | None = typer.Option(
         None, help="Build against this release's headers (default: see `pfharness kernels`)."
@@ -146,38 +191,66 @@ EXIT_HELP = (
 )
 
 
-@app.command("run", context_settings={"allow_interspersed_args": False}, epilog=EXIT_HELP)
+@app.command("run", cls=RunCommand, context_settings={"allow_interspersed_args": False}, epilog=EXIT_HELP)
 def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
-    command: list[str] = typer.Argument(..., metavar="-- CMD [ARG...]", help="The workload to trace."),
-    module: str = typer.Option("B", "--module", "-m", help="A (print each fault), B (plot) or C (plot per segment)."),
+    command: list[str] = typer.Argument(
+        ..., metavar="CMD [ARG...]", show_default=False, help="The workload to trace, after --, as you would type it."
+    ),
+    module: ModuleLetter = typer.Option(
+        ModuleLetter.B,
+        "--module",
+        "-m",
+        case_sensitive=False,
+        metavar="<A|B|C>",
+        help="A (print each fault), B (plot) or C (plot per segment).",
+    ),
     target: TargetKind = typer.Option(
         TargetKind.vm, help="vm: boot a Debian kernel in QEMU; host: this machine's kernel (root)."
     ),
     kernel_release: str | None = typer.Option(
-        None, help="Kernel to build for and boot (default: see `pfharness kernels`)."
+        None, metavar="RELEASE", help="Kernel to build for and boot (default: see `pfharness kernels`)."
     ),
     accel: Accel = typer.Option(Accel.auto, help="auto (KVM only when a probe shows it works), kvm or tcg."),
-    smp: int = typer.Option(2, min=1, help="Virtual CPUs."),
-    memory: int = typer.Option(2048, min=256, help="Guest memory, MiB."),
+    smp: int = typer.Option(2, min=1, metavar="N", help="Virtual CPUs."),
+    memory: int = typer.Option(2048, min=256, metavar="MIB", help="Guest memory, MiB."),
     timeout: float = typer.Option(
-        600.0, help="Seconds the traced step (load, workload, unload, collect) may take before it is stopped."
+        600.0,
+        metavar="SECONDS",
+        help="Limit on the traced step: loading the module, the workload, unloading and reading the kernel log. "
+        "Not the build or the boot (which has its own 90 s limit). When it passes, the VM is stopped "
+        "and pfharness exits with status 124.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in the README)."),
     transcript_path: Path | None = typer.Option(
-        None, "--transcript", help="Where to keep the console transcript (default: out/transcripts/)."
+        None, "--transcript", metavar="FILE", help="Where to keep the console transcript (default: out/transcripts/)."
     ),
     hold: bool = typer.Option(
         True, help="Hold the workload before exec until the module is armed (--no-hold: as the course script)."
     ),
-    param: list[str] = typer.Option([], help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."),
+    param: list[str] = typer.Option(
+        [], metavar="NAME=VALUE", help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."
+    ),
     follow: bool = typer.Option(
         False, "--follow", help="Also trace every process CMD creates (children, grandchildren, ...): follow=1."
     ),
-    out: Path = typer.Option(DEFAULT_OUT, help="Build modules under OUT/<release>; transcripts under OUT/transcripts."),
+    out: Path = typer.Option(
+        DEFAULT_OUT, metavar="DIR", help="Build modules under OUT/<release>; transcripts under OUT/transcripts."
+    ),
+    cwd: Path | None = typer.Option(
+        None,
+        metavar="DIR",
+        help="The workload's working directory (default: the current one, which the VM sees too).",
+    ),
+    env: list[str] = typer.Option(
+        [], metavar="NAME=VALUE", help="Set NAME=VALUE in the workload's environment (over the caller's); repeatable."
+    ),
 ) -> None:
-    """Trace CMD with a module: build, boot, load, run, unload, show the plot."""
+    """Trace CMD with a module: build, boot, load, run, unload, show the plot.
+
+    The workload's output streams to stdout and stderr as it is produced (to stderr with --json).
+    """
     request = RunRequest(
-        module=module,
+        module=module.value,
         command=tuple(command),
         target=target.value,
         kernel_release=kernel_release,
@@ -190,9 +263,15 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         params=tuple(param),
         follow=follow,
         out_dir=out,
+        cwd=cwd,
+        env=tuple(env),
     )
     try:
-        result = run(request)
+        # The stage line: only on a terminal, never with --json (README, "Live progress").
+        # The workload's output streams through it: stdout to stdout, stderr to stderr; all to stderr
+        # with --json, so that stdout holds only the JSON object.
+        with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
+            result = run(replace(request, sink=progress.sink(all_to_stderr=as_json)), progress)
     except PfhError as e:
         if as_json:
             typer.echo(json.dumps({"harness_error": str(e), "exit_status": e.exit_status}, indent=2))
@@ -204,10 +283,10 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         else:
             typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
         raise typer.Exit(130) from None
-    raise typer.Exit(text.show(result, typer.echo, as_json=as_json))
+    raise typer.Exit(text.show(result, typer.echo, as_json=as_json, with_output=False))
 
 
-@app.command("parse")
+@app.command("parse", cls=Command)
 def parse_cmd(
     transcript_file: Path = typer.Argument(
         ..., metavar="TRANSCRIPT", help="A transcript saved by `pfharness run`, or `dmesg` output."
@@ -230,7 +309,7 @@ def parse_cmd(
     raise typer.Exit(text.show(result, typer.echo, as_json=as_json))
 
 
-@app.command("study")
+@app.command("study", cls=Command)
 def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     out: Path = typer.Option(Path("out/study"), help="Where report.txt, figures.json and the transcript go."),
     module: list[str] = typer.Option(["B", "C"], "--module", "-m", help="B and/or C; repeat for several."),
@@ -256,7 +335,7 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     typer.echo(f"report: {report}")
 
 
-@app.command("dist")
+@app.command("dist", cls=Command)
 def dist_cmd(
     out: Path = typer.Option(Path("out/pf_probe.tar.gz"), help="The archive to write."),
     report: Path | None = typer.Option(

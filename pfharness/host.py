@@ -3,17 +3,24 @@ for a real Linux machine where the user is root."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import selectors
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import proc
+from .channel import StepChannel, StepRun
 from .errors import SetupError, VmTimeout
-from .guest.console import ShellResult
 from .results import notes
+
+if TYPE_CHECKING:
+    from .step import TraceRequest
+
+_GRACE = 5.0  # seconds the output pipes may stay open after the step script exited (a daemon holds them)
 
 
 def check_host_ready() -> None:
@@ -27,10 +34,10 @@ def check_host_ready() -> None:
 
 @dataclass
 class HostTarget:
-    """Runs steps locally; output is kept in the transcript like the VM's console."""
+    """Runs steps locally: the protocol on a pipe the workload does not inherit, its output on two others."""
 
     transcript_path: Path
-    transcript: notes.Transcript | None = None
+    _transcript: notes.Transcript | None = None
     kind = "host"
     accelerator = "host"
 
@@ -38,39 +45,86 @@ class HostTarget:
     def kernel_release(self) -> str:
         return platform.release()
 
+    @property
+    def transcript(self) -> notes.Transcript:
+        assert self._transcript is not None, "the host target is not open"
+        return self._transcript
+
     def __enter__(self) -> HostTarget:
-        self.transcript = notes.open_transcript(self.transcript_path)
+        self._transcript = notes.open_transcript(self.transcript_path)
         self.note(notes.boot_note(self.kernel_release, self.accelerator))
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.transcript is not None:
-            self.transcript.close()
-            self.transcript = None
+        if self._transcript is not None:
+            self._transcript.close()
+            self._transcript = None
 
     def note(self, text: str) -> None:
-        assert self.transcript is not None
         self.transcript.note(text)
 
-    def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
-        """Run one step locally; on a timeout or Ctrl-C, kill it and its children, keep what it
-        printed in the transcript, and unload the module so the host is left clean."""
-        assert self.transcript is not None
+    def step(self, request: TraceRequest, *, channel: StepChannel, stage: str, timeout: float) -> StepRun:
+        """Run one step locally; on a timeout or Ctrl-C, kill it and its children, keep what they
+        sent in the transcript, and unload the module so the host is left clean."""
         start = time.monotonic()
+        proto_r, proto_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         try:
-            result = proc.run_group(argv, timeout=timeout)
-        except proc.GroupInterrupted as e:
-            self.transcript.write(e.output.encode())
-            for word in argv:
-                if word.endswith(".ko") and Path(f"/sys/module/{Path(word).stem}").exists():
-                    proc.run(["rmmod", Path(word).stem])
-            self.note(f"lost why={'timeout' if e.timed_out else 'interrupted'}")
-            if e.timed_out:
+            argv = request.argv(channel.token, proto=f"/dev/fd/{proto_w}")
+            child = proc.start_group(
+                argv,
+                stdout=out_w,
+                stderr=err_w,
+                pass_fds=(proto_w,),
+                env=None if request.env is None else dict(request.env),
+            )
+        except BaseException:
+            for fd in (proto_r, proto_w, out_r, out_w, err_r, err_w):
+                os.close(fd)
+            raise
+        for fd in (proto_w, out_w, err_w):
+            os.close(fd)
+        readers = {proto_r: channel.proto, out_r: lambda d: channel.output(1, d), err_r: lambda d: channel.output(2, d)}
+        try:
+            self._pump(readers, child, start + timeout)
+        except (TimeoutError, KeyboardInterrupt) as e:
+            proc.kill_group(child)
+            if request.ko is not None:
+                name = Path(request.ko).stem
+                if Path(f"/sys/module/{name}").exists():
+                    proc.run(["rmmod", name])
+            self.note(f"lost why={'timeout' if isinstance(e, TimeoutError) else 'interrupted'}")
+            if isinstance(e, TimeoutError):
                 raise VmTimeout(
                     f"{stage} did not finish within {timeout:.0f} s and was stopped (the module was unloaded); "
                     f"see {self.transcript_path}"
                 ) from None
             raise KeyboardInterrupt from None
-        self.transcript.write(result.stdout.encode())
-        self.transcript.flush()
-        return ShellResult(result.stdout, result.returncode, time.monotonic() - start)
+        finally:
+            for fd in readers:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        return StepRun(time.monotonic() - start, child.wait())
+
+    @staticmethod
+    def _pump(readers, child, deadline: float) -> None:
+        """Read the pipes until all are closed; once the step script exited, give stragglers _GRACE s."""
+        with selectors.DefaultSelector() as selector:
+            for fd, feed in readers.items():
+                selector.register(fd, selectors.EVENT_READ, feed)
+            exited_at: float | None = None
+            while selector.get_map():
+                now = time.monotonic()
+                if now > deadline:
+                    raise TimeoutError
+                if exited_at is None and child.poll() is not None:
+                    exited_at = now
+                if exited_at is not None and now - exited_at > _GRACE:
+                    return
+                for key, _ in selector.select(timeout=0.2):
+                    data = os.read(key.fd, 1 << 20)
+                    if data:
+                        key.data(data)
+                    else:
+                        selector.unregister(key.fd)

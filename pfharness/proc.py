@@ -61,39 +61,32 @@ def run(
     return Completed(args, result.returncode, result.stdout or "", result.stderr or "")
 
 
-class GroupInterrupted(Exception):
-    """run_group() stopped the whole process group (timeout or Ctrl-C); `output` is what it had printed."""
-
-    def __init__(self, output: str, timed_out: bool) -> None:
-        super().__init__("timed out" if timed_out else "interrupted")
-        self.output = output
-        self.timed_out = timed_out
-
-
-def run_group(argv: Sequence[str | os.PathLike[str]], *, timeout: float | None = None) -> Completed:
-    """Run `argv` in a process group of its own (stdout and stderr merged).
-
-    On a timeout or Ctrl-C the whole group is killed, children included (a workload held
-    in SIGSTOP too), and GroupInterrupted carries the output read so far.
-    """
-    args = tuple(str(a) for a in argv)
-    child = subprocess.Popen(
-        args,
+def start_group(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    stdout: int,
+    stderr: int,
+    pass_fds: Sequence[int] = (),
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen:
+    """Start `argv` in a session (and process group) of its own, standard input /dev/null, with the
+    given descriptors; kill_group() ends it and every child."""
+    return subprocess.Popen(
+        [str(a) for a in argv],
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
+        stdout=stdout,
+        stderr=stderr,
+        pass_fds=tuple(pass_fds),
+        env=None if env is None else dict(env),
         start_new_session=True,
     )
-    try:
-        out, _ = child.communicate(timeout=timeout)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt) as e:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
-        out, _ = child.communicate()
-        raise GroupInterrupted(out or "", isinstance(e, subprocess.TimeoutExpired)) from None
-    return Completed(args, child.returncode, out or "", "")
+
+
+def kill_group(child: subprocess.Popen) -> None:
+    """SIGKILL the whole process group of a start_group() child (a workload held in SIGSTOP too)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -128,4 +121,5 @@ def spawn_interactive(argv: Sequence[str | os.PathLike[str]], *, logfile, timeou
         echo=False,
     )
     child.logfile_read = logfile
+    child.delaybeforesend = None  # pexpect sleeps 50 ms before every send by default: pure latency here
     return child

@@ -9,10 +9,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import environment
+from .channel import Sink, discard
 from .errors import UsageError
 from .guest.session import VmOptions, VmSession
 from .host import HostTarget, check_host_ready
 from .kmod import kbuild, kernels, render
+from .progress import Progress
 from .results.model import TraceResult
 from .step import TraceRequest, check_params, trace
 
@@ -39,6 +42,9 @@ class RunRequest:
     params: tuple[str, ...] = ()
     follow: bool = False  # trace the workload's children, grandchildren, ... too (follow=1)
     out_dir: Path = DEFAULT_OUT  # builds go to out_dir/<release>
+    cwd: Path | None = None  # the workload's working directory (default: the caller's)
+    env: tuple[str, ...] = ()  # --env NAME=VALUE, over the caller's environment
+    sink: Sink = discard  # where the workload's output goes as it arrives
 
     def validate(self) -> None:
         """Every option checked before anything is built or booted."""
@@ -54,6 +60,8 @@ class RunRequest:
         if self.smp < 1 or self.memory_mib < 256:
             raise UsageError("--smp must be at least 1 and --memory at least 256 (MiB)")
         check_params(self.params)
+        environment.overrides(self.env)
+        environment.working_directory(self.cwd)
 
 
 def default_transcript(out_dir: Path, module: str) -> Path:
@@ -68,8 +76,12 @@ def build_all(target: kbuild.BuildTarget, out_dir: Path) -> kbuild.BuildResult:
     return kbuild.build(kbuild.BuildRequest(out_dir / target.release, target))
 
 
-def run(request: RunRequest) -> TraceResult:
-    """Do one traced run; raises PfhError subclasses for harness failures."""
+def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
+    """Do one traced run; raises PfhError subclasses for harness failures.
+
+    `progress` hears of each stage as it starts (build, boot, run, collect).
+    """
+    progress = progress or Progress(enabled=False)
     request.validate()
     letter = render.normalize_modules([request.module])[0]
     stages: dict[str, float] = {}
@@ -85,9 +97,12 @@ def run(request: RunRequest) -> TraceResult:
     else:
         kernel = kernels.select(request.kernel_release)
         kernel.require_image()
+    progress.stage("build")
     build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), request.out_dir)
     stages["build"] = build.seconds
     transcript = (request.transcript or default_transcript(request.out_dir, letter)).resolve()
+    cwd = environment.working_directory(request.cwd)
+    env = environment.workload_env(os.environ, environment.overrides(request.env), cwd, in_guest=request.target == "vm")
     trace_request = TraceRequest(
         module=letter,
         ko=build.modules[letter],
@@ -96,10 +111,12 @@ def run(request: RunRequest) -> TraceResult:
         params=tuple(request.params),
         timeout=request.timeout,
         follow=request.follow,
+        cwd=cwd,
+        env=env,
     )
     if request.target == "host":
         with HostTarget(transcript) as host:
-            return trace(host, trace_request, stage_seconds=stages)
+            return trace(host, trace_request, stage_seconds=stages, sink=request.sink, on_stage=progress.stage)
     options = VmOptions(
         kernel=kernel,
         transcript=transcript,
@@ -108,6 +125,7 @@ def run(request: RunRequest) -> TraceResult:
         memory_mib=request.memory_mib,
         boot_timeout=request.boot_timeout,
     )
+    progress.stage("boot")
     with VmSession(options) as vm:
         stages["boot"] = vm.boot_seconds
-        return trace(vm, trace_request, stage_seconds=stages)
+        return trace(vm, trace_request, stage_seconds=stages, sink=request.sink, on_stage=progress.stage)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from . import assets
+from .channel import Sink, StepChannel, StepRun, discard, new_token
 from .errors import UsageError
-from .guest.console import ShellResult
 from .results import notes
 from .results.model import RunContext, TraceResult
 from .results.step_result import read_step
@@ -33,7 +33,10 @@ class Target(Protocol):
     @property
     def transcript_path(self) -> Path: ...
 
-    def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult: ...
+    @property
+    def transcript(self) -> notes.Transcript: ...
+
+    def step(self, request: TraceRequest, *, channel: StepChannel, stage: str, timeout: float) -> StepRun: ...
 
     def note(self, text: str) -> None: ...
 
@@ -64,13 +67,17 @@ class TraceRequest:
     params: tuple[str, ...] = ()  # extra module parameters, NAME=VALUE
     timeout: float = 600.0  # seconds for the whole step
     follow: bool = False  # also trace every process the workload creates (module parameter follow=1)
+    cwd: Path | None = None  # the workload's working directory (None: where the target's shell is)
+    env: tuple[tuple[str, str], ...] | None = None  # the workload's whole environment (None: the target's)
 
-    def argv(self) -> list[str]:
-        """The run_step.sh command line for this request."""
+    def argv(self, token: str, *, proto: str) -> list[str]:
+        """The run_step.sh command line for this request: its protocol goes to `proto` with `token`."""
         check_params(self.params)
-        argv = ["sh", str(assets.vm_file("run_step.sh"))]
+        argv = ["/bin/sh", str(assets.vm_file("run_step.sh")), "--token", token, "--proto", proto]
+        if self.cwd is not None:
+            argv += ["--cwd", str(self.cwd)]
         if self.ko is not None:
-            argv += ["--ko", str(self.ko)]
+            argv += ["--ko", str(Path(self.ko).resolve())]
         params = list(self.params)
         if self.follow and "follow=1" not in params:
             params.append("follow=1")
@@ -81,16 +88,36 @@ class TraceRequest:
         return [*argv, "--", *self.command]
 
 
-def trace(target: Target, request: TraceRequest, *, stage_seconds: dict[str, float] | None = None) -> TraceResult:
-    """Run one traced workload on `target` and read the result.
+def trace(
+    target: Target,
+    request: TraceRequest,
+    *,
+    stage_seconds: dict[str, float] | None = None,
+    sink: Sink = discard,
+    on_stage: Callable[[str], None] | None = None,
+) -> TraceResult:
+    """Run one traced workload on `target` and read the result; the workload's output goes to `sink`
+    as it arrives. `on_stage` is told when the "run" and the "collect" stages start (the live
+    progress line).
 
-    The transcript gets a note before the step (module, target, command) and one after it
-    (stage timings), so that `parse` can give back what this returns.
+    The transcript gets a note before the step (module, target, command, the step's random token),
+    the step's channels as notes with that token, and a note after it (stage timings), so that
+    `parse` can give back what this returns.
     """
-    argv = request.argv()
-    target.note(notes.step_note(request.module, target.kind, request.command))
-    shell = target.run(argv, stage=f"the run of {' '.join(request.command)!s}", timeout=request.timeout)
+    token = new_token()
+    target.note(notes.step_note(request.module, target.kind, request.command, token))
+    channel = StepChannel(token, target.transcript, sink)
+    if on_stage is not None:
+        on_stage("run")
+    try:
+        run = target.step(
+            request, channel=channel, stage=f"the run of {' '.join(request.command)!s}", timeout=request.timeout
+        )
+    finally:
+        received = channel.finish()
     start = time.monotonic()
+    if on_stage is not None:
+        on_stage("collect")
     context = RunContext(
         module=request.module,
         command=request.command,
@@ -99,8 +126,13 @@ def trace(target: Target, request: TraceRequest, *, stage_seconds: dict[str, flo
         target=target.kind,
         transcript=str(target.transcript_path),
     )
-    stages = {**(stage_seconds or {}), "run": shell.seconds}
-    result = read_step(shell.output, context, stages)
+    lost = None
+    if not received.complete:
+        lost = "no-step-end"
+        target.note(f"lost why={lost} status={run.status}")
+    stages = {**(stage_seconds or {}), "run": run.seconds}
+    data = replace(received.data, console=run.console)
+    result = read_step(data, context, stages, lost_reason=lost)
     stages["collect"] = time.monotonic() - start
     target.note(notes.timings_note(stages))
     return replace(result, stage_seconds=stages)

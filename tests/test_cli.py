@@ -35,3 +35,32 @@ def test_build_with_missing_kdir_names_the_fix(tmp_path):
     result = runner.invoke(app, ["build", "--kdir", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 126
     assert "linux-headers-" in result.output
+
+
+def _help(args):
+    result = runner.invoke(app, [*args, "--help"], prog_name="pfharness", env={"COLUMNS": "120"}, terminal_width=120)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_run_help_reads_like_a_cli():
+    out = _help(["run"])
+    assert "Usage: pfharness run [OPTIONS] -- CMD [ARG...]" in out
+    assert "{" not in out  # not "{-- CMD [ARG ...]}..."
+    for choices in ("<auto|kvm|tcg>", "<vm|host>", "<A|B|C>"):
+        assert choices in out
+    for status in ("2 usage", "123 VM lost", "124 timeout", "127 command not found"):
+        assert status in out
+    assert "Not the build or the boot" in out  # what --timeout covers
+
+
+@pytest.mark.parametrize("command", [[], ["kernels"], ["kernels", "fetch"], *[[c] for c in COMMANDS]])
+def test_flags_are_shown_as_flags(command):
+    assert "<bool>" not in _help(command)
+
+
+@pytest.mark.parametrize(("option", "value"), [("--accel", "fast"), ("--target", "cloud"), ("--module", "Z")])
+def test_run_refuses_a_choice_it_does_not_have(option, value):
+    result = runner.invoke(app, ["run", option, value, "--", "true"])
+    assert result.exit_code == 2
+    assert value in result.output

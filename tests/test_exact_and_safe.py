@@ -37,10 +37,10 @@ def own_count(result) -> int:
 def guest_script(vm, script, *args, timeout=120.0):
     """Run a tests/guest helper untraced; return its output and the kernel records it printed."""
     shell = vm.run(["sh", str(GUEST / script), *map(str, args)], stage=script, timeout=timeout)
-    step = protocol.parse_step(
-        shell.output.replace("##PFH## kmsg-begin", "##PFH## workload-end status=0\n##PFH## kmsg-begin", 1)
-    )
-    messages = [r.message for r in step.kernel_records]
+    # the helper scripts print their kernel log records between their own kmsg markers on the console
+    section = shell.output.split("##PFH## kmsg-begin\n", 1)[-1].split("##PFH## kmsg-end", 1)[0]
+    records = [r for line in section.splitlines() if (r := protocol.parse_kmsg_line(line)) is not None]
+    messages = [r.message for r in records]
     assert not splat.scan(messages), splat.scan(messages)
     return shell.output, messages
 

@@ -55,9 +55,9 @@ def test_a_line_outside_the_table_is_not_taken_for_one():
 
 
 def test_follow_sets_the_module_parameter_once():
-    argv = TraceRequest("B", None, ("true",), follow=True, params=("follow=1",)).argv()
+    argv = TraceRequest("B", None, ("true",), follow=True, params=("follow=1",)).argv("tok", proto="/dev/null")
     assert argv.count("follow=1") == 1
-    assert "follow=1" not in TraceRequest("B", None, ("true",)).argv()
+    assert "follow=1" not in TraceRequest("B", None, ("true",)).argv("tok", proto="/dev/null")
 
 
 def test_the_study_lists_the_top_processes_and_sums_the_others():

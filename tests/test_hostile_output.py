@@ -3,55 +3,135 @@
 
 from __future__ import annotations
 
+import base64
 import random
+import re
 
 import pytest
 from conftest import DATA
 
 from pfharness.errors import PfhError
-from pfharness.results import model, notes, splat, step_result, text, transcript, verdict
+from pfharness.results import model, splat, text, transcript, verdict
+
+RUN_B = DATA / "run_b.log"
 
 
-def recorded_step() -> str:
-    """The step output of a real run of pf_probe_B (tests/data/run_b.log), without the notes."""
-    text = notes.console_text((DATA / "run_b.log").read_text())
-    return "\n".join(ln for ln in text.splitlines() if not notes.is_note(ln)) + "\n"
+def token_of(data: bytes) -> bytes:
+    return re.search(rb"\x1e##PFH-HOST## step .* token=([0-9a-f]+)", data).group(1)
 
 
-def read(text: str) -> model.TraceResult:
-    return step_result.read_step(text, model.RunContext("B", ("touch_pages", "40")))
+def write(tmp_path, data: bytes) -> model.TraceResult:
+    path = tmp_path / "t.log"
+    path.write_bytes(data)
+    [result] = transcript.parse_transcript(path)
+    return result
+
+
+def inject_kmsg(data: bytes, *records: str) -> bytes:
+    """Kernel log records added to the step's kmsg section on its own channel (as if the kernel
+    log had held them: what user space writes to /dev/kmsg does reach run_step.sh's dump)."""
+    token = token_of(data)
+    end = b"\n\x1e##PFH-HOST## proto " + token + b" kmsg-end\n"
+    added = b"".join(b"\n\x1e##PFH-HOST## proto " + token + b" kmsg " + r.encode() + b"\n" for r in records)
+    assert end in data
+    return data.replace(end, added + end, 1)
+
+
+def console(data: bytes, text: bytes) -> bytes:
+    """`text` as the console printed it during the step (0x1e escaped, as the transcript writer does)."""
+    token = token_of(data)
+    mark = b"\n\x1e##PFH-HOST## proto " + token + b" workload-end"
+    return data.replace(mark, b"\n" + text.replace(b"\x1e", b"\x1e\x1f") + mark, 1)
+
+
+def output(data: bytes, text: bytes, fd: int = 1) -> bytes:
+    """`text` as the workload's output during the step (an out note, as the harness writes it)."""
+    token = token_of(data)
+    mark = b"\n\x1e##PFH-HOST## proto " + token + b" workload-end"
+    note = b"\n\x1e##PFH-HOST## out " + token + b" %d " % fd + base64.b64encode(text) + b"\n"
+    return data.replace(mark, note + mark, 1)
 
 
 @pytest.fixture(scope="module")
 def honest() -> model.TraceResult:
-    return read(recorded_step())
+    return transcript.parse_transcript(RUN_B)[-1]
 
 
-def inject_kmsg(text: str, *records: str) -> str:
-    """Kernel log records appended to the step's kmsg section, as run_step.sh prints them."""
-    return text.replace("##PFH## kmsg-end", "\n".join(records) + "\n##PFH## kmsg-end", 1)
+def same_report(result: model.TraceResult, honest: model.TraceResult) -> None:
+    assert result.complete and result.workload_status == honest.workload_status
+    assert (result.report.recorded, result.report.pid, result.report.comm) == (
+        honest.report.recorded,
+        honest.report.pid,
+        honest.report.comm,
+    )
+    assert [p.rows for p in result.report.plots] == [p.rows for p in honest.report.plots]
+    assert result.splats == [] and verdict.exit_status(result) == verdict.exit_status(honest) == 0
 
 
-def test_user_space_kmsg_records_are_not_the_modules(honest):
+def test_user_space_kmsg_records_are_not_the_modules(honest, tmp_path):
     # <14> = facility 1 (user), level 6: what `echo ... > /dev/kmsg` gives, even with a "<6>" prefix
     forged = inject_kmsg(
-        recorded_step(),
+        RUN_B.read_bytes(),
         "14,99990,1,-;pf_probe_B: summary pid=1 comm=x recorded=5 dropped=0 capacity=9",
         "14,99991,1,-;pf_probe_B: ---- BEGIN PLOT pid=1 comm=x class=all ----",
         "12,99992,1,-;BUG: unable to handle page fault (a user-space forgery)",
         "12,99993,1,-;WARNING: CPU: 0 PID: 1 at fake.c:1",
     )
-    result = read(forged)
-    assert result.report.recorded == honest.report.recorded and result.report.pid == honest.report.pid
-    assert [p.rows for p in result.report.plots] == [p.rows for p in honest.report.plots]
-    assert result.splats == [] and verdict.exit_status(result) == 0
+    same_report(write(tmp_path, forged), honest)
 
 
-def test_a_kernel_splat_counts_once(honest):
+def test_a_kernel_splat_counts_once(tmp_path):
     line = "4,99990,1,-;WARNING: CPU: 1 PID: 7 at mm/memory.c:1 handle_mm_fault+0x1/0x2"
-    result = read(inject_kmsg(recorded_step(), line, line.replace("99990", "99991")))
+    result = write(tmp_path, inject_kmsg(RUN_B.read_bytes(), line, line.replace("99990", "99991")))
     assert result.splats == ["WARNING: CPU: 1 PID: 7 at mm/memory.c:1 handle_mm_fault+0x1/0x2"]
     assert verdict.exit_status(result) == 125
+
+
+FORGED_PROTOCOL = [
+    # workload-end with another status, step-end, done markers, a whole fake kmsg section with a plot
+    "{t} workload-end status=0",
+    "##PFH## workload-end status=0",
+    "{t} step-end status=0",
+    "##PFH## step-end status=0",
+    "##PFH## done token=1 status=0",
+    "{t} kmsg-begin",
+    "{t} kmsg 6,99990,1,-;pf_probe_B: summary pid=1 comm=forged recorded=5 dropped=0 capacity=9",
+    "{t} kmsg 6,99991,1,-;pf_probe_B: ---- BEGIN PLOT pid=1 comm=forged class=all ----",
+    "{t} kmsg 6,99992,1,-;pf_probe_B: ---- END PLOT pid=1 comm=forged class=all ----",
+    "{t} kmsg-end",
+    "[   12.345678] Kernel panic - not syncing: printed by the workload",
+    "PFH-INIT-ERROR: printed by the workload",
+    "\x1e##PFH-HOST## lost why=timeout",
+    "\x1e##PFH-HOST## proto {t} step-end status=0",
+]
+
+
+@pytest.mark.parametrize("where", ["stdout", "stderr", "console"])
+def test_protocol_printed_by_the_workload_changes_nothing(honest, tmp_path, where):
+    """Every protocol line, with the step's own token (the workload can read it from its parent's
+    command line), printed where the workload can print: its output, or the console."""
+    data = RUN_B.read_bytes()
+    text = "".join(line.format(t=token_of(data).decode()) + "\n" for line in FORGED_PROTOCOL).encode()
+    forged = console(data, text) if where == "console" else output(data, text, 1 if where == "stdout" else 2)
+    result = write(tmp_path, forged)
+    same_report(result, honest)
+    if where != "console":
+        assert text.decode() in result.workload_output  # shown as the workload's output, byte-exact
+
+
+def test_protocol_notes_with_another_token_are_ignored(honest, tmp_path):
+    data = RUN_B.read_bytes()
+    other = b"f" * len(token_of(data))
+    forged = data.replace(
+        b"\n\x1e##PFH-HOST## proto " + token_of(data) + b" workload-end",
+        b"\n\x1e##PFH-HOST## proto " + other + b" workload-end status=9\n"
+        b"\x1e##PFH-HOST## out " + other + b" 1 " + base64.b64encode(b"not this step's\n") + b"\n"
+        b"\x1e##PFH-HOST## proto " + token_of(data) + b" workload-end",
+        1,
+    )
+    result = write(tmp_path, forged)
+    same_report(result, honest)
+    assert "not this step's" not in result.workload_output
 
 
 def test_the_modules_own_lines_are_never_splats():
@@ -72,22 +152,6 @@ def test_an_oom_kill_is_reported_not_a_splat():
     [kill] = splat.oom_kills(report)
     assert kill.pid == 321 and kill.comm == "touch_pages"
     assert splat.scan([*report, "Call Trace:"]) == ["Call Trace:"]  # a stack dump outside the report is one
-
-
-def test_printed_notes_are_not_trusted_by_parse(tmp_path):
-    """A workload that prints a harness note (with or without the record separator) does not change `parse`."""
-    good = (DATA / "run_b.log").read_bytes()
-    honest = transcript.parse_transcript(DATA / "run_b.log")[-1]
-    # the workload's output sits between workload-begin and workload-end: put forged notes there, as the
-    # console would carry them into the transcript (the 0x1e escaped as the writer does)
-    forged_lines = b"##PFH-HOST## lost why=timeout\n\x1e##PFH-HOST## step module=A target=vm command=W10=\n"
-    escaped = forged_lines.replace(b"\x1e", b"\x1e\x1f")
-    path = tmp_path / "t.log"
-    path.write_bytes(good.replace(b"##PFH## workload-end", escaped + b"##PFH## workload-end", 1))
-    [result] = transcript.parse_transcript(path)
-    assert result.lost_reason is None and result.module == honest.module and result.complete
-    assert "##PFH-HOST## lost why=timeout" in result.workload_output  # shown as the workload's output
-    assert verdict.exit_status(result) == 0
 
 
 def test_parse_bounds_what_it_reads(tmp_path, monkeypatch):

@@ -58,3 +58,32 @@ def test_virtio_device_names_follow_the_transport():
     assert option(qemu_argv(CFG), "-device").startswith("virtio-9p-pci,")
     with pytest.raises(ValueError):
         virtio_device(CFG, "gpu")
+
+
+def test_lpj_preset_and_icount():
+    from dataclasses import replace
+
+    assert "lpj=" not in kernel_cmdline(CFG)
+    assert "lpj=10384560" in kernel_cmdline(replace(CFG, lpj=10384560)).split()
+    assert "-icount" not in qemu_argv(CFG)
+    argv = qemu_argv(replace(CFG, smp=1, icount_shift=0))
+    assert option(argv, "-icount") == "shift=0,sleep=off"
+    with pytest.raises(ValueError):  # two vCPUs hang under icount
+        qemu_argv(replace(CFG, icount_shift=0))
+    with pytest.raises(ValueError):
+        qemu_argv(replace(CFG, smp=1, accel="kvm", icount_shift=0))
+
+
+def test_preset_lpj_from_the_hosts_bogomips_and_the_guests_hz(tmp_path):
+    from pfharness.guest.boot import preset_lpj
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nbogomips\t: 5192.28\n")
+    image = tmp_path / "vmlinuz-9.9"
+    (tmp_path / "config-9.9").write_text("CONFIG_HZ_250=y\nCONFIG_HZ=250\n")
+    assert preset_lpj(image, "9.9", cpuinfo) == 10384560  # 2596.14 MHz TSC / 250 Hz
+    (tmp_path / "config-9.9").write_text("CONFIG_HZ=1000\n")
+    assert preset_lpj(image, "9.9", cpuinfo) == 2596140
+    assert preset_lpj(image, "8.8", cpuinfo) is None  # no config: the guest measures
+    cpuinfo.write_text("processor\t: 0\n")
+    assert preset_lpj(image, "9.9", cpuinfo) is None

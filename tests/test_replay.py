@@ -104,20 +104,28 @@ def test_cli_parse_refuses_a_file_without_module_output(tmp_path):
     assert result.exit_code == 2 and "no pf_probe output" in result.output
 
 
-def test_step_parser_handles_output_without_final_newline():
-    text = (
-        "##PFH## pid pid=42 hold=1\n##PFH## insmod status=0\n##PFH## workload-begin\n"
-        "partial line##PFH## workload-end status=7\n##PFH## rmmod status=0\n"
-        "##PFH## kmsg-begin\n6,10,100,-;pf_probe_B: summary pid=42 comm=x y recorded=1 dropped=2 capacity=3\n"
-        " SUBSYSTEM=ignored\n##PFH## kmsg-end\n##PFH## step-end status=0\n"
-    )
-    step = protocol.parse_step(text)
-    assert step.complete and step.workload_output == "partial line"
-    assert step.int_value("workload-end", "status") == 7
+def test_protocol_lines_are_taken_apart():
+    lines = (
+        "pid pid=42 hold=1", "insmod status=0", "workload-begin", "workload-end status=7", "rmmod status=0",
+        "kmsg 6,9,100,-;pf_probe_B: before kmsg-begin: not a record of the step",
+        "kmsg-begin", "kmsg 6,10,100,-;pf_probe_B: summary pid=42 comm=x y recorded=1 dropped=2 capacity=3",
+        "kmsg  SUBSYSTEM=ignored", "not an event at all", "kmsg-end", "step-end status=0", "rmmod status=9",
+    )  # fmt: skip
+    step = protocol.parse_lines(lines)
+    assert step.complete and step.int_value("workload-end", "status") == 7
+    assert step.int_value("rmmod", "status") == 0  # nothing after step-end counts
     [record] = step.kernel_records
     assert record.seq == 10 and record.level == 6
     report = module_output.parse_module_output([record.message])
     assert (report.comm, report.recorded, report.dropped, report.capacity) == ("x y", 1, 2, 3)
+
+
+def test_a_token_is_stripped_only_when_it_is_the_steps():
+    token = "0123456789abcdef" * 2
+    assert protocol.strip_token(f"{token} step-end status=0", token) == "step-end status=0"
+    assert protocol.strip_token(f"{token[:-1]}0 step-end status=0", token) is None
+    assert protocol.strip_token(f"x{token} step-end status=0", token) is None
+    assert protocol.strip_token("step-end status=0", "") is None
 
 
 def test_splat_scan_ignores_ordinary_lines():
@@ -126,68 +134,58 @@ def test_splat_scan_ignores_ordinary_lines():
     assert splat.scan(["BUG: sleeping function called from invalid context at mm/x.c:1"]) != []
 
 
-def step_text(*lines):
-    return "\n".join(lines) + "\n"
+def step_data(*lines: str, output: str = "", console: str = "") -> protocol.StepData:
+    return protocol.StepData(tuple(lines), output, console)
 
 
-def test_workload_output_is_not_scanned_for_splats():
-    text = step_text(
-        "##PFH## pid pid=5 hold=1 prefaults=3",
-        "##PFH## insmod status=0",
-        "##PFH## workload-begin",
-        "WARNING: this is pip talking, not the kernel",
-        "Kernel panic - not syncing: just a string",
-        "##PFH## workload-end status=0",
-        "##PFH## rmmod status=0",
-        "##PFH## kmsg-begin",
-        "6,1,1,-;pf_probe_B: summary pid=5 comm=x recorded=1 dropped=0 capacity=9",
-        "##PFH## kmsg-end",
-        "##PFH## step-end status=0",
-    )
-    result = step_result.read_step(text, model.RunContext("B", ("x",)))
-    assert result.splats == [] and verdict.exit_status(result) == 0
-    console = text.replace("##PFH## rmmod", "[   12.5] WARNING: CPU: 0 PID: 5 at mm/x.c:1 f+0x1/0x2\n##PFH## rmmod")
+COMPLETE = (
+    "pid pid=5 hold=1 prefaults=3",
+    "insmod status=0",
+    "workload-begin",
+    "workload-end status=0",
+    "rmmod status=0",
+    "kmsg-begin",
+    "kmsg 6,1,1,-;pf_probe_B: summary pid=5 comm=x recorded=1 dropped=0 capacity=9",
+    "kmsg-end",
+    "step-end status=0",
+)
+
+
+def test_workload_output_and_a_complete_steps_console_are_not_scanned_for_splats():
+    output = "WARNING: this is pip talking, not the kernel\nKernel panic - not syncing: just a string\n"
+    console = "[   12.5] Kernel panic - not syncing: written to /dev/kmsg by the workload\nPFH-INIT-ERROR: printed\n"
+    result = step_result.read_step(step_data(*COMPLETE, output=output, console=console), model.RunContext("B", ("x",)))
+    assert result.splats == [] and result.complete and verdict.exit_status(result) == 0
+    assert result.workload_output == output
     assert splat.scan(step_result.console_kernel_lines(console)) == [
-        "[   12.5] WARNING: CPU: 0 PID: 5 at mm/x.c:1 f+0x1/0x2"
+        "[   12.5] Kernel panic - not syncing: written to /dev/kmsg by the workload"
     ]
 
 
+def test_a_step_without_step_end_is_not_complete_whatever_the_output_says():
+    output = "".join(f"{line}\n" for line in COMPLETE)  # the workload printing the whole protocol
+    result = step_result.read_step(step_data(*COMPLETE[:4], output=output), model.RunContext("B", ("x",)))
+    assert not result.complete and result.report.recorded is None and verdict.exit_status(result) == 123
+
+
 def test_a_failed_hold_is_a_harness_error():
-    text = step_text("##PFH## error what=hold state=", "##PFH## step-end status=1")
-    result = step_result.read_step(text, model.RunContext("B", ("x",)))
+    data = step_data("error what=hold state=", "step-end status=1")
+    result = step_result.read_step(data, model.RunContext("B", ("x",)))
     error = verdict.harness_error(result)
     assert error is not None and "hold" in str(error) and verdict.exit_status(result) == 120
 
 
 def test_lost_kernel_log_lines_fail_the_run():
-    text = step_text(
-        "##PFH## pid pid=5 hold=1 prefaults=3",
-        "##PFH## insmod status=0",
-        "##PFH## workload-begin",
-        "##PFH## workload-end status=0",
-        "##PFH## rmmod status=0",
-        "##PFH## kmsg-begin",
-        "##PFH## kmsg-lost",
-        "6,9,1,-;pf_probe_A: summary pid=5 comm=x faults=3",
-        "##PFH## kmsg-end",
-        "##PFH## step-end status=0",
+    data = step_data(
+        *COMPLETE[:6], "kmsg-lost", "kmsg 6,9,1,-;pf_probe_A: summary pid=5 comm=x faults=3", *COMPLETE[7:]
     )
-    result = step_result.read_step(text, model.RunContext("A", ("x",)))
+    result = step_result.read_step(data, model.RunContext("A", ("x",)))
     assert result.kmsg_lost == 1 and "overwrote" in str(verdict.harness_error(result))
 
 
 def test_missing_summary_fails_the_run():
-    text = step_text(
-        "##PFH## pid pid=5 hold=1 prefaults=3",
-        "##PFH## insmod status=0",
-        "##PFH## workload-begin",
-        "##PFH## workload-end status=0",
-        "##PFH## rmmod status=0",
-        "##PFH## kmsg-begin",
-        "##PFH## kmsg-end",
-        "##PFH## step-end status=0",
-    )
-    result = step_result.read_step(text, model.RunContext("B", ("x",)))
+    data = step_data(*COMPLETE[:6], *COMPLETE[7:])
+    result = step_result.read_step(data, model.RunContext("B", ("x",)))
     assert "no summary" in str(verdict.harness_error(result))
 
 

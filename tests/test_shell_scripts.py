@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pfharness.results.protocol import parse_step
+from pfharness.channel import end_marker
+from pfharness.results.protocol import StepOutput, parse_lines, strip_token
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_STEP = ROOT / "vm" / "run_step.sh"
@@ -28,6 +29,8 @@ KMSG_ERR = Path("/tmp/pfh-kmsg.err")  # the fixed name run_step.sh used to write
 # The shells the scripts run under: the host's /bin/sh (dash, as in the guest's steps) and busybox's
 # (by its path: the tests' PATH holds fakes).
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+TOKEN = "0123456789abcdef0123456789abcdef"
+END = end_marker(TOKEN).decode()
 SHELLS = {"dash": ["/bin/sh"], "busybox": [BUSYBOX, "sh"]}
 
 
@@ -35,6 +38,15 @@ def _run(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None
     return subprocess.run(
         argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def proto(text: str) -> list[str]:
+    """The protocol lines with the test's token (token removed), in order."""
+    return [line for raw in text.splitlines() if (line := strip_token(raw, TOKEN)) is not None]
+
+
+def parse_step(text: str) -> StepOutput:
+    return parse_lines(proto(text))
 
 
 def _fake(bindir: Path, name: str, body: str) -> None:
@@ -103,19 +115,51 @@ def test_every_shellcheck_disable_says_why():
     ],
 )
 def test_run_step_usage_error(shell, args, tmp_path):
-    result = _run([*SHELLS[shell], str(RUN_STEP), *args], cwd=tmp_path)
+    result = _run([*SHELLS[shell], str(RUN_STEP), "--token", TOKEN, *args], cwd=tmp_path)
     assert result.returncode == 2, result
-    assert result.stdout == "##PFH## error what=usage\n##PFH## step-end status=2\n"
+    assert result.stdout == f"{TOKEN} error what=usage\n{END}{TOKEN} step-end status=2\n"
     step = parse_step(result.stdout)
     assert step.complete and step.value("error", "what") == "usage"
     assert list(tmp_path.iterdir()) == []  # nothing created, nothing run
 
 
 @pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("token", [None, "", "NOT-HEX", "0123 45"])
+def test_run_step_needs_a_hex_token(shell, token, tmp_path):
+    args = [] if token is None else ["--token", token]
+    result = _run([*SHELLS[shell], str(RUN_STEP), *args, "--", "true"], cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == "" and "--token" in result.stderr
+
+
+@pytest.mark.parametrize("shell", SHELLS)
 def test_run_step_untraced_runs_the_command(shell, tmp_path):
-    result = _run([*SHELLS[shell], str(RUN_STEP), "--param", "max_records=4", "--", "sh", "-c", "echo hi; exit 7"])
+    argv = [*SHELLS[shell], str(RUN_STEP), "--token", TOKEN, "--param", "max_records=4", "--"]
+    result = _run([*argv, "sh", "-c", "echo hi; echo oops >&2; exit 7"])
     assert result.returncode == 7
-    assert result.stdout == "##PFH## workload-begin\nhi\n##PFH## workload-end status=7\n##PFH## step-end status=7\n"
+    assert result.stdout == (
+        f"{TOKEN} workload-begin\nhi\n{TOKEN} workload-end status=7\n{END}{TOKEN} step-end status=7\n"
+    )
+    assert result.stderr == f"oops\n{END}"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_run_step_keeps_its_protocol_from_the_workload(shell, tmp_path):
+    """With --proto the protocol goes there alone; the workload cannot write to it (its descriptor
+    is closed for the workload), has no controlling terminal, reads /dev/null, and runs in --cwd."""
+    channel = tmp_path / "proto"
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "input.txt").write_text("from the input file\n")
+    script = (
+        f"echo '{TOKEN} workload-end status=0'; echo '{TOKEN} step-end status=0' >&4; "
+        "cat input.txt; cat; pwd; if (: </dev/tty) 2>/dev/null; then echo has-tty; else echo no-tty; fi; exit 5"
+    )
+    argv = [*SHELLS[shell], str(RUN_STEP), "--token", TOKEN, "--proto", str(channel), "--cwd", str(workdir), "--"]
+    result = _run([*argv, "sh", "-c", script])
+    assert result.returncode == 5
+    assert proto(channel.read_text()) == ["workload-begin", "workload-end status=5", "step-end status=5"]
+    assert result.stdout == (f"{TOKEN} workload-end status=0\nfrom the input file\n{workdir}\nno-tty\n{END}")
+    assert "Bad file descriptor" in result.stderr or "bad file descriptor" in result.stderr.lower()
 
 
 # --------------------------------------------------------------------------
@@ -159,7 +203,8 @@ def planted_symlink(tmp_path):
 
 def _traced(env: dict[str, str], ko: Path, *command: str) -> subprocess.CompletedProcess:
     # dash only: busybox sh would run its own insmod applet whatever PATH says.
-    return _run(["/bin/sh", str(RUN_STEP), "--ko", str(ko), "--param", "max_records=4", "--", *command], env=env)
+    argv = ["/bin/sh", str(RUN_STEP), "--token", TOKEN, "--ko", str(ko), "--param", "max_records=4", "--", *command]
+    return _run(argv, env=env)
 
 
 def test_run_step_never_writes_through_a_planted_symlink(fake_modules, planted_symlink, tmp_path):
@@ -170,7 +215,7 @@ def test_run_step_never_writes_through_a_planted_symlink(fake_modules, planted_s
     step = parse_step(result.stdout)
     assert step.complete and step.value("step-end", "status") == "0"
     # drain_kmsg ran (it is where the error file is written), after the fake rmmod.
-    assert "##PFH## kmsg-begin\n" in result.stdout and "##PFH## kmsg-end\n" in result.stdout
+    assert f"{TOKEN} kmsg-begin\n" in result.stdout and f"{TOKEN} kmsg-end\n" in result.stdout
     pid = step.value("pid", "pid")
     assert calls.read_text() == f"busybox insmod {ko} tpid={pid} max_records=4\nbusybox rmmod fake_mod\n"
     assert planted_symlink.read_text() == "precious\n"
@@ -189,8 +234,8 @@ def test_run_step_removes_its_private_file(fake_modules, tmp_path, failing):
     env = {**env, "TMPDIR": str(private)}
     result = _traced(env, tmp_path / "fake_mod.ko", "true")
     assert result.returncode == {"none": 0, "insmod": 3, "rmmod": 4}[failing], result
-    assert f"##PFH## step-end status={result.returncode}\n" in result.stdout
-    assert "##PFH## kmsg-end\n" in result.stdout
+    assert f"{TOKEN} step-end status={result.returncode}\n" in result.stdout
+    assert f"{TOKEN} kmsg-end\n" in result.stdout
     assert list(private.iterdir()) == []
 
 

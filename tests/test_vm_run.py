@@ -85,10 +85,13 @@ def test_hold_before_exec_keeps_the_start_up_faults(vm, built_modules, programs)
     late_before, late_total = faults_before_main(False)
     print(f"faults before main's page: held {held_before} of {held_total}, course script {late_before} of {late_total}")
     assert held_before >= 20  # exec, the loader and libc start-up, all before main()
-    # Started first, the program races the module's load: it always loses at least
-    # its exec-time faults (how many more depends on timing).
-    assert late_before < held_before
-    assert late_total < held_total
+    # Started first (--no-hold), the workload races the module's load, and what the module sees
+    # depends on that race: the workload is started through setsid (no controlling terminal), whose
+    # own exec the module may see when it is armed early, or may miss along with the program's
+    # loader when armed late. So no comparison with the held run is asserted; what the hold
+    # guarantees (every fault after the exec counted exactly) is tested against the kernel's own
+    # counters in test_exact_and_safe.py.
+    assert late_total > 0
 
 
 def test_host_target_inside_the_vm(vm, built_modules, tmp_path):

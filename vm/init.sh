@@ -23,6 +23,9 @@
 #                        pfharness always passes its own)
 #   pfh.root=overlay|ro  writable-root strategy (default: overlay, falls back to
 #                        ro; pass ro by hand to try the fallback)
+#   pfh.ports=A,B,...    virtio-serial port names to wait for (pfharness passes
+#                        pfh.proto,pfh.out,pfh.err); each gets the link
+#                        /dev/virtio-ports/NAME (what udev would make)
 # Fail-stop: every step on the way to the shell is checked; a failure prints
 # "PFH-INIT-ERROR: <what>" and powers off at once, so the host reports it
 # instead of waiting out its boot timeout, and no later step runs.
@@ -51,12 +54,14 @@ mount -t devtmpfs devtmpfs /dev || fail "mount devtmpfs"
 P9_OPTS="msize=512000,cache=loose"
 ROOT_MODE=overlay
 SHELL_BIN=/bin/sh
+PORTS=
 read -r cmdline </proc/cmdline || fail "read /proc/cmdline"
 set -f # split the command line into words, but never expand them as globs
 for arg in $cmdline; do
     case "$arg" in
         pfh.9p=*) P9_OPTS="${arg#pfh.9p=}" ;;
         pfh.root=*) ROOT_MODE="${arg#pfh.root=}" ;;
+        pfh.ports=*) PORTS="${arg#pfh.ports=}" ;;
         pfh.*) echo "pfh-init: ignoring unknown parameter $arg" ;;
         *) ;;
     esac
@@ -72,6 +77,37 @@ while read -r mod; do
     [ -n "$mod" ] || continue
     insmod "$mod" || fail "insmod $mod"
 done < /modules.order
+
+# The virtio-serial ports appear once the host has announced them (shortly
+# after virtio_console is loaded): wait for each named one, up to 10 s, and
+# link it by name as udev would. No udev here: the names are in sysfs.
+link_port() {
+    for port in /sys/class/virtio-ports/*; do
+        [ -r "$port/name" ] || continue
+        read -r pname <"$port/name" || continue
+        if [ "$pname" = "$1" ]; then
+            ln -sf "../${port##*/}" "/dev/virtio-ports/$1" || return 1
+            [ -c "/dev/virtio-ports/$1" ]
+            return
+        fi
+    done
+    return 1
+}
+if [ -n "$PORTS" ]; then
+    mkdir -p /dev/virtio-ports || fail "mkdir /dev/virtio-ports"
+    tries=0
+    rest="$PORTS,"
+    while [ -n "$rest" ]; do
+        name=${rest%%,*}
+        rest=${rest#*,}
+        [ -n "$name" ] || continue
+        until link_port "$name"; do
+            tries=$((tries + 1))
+            [ "$tries" -le 1000 ] || fail "no virtio-serial port named $name (is -device virtserialport,name=$name given?)"
+            sleep 0.01
+        done
+    done
+fi
 
 mount -t 9p -o "trans=virtio,version=9p2000.L,ro,$P9_OPTS" hostroot /lower \
     || fail "mount 9p hostroot (is -virtfs/-device virtio-9p with mount_tag=hostroot given?)"

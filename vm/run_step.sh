@@ -1,36 +1,31 @@
 #!/bin/sh
 # One traced run, on the machine where the module is loaded (the VM's guest,
 # or the host with --target host). POSIX sh (dash, busybox); needs root,
-# insmod/rmmod and dd.
+# insmod/rmmod, dd, sed and setsid.
 #
-#   run_step.sh [--ko FILE.ko] [--param NAME=VALUE ...] [--no-hold] -- CMD [ARG ...]
+#   run_step.sh --token TOKEN [--proto FILE] [--cwd DIR] [--ko FILE.ko]
+#               [--param NAME=VALUE ...] [--no-hold] -- CMD [ARG ...]
 #
 # With --ko: create the workload's process, held (stopped) before it execs
 # CMD; load the module with tpid=<its pid> and the --param values; let it
-# exec; wait for it; unload the module; print the kernel log records that
+# exec; wait for it; unload the module; report the kernel log records that
 # appeared meanwhile. --no-hold starts CMD first and loads the module after,
 # as the course's shell script does (its first faults are lost). Without
 # --ko CMD just runs.
 #
-# Everything the harness needs is printed as marker lines
-# "##PFH## <event> [key=value ...]"; the workload's own output is printed
-# between "workload-begin" and "workload-end". The workload's standard input
-# is /dev/null.
-
-mark() {
-	printf '##PFH## %s\n' "$*"
-}
-
-finish() {
-	mark step-end "status=$1"
-	exit "$1"
-}
-
-usage_error() {
-	echo "run_step.sh: $*" >&2
-	mark error what=usage
-	finish 2
-}
+# Two channels, never mixed:
+# - the protocol: every line is "TOKEN EVENT [key=value ...]", the kernel log
+#   records "TOKEN kmsg <record in /dev/kmsg format>", written to --proto FILE
+#   (the VM's virtio port pfh.proto, or a pipe of the host's harness); without
+#   --proto, to the standard output (for trying the script by hand). The
+#   workload never has it open: the harness believes nothing else.
+# - the workload's own output: this script's standard output and error, which
+#   the workload inherits and which are never parsed. When the step ends, each
+#   gets the bytes "\036pfh-end-TOKEN\036", so the reader knows it has all.
+# The workload runs in DIR (--cwd; default: the directory the script was
+# started in), in a session of its own (setsid: no controlling terminal, so it
+# cannot change the console's settings), with standard input /dev/null. When
+# it exits, what is left of its process group is killed.
 
 # A module parameter is one NAME=VALUE word of plain characters (the rule
 # pfharness/step.py checks too): $params is split on spaces unquoted below.
@@ -47,33 +42,105 @@ check_param() {
 	esac
 }
 
+token=
+proto=
+cwd=
 ko=
 params=
 hold=1
+usage=
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--ko)
+	--token | --proto | --cwd | --ko)
 		if [ $# -lt 2 ] || [ -z "$2" ]; then
-			usage_error "--ko needs a FILE.ko"
+			usage="$1 needs a value"
+			shift
+			continue
 		fi
-		ko=$2
+		case "$1" in
+		--token) token=$2 ;;
+		--proto) proto=$2 ;;
+		--cwd) cwd=$2 ;;
+		--ko) ko=$2 ;;
+		esac
 		shift 2
 		;;
 	--param)
 		if [ $# -lt 2 ]; then
-			usage_error "--param needs NAME=VALUE"
+			usage="--param needs NAME=VALUE"
+			shift
+			continue
 		fi
-		if ! check_param "$2"; then
-			usage_error "--param $2: not NAME=VALUE of letters, digits, _ . -"
+		if check_param "$2"; then
+			params="$params $2"
+		else
+			usage="--param $2: not NAME=VALUE of letters, digits, _ . -"
 		fi
-		params="$params $2"
 		shift 2
 		;;
 	--no-hold) hold=0; shift ;;
 	--) shift; break ;;
-	*) echo "run_step.sh: unknown option $1" >&2; exit 2 ;;
+	*) usage="unknown option $1"; shift ;;
 	esac
 done
+
+# The token is the harness's: hex digits, so it is one word in every line.
+case $token in
+'' | *[!0-9a-f]*)
+	echo "run_step.sh: --token needs a hex token (made by the harness)" >&2
+	exit 2
+	;;
+esac
+
+if [ -n "$proto" ]; then
+	if ! exec 4>"$proto"; then
+		echo "run_step.sh: cannot open the protocol channel $proto" >&2
+		exit 2
+	fi
+else
+	exec 4>&1
+fi
+
+mark() {
+	printf '%s %s\n' "$token" "$*" >&4
+}
+
+finish() {
+	# The end of the workload's output streams, then of the step.
+	printf '\036pfh-end-%s\036' "$token"
+	printf '\036pfh-end-%s\036' "$token" >&2
+	mark step-end "status=$1"
+	exit "$1"
+}
+
+usage_error() {
+	echo "run_step.sh: $*" >&2
+	mark error what=usage
+	finish 2
+}
+
+[ -z "$usage" ] || usage_error "$usage"
+if [ $# -eq 0 ]; then
+	usage_error "no command after --"
+fi
+
+# The caller's PATH comes first; the system directories follow, for insmod
+# and rmmod (a user's PATH often lacks /sbin).
+PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+
+if ! setsid=$(command -v setsid); then
+	mark error what=setsid
+	finish 126
+fi
+if [ -n "$cwd" ] && ! cd "$cwd"; then
+	mark error what=cwd
+	finish 2
+fi
+if ! command -v "$1" >/dev/null 2>&1; then
+	mark error what=not-found
+	finish 127
+fi
 
 # Page faults (minflt + majflt) in /proc/PID/stat fields from "state" on:
 #   state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt ...
@@ -82,13 +149,14 @@ faults_in_stat() {
 	echo $(($1 + $3))
 }
 
-# Print the kernel log records that arrived since the last drain of fd 3.
+# Report the kernel log records that arrived since the last drain of fd 3.
 # A read fails with EPIPE when the log overwrote records we had not read yet:
 # say so (kmsg-lost) and go on with the oldest record still there.
 drain_kmsg() {
 	mark kmsg-begin
 	tries=0
-	while dd bs=65536 iflag=nonblock <&3 2>"$kmsg_err"; [ "$tries" -lt 1000 ]; do
+	while dd bs=65536 iflag=nonblock <&3 2>"$kmsg_err" | sed "s/^/$token kmsg /" >&4
+		[ "$tries" -lt 1000 ]; do
 		grep -q "Broken pipe" "$kmsg_err" || break
 		mark kmsg-lost
 		tries=$((tries + 1))
@@ -96,19 +164,19 @@ drain_kmsg() {
 	mark kmsg-end
 }
 
-if [ $# -eq 0 ]; then
-	mark error what=usage
-	finish 2
-fi
-if ! command -v "$1" >/dev/null 2>&1; then
-	mark error what=not-found
-	finish 127
-fi
+# Wait for the workload; then kill what is left of its process group (its
+# session's children that outlived it would hold the output channels).
+reap() {
+	wait "$pid"
+	status=$?
+	kill -9 -"$pid" 2>/dev/null
+}
 
 if [ -z "$ko" ]; then
 	mark workload-begin
-	"$@" </dev/null
-	status=$?
+	"$setsid" "$@" </dev/null 4>&- &
+	pid=$!
+	reap
 	mark workload-end "status=$status"
 	finish "$status"
 fi
@@ -117,7 +185,8 @@ modname=${ko##*/}
 modname=${modname%.ko}
 
 # busybox's insmod and rmmod are static and start faster (under emulation)
-# than kmod's; either works.
+# than kmod's; either works. Their own messages are not the workload's: the
+# module's reasons are in the kernel log records.
 if command -v busybox >/dev/null 2>&1; then
 	insmod="busybox insmod" rmmod="busybox rmmod"
 else
@@ -139,8 +208,8 @@ fi
 
 if [ "$hold" = 1 ]; then
 	# The child stops itself before exec; it runs CMD only once the module is
-	# armed, so none of its faults is lost.
-	sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" 3<&- &
+	# armed, so none of its faults is lost. setsid execs (no fork): $! is it.
+	"$setsid" sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" </dev/null 3<&- 4>&- &
 	pid=$!
 fi
 # Skip the records already in the log: only this run's lines are collected.
@@ -173,7 +242,7 @@ if [ "$hold" = 1 ]; then
 else
 	# Started before the module is loaded, as the course's script does.
 	mark workload-begin
-	"$@" 3<&- &
+	"$setsid" "$@" </dev/null 3<&- 4>&- &
 	pid=$!
 fi
 mark pid "pid=$pid" "hold=$hold" "prefaults=${prefaults:-unknown}"
@@ -181,7 +250,7 @@ mark pid "pid=$pid" "hold=$hold" "prefaults=${prefaults:-unknown}"
 # Split on purpose: $params holds only NAME=VALUE words that passed
 # check_param (no blanks, no glob characters), one argument each.
 # shellcheck disable=SC2086
-$insmod "$ko" "tpid=$pid" $params
+$insmod "$ko" "tpid=$pid" $params >/dev/null 2>&1
 status=$?
 mark insmod "status=$status"
 if [ "$status" -ne 0 ]; then
@@ -195,11 +264,10 @@ if [ "$hold" = 1 ]; then
 	mark workload-begin
 	kill -CONT "$pid"
 fi
-wait "$pid"
-status=$?
+reap
 mark workload-end "status=$status"
 
-$rmmod "$modname"
+$rmmod "$modname" >/dev/null 2>&1
 rmmod_status=$?
 mark rmmod "status=$rmmod_status"
 drain_kmsg

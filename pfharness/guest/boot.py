@@ -21,6 +21,27 @@ class BootArtifacts:
     kernel: Path  # PVH vmlinux, or the compressed image as a fall-back
     initrd: Path
     pvh: bool  # True when booting the extracted vmlinux
+    lpj: int | None = None  # loops per jiffy to preset in the guest (see preset_lpj), None to measure
+
+
+def preset_lpj(image: Path, release: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
+    """The guest's loops per jiffy, from the host's: None when either is unknown.
+
+    Under TCG and KVM the guest's TSC runs at the host's rate, and on x86 the kernel's delay loop
+    counts TSC cycles, so lpj = TSC Hz / guest HZ. The host's BogoMIPS is TSC Hz / 500000 (x86),
+    and the guest's HZ is CONFIG_HZ in the config file beside its image (Debian: 250).
+    A preset only changes how udelay() converts microseconds; the guest's clock is not affected.
+    """
+    try:
+        bogomips = next(
+            float(line.split(":", 1)[1]) for line in cpuinfo.read_text().splitlines() if line.startswith("bogomips")
+        )
+        config = (image.parent / f"config-{release}").read_text()
+        hz = int(next(line.split("=", 1)[1] for line in config.splitlines() if line.startswith("CONFIG_HZ=")))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    lpj = int(bogomips * 500000 / hz)
+    return lpj if lpj > 0 else None
 
 
 def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
@@ -49,4 +70,6 @@ def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
         busybox=Path(busybox),
         init_script=init_script,
     )
-    return BootArtifacts(kernel=vmlinux or image, initrd=initrd, pvh=vmlinux is not None)
+    return BootArtifacts(
+        kernel=vmlinux or image, initrd=initrd, pvh=vmlinux is not None, lpj=preset_lpj(image, kernel.release)
+    )

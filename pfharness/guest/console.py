@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
+import secrets
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,6 @@ class Console:
         self.child = child
         self.transcript = transcript
         self.transcript_path = transcript_path
-        self._token = 0
         self.lost: str | None = None  # why the VM is gone, once it is
 
     def note(self, text: str) -> None:
@@ -68,36 +68,51 @@ class Console:
             self.child.terminate(force=True)
         return error
 
-    def wait_for(self, pattern: bytes, stage: str, timeout: float, *, retry: bool = False) -> bytes:
-        """Wait for `pattern`; raise VmLost on a panic or exit, VmTimeout when it does not come.
+    def wait_for(
+        self,
+        pattern: bytes,
+        stage: str,
+        timeout: float,
+        *,
+        retry: bool = False,
+        stop: Callable[[], bool] | None = None,
+    ) -> bytes | None:
+        """Wait for `pattern`; raise VmLost when QEMU exits, VmTimeout when it does not come.
 
-        Either way QEMU is killed (a VM that stopped answering is not asked again),
-        except after a timeout with `retry`, when the caller will ask once more.
+        Either way QEMU is killed (a VM that stopped answering is not asked again), except after
+        a timeout with `retry`, when the caller will ask once more. With `stop`, return None as
+        soon as stop() is true (checked every 0.1 s). A panic's text is not taken on its word
+        (user space can print it too): only QEMU's exit that follows a real one ends the VM.
         """
         if self.lost is not None:
             raise VmLost(f"the VM is no longer running ({self.lost}); the whole console is in {self.transcript_path}")
-        index = self.child.expect(
-            [re.compile(pattern), PANIC_RE, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout, searchwindowsize=_WINDOW
-        )
-        if index == 0:
-            return self.child.before + self.child.after
-        if index == 1:
-            panic = self.child.after.decode(errors="replace").strip()
-            with contextlib.suppress(pexpect.TIMEOUT):  # let the rest of the panic reach the transcript
-                self.child.expect([pexpect.EOF], timeout=5)
-            raise self._give_up(
-                VmLost(
-                    f"the VM was lost during {stage}: {panic}\n{self._tail(12)}\n"
-                    f"the whole console is in {self.transcript_path}"
-                )
+        deadline = time.monotonic() + timeout
+        compiled = re.compile(pattern, re.IGNORECASE)
+        panic: str | None = None
+        while True:
+            if stop is not None and stop():
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            slice_ = min(left, 0.1) if stop is not None else left
+            index = self.child.expect(
+                [compiled, PANIC_RE, pexpect.EOF, pexpect.TIMEOUT], timeout=slice_, searchwindowsize=_WINDOW
             )
-        if index == 2:
-            raise self._give_up(
-                VmLost(
-                    f"the VM exited during {stage} without finishing it:\n{self._tail()}\n"
-                    f"the whole console is in {self.transcript_path}"
+            if index == 0:
+                return self.child.before + self.child.after
+            if index == 1:
+                panic = self.child.after.decode(errors="replace").strip()
+                with contextlib.suppress(pexpect.TIMEOUT):  # a real panic ends QEMU at once (panic=-1)
+                    self.child.expect([pexpect.EOF], timeout=5)
+                    index = 2
+                if index == 1:
+                    continue  # QEMU still runs: the text was not a panic of this kernel
+            if index == 2:
+                why = f"was lost during {stage}: {panic}" if panic else f"exited during {stage} without finishing it"
+                raise self._give_up(
+                    VmLost(f"the VM {why}:\n{self._tail(12)}\nthe whole console is in {self.transcript_path}")
                 )
-            )
         timed_out = VmTimeout(
             f"the VM did not finish {stage} within {timeout:.0f} s and was killed"
             f"{' (raise --timeout if the workload needs longer)' if stage.startswith('the run') else ''}; "
@@ -111,9 +126,9 @@ class Console:
 
     def sync(self, stage: str, timeout: float) -> None:
         """Round trip: the shell has read everything sent so far."""
-        self._token += 1
-        self.send_line(f"printf '##PFH## %s token=%d\\n' ack {self._token}")
-        self.wait_for(rb"##PFH## ack token=%d\r*\n" % self._token, stage, timeout)
+        token = secrets.token_hex(8)
+        self.send_line(f"printf '##PFH## %s token=%s\\n' ack {token}")
+        self.wait_for(rb"##PFH## ack token=%s\r*\n" % token.encode(), stage, timeout)
 
     def start_shell(self, stage: str, timeout: float) -> None:
         """Quiet the shell (no echo, no prompt) and wait until it answers.
@@ -123,11 +138,11 @@ class Console:
         """
         deadline = time.monotonic() + timeout
         while True:
-            self._token += 1
-            self.send_line(f"stty -echo 2>/dev/null; PS1=''; PS2=''; printf '##PFH## %s token=%d\\n' ack {self._token}")
+            token = secrets.token_hex(8)
+            self.send_line(f"stty -echo 2>/dev/null; PS1=''; PS2=''; printf '##PFH## %s token=%s\\n' ack {token}")
             try:
                 self.wait_for(
-                    rb"##PFH## ack token=%d\r*\n" % self._token,
+                    rb"##PFH## ack token=%s\r*\n" % token.encode(),
                     stage,
                     timeout=2.0,
                     retry=time.monotonic() + 2.0 < deadline,
@@ -137,13 +152,13 @@ class Console:
                 if self.lost is not None:
                     raise
 
-    def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
-        """Run `argv` in the console's shell (standard input /dev/null); return its output and exit status."""
-        start = time.monotonic()
+    def send_command(self, argv: Sequence[str], *, stage: str, redirect: str = "") -> str:
+        """Type `argv` (standard input /dev/null, then `redirect`) followed by an end marker with a
+        random token and the exit status; return the token (for wait_done)."""
         command = shlex.join(argv)
         if _TYPABLE.fullmatch(command):
             # Plain text: the shell reads it as typed (quoted newlines continue the line).
-            line = f"{command} </dev/null"
+            line = f"{command} </dev/null{redirect}"
         else:
             # Control characters or other bytes the terminal would interpret: send base64.
             # The files have private names made by mktemp (never a fixed name a link could be planted at).
@@ -153,14 +168,30 @@ class Console:
                 self.send_line(f'printf %s {encoded[i : i + _CHUNK]} >>"$pfh_b64"')
                 self.sync(stage, timeout=30)
             line = (
-                'base64 -d "$pfh_b64" >"$pfh_sh" && rm -f "$pfh_b64" && sh "$pfh_sh" </dev/null; '
+                f'base64 -d "$pfh_b64" >"$pfh_sh" && rm -f "$pfh_b64" && sh "$pfh_sh" </dev/null{redirect}; '
                 'pfh_st=$?; rm -f "$pfh_sh"; (exit $pfh_st)'
             )
+        # A random token: nothing that ran before can print this command's end marker in advance.
+        token = secrets.token_hex(8)
+        self.send_line(f"{line}; printf '##PFH## %s token=%s status=%d\\n' done {token} $?")
+        return token
 
-        self._token += 1
-        token = self._token
-        self.send_line(f"{line}; printf '##PFH## %s token=%d status=%d\\n' done {token} $?")
-        data = self.wait_for(rb"##PFH## done token=%d status=(\d+)\r*\n" % token, stage, timeout)
-        status = int(self.child.match.group(1))
+    def wait_done(
+        self, token: str, stage: str, timeout: float, *, stop: Callable[[], bool] | None = None
+    ) -> tuple[bytes, int] | None:
+        """The console's text up to the command's end marker and its exit status (None when stop())."""
+        pattern = rb"##PFH## done token=%s status=(\d+)\r*\n" % token.encode()
+        data = self.wait_for(pattern, stage, timeout, stop=stop)
+        if data is None:
+            return None
+        return data, int(self.child.match.group(1))
+
+    def run(self, argv: Sequence[str], *, stage: str, timeout: float) -> ShellResult:
+        """Run `argv` in the console's shell (standard input /dev/null); return its output and exit status."""
+        start = time.monotonic()
+        token = self.send_command(argv, stage=stage)
+        done = self.wait_done(token, stage, timeout)
+        assert done is not None
+        data, status = done
         output = re.sub(r"\r+\n", "\n", data.decode(errors="replace"))
         return ShellResult(output, status, time.monotonic() - start)

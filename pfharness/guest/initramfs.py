@@ -41,6 +41,7 @@ DEFAULT_MODULES: tuple[str, ...] = (
     "9pnet_virtio",
     "9p",
     "overlay",
+    "virtio_console",  # the virtio-serial ports of the protocol and the workload's output
 )
 
 #: Busybox applets symlinked into /bin of the initramfs (the ones /init uses).
@@ -61,10 +62,11 @@ INIT_APPLETS: tuple[str, ...] = (
     "stty",
     "env",
     "ip",
+    "ln",
 )
 
 #: Bumped whenever the archive layout changes, so stale caches get rebuilt.
-_LAYOUT_VERSION = "3"
+_LAYOUT_VERSION = "4"
 
 # --------------------------------------------------------------------------
 # Kernel modules
@@ -120,7 +122,8 @@ def _resolve_names(deps: dict[str, list[str]], names: Sequence[str], modules_dir
     if missing:
         raise InitramfsError(
             f"the kernel in {modules_dir} has no module {', '.join(missing)} (neither in modules.dep nor "
-            "built in): the VM needs virtio-pci, 9p and overlayfs; boot a Debian kernel or one configured with them"
+            "built in): the VM needs virtio-pci, 9p, overlayfs and virtio-console; "
+            "boot a Debian kernel or one configured with them"
         )
     return [by_name[n] for n in wanted if n in by_name]
 
@@ -276,8 +279,9 @@ def build_initramfs(
 ) -> Path:
     """Write the guest initramfs for kernel ``release`` to ``out``.
 
-    Skips the rebuild when ``out`` exists and its stamp file (``out`` + ".stamp")
-    records the same inputs digest. The archive is not compressed: under TCG a
+    The file written is ``out`` with the inputs' digest added to its name (returned);
+    skips the rebuild when it exists and its stamp file (name + ".stamp") records the
+    same digest. The archive is not compressed: under TCG a
     plain newc archive (3.4 MB) boots as fast as a gzipped one (1.4 MB), and the
     gunzip step is saved.
     """
@@ -289,6 +293,9 @@ def build_initramfs(
         )
     paths = modules_closure(modules_dir, list(modules))
     digest = _inputs_digest(release, paths, busybox, init_script)
+    # The name holds the digest: worktrees and runs sharing the cache, with different init scripts or
+    # module lists, never overwrite one another's archive (nor one that a QEMU is about to read).
+    out = out.with_name(f"{out.stem}-{digest[:16]}{out.suffix}")
     stamp = out.with_name(out.name + ".stamp")
     if out.is_file() and stamp.is_file() and stamp.read_text() == digest:
         return out

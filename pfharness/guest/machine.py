@@ -50,14 +50,27 @@ class VmConfig:
     # path) in 1 of about 6 tries here; with "single", 0 of 25 (see README, "How run works").
     tcg_threads: Literal["single", "multi"] = "single"
     firmware: Path | None = None  # -bios image; qboot starts a PVH kernel ~0.2 s sooner than SeaBIOS
+    # Loops per jiffy, preset: the guest then skips measuring it on each secondary vCPU, which
+    # under TCG fails ("calibrate_delay_direct() failed") and costs ~0.2 s of boot. None measures.
+    lpj: int | None = None
+    # -icount shift=N,sleep=off: the guest clock counts instructions (2**N ns each), so its timings
+    # repeat exactly; a deterministic cost measure (bench/run.py), TCG with one vCPU only. None: off.
+    icount_shift: int | None = None
     extra_append: tuple[str, ...] = ()  # more kernel parameters, appended last
     qemu_binary: str = "qemu-system-x86_64"  # emulator to run
+    # virtio-serial ports: (name the guest sees, host unix socket QEMU connects to at start-up).
+    # The harness listens on the sockets before QEMU starts (see guest/channel.py).
+    ports: tuple[tuple[str, Path], ...] = ()
 
 
 def kernel_cmdline(cfg: VmConfig) -> str:
     """The guest kernel command line for ``cfg``."""
     parts = list(DEFAULT_APPEND)
     parts.append(f"pfh.9p={cfg.p9_opts}")
+    if cfg.ports:
+        parts.append("pfh.ports=" + ",".join(name for name, _ in cfg.ports))
+    if cfg.lpj is not None:
+        parts.append(f"lpj={cfg.lpj}")
     parts.extend(cfg.extra_append)
     for part in parts:
         if not part or any(c.isspace() for c in part):
@@ -70,7 +83,8 @@ def _machine_args(cfg: VmConfig) -> list[str]:
     machine = cfg.machine
     cpu = "host" if cfg.accel == "kvm" else "max"
     accel = "kvm" if cfg.accel == "kvm" else f"tcg,thread={cfg.tcg_threads}"
-    return ["-machine", machine, "-accel", accel, "-cpu", cpu]
+    icount = [] if cfg.icount_shift is None else ["-icount", f"shift={cfg.icount_shift},sleep=off"]
+    return ["-machine", machine, "-accel", accel, "-cpu", cpu, *icount]
 
 
 #: The virtio devices pfharness attaches, by the short name virtio_device() takes.
@@ -100,10 +114,31 @@ def _virtfs_args(cfg: VmConfig) -> list[str]:
     ]
 
 
+def _port_args(cfg: VmConfig) -> list[str]:
+    """One virtio-serial device with a named port per channel, each backed by a unix socket
+    that QEMU connects to (the harness listens there)."""
+    if not cfg.ports:
+        return []
+    args = ["-device", f"{virtio_device(cfg, 'serial')},id=pfhser"]
+    for i, (name, path) in enumerate(cfg.ports):
+        if not name or "," in name or any(c.isspace() for c in name) or "," in str(path):
+            raise ValueError(f"port {name!r} at {path}: names and paths cannot hold ',' or blanks")
+        args += [
+            "-chardev",
+            f"socket,id=pfhport{i},path={path}",
+            "-device",
+            f"virtserialport,bus=pfhser.0,chardev=pfhport{i},name={name}",
+        ]
+    return args
+
+
 def qemu_argv(cfg: VmConfig) -> list[str]:
     """Full argv to boot ``cfg`` with the serial console on stdio."""
     if cfg.smp < 1 or cfg.memory_mib < 128:
         raise ValueError(f"need smp >= 1 and memory_mib >= 128, got smp={cfg.smp} memory_mib={cfg.memory_mib}")
+    if cfg.icount_shift is not None and (cfg.accel != "tcg" or cfg.smp != 1):
+        # Two vCPUs never finish booting under -icount here (the second one's start-up hangs).
+        raise ValueError(f"icount needs tcg and smp=1, got accel={cfg.accel} smp={cfg.smp}")
     if "," in str(cfg.host_root):
         raise ValueError(f"host_root {cfg.host_root} contains ',', which QEMU's option parser cannot take")
     return [
@@ -131,4 +166,5 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
         "-append",
         kernel_cmdline(cfg),
         *_virtfs_args(cfg),
+        *_port_args(cfg),
     ]

@@ -8,18 +8,28 @@ import os
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pexpect
 
 from .. import proc
+from ..channel import ERR_PORT, OUT_PORT, PROTO_PORT, StepChannel, StepRun
+from ..errors import VmLost, VmTimeout
 from ..kmod.kernels import KernelInfo
 from ..results import notes
 from . import accel as accel_mod
 from .boot import QBOOT, prepare_boot
 from .console import Console, ShellResult
 from .machine import VmConfig, qemu_argv
+from .ports import PortListener
+
+if TYPE_CHECKING:
+    from ..step import TraceRequest
+
+_PORT_DIR = "/dev/virtio-ports"  # where vm/init.sh links the ports by name
+_GRACE = 5.0  # seconds one channel may trail the other at a step's end
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,7 @@ class VmOptions:
     memory_mib: int = 2048  # guest RAM
     boot_timeout: float = 90.0  # seconds to reach the shell
     extra_append: tuple[str, ...] = ()  # more kernel parameters
+    icount_shift: int | None = None  # deterministic guest clock (machine.VmConfig.icount_shift); tcg, smp=1
 
 
 @dataclass
@@ -44,6 +55,7 @@ class VmSession:
     boot_seconds: float = 0.0
     console: Console | None = None
     argv: list[str] = field(default_factory=list)
+    ports: PortListener | None = None
     kind = "vm"
 
     @property
@@ -53,6 +65,11 @@ class VmSession:
     @property
     def transcript_path(self) -> Path:
         return self.options.transcript
+
+    @property
+    def transcript(self) -> notes.Transcript:
+        assert self.console is not None, "the VM is not booted"
+        return self.console.transcript
 
     def __enter__(self) -> VmSession:
         try:
@@ -68,7 +85,9 @@ class VmSession:
     def boot(self) -> None:
         qemu = proc.require_program("qemu-system-x86_64", "qemu-system-x86")
         artifacts = prepare_boot(self.options.kernel)
-        self.accelerator = accel_mod.choose(self.options.accel, artifacts, qemu)
+        self.accelerator = accel_mod.choose(
+            "tcg" if self.options.icount_shift is not None else self.options.accel, artifacts, qemu
+        )
         cfg = VmConfig(
             kernel=artifacts.kernel,
             initrd=artifacts.initrd,
@@ -78,7 +97,12 @@ class VmSession:
             extra_append=tuple(self.options.extra_append),
             qemu_binary=qemu,
             firmware=QBOOT if QBOOT.is_file() else None,
+            # Under -icount the guest's TSC counts instructions, not the host's cycles: let it measure.
+            lpj=artifacts.lpj if self.options.icount_shift is None else None,
+            icount_shift=self.options.icount_shift,
         )
+        self.ports = PortListener()
+        cfg = replace(cfg, ports=self.ports.ports)
         self.argv = qemu_argv(cfg)
         transcript = notes.open_transcript(self.options.transcript)
         start = time.monotonic()
@@ -88,6 +112,7 @@ class VmSession:
             transcript.close()
             raise
         self.console = Console(child, transcript, self.options.transcript)
+        self.ports.accept(self.options.boot_timeout, child.isalive)
         self.console.note(
             notes.boot_note(
                 self.kernel_release, self.accelerator, smp=cfg.smp, memory_mib=cfg.memory_mib, pvh=int(artifacts.pvh)
@@ -105,12 +130,49 @@ class VmSession:
         assert self.console is not None, "the VM is not booted"
         return self.console.run(argv, stage=stage, timeout=timeout)
 
+    def step(self, request: TraceRequest, *, channel: StepChannel, stage: str, timeout: float) -> StepRun:
+        """Run one step: run_step.sh reports on the port pfh.proto, the workload writes to pfh.out and
+        pfh.err. The step's end is the protocol's step-end (the console's end marker follows it)."""
+        assert self.console is not None and self.ports is not None, "the VM is not booted"
+        console = self.console
+        start = time.monotonic()
+        argv = request.argv(channel.token, proto=f"{_PORT_DIR}/{PROTO_PORT}")
+        if request.env is not None:
+            argv = ["env", "-i", *(f"{k}={v}" for k, v in request.env), *argv]
+        redirect = f" >{_PORT_DIR}/{OUT_PORT} 2>{_PORT_DIR}/{ERR_PORT}"
+        self.ports.attach(channel)
+        status: int | None = None
+        text = b""
+        try:
+            token = console.send_command(argv, stage=stage, redirect=redirect)
+            done = console.wait_done(token, stage, timeout, stop=lambda: channel.complete)
+            if done is None:  # step-end came: the shell's end marker follows at once
+                left = max(_GRACE, timeout - (time.monotonic() - start))
+                try:
+                    done = console.wait_done(token, stage, left)
+                except VmTimeout:
+                    raise
+                except VmLost:  # the VM ended after a complete step: the step stands
+                    done = None
+            else:
+                channel.wait_complete(_GRACE)
+            if done is not None:
+                text, status = done
+            channel.wait_outputs(_GRACE)
+        finally:
+            self.ports.attach(None)
+        console_text = text.decode(errors="replace").replace("\r\n", "\n")
+        return StepRun(time.monotonic() - start, status, console_text)
+
     def close(self) -> None:
         """Stop QEMU and close the transcript.
 
         Nothing in the guest needs a clean shutdown (its writes go to a tmpfs,
         the host root is read-only), so QEMU is simply terminated.
         """
+        if self.ports is not None:
+            self.ports.close()
+            self.ports = None
         if self.console is None:
             return
         child = self.console.child

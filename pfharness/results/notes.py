@@ -5,6 +5,10 @@ back what `run` reported.
 A note line starts with the byte 0x1e (ASCII record separator). Every 0x1e the console prints is
 written as 0x1e 0x1f, so nothing the workload prints can ever form a note: `parse` trusts only
 the harness's notes.
+
+A step's channels are kept as notes too, each carrying the step's token (from its `step` note):
+  proto TOKEN <line>          one protocol line as run_step.sh wrote it (token checked and removed)
+  out TOKEN FD <base64>       a chunk of the workload's output on stream FD (1 or 2), byte-exact
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import base64
 import binascii
 import json
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +28,9 @@ HOST_NOTE = "##PFH-HOST##"
 NOTE_START = "\x1e"  # begins every note line; never left unescaped in console bytes
 _CONSOLE_ESCAPE = (b"\x1e", b"\x1e\x1f")
 NOTE_LINE = re.compile(r"^" + NOTE_START + re.escape(HOST_NOTE) + r" (\S+)(.*)$")
+PROTO_NOTE = re.compile(r"^" + NOTE_START + re.escape(HOST_NOTE) + r" proto ([0-9a-f]{16,64}) (.*)$")
+OUTPUT_NOTE = re.compile(r"^" + NOTE_START + re.escape(HOST_NOTE) + r" out ([0-9a-f]{16,64}) ([12]) ([A-Za-z0-9+/=]*)$")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Transcript:
@@ -30,23 +38,43 @@ class Transcript:
 
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
+        self._lock = threading.Lock()  # the console (pexpect) and the channel readers write here
 
     def write(self, data: bytes) -> int:
         """Console bytes, exactly as they came, but never able to form a note line."""
-        self._file.write(data.replace(*_CONSOLE_ESCAPE))
+        with self._lock:
+            self._file.write(data.replace(*_CONSOLE_ESCAPE))
         return len(data)
 
     def flush(self) -> None:
-        self._file.flush()
+        with self._lock:
+            self._file.flush()
+
+    def tell(self) -> int:
+        with self._lock:
+            return self._file.tell()
+
+    def _line(self, line: str, *, flush: bool = True) -> None:
+        with self._lock:
+            self._file.write(f"\n{NOTE_START}{HOST_NOTE} {line}\n".encode())
+            if flush:
+                self._file.flush()
 
     def note(self, text: str) -> None:
         """One note line (never sent to the guest)."""
-        line = " ".join(text.split())  # one line, whatever the values held
-        self._file.write(f"\n{NOTE_START}{HOST_NOTE} {line}\n".encode())
-        self._file.flush()
+        self._line(" ".join(text.split()))  # one line, whatever the values held
+
+    def proto(self, token: str, line: str) -> None:
+        """One protocol line of the step with `token`, kept as it came (control characters as '?')."""
+        self._line(f"proto {token} {_UNSAFE.sub('?', line)}")
+
+    def output(self, token: str, fd: int, data: bytes) -> None:
+        """A chunk of the workload's output (stream `fd`) of the step with `token`, byte-exact."""
+        self._line(f"out {token} {fd} {base64.b64encode(data).decode()}", flush=False)  # flushed at the step's end
 
     def close(self) -> None:
-        self._file.close()
+        with self._lock:
+            self._file.close()
 
 
 def console_text(text: str) -> str:
@@ -79,6 +107,24 @@ def read_note(line: str) -> tuple[str, dict[str, str]] | None:
     return m.group(1), values
 
 
+def read_proto(line: str) -> tuple[str, str] | None:
+    """(token, protocol line) of a `proto` note, or None."""
+    m = PROTO_NOTE.match(line.rstrip("\n"))
+    return (m.group(1), m.group(2)) if m else None
+
+
+def read_output(line: str) -> tuple[str, int, bytes] | None:
+    """(token, fd, bytes) of an `out` note, or None (also when its base64 is broken)."""
+    m = OUTPUT_NOTE.match(line.rstrip("\n"))
+    if not m:
+        return None
+    try:
+        data = base64.b64decode(m.group(3), validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    return m.group(1), int(m.group(2)), data
+
+
 def encode_command(command: Sequence[str]) -> str:
     """The workload's argv as one transcript-safe word."""
     return base64.b64encode(json.dumps(list(command)).encode()).decode()
@@ -95,9 +141,9 @@ def decode_command(word: str) -> list[str]:
     return []
 
 
-def step_note(module: str, target: str, command: Sequence[str]) -> str:
-    """The note that precedes a step's output in the transcript."""
-    return f"step module={module} target={target} command={encode_command(command)}"
+def step_note(module: str, target: str, command: Sequence[str], token: str) -> str:
+    """The note that precedes a step's output in the transcript; its channels' notes carry `token`."""
+    return f"step module={module} target={target} command={encode_command(command)} token={token}"
 
 
 def timings_note(stage_seconds: dict[str, float]) -> str:

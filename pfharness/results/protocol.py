@@ -1,20 +1,23 @@
-"""The marker lines vm/run_step.sh prints, and the kernel log records it dumps.
+"""The protocol of vm/run_step.sh: the lines it writes on its own channel, and the kernel log
+records among them.
 
-A step's output is split into events ("##PFH## <event> key=value ..."), the
-workload's own output (between workload-begin and workload-end) and kernel
-log records (between kmsg-begin and kmsg-end, in /dev/kmsg format).
+Every line on the channel is "TOKEN EVENT [key=value ...]" or "TOKEN kmsg <record>" (a
+/dev/kmsg record); TOKEN is the per-step random token the harness gave run_step.sh. The reader
+(pfharness/channel.py) keeps only the lines with the step's token and strips it; this module
+takes those lines apart. The workload's own output travels on other streams and is never parsed.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-MARKER = "##PFH##"
 KERNEL_FACILITY = 0  # the syslog facility of the kernel's own records in /dev/kmsg
-_MARKER_RE = re.compile(r"##PFH## ([a-z-]+)((?: [a-z_]+=\S*)*)[ \t]*\r?$")
+TOKEN_RE = re.compile(r"[0-9a-f]{16,64}")  # what a token looks like
+_EVENT_RE = re.compile(r"([a-z-]+)((?: [a-z_]+=\S*)*)[ \t]*")
 # /dev/kmsg: "<prio>,<seq>,<usec>,<flags>[,...];<message>"
-_KMSG_RE = re.compile(r"^(\d+),(\d+),(\d+),[^;]*;(.*)$")
+_KMSG_RE = re.compile(r"^(\d{1,9}),(\d{1,20}),(\d{1,20}),[^;]*;(.*)$")
 _KMSG_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 
 
@@ -35,12 +38,20 @@ class Event:
     values: dict[str, str]  # its key=value pairs
 
 
+@dataclass(frozen=True)
+class StepData:
+    """What one step sent, as the harness received it (live) or read it back from a transcript."""
+
+    proto_lines: tuple[str, ...] = ()  # the protocol lines with the step's token, token removed
+    output: str = ""  # the workload's stdout and stderr as they arrived (never parsed)
+    console: str = ""  # the console's text meanwhile (kernel messages; read only if the VM was lost)
+
+
 @dataclass
 class StepOutput:
-    """What one run of run_step.sh printed, taken apart."""
+    """The protocol lines of one step, taken apart."""
 
     events: list[Event] = field(default_factory=list)
-    workload_output: str = ""  # the workload's own stdout/stderr, as printed
     kernel_records: list[KernelRecord] = field(default_factory=list)
     complete: bool = False  # step-end seen
     kmsg_lost: int = 0  # times the kernel log overwrote records before they were read
@@ -54,7 +65,7 @@ class StepOutput:
 
     def int_value(self, name: str, key: str) -> int | None:
         v = self.value(name, key)
-        return int(v) if v is not None and re.fullmatch(r"-?\d+", v) else None
+        return int(v) if v is not None and re.fullmatch(r"-?\d{1,12}", v) else None
 
 
 def parse_kmsg_line(line: str) -> KernelRecord | None:
@@ -67,38 +78,37 @@ def parse_kmsg_line(line: str) -> KernelRecord | None:
     return KernelRecord(int(prio) & 7, int(prio) >> 3, int(seq), int(usec), raw.decode("utf-8", "replace"))
 
 
-def parse_step(text: str) -> StepOutput:
-    """Take apart the output of one step (from its first marker to step-end)."""
+def strip_token(line: str, token: str) -> str | None:
+    """The line without its token, or None when it does not carry `token`."""
+    prefix = token + " "
+    return line[len(prefix) :] if token and line.startswith(prefix) else None
+
+
+def parse_lines(lines: Iterable[str]) -> StepOutput:
+    """Take apart one step's protocol lines (token removed), up to step-end."""
     out = StepOutput()
-    workload: list[str] = []
-    section = None  # None, "workload" or "kmsg"
-    for raw in text.splitlines(keepends=True):
+    in_kmsg = False
+    for raw in lines:
         line = raw.rstrip("\r\n")
-        m = _MARKER_RE.search(line) if MARKER in line else None  # the marker that ends the line
-        idx = m.start() if m else -1
-        if m is None:
-            if section == "workload":
-                workload.append(raw.replace("\r\n", "\n"))
-            elif section == "kmsg":
-                rec = parse_kmsg_line(line.rstrip("\r"))
-                if rec is not None:
-                    out.kernel_records.append(rec)
+        name, _, rest = line.partition(" ")
+        if name == "kmsg":
+            rec = parse_kmsg_line(rest) if in_kmsg else None
+            if rec is not None:
+                out.kernel_records.append(rec)
             continue
-        if section == "workload" and idx > 0:
-            workload.append(line[:idx])  # output that did not end in a newline
+        m = _EVENT_RE.fullmatch(line)
+        if m is None:
+            continue
         name = m.group(1)
         values = dict(kv.split("=", 1) for kv in m.group(2).split())
         out.events.append(Event(name, values))
         if name == "kmsg-lost":
             out.kmsg_lost += 1
-        if name == "workload-begin":
-            section = "workload"
         elif name == "kmsg-begin":
-            section = "kmsg"
-        elif name in ("workload-end", "kmsg-end"):
-            section = None
+            in_kmsg = True
+        elif name == "kmsg-end":
+            in_kmsg = False
         elif name == "step-end":
             out.complete = True
             break
-    out.workload_output = "".join(workload)
     return out

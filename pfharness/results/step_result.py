@@ -1,4 +1,4 @@
-"""A step's output (what vm/run_step.sh printed) read as a TraceResult: the one reader for `run` and `parse`."""
+"""A step's data (what vm/run_step.sh reported on its channel) read as a TraceResult: one reader for run and parse."""
 
 from __future__ import annotations
 
@@ -18,10 +18,14 @@ def console_kernel_lines(text: str) -> list[str]:
 
 
 def read_step(
-    text: str, context: RunContext, stage_seconds: Mapping[str, float] | None = None, lost_reason: str | None = None
+    data: protocol.StepData,
+    context: RunContext,
+    stage_seconds: Mapping[str, float] | None = None,
+    lost_reason: str | None = None,
 ) -> TraceResult:
-    """Take a step's output apart and make its TraceResult."""
-    step = protocol.parse_step(text)
+    """Take a step's protocol lines apart and make its TraceResult. Whether the step is complete is
+    the protocol's word (its step-end), never the console's or the workload's."""
+    step = protocol.parse_lines(data.proto_lines)
     name = context.module_name
     # Only the kernel's own records (facility 0): what user space writes to /dev/kmsg is never taken
     # for the module's output or for a splat.
@@ -31,7 +35,7 @@ def read_step(
     if not step.complete:
         # The step's kernel records were not all read (the VM was lost): the console's kernel lines
         # are all there is. A complete step's records already hold everything the kernel printed.
-        splats += [ln for ln in splat.scan(console_kernel_lines(text)) if ln not in splats]
+        splats += [ln for ln in splat.scan(console_kernel_lines(data.console)) if ln not in splats]
     return TraceResult(
         module=name,
         command=list(context.command),
@@ -50,7 +54,7 @@ def read_step(
         kmsg_lost=step.kmsg_lost,
         lost_reason=lost_reason,
         complete=step.complete,
-        workload_output=step.workload_output,
+        workload_output=data.output,
         report=module_output.parse_module_output(messages, name),
         kernel_messages=messages,
         splats=splats,

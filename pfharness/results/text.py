@@ -45,8 +45,9 @@ def summary_lines(result: TraceResult) -> list[str]:
     ]
 
 
-def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = False) -> int:
-    """Print the result (text or one JSON object) and return the exit status."""
+def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = False, with_output: bool = True) -> int:
+    """Print the result (text or one JSON object) and return the exit status. `with_output`: print
+    the workload's output first (parse; `run` has streamed it already)."""
     error = harness_error(result)
     if as_json:
         data = result.to_json()
@@ -54,7 +55,7 @@ def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = Fa
         data["exit_status"] = exit_status(result)
         echo(json.dumps(data, indent=2))
         return data["exit_status"]
-    if result.workload_output:
+    if with_output and result.workload_output:
         echo(result.workload_output.rstrip("\n"))
     for line in result.report.lines:
         if not line.startswith("rec "):  # dumped records: in --json and the transcript

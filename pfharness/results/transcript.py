@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PfhError
-from . import module_output, notes, splat
+from . import module_output, notes, protocol, splat
 from .model import RunContext, TraceResult
 from .step_result import read_step
 
@@ -41,30 +41,54 @@ def read_text(path: Path) -> str:
 
 @dataclass
 class _Step:
-    """A step found in a transcript, with the notes that follow it."""
+    """A step found in a transcript: its note, its channels' notes (with its token) and the console."""
 
     values: dict[str, str]
-    text: str = ""
+    proto_lines: list[str] = field(default_factory=list)
+    output: list[bytes] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
     lost_reason: str | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def token(self) -> str:
+        return self.values.get("token", "")
+
+    def data(self) -> protocol.StepData:
+        return protocol.StepData(
+            tuple(self.proto_lines), b"".join(self.output).decode(errors="replace"), "".join(self.console)
+        )
+
 
 def parse_transcript(path: Path) -> list[TraceResult]:
-    """Every traced step in a saved transcript, as `run` reported it."""
+    """Every traced step in a saved transcript, as `run` reported it. Only the harness's notes are
+    read as such, and a step's channel notes only with that step's token."""
     text = read_text(path)
     boot: dict[str, str] = {}
     steps: list[tuple[dict[str, str], _Step]] = []
     current: _Step | None = None
     for piece in re.split(r"^(" + notes.NOTE_START + re.escape(notes.HOST_NOTE) + r" .*)$", text, flags=re.M):
-        note = notes.read_note(piece) if notes.is_note(piece) else None
+        if not notes.is_note(piece):
+            if current is not None:  # the console's text during the step
+                current.console.append(notes.console_text(piece))
+            continue
+        proto = notes.read_proto(piece)
+        if proto is not None:
+            if current is not None and proto[0] == current.token:
+                current.proto_lines.append(proto[1])
+            continue
+        output = notes.read_output(piece)
+        if output is not None:
+            if current is not None and output[0] == current.token:
+                current.output.append(output[2])
+            continue
+        note = notes.read_note(piece)
         if note is None:
-            if current is not None:  # the step's output: everything up to the next note
-                current.text = notes.console_text(piece)
-                current = None
             continue
         name, values = note
         if name == "boot":
             boot = values
+            current = None
         elif name == "step":
             current = _Step(values)
             steps.append((boot, current))
@@ -84,7 +108,7 @@ def parse_transcript(path: Path) -> list[TraceResult]:
             target=step.values.get("target", "vm"),
             transcript=str(path),
         )
-        results.append(read_step(step.text, context, step.stage_seconds, step.lost_reason))
+        results.append(read_step(step.data(), context, step.stage_seconds, step.lost_reason))
     return results
 
 

@@ -25,6 +25,11 @@ def harness_error(result: TraceResult) -> PfhError | None:
         return VmTimeout(
             f"the run did not finish within its timeout and the VM was killed; transcript: {result.transcript}"
         )
+    if not result.complete and result.lost_reason == "no-step-end":
+        return PfhError(
+            "the step script ended without reporting its end on its protocol channel (the console shows why); "
+            f"transcript: {result.transcript}"
+        )
     if not result.complete:
         panic = [s for s in result.splats if "Kernel panic" in s]
         why = f"the kernel panicked: {panic[0]}" if panic else "its output is truncated"

@@ -1,0 +1,164 @@
+"""A step's two channels as the harness receives them: the protocol (lines checked against the
+step's random token, kept in the transcript) and the workload's output (shown live, kept, never
+parsed). The same for the VM's virtio ports (guest/ports.py) and --target host's pipes."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .results import notes, protocol
+
+#: Where the workload's output goes as it arrives: (stream 1 or 2, bytes).
+Sink = Callable[[int, bytes], None]
+
+#: The virtio-serial port names in the guest (vm/init.sh links them under /dev/virtio-ports/).
+PROTO_PORT = "pfh.proto"
+OUT_PORT = "pfh.out"
+ERR_PORT = "pfh.err"
+PORTS = (PROTO_PORT, OUT_PORT, ERR_PORT)
+
+
+def new_token() -> str:
+    """A step's token: 128 random bits, hex (what run_step.sh's --token accepts)."""
+    return secrets.token_hex(16)
+
+
+def end_marker(token: str) -> bytes:
+    """What run_step.sh writes on each output stream when the step ends."""
+    return b"\x1epfh-end-" + token.encode() + b"\x1e"
+
+
+def discard(fd: int, data: bytes) -> None:
+    """A sink that shows nothing."""
+
+
+class _OutputStream:
+    """One output stream of one step: everything but the end marker goes on at once; at most the
+    marker's length minus one byte is held back (it might be the marker's start)."""
+
+    def __init__(self, marker: bytes, emit: Callable[[bytes], None]) -> None:
+        self._marker = marker
+        self._emit = emit
+        self._pending = b""
+        self.ended = False
+
+    def feed(self, data: bytes) -> None:
+        buf = self._pending + data
+        while (i := buf.find(self._marker)) >= 0:
+            if i:
+                self._emit(buf[:i])
+            buf = buf[i + len(self._marker) :]
+            self.ended = True
+        keep = next(
+            (k for k in range(min(len(self._marker) - 1, len(buf)), 0, -1) if self._marker.startswith(buf[-k:])), 0
+        )
+        if len(buf) > keep:
+            self._emit(buf[: len(buf) - keep])
+        self._pending = buf[len(buf) - keep :]
+
+    def close(self) -> None:
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = b""
+
+
+@dataclass(frozen=True)
+class ChannelResult:
+    """What a step's channels gave."""
+
+    data: protocol.StepData
+    complete: bool  # step-end came on the protocol channel
+    outputs_ended: bool  # both output streams reached their end marker
+    rejected: int  # protocol lines without the step's token (ignored)
+
+
+class StepChannel:
+    """Collects one step's channels; fed by reader threads, waited on by the step."""
+
+    def __init__(self, token: str, transcript: notes.Transcript, sink: Sink = discard) -> None:
+        self.token = token
+        self._transcript = transcript
+        self._sink = sink
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._proto_lines: list[str] = []
+        self._output: list[bytes] = []
+        self._partial = b""
+        self._rejected = 0
+        self._complete = False
+        self._closed = False
+        self._streams = {fd: _OutputStream(end_marker(token), self._emitter(fd)) for fd in (1, 2)}
+
+    def _emitter(self, fd: int) -> Callable[[bytes], None]:
+        def emit(data: bytes) -> None:
+            self._output.append(data)
+            self._transcript.output(self.token, fd, data)
+            self._sink(fd, data)
+
+        return emit
+
+    def proto(self, data: bytes) -> None:
+        """Bytes from the protocol channel."""
+        with self._changed:
+            if self._closed:
+                return
+            lines = (self._partial + data).split(b"\n")
+            self._partial = lines.pop()
+            for raw in lines:
+                line = protocol.strip_token(raw.decode(errors="replace").rstrip("\r"), self.token)
+                if line is None:
+                    self._rejected += 1
+                    continue
+                self._transcript.proto(self.token, line)
+                self._proto_lines.append(line)
+                if line.startswith("step-end ") or line == "step-end":
+                    self._complete = True
+            self._changed.notify_all()
+
+    def output(self, fd: int, data: bytes) -> None:
+        """Bytes from the workload's stream `fd` (1 stdout, 2 stderr)."""
+        with self._changed:
+            if self._closed:
+                return
+            self._streams[fd].feed(data)
+            self._changed.notify_all()
+
+    @property
+    def complete(self) -> bool:
+        with self._lock:
+            return self._complete
+
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `predicate` (called with the lock held) is true or `timeout` passes."""
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout)
+
+    def wait_complete(self, timeout: float) -> bool:
+        return self.wait(lambda: self._complete, timeout)
+
+    def wait_outputs(self, timeout: float) -> bool:
+        """Wait for both output streams' end markers (the output written before step-end can trail it)."""
+        return self.wait(lambda: all(s.ended for s in self._streams.values()), timeout)
+
+    def finish(self, console: str = "") -> ChannelResult:
+        """Stop collecting: what arrived, as StepData."""
+        with self._changed:
+            self._closed = True
+            for stream in self._streams.values():
+                stream.close()
+            ended = all(s.ended for s in self._streams.values())
+            data = protocol.StepData(tuple(self._proto_lines), b"".join(self._output).decode(errors="replace"), console)
+            self._transcript.flush()
+            return ChannelResult(data, self._complete, ended, self._rejected)
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """How a target ran one step (what it sent is in its StepChannel)."""
+
+    seconds: float  # from sending the step to its end
+    status: int | None  # run_step.sh's exit status, when the target saw it
+    console: str = ""  # the console's text meanwhile (VM)

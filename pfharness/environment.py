@@ -1,0 +1,87 @@
+"""The workload's working directory and environment: the caller's, less what cannot apply in the
+guest, with the user's --cwd and --env on top."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .errors import UsageError
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: Variables left out inside the VM, and why (README, "The workload's directory and environment").
+NOT_IN_GUEST: dict[str, str] = {
+    # The host's display, agents and buses are sockets or processes the guest cannot reach.
+    "DISPLAY": "the host's display server",
+    "WAYLAND_DISPLAY": "the host's display server",
+    "XAUTHORITY": "the host's display server",
+    "SSH_AUTH_SOCK": "a socket of the host",
+    "SSH_AGENT_PID": "a process of the host",
+    "GPG_AGENT_INFO": "a socket of the host",
+    "DBUS_SESSION_BUS_ADDRESS": "a socket of the host",
+    "XDG_RUNTIME_DIR": "the host's per-login runtime directory (sockets)",
+    # The caller's terminal and login session: the workload has no terminal in the guest.
+    "SSH_CONNECTION": "the host's login session",
+    "SSH_CLIENT": "the host's login session",
+    "SSH_TTY": "the caller's terminal",
+    "GPG_TTY": "the caller's terminal",
+    "WINDOWID": "the caller's terminal",
+    "TMUX": "the caller's terminal multiplexer",
+    "TMUX_PANE": "the caller's terminal multiplexer",
+    "STY": "the caller's terminal multiplexer",
+    # systemd's hand-over of descriptors and sockets to the harness's own process.
+    "LISTEN_FDS": "descriptors of the harness's process",
+    "LISTEN_PID": "descriptors of the harness's process",
+    "LISTEN_FDNAMES": "descriptors of the harness's process",
+    "NOTIFY_SOCKET": "a socket of the host",
+    "JOURNAL_STREAM": "a socket of the host",
+    "INVOCATION_ID": "the harness's systemd unit",
+    "MANAGERPID": "a process of the host",
+    "SYSTEMD_EXEC_PID": "a process of the host",
+    # Shell bookkeeping, set anew.
+    "PWD": "set to the working directory",
+    "OLDPWD": "the caller's shell history",
+    "SHLVL": "the caller's shell",
+    "_": "the caller's shell",
+}
+
+
+def working_directory(cwd: Path | None) -> Path:
+    """--cwd (or the caller's current directory) as an absolute path that exists; the guest sees
+    the host's root read-only, so the same path is there."""
+    try:
+        path = (cwd or Path(os.getcwd())).resolve()
+    except OSError as exc:
+        raise UsageError(f"the current directory is gone ({exc.strerror}): cd somewhere or pass --cwd DIR") from exc
+    if not path.is_dir():
+        raise UsageError(f"--cwd {cwd}: no such directory")
+    return path
+
+
+def overrides(pairs: Sequence[str]) -> dict[str, str]:
+    """--env NAME=VALUE words as a mapping; a usage error for anything else."""
+    result = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not _NAME.fullmatch(name) or "\0" in value:
+            raise UsageError(f"--env {pair!r} must look like NAME=VALUE with NAME of letters, digits and _")
+        result[name] = value
+    return result
+
+
+def workload_env(
+    caller: Mapping[str, str], extra: Mapping[str, str], cwd: Path, *, in_guest: bool
+) -> tuple[tuple[str, str], ...]:
+    """The workload's whole environment: the caller's (in the guest less NOT_IN_GUEST and names a
+    shell cannot take), then --env's, and PWD=cwd."""
+    env = {
+        name: value
+        for name, value in caller.items()
+        if _NAME.fullmatch(name) and not (in_guest and name in NOT_IN_GUEST)
+    }
+    env.update(extra)
+    env["PWD"] = str(cwd)
+    return tuple(sorted(env.items()))
