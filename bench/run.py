@@ -166,7 +166,7 @@ def outside_tree(vm, setup: Setup, pages: int, rounds: int) -> dict[str, list[fl
     return results
 
 
-def outside_tree_markdown(data: dict) -> list[str]:
+def outside_tree_markdown(data: dict, *, icount: bool = False) -> list[str]:
     """The section on the cost for processes outside the tree, from data["outside_tree"]."""
     pf = data["outside_tree"]
     base = pf["untraced (no module)"]
@@ -178,8 +178,12 @@ def outside_tree_markdown(data: dict) -> list[str]:
         "traced. With `follow=1` that test is one `test_bit()` in the set of traced thread-group ids "
         "(after reading `vma->vm_mm->owner`, as without follow). One warm-up run each, then "
         f"{data['outside_rounds']} interleaved rounds; ratios paired per round against the run with no module. "
-        "Other jobs on the host only ever add time, so the fastest run of each variant (min) is the steadiest "
-        "figure; the ratio of the minima is given too.",
+        + (
+            ""
+            if icount
+            else "Other jobs on the host only ever add time, so the fastest run of each variant (min) is the "
+            "steadiest figure; the ratio of the minima is given too."
+        ),
         "",
         "| variant | min ns/fault | ratio of minima | median ns/fault | median paired ratio | min-max paired ratio |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
@@ -190,6 +194,8 @@ def outside_tree_markdown(data: dict) -> list[str]:
             f"| {name} | {min(xs):.0f} | {min(xs) / min(base):.3f}x | {med(xs):.0f} | {med(ratios):.3f}x | "
             f"{min(ratios):.3f}-{max(ratios):.3f} |"
         )
+    if icount:
+        return [*lines, ""]
     lines += [
         "",
         "Under TCG (software emulation, on a machine shared with other jobs) wall-clock figures are noisy: "
@@ -479,7 +485,7 @@ def only_outside_tree(args, setup: Setup, work: Path) -> int:
         data["outside_tree"] = outside_tree(vm, setup, args.pages, args.rounds)
         accel = vm.accelerator
     heading = OUTSIDE_ICOUNT_HEADING if args.icount else OUTSIDE_HEADING
-    lines = outside_tree_markdown(data)
+    lines = outside_tree_markdown(data, icount=args.icount)
     lines[0] = heading
     how = "1 vCPU, `-icount shift=0`" if args.icount else "2 vCPUs"
     flags = "--only-outside-tree --icount" if args.icount else "--only-outside-tree"
