@@ -7,6 +7,7 @@ import contextlib
 import os
 import platform
 import selectors
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ def check_host_ready() -> None:
 
 @dataclass
 class HostTarget:
-    """Runs steps locally: the protocol on a pipe the workload does not inherit, its output on two others."""
+    """Runs steps locally: the protocol on a socket the workload does not inherit, its output on two pipes."""
 
     transcript_path: Path
     _transcript: notes.Transcript | None = None
@@ -67,16 +68,23 @@ class HostTarget:
         """Run one step locally; on a timeout or Ctrl-C, kill it and its children, keep what they
         sent in the transcript, and unload the module so the host is left clean."""
         start = time.monotonic()
-        proto_r, proto_w = os.pipe()
+        # The protocol on a socket, not a pipe: a pipe can be opened again through /proc/PID/fd by
+        # a workload running as root; a socket cannot.
+        proto, proto_child = socket.socketpair()
+        proto_r, proto_w = os.dup(proto.fileno()), os.dup(proto_child.fileno())
+        proto.close()
+        proto_child.close()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            argv = request.argv(channel.token, proto=f"/dev/fd/{proto_w}")
+            # The socket is run_step.sh's standard input (a shell names only descriptors 0-9, and
+            # its input is otherwise unused); it moves it to its fd 4 and gives the workload /dev/null.
+            argv = request.argv(channel.token, proto_fd=0)
             child = proc.start_group(
                 argv,
+                stdin=proto_w,
                 stdout=out_w,
                 stderr=err_w,
-                pass_fds=(proto_w,),
                 env=None if request.env is None else dict(request.env),
             )
         except BaseException:

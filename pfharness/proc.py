@@ -64,19 +64,18 @@ def run(
 def start_group(
     argv: Sequence[str | os.PathLike[str]],
     *,
+    stdin: int | None = None,
     stdout: int,
     stderr: int,
-    pass_fds: Sequence[int] = (),
     env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen:
-    """Start `argv` in a session (and process group) of its own, standard input /dev/null, with the
-    given descriptors; kill_group() ends it and every child."""
+    """Start `argv` in a session (and process group) of its own with the given descriptors (standard
+    input /dev/null unless given); kill_group() ends it and every child."""
     return subprocess.Popen(
         [str(a) for a in argv],
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if stdin is None else stdin,
         stdout=stdout,
         stderr=stderr,
-        pass_fds=tuple(pass_fds),
         env=None if env is None else dict(env),
         start_new_session=True,
     )

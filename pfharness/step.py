@@ -70,10 +70,15 @@ class TraceRequest:
     cwd: Path | None = None  # the workload's working directory (None: where the target's shell is)
     env: tuple[tuple[str, str], ...] | None = None  # the workload's whole environment (None: the target's)
 
-    def argv(self, token: str, *, proto: str) -> list[str]:
-        """The run_step.sh command line for this request: its protocol goes to `proto` with `token`."""
+    def argv(self, token: str, *, proto: str | None = None, proto_fd: int | None = None) -> list[str]:
+        """The run_step.sh command line for this request: its protocol lines carry `token` and go to the
+        file `proto` or the inherited descriptor `proto_fd`."""
         check_params(self.params)
-        argv = ["/bin/sh", str(assets.vm_file("run_step.sh")), "--token", token, "--proto", proto]
+        argv = ["/bin/sh", str(assets.vm_file("run_step.sh")), "--token", token]
+        if proto is not None:
+            argv += ["--proto", proto]
+        if proto_fd is not None:
+            argv += ["--proto-fd", str(proto_fd)]
         if self.cwd is not None:
             argv += ["--cwd", str(self.cwd)]
         if self.ko is not None:

@@ -52,6 +52,18 @@ def built_modules(tmp_path_factory, default_kernel):
     return kbuild.build(kbuild.BuildRequest(out, target, werror=True))
 
 
+@pytest.fixture(scope="session")
+def host_run_out(tmp_path_factory, default_kernel) -> Path:
+    """An --out for `pfharness run` (no --werror) with its build done on the host, so that a run
+    inside the VM (--target host there) finds it up to date instead of compiling under emulation."""
+    from pfharness.kmod import kbuild
+
+    out = tmp_path_factory.mktemp("run-out")
+    target = kbuild.BuildTarget(default_kernel.release, default_kernel.require_headers())
+    kbuild.build(kbuild.BuildRequest(out / default_kernel.release, target))
+    return out
+
+
 def copy_templates(dst: Path) -> Path:
     from pfharness import assets
 
@@ -74,6 +86,11 @@ def programs(tmp_path_factory) -> dict[str, Path]:
         result = proc.run(["gcc", "-O1", "-Wall", "-Werror", "-pthread", "-o", binary, source], merge_stderr=True)
         assert result.returncode == 0, result.stdout
         built[source.stem] = binary
+    # A file for `kinds` to map: 64 pages, on the host's file system (the guest's 9p root), so that its
+    # pages are read in from "disk" after they are dropped from the page cache (major faults).
+    data = out / "kinds.dat"
+    data.write_bytes(bytes(range(256)) * 16 * 64)
+    built["kinds.dat"] = data
     return built
 
 

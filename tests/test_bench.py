@@ -39,7 +39,18 @@ def test_bench_quick(tmp_path):
         "perf record -e page-faults -c 1 -d",
         "bpftrace tracepoint:exceptions:page_fault_user",
         "bpftrace kprobe:handle_mm_fault",
+        "bpftrace kprobe:handle_mm_fault printf time+address",
     ):
         assert name in names, (name, names)
     assert dict((r[0], r[2]) for r in rows)["untraced"] == "1.000"
     assert all(int(r[1]) > 0 for r in rows)
+
+    # The deterministic table: guest instructions per fault, each variant run twice.
+    section = text.split("## Per-fault cost, deterministic", 1)[1]
+    rows = re.findall(r"^\| (.+?) \| ([\d.]+) \| ([\d., ]+) \| ([-+\d.]+) \| ([\d.]+)x \|", section, re.M)
+    assert {r[0] for r in rows} == set(names)
+    for name, figure, runs, _added, _ratio in rows:
+        values = [float(v) for v in runs.split(",")]
+        assert len(values) == 2 and float(figure) > 0, (name, runs)
+        assert max(values) / min(values) < 1.05, (name, runs)  # counts repeat (exactly, or nearly: BENCHMARKS.md)
+    assert re.search(r"pf_probe_B: [\d.]+x the bare kprobe", section)

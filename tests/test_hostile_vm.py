@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import traced
 
+from pfharness import step
 from pfharness.results import verdict
 
 pytestmark = pytest.mark.vm
@@ -113,7 +114,30 @@ def test_stty_on_the_terminal_changes_nothing(vm, built_modules):
 def test_a_child_that_outlives_the_workload_is_ended(vm, built_modules):
     """What is left of the workload's process group when it exits is killed: it cannot write later
     (nor hold the output ports for the next step)."""
-    result = traced(vm, built_modules, "B", "sh", "-c", "(sleep 2; echo late) & echo early")
+    # the child prints 3 s after the workload (its parent) has exited, unless it is ended first
+    script = "p=$$; (while kill -0 $p 2>/dev/null; do sleep 0.1; done; sleep 3; echo late) & echo early"
+    result = traced(vm, built_modules, "B", "sh", "-c", script)
     assert result.complete and result.workload_output == "early\n"
-    after = traced(vm, built_modules, "B", "sh", "-c", "sleep 3; echo next")
+    after = traced(vm, built_modules, "B", "sh", "-c", "sleep 4; echo next")
     assert after.complete and after.workload_output == "next\n"
+
+
+def test_forgeries_on_the_host_target(vm, built_modules, host_run_out):
+    """--target host (run inside the VM, as root): the protocol is on a socket the workload cannot
+    reach, so the same forger changes nothing there either."""
+    import json
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    out_root = host_run_out
+    script = 'cd "$1" && shift && exec "$@" 2>/dev/null'
+    pfharness = [sys.executable, "-m", "pfharness.cli", "run", "--target", "host", "--module", "B", "--json"]
+    command = ["sh", "-c", script, "pfh", str(repo), *pfharness, "--out", str(out_root)]
+    command += ["--transcript", "/tmp/host-forge.log", "--", "sh", str(GUEST / "forge.sh"), "6"]
+    outer = step.trace(vm, step.TraceRequest("B", None, tuple(command), timeout=300))  # nothing loaded outside
+    assert outer.workload_status == 6, outer.workload_output
+    data = json.loads(outer.workload_output)
+    assert data["target"] == "host" and data["workload_status"] == 6 and data["exit_status"] == 6
+    assert data["harness_error"] is None and data["kernel_warnings"] == []
+    assert data["counters"]["recorded"] not in (None, 5) and data["plots"][0]["title"]
+    assert "forge: token=" in data["workload_output"] and "forge: token=none" not in data["workload_output"]

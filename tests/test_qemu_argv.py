@@ -60,6 +60,26 @@ def test_virtio_device_names_follow_the_transport():
         virtio_device(CFG, "gpu")
 
 
+def test_ports_are_named_virtio_serial_ports_on_sockets():
+    from dataclasses import replace
+
+    from pfharness.channel import PORTS
+    from pfharness.guest.machine import kernel_cmdline
+
+    cfg = replace(CFG, ports=tuple((name, Path(f"/tmp/p/{name}.sock")) for name in PORTS))
+    argv = qemu_argv(cfg)
+    devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
+    chardevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-chardev"]
+    assert "virtio-serial-pci,id=pfhser" in devices
+    for i, name in enumerate(PORTS):
+        assert f"socket,id=pfhport{i},path=/tmp/p/{name}.sock" in chardevs  # QEMU connects: the harness listens
+        assert f"virtserialport,bus=pfhser.0,chardev=pfhport{i},name={name}" in devices
+    assert "pfh.ports=pfh.proto,pfh.out,pfh.err" in kernel_cmdline(cfg).split()
+    assert "pfh.ports=" not in kernel_cmdline(CFG) and "virtio-serial-pci,id=pfhser" not in qemu_argv(CFG)
+    with pytest.raises(ValueError):
+        qemu_argv(replace(CFG, ports=(("a,b", Path("/tmp/x.sock")),)))
+
+
 def test_lpj_preset_and_icount():
     from dataclasses import replace
 

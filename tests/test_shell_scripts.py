@@ -351,3 +351,30 @@ def test_init_stops_at_the_first_failure(shell, mount_fail, ran, error, fake_ini
     assert result.returncode != 0
     # Nothing was written either (the only files are the test's own).
     assert set(tmp_path.iterdir()) == {fake_init_commands, tmp_path / "init-with-fakes.sh"}
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_run_step_protocol_on_an_inherited_socket(shell, tmp_path):
+    """--proto-fd 0 (the host target's way: the socket as standard input): the protocol goes to the
+    socket alone; the workload has neither it nor fd 4, reads /dev/null, and cannot open the socket
+    again through /proc (as it could a pipe)."""
+    import socket
+
+    ours, theirs = socket.socketpair()
+    fd = 0  # as the host target passes it: standard input
+    script = (
+        "read -r line && echo read-something; echo x >&4 || echo no-fd-4; "
+        "grep -q 'run_step.sh' /proc/$PPID/cmdline && echo parent-is-run_step; "
+        "(echo forged >/proc/$PPID/fd/4) 2>/dev/null && echo reopened-4 || echo cannot-reopen-4; exit 3"
+    )
+    argv = [*SHELLS[shell], str(RUN_STEP), "--token", TOKEN, "--proto-fd", str(fd), "--", "sh", "-c", script]
+    result = subprocess.run(argv, stdin=theirs, capture_output=True, text=True, timeout=60, check=False)
+    theirs.close()
+    received = b""
+    while chunk := ours.recv(65536):
+        received += chunk
+    ours.close()
+    assert result.returncode == 3, result
+    assert proto(received.decode()) == ["workload-begin", "workload-end status=3", "step-end status=3"]
+    assert "read-something" not in result.stdout and "no-fd-4\n" in result.stdout  # stdin: /dev/null
+    assert "parent-is-run_step\ncannot-reopen-4\n" in result.stdout

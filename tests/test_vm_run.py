@@ -41,8 +41,12 @@ def test_b_plots_30_by_70(vm, built_modules, programs):
     assert len(plot.rows) == 30 and all(len(r) == 70 for r in plot.rows)
     assert plot.faults == report.recorded and plot.outside == 0
     assert plot.x_labels[0] == "0.000" and len(plot.x_labels) == 3
-    assert set(plot.y_labels) == {0, 10, 20, 29}
-    assert int(plot.y_labels[29], 16) == plot.page_min and int(plot.y_labels[0], 16) == plot.page_max
+    # Folded (the default): every label is a band's first or last page, the lowest at the bottom row.
+    assert plot.scale == "folded" and plot.bands and 29 in plot.y_labels
+    labels = {int(v, 16) for v in plot.y_labels.values()}
+    assert labels <= {b.pmin for b in plot.bands} | {b.pmax for b in plot.bands}
+    assert int(plot.y_labels[29], 16) == plot.page_min == plot.bands[0].pmin
+    assert plot.bands[-1].pmax == plot.page_max
     assert plot.marks() > 0
 
 
@@ -85,21 +89,16 @@ def test_hold_before_exec_keeps_the_start_up_faults(vm, built_modules, programs)
     late_before, late_total = faults_before_main(False)
     print(f"faults before main's page: held {held_before} of {held_total}, course script {late_before} of {late_total}")
     assert held_before >= 20  # exec, the loader and libc start-up, all before main()
-    # Started first (--no-hold), the workload races the module's load, and what the module sees
-    # depends on that race: the workload is started through setsid (no controlling terminal), whose
-    # own exec the module may see when it is armed early, or may miss along with the program's
-    # loader when armed late. So no comparison with the held run is asserted; what the hold
-    # guarantees (every fault after the exec counted exactly) is tested against the kernel's own
-    # counters in test_exact_and_safe.py.
-    assert late_total > 0
+    # Started first, the program races the module's load: it always loses at least
+    # its exec-time faults (how many more depends on timing). run_step.sh starts it directly
+    # (no wrapper to exec first: the step's session is set up before), as the course's `$* &`.
+    assert late_before < held_before
+    assert late_total < held_total
 
 
-def test_host_target_inside_the_vm(vm, built_modules, tmp_path):
+def test_host_target_inside_the_vm(vm, built_modules, host_run_out, tmp_path):
     """The guest sees the host's root, so the same virtualenv runs `--target host` there."""
-    out_root = built_modules.modules["B"].parent.parent
-    release_dir = out_root / built_modules.kernel_release
-    if not release_dir.exists():
-        release_dir.symlink_to(built_modules.modules["B"].parent)
+    out_root = host_run_out
     command = [
         "sh",
         "-c",
@@ -272,9 +271,9 @@ def test_qemu_dies_with_the_harness(tmp_path, built_modules, how):
     assert not qemu_pids() - before, f"QEMU survived the harness's {how}"
 
 
-def test_host_target_timeout_unloads_the_module(vm, built_modules):
+def test_host_target_timeout_unloads_the_module(vm, built_modules, host_run_out):
     """--target host (inside the VM): a run that times out is stopped, children included, and the module unloaded."""
-    out_root = built_modules.modules["B"].parent.parent
+    out_root = host_run_out
     command = [
         "sh",
         "-c",

@@ -1,9 +1,9 @@
 #!/bin/sh
 # One traced run, on the machine where the module is loaded (the VM's guest,
 # or the host with --target host). POSIX sh (dash, busybox); needs root,
-# insmod/rmmod, dd, sed and setsid.
+# insmod/rmmod, dd, sed, pgrep and setsid.
 #
-#   run_step.sh --token TOKEN [--proto FILE] [--cwd DIR] [--ko FILE.ko]
+#   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--cwd DIR] [--ko FILE.ko]
 #               [--param NAME=VALUE ...] [--no-hold] -- CMD [ARG ...]
 #
 # With --ko: create the workload's process, held (stopped) before it execs
@@ -16,16 +16,36 @@
 # Two channels, never mixed:
 # - the protocol: every line is "TOKEN EVENT [key=value ...]", the kernel log
 #   records "TOKEN kmsg <record in /dev/kmsg format>", written to --proto FILE
-#   (the VM's virtio port pfh.proto, or a pipe of the host's harness); without
-#   --proto, to the standard output (for trying the script by hand). The
-#   workload never has it open: the harness believes nothing else.
+#   (the VM's virtio port pfh.proto) or to the inherited descriptor N, 0-9
+#   (--proto-fd: the host's harness passes a socket as standard input, 0;
+#   unlike a pipe, a socket cannot be opened again through /proc/PID/fd);
+#   without either, to the standard output (for trying the script by hand).
+#   The workload never has it open: the harness believes nothing else.
 # - the workload's own output: this script's standard output and error, which
 #   the workload inherits and which are never parsed. When the step ends, each
 #   gets the bytes "\036pfh-end-TOKEN\036", so the reader knows it has all.
-# The workload runs in DIR (--cwd; default: the directory the script was
-# started in), in a session of its own (setsid: no controlling terminal, so it
-# cannot change the console's settings), with standard input /dev/null. When
-# it exits, what is left of its process group is killed.
+# The step runs in a session of its own with no controlling terminal (when
+# started with one, the script starts itself again under setsid), so the
+# workload cannot change the console's settings. The workload runs in DIR
+# (--cwd; default: the directory the script was started in), with standard
+# input /dev/null. When it exits, every other process left in the session
+# (what the workload started) is killed.
+
+# The session id of process $1: field 4 after "(comm) " in /proc/$1/stat.
+session_of() {
+	stat=
+	read -r stat <"/proc/$1/stat" || return 1
+	# Split on purpose: what follows "comm) " is a state letter and numbers.
+	# shellcheck disable=SC2086
+	set -- ${stat##*) }
+	echo "$4"
+}
+if [ -z "${PFH_STEP_SESSION-}" ] && { [ "$(session_of $$)" != $$ ] || (: </dev/tty) 2>/dev/null; }; then
+	# util-linux's setsid by its path (busybox's applet lacks -w: wait for
+	# the forked child and exit with its status).
+	PFH_STEP_SESSION=1 exec /usr/bin/setsid -w /bin/sh "$0" "$@"
+fi
+unset PFH_STEP_SESSION
 
 # A module parameter is one NAME=VALUE word of plain characters (the rule
 # pfharness/step.py checks too): $params is split on spaces unquoted below.
@@ -44,6 +64,7 @@ check_param() {
 
 token=
 proto=
+proto_fd=
 cwd=
 ko=
 params=
@@ -64,6 +85,14 @@ while [ $# -gt 0 ]; do
 		--ko) ko=$2 ;;
 		esac
 		shift 2
+		;;
+	--proto-fd)
+		case ${2-} in
+		'' | *[!0-9]*) usage="--proto-fd needs a descriptor number" ;;
+		*) proto_fd=$2 ;;
+		esac
+		shift
+		[ $# -gt 0 ] && shift
 		;;
 	--param)
 		if [ $# -lt 2 ]; then
@@ -92,7 +121,19 @@ case $token in
 	;;
 esac
 
-if [ -n "$proto" ]; then
+if [ -n "$proto_fd" ]; then
+	if ! exec 4>&"$proto_fd"; then
+		echo "run_step.sh: no protocol descriptor $proto_fd" >&2
+		exit 2
+	fi
+	# Only fd 4 stays open (the workload gets neither): $proto_fd is digits.
+	# The host's harness passes the socket as standard input: /dev/null then.
+	if [ "$proto_fd" = 0 ]; then
+		exec </dev/null
+	elif [ "$proto_fd" != 4 ]; then
+		eval "exec $proto_fd>&-"
+	fi
+elif [ -n "$proto" ]; then
 	if ! exec 4>"$proto"; then
 		echo "run_step.sh: cannot open the protocol channel $proto" >&2
 		exit 2
@@ -129,10 +170,6 @@ fi
 PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 
-if ! setsid=$(command -v setsid); then
-	mark error what=setsid
-	finish 126
-fi
 if [ -n "$cwd" ] && ! cd "$cwd"; then
 	mark error what=cwd
 	finish 2
@@ -157,24 +194,33 @@ drain_kmsg() {
 	tries=0
 	while dd bs=65536 iflag=nonblock <&3 2>"$kmsg_err" | sed "s/^/$token kmsg /" >&4
 		[ "$tries" -lt 1000 ]; do
-		grep -q "Broken pipe" "$kmsg_err" || break
+		# Read with the shell's own read (one program fewer to start under emulation).
+		dd_error=
+		while IFS= read -r err_line; do dd_error="$dd_error $err_line"; done <"$kmsg_err"
+		case $dd_error in
+		*"Broken pipe"*) ;;
+		*) break ;;
+		esac
 		mark kmsg-lost
 		tries=$((tries + 1))
 	done
 	mark kmsg-end
 }
 
-# Wait for the workload; then kill what is left of its process group (its
-# session's children that outlived it would hold the output channels).
+# Wait for the workload; then kill what is left in this session (what it
+# started and left behind would hold the output channels).
 reap() {
 	wait "$pid"
 	status=$?
-	kill -9 -"$pid" 2>/dev/null
+	[ "$(session_of $$)" = $$ ] || return 0 # never someone else's session
+	for p in $(pgrep -s $$ 2>/dev/null); do
+		[ "$p" = $$ ] || kill -9 "$p" 2>/dev/null
+	done
 }
 
 if [ -z "$ko" ]; then
 	mark workload-begin
-	"$setsid" "$@" </dev/null 4>&- &
+	"$@" </dev/null 4>&- &
 	pid=$!
 	reap
 	mark workload-end "status=$status"
@@ -208,8 +254,8 @@ fi
 
 if [ "$hold" = 1 ]; then
 	# The child stops itself before exec; it runs CMD only once the module is
-	# armed, so none of its faults is lost. setsid execs (no fork): $! is it.
-	"$setsid" sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" </dev/null 3<&- 4>&- &
+	# armed, so none of its faults is lost.
+	sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" </dev/null 3<&- 4>&- &
 	pid=$!
 fi
 # Skip the records already in the log: only this run's lines are collected.
@@ -242,7 +288,7 @@ if [ "$hold" = 1 ]; then
 else
 	# Started before the module is loaded, as the course's script does.
 	mark workload-begin
-	"$setsid" "$@" </dev/null 3<&- 4>&- &
+	"$@" </dev/null 3<&- 4>&- &
 	pid=$!
 fi
 mark pid "pid=$pid" "hold=$hold" "prefaults=${prefaults:-unknown}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,12 @@ class TraceResult:
         """The module's own error lines (why it refused to load)."""
         return [m for m in self.kernel_messages if m.startswith(f"{self.module}: ")]
 
+    def exact(self) -> bool | None:
+        """False when the probe missed faults (nmissed > 0): the counts and the plot are not exact.
+        None when the module printed no counts."""
+        counts = self.report.counts
+        return None if counts is None else counts.exact
+
     def to_json(self) -> dict[str, Any]:
         """The --json object (schema in the README), without the verdict (results/verdict.py adds it)."""
         r = self.report
@@ -80,9 +87,13 @@ class TraceResult:
                 "seen": r.seen,
                 "fault_lines": len(r.fault_addresses) if r.module == "pf_probe_A" else None,
             },
+            "fault_counts": dataclasses.asdict(r.counts) if r.counts else None,  # the kretprobe's counts
+            "exact": self.exact(),
+            "regions": {"used": r.regions_used, "capacity": r.regions_capacity, "full": r.regions_full},
             "plots": [
                 {
                     "class": p.plot_class,
+                    "scale": p.scale,
                     "title": p.title,
                     "rows": p.rows,
                     "y_labels": {str(k): v for k, v in p.y_labels.items()},
@@ -92,13 +103,17 @@ class TraceResult:
                     "page_min": p.page_min,
                     "page_max": p.page_max,
                     "outside": p.outside,
+                    "bands": [dataclasses.asdict(b) for b in p.bands],
                     "complete": p.complete,
                 }
                 for p in r.plots
             ],
             "empty_classes": r.empty_classes,
             "processes": process_table_json(r),  # follow=1 only, else null
-            "records": [[rec.t_ns, rec.address, rec.fault_class] for rec in r.records],  # dump_records=1 only
+            "records": [  # dump_records=1 only
+                [rec.t_ns, rec.address, rec.fault_class, rec.tgid, rec.region, rec.access, rec.major]
+                for rec in r.records
+            ],
             "kernel_warnings": self.splats,
             "oom_kills": self.oom_kills,
             "workload_output": self.workload_output,

@@ -9,6 +9,31 @@ from .model import TraceResult
 from .verdict import exit_status, harness_error
 
 
+def _count_lines(result: TraceResult) -> list[str]:
+    """The kretprobe's counts: kinds, what was left out, and whether the run is exact."""
+    c = result.report.counts
+    if c is None:
+        return []
+    lines = [
+        f"kinds:           read {c.read}, write {c.write}, exec {c.exec}; major {c.major}, minor {c.minor}",
+        f"not faults:      retries {c.retries} (VM_FAULT_RETRY attempts), errors {c.errors} (VM_FAULT_ERROR)",
+    ]
+    if c.remote or c.gup:
+        lines.append(f"of the faults:   remote {c.remote} (by another process), get_user_pages {c.gup}")
+    r = result.report
+    if r.regions_used is not None:
+        full = f", {r.regions_full} faults without a region (table full)" if r.regions_full else ""
+        lines.append(f"regions:         {r.regions_used} of {r.regions_capacity}{full}")
+    if c.exact:
+        lines.append("exact:           yes (the probe missed no fault: nmissed 0)")
+    else:
+        lines.append(
+            f"exact:           NOT EXACT: the probe missed faults (nmissed {c.nmissed}, kprobe nmissed "
+            f"{c.kp_nmissed}); the counts and the plot are incomplete"
+        )
+    return lines
+
+
 def summary_lines(result: TraceResult) -> list[str]:
     r = result.report
     if r.recorded is not None:
@@ -17,7 +42,7 @@ def summary_lines(result: TraceResult) -> list[str]:
         counters = f"faults {r.faults}, fault lines collected {len(r.fault_addresses)}"
     else:
         counters = "none reported"
-    plots = ", ".join(f"{p.plot_class} ({p.faults} faults)" for p in r.plots) or "none"
+    plots = ", ".join(f"{p.plot_class} ({p.faults} faults, {p.scale})" for p in r.plots) or "none"
     if r.empty_classes:
         plots += "; no faults in: " + ", ".join(r.empty_classes)
     held = "held before exec" if result.hold else "started before the module was loaded"
@@ -30,6 +55,7 @@ def summary_lines(result: TraceResult) -> list[str]:
         f"kernel:          {result.kernel_release} ({result.target}, accelerator {result.accelerator})",
         f"pid:             {result.pid} ({held})",
         f"faults:          {counters}",
+        *_count_lines(result),
         f"plots:           {plots}",
         *(
             [

@@ -16,6 +16,11 @@ def harness_error(result: TraceResult) -> PfhError | None:
     if result.insmod_status not in (None, 0):
         why = "\n".join("    " + m for m in result.module_errors()) or "    (the module printed nothing)"
         return ModuleLoadError(f"insmod {result.module} failed with status {result.insmod_status}:\n{why}")
+    if result.step_error == "cwd":
+        return PfhError(
+            f"the workload's working directory cannot be entered on the {result.target}: pass --cwd with a "
+            f"directory it can see (the VM sees the host's root read-only); transcript: {result.transcript}"
+        )
     if result.step_error:
         return PfhError(
             f"the run could not start the workload properly ({result.step_error} failed, "
