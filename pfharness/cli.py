@@ -244,6 +244,9 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     param: list[str] = typer.Option(
         [], metavar="NAME=VALUE", help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."
     ),
+    follow: bool = typer.Option(
+        False, "--follow", help="Also trace every process CMD creates (children, grandchildren, ...): follow=1."
+    ),
     out: Path = typer.Option(
         DEFAULT_OUT, metavar="DIR", help="Build modules under OUT/<release>; each run's files under OUT/runs/."
     ),
@@ -279,6 +282,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         transcript=transcript_path,
         hold=hold,
         params=tuple(param),
+        follow=follow,
         out_dir=out,
         cwd=cwd,
         env=tuple(env),
@@ -389,13 +393,18 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     kernel_release: str | None = typer.Option(
         None, help=f"Kernel to build for and boot (default: see `pfharness kernels`). {SERIES_HELP}"
     ),
+    follow: bool = typer.Option(
+        True, help="Trace every process a workload creates too (follow=1); --no-follow: the first process only."
+    ),
 ) -> None:
     """Trace the study's workloads with B and C in one boot and write report.txt."""
     letters = tuple(m for m in letters_or_fail(module) if m in ("B", "C"))
     if not letters:
         fail(UsageError("the study uses B and/or C: pass --module B and/or --module C"))
     try:
-        result = study.run_study(out, letters, accel=accel.value, only=tuple(workload), kernel_release=kernel_release)
+        result = study.run_study(
+            out, letters, accel=accel.value, only=tuple(workload), kernel_release=kernel_release, follow=follow
+        )
         report = study.write_outputs(result, out, findings)
     except PfhError as e:
         fail(e)

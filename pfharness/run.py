@@ -40,6 +40,7 @@ class RunRequest:
     transcript: Path | None = None  # default: the run directory's transcript.log
     hold: bool = True
     params: tuple[str, ...] = ()
+    follow: bool = False  # trace the workload's children, grandchildren, ... too (follow=1)
     out_dir: Path = DEFAULT_OUT  # builds go to out_dir/<release>
     cwd: Path | None = None  # the workload's working directory (default: the caller's)
     env: tuple[str, ...] = ()  # --env NAME=VALUE, over the caller's environment
@@ -114,6 +115,7 @@ def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
         hold=request.hold,
         params=tuple(request.params),
         timeout=request.timeout,
+        follow=request.follow,
         cwd=cwd,
         env=env,
         save_dir=str(guest_dir) if request.target == "host" else GUEST_SAVE_MOUNT,
