@@ -32,6 +32,7 @@ from pfharness.kmod import kbuild, kernels  # noqa: E402
 BENCH = ROOT / "bench"
 PFHARNESS = [sys.executable, "-m", "pfharness.cli"]
 VNG_VENV = Path.home() / ".cache" / "pfharness" / "vng-venv"
+SETTLE_MS = 200  # fault_bench sleeps this long before its timed loop (see bench/fault_bench.c)
 
 
 def log(msg: str) -> None:
@@ -41,7 +42,7 @@ def log(msg: str) -> None:
 @dataclass
 class Setup:
     release: str
-    modules: dict[str, Path]  # A, B, C, bare
+    modules: dict[str, Path]  # A, B, C, bare (kprobe), bare-ret (kretprobe)
     program: Path  # fault_bench
     touch: Path  # tests/programs/touch_pages
     work: Path
@@ -60,7 +61,8 @@ def prepare(work: Path) -> Setup:
         made = proc.run(["gcc", "-O2", "-pthread", "-o", out, src], merge_stderr=True)
         if made.returncode != 0:
             raise SystemExit(made.stdout)
-    return Setup(kernel.release, {**build.modules, "bare": kmods / "bare_kprobe.ko"}, program, touch, work)
+    modules = {**build.modules, "bare": kmods / "bare_kprobe.ko", "bare-ret": kmods / "bare_kretprobe.ko"}
+    return Setup(kernel.release, modules, program, touch, work)
 
 
 # ---- per-fault cost ----
@@ -76,9 +78,11 @@ class Variant:
 def variants(pages: int) -> list[Variant]:
     bpf_tp = "tracepoint:exceptions:page_fault_user /pid == cpid/ { @faults = count(); }"
     bpf_kp = "kprobe:handle_mm_fault /pid == cpid/ { @faults = count(); }"
+    bpf_rec = 'kprobe:handle_mm_fault /pid == cpid/ { printf("%llu %lx\\n", nsecs, arg1); }'
     return [
         Variant("untraced", None),
         Variant("bare kprobe (pid filter only)", "bare"),
+        Variant("bare kretprobe (pid filter at entry)", "bare-ret"),
         Variant("pf_probe_A", "A"),
         Variant("pf_probe_B", "B"),
         Variant("pf_probe_C", "C"),
@@ -90,11 +94,16 @@ def variants(pages: int) -> list[Variant]:
         ),
         Variant("bpftrace tracepoint:exceptions:page_fault_user", None, ("bpftrace", "-q", "-e", bpf_tp, "-c")),
         Variant("bpftrace kprobe:handle_mm_fault", None, ("bpftrace", "-q", "-e", bpf_kp, "-c")),
+        Variant(
+            "bpftrace kprobe:handle_mm_fault printf time+address",
+            None,
+            ("bpftrace", "-q", "-o", "/dev/null", "-e", bpf_rec, "-c"),
+        ),
     ]
 
 
 def run_variant(vm, setup: Setup, v: Variant, pages: int) -> float:
-    program = [str(setup.program), str(pages)]
+    program = [str(setup.program), str(pages), str(SETTLE_MS)]
     command = (*v.wrap, " ".join(program)) if v.wrap and v.wrap[0] == "bpftrace" else (*v.wrap, *program)
     ko = setup.modules[v.module] if v.module else None
     request = step.TraceRequest(v.module or "B", ko, command, timeout=600)
@@ -103,6 +112,20 @@ def run_variant(vm, setup: Setup, v: Variant, pages: int) -> float:
     if not m or result.splats:
         raise RuntimeError(f"{v.name}: no figure (status {result.workload_status}): {result.workload_output[-500:]}")
     return float(m.group(1))
+
+
+def mount_debugfs(vm) -> None:
+    """bpftrace and perf need tracefs and debugfs."""
+    vm.run(
+        [
+            "sh",
+            "-c",
+            "mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; "
+            "mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug",
+        ],
+        stage="mount",
+        timeout=60,
+    )
 
 
 def per_fault(vm, setup: Setup, pages: int, rounds: int) -> dict[str, list[float]]:
@@ -116,6 +139,138 @@ def per_fault(vm, setup: Setup, pages: int, rounds: int) -> dict[str, list[float
         for v in order:
             results[v.name].append(run_variant(vm, setup, v, pages))
         log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{v.name.split()[0]} {results[v.name][-1]:.0f}" for v in vs))
+    return results
+
+
+# ---- per-fault cost for a process outside the traced tree (follow=1) ----
+
+OUTSIDE_VARIANTS: tuple[tuple[str, str | None, tuple[str, ...]], ...] = (
+    ("untraced (no module)", None, ()),
+    ("bare kprobe (pid filter only)", "bare", ()),
+    ("pf_probe_B", "B", ()),
+    ("pf_probe_B follow=1", "B", ("follow=1",)),
+)
+
+
+def run_outside(vm, setup: Setup, module: str | None, params: tuple[str, ...], pages: int) -> float:
+    """fault_bench, not traced, while `module` traces another process (a sleeping one)."""
+    script = (
+        "ko=$1 name=$2 program=$3 pages=$4; shift 4; sleep 600 & s=$!; st=0; "
+        'if [ -n "$ko" ]; then busybox insmod "$ko" "tpid=$s" "$@" || st=1; fi; '
+        '"$program" "$pages"; '
+        'if [ -n "$ko" ]; then busybox rmmod "$name" || st=1; fi; '
+        'kill "$s"; wait "$s" 2>/dev/null; echo "module_status=$st"'
+    )
+    ko = str(setup.modules[module]) if module else ""
+    name = Path(ko).stem if ko else ""
+    out = vm.run(
+        ["sh", "-c", script, "outside", ko, name, str(setup.program), str(pages), *params],
+        stage="outside-tree",
+        timeout=600,
+    ).output
+    m = re.search(r"ns_per_fault=([\d.]+)", out)
+    if not m or "module_status=0" not in out:
+        raise RuntimeError(f"outside the tree, {module} {params}: no figure: {out[-500:]}")
+    return float(m.group(1))
+
+
+def outside_tree(vm, setup: Setup, pages: int, rounds: int) -> dict[str, list[float]]:
+    """Interleaved rounds of every OUTSIDE_VARIANTS entry (one warm-up each)."""
+    log("per-fault cost outside the traced tree: warm-up")
+    for _, module, params in OUTSIDE_VARIANTS:
+        run_outside(vm, setup, module, params, pages)
+    results: dict[str, list[float]] = {name: [] for name, _, _ in OUTSIDE_VARIANTS}
+    n = len(OUTSIDE_VARIANTS)
+    for r in range(rounds):
+        order = OUTSIDE_VARIANTS[r % n :] + OUTSIDE_VARIANTS[: r % n]
+        for name, module, params in order:
+            results[name].append(run_outside(vm, setup, module, params, pages))
+        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in results.items()))
+    return results
+
+
+def outside_tree_markdown(data: dict, *, icount: bool = False) -> list[str]:
+    """The section on the cost for processes outside the tree, from data["outside_tree"]."""
+    pf = data["outside_tree"]
+    base = pf["untraced (no module)"]
+    lines = [
+        OUTSIDE_HEADING,
+        "",
+        f"The same `fault_bench` ({data['pages']} fresh pages), now **not** traced: the module is loaded for "
+        "another process (a `sleep`), so every fault of `fault_bench` pays only the handler's test that it is not "
+        "traced. With `follow=1` that test is one `test_bit()` in the set of traced thread-group ids "
+        "(after reading `vma->vm_mm->owner`, as without follow). One warm-up run each, then "
+        f"{data['outside_rounds']} interleaved rounds; ratios paired per round against the run with no module. "
+        + (
+            ""
+            if icount
+            else "Other jobs on the host only ever add time, so the fastest run of each variant (min) is the "
+            "steadiest figure; the ratio of the minima is given too."
+        ),
+        "",
+        "| variant | min ns/fault | ratio of minima | median ns/fault | median paired ratio | min-max paired ratio |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, xs in pf.items():
+        ratios = [x / b for x, b in zip(xs, base, strict=True)]
+        lines.append(
+            f"| {name} | {min(xs):.0f} | {min(xs) / min(base):.3f}x | {med(xs):.0f} | {med(ratios):.3f}x | "
+            f"{min(ratios):.3f}-{max(ratios):.3f} |"
+        )
+    if icount:
+        return [*lines, ""]
+    lines += [
+        "",
+        "Under TCG (software emulation, on a machine shared with other jobs) wall-clock figures are noisy: "
+        "differences of a few per cent between these rows are within the spread of the min-max column.",
+        "",
+    ]
+    return lines
+
+
+OUTSIDE_HEADING = "## Per-fault cost for a process outside the traced tree (follow=1)"
+OUTSIDE_ICOUNT_HEADING = "## Per-fault cost outside the traced tree, in guest instructions (follow=1, -icount)"
+
+
+def replace_section(text: str, heading: str, lines: list[str]) -> str:
+    """`text` (markdown) with the section under `heading` replaced by `lines`, or `lines` appended."""
+    parts = re.split(r"(?m)^(?=## )", text)
+    body = "\n".join(lines).rstrip("\n") + "\n\n"
+    for i, part in enumerate(parts):
+        if part.startswith(heading):
+            parts[i] = body
+            return "".join(parts)
+    return text.rstrip("\n") + "\n\n" + body
+
+
+# ---- deterministic cost: guest instructions per fault under -icount ----
+
+BARE_RET = "bare kretprobe (pid filter at entry)"
+# Variants that record every fault's address (the goal: B and C below every peer among them).
+RECORDING_PEERS = ("perf record -e page-faults -c 1 -d", "bpftrace kprobe:handle_mm_fault printf time+address")
+
+
+def icount_costs(setup: Setup, pages: int, repeats: int) -> dict[str, list[float]]:
+    """Each variant `repeats` times in a guest whose clock counts instructions (-icount shift=0: 1 ns each).
+
+    fault_bench's ns per fault is then guest instructions per fault: the loop, the fault and whatever
+    the tracer adds, on one vCPU (so a peer's user-space reader counts too). No warm-up is needed for
+    a count, but one unmeasured run of each variant loads its files into the guest's page cache.
+    """
+    options = VmOptions(
+        kernel=kernels.select(setup.release), transcript=setup.work / "icount.log", smp=1, icount_shift=0
+    )
+    vs = variants(pages)
+    with VmSession(options) as vm:
+        mount_debugfs(vm)
+        for v in vs:
+            run_variant(vm, setup, v, pages)
+        results: dict[str, list[float]] = {v.name: [] for v in vs}
+        for r in range(repeats):
+            for v in vs:
+                results[v.name].append(run_variant(vm, setup, v, pages))
+            figures = ", ".join(f"{v.name.split()[0]} {results[v.name][-1]:.1f}" for v in vs)
+            log(f"  icount repeat {r + 1}/{repeats}: {figures}")
     return results
 
 
@@ -149,41 +304,36 @@ def scale(vm, setup: Setup, capacity: int, faults: int) -> dict:
 # ---- turnaround and build ----
 
 
-def turnaround(setup: Setup, runs: int) -> dict:
-    out = setup.work / "turnaround"
-    (out).mkdir(exist_ok=True)
-    rel = out / setup.release
-    if not rel.exists():
-        rel.symlink_to(setup.modules["B"].parent)
-    totals, boots = [], []
-    for _i in range(runs):
-        t = time.monotonic()
-        r = subprocess.run(
-            [*PFHARNESS, "run", "--module", "B", "--out", str(out), "--json", "--", "true"],
-            check=False,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=300,
-        )
-        totals.append(time.monotonic() - t)
-        boots.append(json.loads(r.stdout)["stage_seconds"]["boot"])
-        log(f"  pfharness run -- true: {totals[-1]:.2f} s (boot {boots[-1]:.2f} s)")
-    return {"run_true_s": totals, "boot_s": boots}
+def _pfharness_true(out: Path) -> tuple[float, float]:
+    """One `pfharness run --module B -- true` (modules built): (wall seconds, boot seconds)."""
+    t = time.monotonic()
+    r = subprocess.run(
+        [*PFHARNESS, "run", "--module", "B", "--out", str(out), "--json", "--", "true"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    wall = time.monotonic() - t
+    return wall, json.loads(r.stdout)["stage_seconds"]["boot"]
 
 
-def virtme_ng(runs: int) -> dict:
+def _vng_ready() -> Path:
+    """virtme-ng in a virtualenv of its own under the cache (never a dependency of pfharness)."""
     vng = VNG_VENV / "bin" / "vng"
     if not vng.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VNG_VENV)], check=True)
         subprocess.run([str(VNG_VENV / "bin" / "pip"), "install", "-q", "virtme-ng"], check=True)
-    kernel = kernels.select(None)
-    times = []
+    return vng
+
+
+def _vng_true(vng: Path, image: Path) -> tuple[float, int, str]:
+    t = time.monotonic()
     env = {**os.environ, "PATH": f"{VNG_VENV / 'bin'}:{os.environ['PATH']}"}
-    for _i in range(runs):
-        t = time.monotonic()
+    try:
         r = subprocess.run(
-            [str(vng), "--run", str(kernel.image), "--disable-kvm", "--force-9p", "-e", "true"],
+            [str(vng), "--run", str(image), "--disable-kvm", "--force-9p", "-e", "true"],
             check=False,
             capture_output=True,
             text=True,
@@ -191,11 +341,48 @@ def virtme_ng(runs: int) -> dict:
             cwd=tempfile.gettempdir(),
             timeout=300,
         )
-        times.append(time.monotonic() - t)
-        log(f"  vng -e true: {times[-1]:.2f} s (status {r.returncode})")
-        if r.returncode != 0:
-            return {"error": (r.stderr or r.stdout)[-300:], "times_s": times}
-    return {"times_s": times}
+    except subprocess.TimeoutExpired:
+        return time.monotonic() - t, -1, "vng did not finish within 300 s"
+    return time.monotonic() - t, r.returncode, (r.stderr or r.stdout)[-300:]
+
+
+def turnaround(setup: Setup, runs: int, with_vng: bool = True) -> tuple[dict, dict]:
+    """`pfharness run -- true` and virtme-ng's `vng -e true`, interleaved, `runs` times each.
+
+    Returns (pfharness figures, virtme-ng figures); the load average before and after is kept, so
+    figures taken on a busy machine say so.
+    """
+    out = setup.work / "turnaround"
+    out.mkdir(exist_ok=True)
+    rel = out / setup.release
+    if not rel.exists():
+        rel.symlink_to(setup.modules["B"].parent)
+    vng, vng_error = None, ""
+    if with_vng:
+        try:
+            vng = _vng_ready()
+        except (subprocess.CalledProcessError, OSError) as e:
+            vng_error = f"could not install virtme-ng: {e}"
+    image = kernels.select(setup.release).require_image()
+    load = [os.getloadavg()[0]]
+    totals, boots, vtimes = [], [], []
+    for _i in range(runs):
+        wall, boot = _pfharness_true(out)
+        totals.append(wall)
+        boots.append(boot)
+        log(f"  pfharness run -- true: {wall:.2f} s (boot {boot:.2f} s)")
+        if vng is not None and not vng_error:
+            seconds, status, tail = _vng_true(vng, image)
+            log(f"  vng -e true: {seconds:.2f} s (status {status})")
+            if status != 0:
+                vng_error = tail
+            else:
+                vtimes.append(seconds)
+    load.append(os.getloadavg()[0])
+    vng_data: dict = {"times_s": vtimes}
+    if vng_error:
+        vng_data["error"] = vng_error
+    return {"run_true_s": totals, "boot_s": boots, "load_before_after": load}, vng_data
 
 
 def build_times(setup: Setup) -> dict:
@@ -213,18 +400,11 @@ def med(xs):
     return statistics.median(xs)
 
 
-def write_markdown(path: Path, data: dict) -> None:
-    L = [
-        "# pfharness benchmarks",
-        "",
-        f"Measured {data['date']} on {data['machine']}; guest kernel {data['release']}, accelerator {data['accel']}, "
-        f"{data['smp']} vCPUs. Regenerate: `.venv/bin/python bench/run.py` (writes this file).",
-        "",
-    ]
+def per_fault_markdown(data: dict) -> list[str]:
     pf = data["per_fault"]
     base = pf["untraced"]
-    L += [
-        "## Per-fault cost",
+    L = [
+        "## Per-fault cost (wall clock)",
         "",
         f"`bench/fault_bench.c` writes {data['pages']} fresh anonymous pages (MADV_NOHUGEPAGE) "
         "and times only that loop. "
@@ -240,33 +420,114 @@ def write_markdown(path: Path, data: dict) -> None:
         L.append(f"| {name} | {med(xs):.0f} | {med(ratios):.3f}x | {min(ratios):.3f}-{max(ratios):.3f} |")
     L += [
         "",
-        "bpftrace counts the faults of the traced pid (`@faults = count()`); `perf stat` counts; "
-        "`perf record -c 1 -d` and pf_probe_A/B/C record every fault with its address.",
+        "bpftrace counts the faults of the traced pid (`@faults = count()`) or prints each one's time and "
+        "address (`printf`, to /dev/null); `perf stat` counts; `perf record -c 1 -d`, the bpftrace `printf` "
+        "variant and pf_probe_A/B/C record every fault with its address.",
         "",
     ]
+    return L
+
+
+def icount_markdown(data: dict) -> list[str]:
+    ic = data["icount"]
+    base, bare = med(ic["untraced"]), med(ic["bare kprobe (pid filter only)"])
+    bare_ret = med(ic[BARE_RET]) if BARE_RET in ic else None
+    L = [
+        "## Per-fault cost, deterministic (guest instructions)",
+        "",
+        f"The same program ({data.get('icount_pages', data['pages'])} pages) and variants in a guest run with "
+        "QEMU's instruction counting (`-icount shift=0,sleep=off`, "
+        "TCG, 1 vCPU): the guest's clock advances 1 ns per instruction executed, so fault_bench's ns per fault is "
+        "the number of guest instructions per fault (loop, fault and tracer; on one vCPU a peer's reader process "
+        "counts too). Host load does not change it: "
+        f"each variant ran {len(ic['untraced'])} times (after one unmeasured run), and the runs are listed.",
+        "",
+        "| variant | instructions/fault (median) | runs | added over untraced | ratio to bare kprobe |",
+        "| --- | ---: | --- | ---: | ---: |",
+    ]
+    for name, xs in ic.items():
+        x = med(xs)
+        L.append(f"| {name} | {x:.1f} | {', '.join(f'{v:.1f}' for v in xs)} | {x - base:+.1f} | {x / bare:.3f}x |")
+    spread = max((max(xs) - min(xs)) / min(xs) for xs in ic.values())
+    L += ["", f"Largest difference between two runs of one variant: {spread * 100:.3f} %.", ""]
+    peers = [p for p in RECORDING_PEERS if p in ic]
+    for mod in ("pf_probe_B", "pf_probe_C"):
+        if mod not in ic:
+            continue
+        ratio = med(ic[mod]) / bare
+        below = [p for p in peers if med(ic[mod]) < med(ic[p])]
+        ret = f", {med(ic[mod]) / bare_ret:.4f}x the bare kretprobe" if bare_ret else ""
+        L.append(
+            f"- {mod}: {ratio:.4f}x the bare kprobe ({'within' if ratio <= 1.02 else 'NOT within'} the 2 % goal)"
+            f"{ret}; "
+            f"below {len(below)} of {len(peers)} peers that record addresses"
+            + ("" if len(below) == len(peers) else f" (not below: {', '.join(p for p in peers if p not in below)})")
+            + "."
+        )
+    L.append("")
+    return L
+
+
+def turnaround_markdown(data: dict) -> list[str]:
+    t = data["turnaround"]
+    load = t.get("load_before_after")
+    cores = os.cpu_count() or 1
+    busy = load is not None and max(load) > 0.5 * cores
+    L = [
+        "## Harness turnaround",
+        "",
+        "Five runs of each, interleaved (pfharness, virtme-ng, pfharness, ...), modules already built."
+        + (
+            f" **Taken under load** (load average {load[0]:.1f} before, {load[1]:.1f} after, on {cores} cores): "
+            "wall-clock figures are inflated; re-run `bench/run.py --only turnaround` on an idle machine."
+            if busy
+            else (f" Load average {load[0]:.1f} before, {load[1]:.1f} after, on {cores} cores." if load else "")
+        ),
+        "",
+        "| what | median | runs |",
+        "| --- | ---: | --- |",
+        f"| `pfharness run --module B -- true` | {med(t['run_true_s']):.2f} s | "
+        + ", ".join(f"{x:.2f}" for x in t["run_true_s"])
+        + " |",
+        f"| boot to the first command (in those runs) | {med(t['boot_s']):.2f} s | "
+        + ", ".join(f"{x:.2f}" for x in t["boot_s"])
+        + " |",
+    ]
+    v = data.get("virtme_ng", {})
+    if v.get("times_s") and "error" not in v:
+        L.append(
+            "| virtme-ng `vng --run <Debian kernel> --disable-kvm --force-9p -e true` | "
+            f"{med(v['times_s']):.2f} s | " + ", ".join(f"{x:.2f}" for x in v["times_s"]) + " |"
+        )
+    elif v:
+        L.append(f"| virtme-ng | failed: {v.get('error', '').strip()[:120]} | |")
+    L.append("")
+    return L
+
+
+def write_markdown(path: Path, data: dict) -> None:
+    L = [
+        "# pfharness benchmarks",
+        "",
+        f"Measured {data['date']} on {data['machine']}; guest kernel {data['release']}, "
+        f"accelerator {data.get('accel', 'tcg')}, "
+        f"{data['smp']} vCPUs. Regenerate: `.venv/bin/python bench/run.py` (writes this file); "
+        "`--only turnaround` or `--only icount` re-measures that section and keeps the others"
+        + (
+            " (re-measured since: " + ", ".join(f"{k} on {v}" for k, v in data["sections_date"].items()) + ")."
+            if data.get("sections_date")
+            else "."
+        ),
+        "",
+    ]
+    if "per_fault" in data:
+        L += per_fault_markdown(data)
+    if "icount" in data:
+        L += icount_markdown(data)
+    if "outside_tree" in data:
+        L += outside_tree_markdown(data)
     if "turnaround" in data:
-        t = data["turnaround"]
-        L += [
-            "## Harness turnaround",
-            "",
-            "| what | median | runs |",
-            "| --- | ---: | --- |",
-            f"| `pfharness run --module B -- true` (modules built) | {med(t['run_true_s']):.2f} s | "
-            + ", ".join(f"{x:.2f}" for x in t["run_true_s"])
-            + " |",
-            f"| boot to the first command (in those runs) | {med(t['boot_s']):.2f} s | "
-            + ", ".join(f"{x:.2f}" for x in t["boot_s"])
-            + " |",
-        ]
-        v = data.get("virtme_ng", {})
-        if v.get("times_s") and "error" not in v:
-            L.append(
-                "| virtme-ng `vng --run <Debian kernel> --disable-kvm --force-9p -e true` | "
-                f"{med(v['times_s']):.2f} s | " + ", ".join(f"{x:.2f}" for x in v["times_s"]) + " |"
-            )
-        elif v:
-            L.append(f"| virtme-ng | failed: {v.get('error', '').strip()[:120]} | |")
-        L.append("")
+        L += turnaround_markdown(data)
     if "build" in data:
         b = data["build"]
         L += [
@@ -299,7 +560,38 @@ def write_markdown(path: Path, data: dict) -> None:
             "allocated once). Unload: rmmod's wall time, which includes drawing the plot over every record.",
             "",
         ]
+    if "records_back" in data:
+        L += records_back_section(data["records_back"])
     path.write_text("\n".join(L) + "\n")
+
+
+#: Written by tests/test_records_vm.py (a million records through the run directory's 9p export).
+RECORDS_BACK = ROOT / "out" / "bench" / "records.json"
+
+
+def records_back_section(r: dict) -> list[str]:
+    """BENCHMARKS.md's "Records back": bringing a million records to the host against making them."""
+    total = r["guest_copy_seconds"] + r["host_read_seconds"] + r["host_csv_seconds"]
+    source = r.get("source", "the module's /proc/pf_probe_B/records")
+    return [
+        "## Records back (run directories)",
+        "",
+        f"`tests/test_records_vm.py` (kernel {r['kernel']}, {r['accelerator']}): `touch_pages {r['pages']}` touches "
+        f"{r['pages']:,} fresh pages under pf_probe_B ({r['module_recorded']:,} faults recorded); then "
+        f"`run_step.sh --save-dir` copies a {r['bytes'] / 2**20:.0f} MiB records file of {r['records']:,} records "
+        f"({source}) "
+        "before rmmod through the run directory's read-write 9p export, and the host reads, validates and "
+        "writes it as records.csv.",
+        "",
+        "| what | seconds |",
+        "| --- | ---: |",
+        f"| the workload making the faults (first to last fault, the module's clock) | {r['workload_seconds']:.2f} |",
+        f"| copy in the guest (`dd` of /proc/... into the 9p export, 1 MiB blocks) | {r['guest_copy_seconds']:.2f} |",
+        f"| host: read and validate (`records_file.parse_records`) | {r['host_read_seconds']:.2f} |",
+        f"| host: write records.csv | {r['host_csv_seconds']:.2f} |",
+        f"| **bringing the records back, in all** | **{total:.2f}** |",
+        "",
+    ]
 
 
 def main() -> int:
@@ -307,53 +599,124 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--pages", type=int, default=20000)
     ap.add_argument(
+        "--icount-repeats", type=int, default=2, help="runs of each variant under -icount (0: skip; default 2)"
+    )
+    ap.add_argument(
+        "--only", choices=("all", "turnaround", "icount"), default="all", help="run only that section (default: all)"
+    )
+    ap.add_argument(
         "--quick", action="store_true", help="tiny configuration: 1 round, 500 pages, no turnaround/virtme/scale"
     )
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument(
+        "--icount",
+        action="store_true",
+        help="with --only-outside-tree: one vCPU under -icount shift=0, so a guest nanosecond is one instruction",
+    )
+    ap.add_argument(
+        "--only-outside-tree",
+        action="store_true",
+        help="measure only the cost for a process outside the traced tree and replace that section of --out",
+    )
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.pages = 1, 500
     work = Path(tempfile.mkdtemp(prefix="pfh-bench-"))
+    records_back = json.loads(RECORDS_BACK.read_text()) if RECORDS_BACK.is_file() else None
     setup = prepare(work)
+    if args.only_outside_tree:
+        return only_outside_tree(args, setup, work)
+    today = datetime.date.today().isoformat()
     data: dict = {
-        "date": datetime.date.today().isoformat(),
+        "date": today,
         "release": setup.release,
         "smp": 2,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, host kernel {platform.release()}",
         "rounds": args.rounds,
         "pages": args.pages,
     }
-    if not args.quick:
+    if args.only != "all":
+        # One section: the others are kept from the last full run (each section says when it was measured).
+        previous = args.out.with_suffix(".json")
+        if previous.is_file():
+            data = json.loads(previous.read_text())
+    if not args.quick and args.only in ("all", "turnaround"):
         log("build times")
         data["build"] = build_times(setup)
-        log("turnaround")
-        data["turnaround"] = turnaround(setup, 5)
-        log("virtme-ng")
-        data["virtme_ng"] = virtme_ng(3)
+        log("turnaround, interleaved with virtme-ng")
+        data["turnaround"], data["virtme_ng"] = turnaround(setup, 5)
+        data.setdefault("sections_date", {})["turnaround"] = f"{today} ({setup.release})"
+    if args.only == "turnaround":
+        write_report(args.out, data)
+        return 0
+    if args.only == "icount":
+        data["icount"] = icount_costs(setup, args.pages, args.icount_repeats)
+        data["icount_pages"] = args.pages
+        data.setdefault("sections_date", {})["icount"] = f"{today} ({setup.release})"
+        write_report(args.out, data)
+        return 0
     with VmSession(
         VmOptions(kernel=kernels.select(setup.release), transcript=work / "bench.log", accel="auto", smp=2)
     ) as vm:
         data["accel"] = vm.accelerator
-        vm.run(
-            [
-                "sh",
-                "-c",
-                "mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; "
-                "mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug",
-            ],
-            stage="mount",
-            timeout=60,
-        )
+        mount_debugfs(vm)
         data["per_fault"] = per_fault(vm, setup, args.pages, args.rounds)
+        data["outside_tree"] = outside_tree(vm, setup, args.pages, args.rounds)
+        data["outside_rounds"] = args.rounds
         if not args.quick:
             log("scale")
             data["scale"] = [scale(vm, setup, 1 << 20, 300_000), scale(vm, setup, 4 << 20, 300_000)]
-    args.out.write_text("")
-    write_markdown(args.out, data)
-    (args.out.with_suffix(".json")).write_text(json.dumps(data, indent=2) + "\n")
-    print(args.out.read_text())
+    if args.icount_repeats:
+        log("deterministic cost (-icount)")
+        data["icount"] = icount_costs(setup, args.pages, args.icount_repeats)
+        data["icount_pages"] = args.pages
+    if records_back is not None:
+        data["records_back"] = records_back
+    write_report(args.out, data)
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def only_outside_tree(args, setup: Setup, work: Path) -> int:
+    """--only-outside-tree: one boot, the outside-the-tree rounds, that section of --out replaced."""
+    data: dict = {"pages": args.pages, "outside_rounds": args.rounds}
+    kernel = kernels.select(setup.release)
+    if args.icount:
+        options = VmOptions(kernel=kernel, transcript=work / "bench.log", accel="tcg", smp=1, icount_shift=0)
+    else:
+        options = VmOptions(kernel=kernel, transcript=work / "bench.log", accel="auto", smp=2)
+    with VmSession(options) as vm:
+        data["outside_tree"] = outside_tree(vm, setup, args.pages, args.rounds)
+        accel = vm.accelerator
+    heading = OUTSIDE_ICOUNT_HEADING if args.icount else OUTSIDE_HEADING
+    lines = outside_tree_markdown(data, icount=args.icount)
+    lines[0] = heading
+    how = "1 vCPU, `-icount shift=0`" if args.icount else "2 vCPUs"
+    flags = "--only-outside-tree --icount" if args.icount else "--only-outside-tree"
+    lines.insert(
+        2,
+        f"Measured {datetime.date.today().isoformat()} with `bench/run.py {flags} --rounds {args.rounds} "
+        f"--pages {args.pages}` in one boot of {setup.release} ({accel}, {how}).\n",
+    )
+    if args.icount:
+        lines.insert(
+            3,
+            "Under `-icount shift=0` QEMU's guest clock advances one nanosecond per guest instruction, so "
+            "`ns/fault` here is guest instructions per fault: deterministic, whatever else the host runs (the "
+            "rounds differ only by what the guest itself does differently).\n",
+        )
+    old = args.out.read_text() if args.out.exists() else "# pfharness benchmarks\n"
+    args.out.write_text(replace_section(old, heading, lines))
+    print("\n".join(lines))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def write_report(out: Path, data: dict) -> None:
+    (out.with_suffix(".json")).write_text(json.dumps(data, indent=2) + "\n")  # first: the figures are kept
+    out.write_text("")
+    write_markdown(out, data)
+    print(out.read_text())
 
 
 if __name__ == "__main__":

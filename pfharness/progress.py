@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
-
-from rich.console import Console
-from rich.live import Live
-from rich.spinner import Spinner
-from rich.text import Text
+from typing import TYPE_CHECKING, TextIO
 
 from .channel import Sink
+
+if TYPE_CHECKING:
+    from rich.live import Live
+    from rich.spinner import Spinner
+    from rich.text import Text
+
+
+def _rich():
+    """rich, imported when the line is first drawn: a run off a terminal never loads it."""
+    import rich.console  # noqa: PLC0415
+    import rich.live  # noqa: PLC0415
+    import rich.spinner  # noqa: PLC0415
+    import rich.text  # noqa: PLC0415
+
+    return rich
+
 
 STAGES = ("build", "boot", "run", "collect")
 
@@ -38,13 +49,15 @@ class Progress:
         self._stage_start = self._start
         self._done: list[tuple[str, float]] = []
         self._live: Live | None = None
-        self._spinner = Spinner("dots", text="")
+        self._spinner: Spinner | None = None
         self._partial: dict[int, bytes] = {}  # a line of workload output not yet ended, per fd
 
     def __enter__(self) -> Progress:
         if self.enabled:
-            console = Console(file=self._stderr, force_terminal=True, highlight=False, soft_wrap=True)
-            self._live = Live(
+            rich = _rich()
+            self._spinner = rich.spinner.Spinner("dots", text="")
+            console = rich.console.Console(file=self._stderr, force_terminal=True, highlight=False, soft_wrap=True)
+            self._live = rich.live.Live(
                 self._render_line(),
                 console=console,
                 transient=True,
@@ -81,7 +94,7 @@ class Progress:
         """Print one line of workload output, above the status line when it is shown."""
         if self._live is not None and self._stdout.isatty():
             # stdout is the same terminal: go through the live display so the line lands above it.
-            self._live.console.print(Text(line), markup=False, highlight=False, soft_wrap=True)
+            self._live.console.print(_rich().text.Text(line), markup=False, highlight=False, soft_wrap=True)
         else:
             self._stdout.write(line + "\n")
             self._stdout.flush()
@@ -110,11 +123,11 @@ class Progress:
 
     def _print_above(self, line: str) -> None:
         assert self._live is not None
-        self._live.console.print(Text(line), markup=False, highlight=False, soft_wrap=True)
+        self._live.console.print(_rich().text.Text(line), markup=False, highlight=False, soft_wrap=True)
 
     def _render_line(self) -> Text:
         now = time.monotonic()
-        text = Text("pfharness: ")
+        text = _rich().text.Text("pfharness: ")
         for name, seconds in self._done:
             text.append(f"{name} {seconds:.1f} s, ", style="dim")
         if self._stage:
@@ -123,6 +136,7 @@ class Progress:
         return text
 
     def _render(self) -> Spinner:
+        assert self._spinner is not None
         self._spinner.update(text=self._render_line())
         return self._spinner
 

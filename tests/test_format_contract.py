@@ -36,12 +36,41 @@ def test_every_line_shape_is_in_the_rendered_c_and_parses_back():
         "t_ns": 12,
         "address": 0x7F00,
         "fault_class": "data",
+        "tgid": 42,
+        "region": 3,
+        "access": "write",
         "plot_class": "all",
         "t_span_ns": 99,
         "page_min": 0x10,
         "page_max": 0,
         "outside": 0,
         "class_title": "data segment",
+        "traced": 12,
+        "table": 11,
+        "overflow": 1,
+        "untabled": 40,
+        "ppid": 4241,
+        "exited": 1,
+        "processes": 9,
+        "scale": "folded",
+        "completed": 11,
+        "retries": 3,
+        "errors": 1,
+        "remote": 0,
+        "gup": 2,
+        "major": 1,
+        "minor": 10,
+        "read": 4,
+        "write": 6,
+        "exec": 1,
+        "nmissed": 0,
+        "kp_nmissed": 5,
+        "used": 7,
+        "full": 0,
+        "name": "libc.so.6+",
+        "pmin": 0x7F0000000,
+        "pmax": 0x7F0000010,
+        "rows": 3,
     }
     for name, shape in output_format.LINES.items():
         assert shape.c_literal() in c, name  # the C prints exactly this format
@@ -57,7 +86,7 @@ def test_changing_a_constant_changes_the_c_and_the_parser(monkeypatch):
     assert "#define PLOT_COLS 50" in c and "#define PLOT_LABEL_WIDTH 12" in c
     assert 'pr_info("==== END OF PLOT ====\\n");' in c and "---- END PLOT ----" not in c
     rows = [f"{'0x10' if i == 0 else '':>12} |{'.' * 50}|" for i in range(output_format.PLOT_ROWS)]
-    lines = ["---- BEGIN PLOT pid=1 comm=x class=all ----", "title", *rows, "==== END OF PLOT ===="]
+    lines = ["---- BEGIN PLOT pid=1 comm=x class=all scale=linear ----", "title", *rows, "==== END OF PLOT ===="]
     report = module_output.parse_module_output([f"pf_probe_B: {ln}" for ln in lines])
     plot = report.plots[0]
     assert plot.complete and len(plot.rows) == output_format.PLOT_ROWS and plot.rows[0] == "." * 50
@@ -76,3 +105,43 @@ def test_cell_marks_and_legend_come_from_one_table(monkeypatch):
 def test_malformed_lines_are_not_taken(bad):
     report = module_output.parse_module_output([f"pf_probe_A: {bad}"])
     assert report.faults is None and report.fault_addresses == [] and report.records == []
+
+
+def test_proc_file_layouts_match_the_c_structs():
+    """The records file's header and record, as the C declares them, are output_format's structs field by field."""
+    c = render.render_module("B")
+    codes = {"u64": "Q", "u32": "I", "u16": "H", "u8": "B", "char": "s"}
+
+    def layout(struct: str) -> str:
+        body = re.search(r"struct " + struct + r" \{\n(.*?)\n\};", c, re.S).group(1)
+        out = ""
+        for ctype, name in re.findall(r"^\t(u64|u32|u16|u8|char) (\w+(?:\[\d+\])?);", body, re.M):
+            size = re.search(r"\[(\d+)\]", name)
+            out += (size.group(1) if size else "") + codes[ctype]
+        return "<" + out
+
+    assert layout("fault_record") == output_format.RECORD.format
+    assert layout("pfh_records_header") == output_format.RECORDS_HEADER.format
+    assert f"BUILD_BUG_ON(sizeof(struct fault_record) != {output_format.RECORD.size});" in c
+    assert f"BUILD_BUG_ON(sizeof(struct pfh_records_header) != {output_format.RECORDS_HEADER.size});" in c
+    assert f'.magic = "{output_format.RECORDS_MAGIC.rstrip(bytes(1)).decode()}",' in c
+    # The regions file prints TABLE_LINES["region"], and the kinds in REGION_KINDS' order.
+    assert output_format.TABLE_LINES["region"].c_literal() in c
+    kinds = re.findall(r"^\tREGION_(\w+),$", c, re.M)
+    assert [k.lower() for k in kinds[: len(output_format.REGION_KINDS)]] == list(output_format.REGION_KINDS)
+    assert 'proc_create("records", 0400, ' in c and 'proc_create("regions", 0400, ' in c
+
+
+def test_folded_rows_parse_with_border_and_band_name():
+    rows = []
+    for i in range(output_format.PLOT_ROWS):
+        label = "0x7f00" if i in (0, 29) else ""
+        border = "~" if i == 10 else "|"
+        tail = " libc.so.6" if i == 29 else ""
+        rows.append(f"{label:>{output_format.LABEL_WIDTH}} {border}{'.' * output_format.PLOT_COLS}|{tail}")
+    lines = ["---- BEGIN PLOT pid=1 comm=x class=all scale=folded ----", "title", *rows]
+    lines += ["band 0 name=libc.so.6 pages=0x7f00-0x7f10 rows=30 faults=70", "---- END PLOT ----"]
+    plot = module_output.parse_module_output([f"pf_probe_B: {ln}" for ln in lines]).plots[0]
+    assert plot.scale == "folded" and len(plot.rows) == output_format.PLOT_ROWS
+    assert plot.cuts == [10] and plot.row_bands == {29: "libc.so.6"}
+    assert plot.bands == [module_output.Band(0, "libc.so.6", 0x7F00, 0x7F10, 30, 70)]

@@ -13,7 +13,7 @@ from conftest import traced
 from pfharness import step
 from pfharness.results import verdict
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.core]
 
 FORGE_KMSG = (
     "echo 'pf_probe_B: summary pid=1 comm=forged recorded=5 dropped=0 capacity=9' >/dev/kmsg; "

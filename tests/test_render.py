@@ -34,16 +34,44 @@ def test_common_key_lines(sources, letter):
     assert "regs_get_kernel_argument(regs, 1)" in text
     assert "regs->si" not in text and "regs->di" not in text
     assert "owner = rcu_dereference(mm->owner);" in text
-    assert "task_tgid_nr(owner) == target_tgid" in text
+    assert "tgid = task_tgid_nr(owner);" in text
+    assert "return tgid == target_tgid ? tgid : 0;" in text
     assert "#ifdef CONFIG_MEMCG" in text
     assert "return -ESRCH;" in text and "return -EINVAL;" in text
     assert 'MODULE_LICENSE("GPL");' in text
 
 
+@pytest.mark.parametrize("letter", render.MODULES)
+def test_completed_faults_are_counted_as_the_kernel_counts_them(sources, letter):
+    """A kretprobe: the entry handler filters, the return handler counts what mm_account_fault() counts."""
+    text = sources[letter]
+    assert ".entry_handler = fault_entry_handler," in text and ".handler = fault_return_handler," in text
+    assert '.kp.symbol_name = "handle_mm_fault",' in text
+    entry = text[text.index("static int fault_entry_handler(") :]
+    entry = entry[: entry.index("\n}\n")]
+    assert "if (!fault_is_target(vma))\n\t\treturn 1;" in entry  # others get no return probe
+    ret = text[text.index("static int fault_return_handler(") :]
+    ret = ret[: ret.index("\n}\n")]
+    assert ret.index("VM_FAULT_RETRY") < ret.index("VM_FAULT_ERROR") < ret.index("fault_completed(")
+    assert "major = (ret & VM_FAULT_MAJOR) || (entry->flags & FAULT_FLAG_TRIED);" in ret
+    assert ret.index("follow_count_fault((pid_t)entry->tgid);") < ret.index("fault_completed(")
+    assert "fault_probe.nmissed, fault_probe.kp.nmissed" in text
+    assert "NOKPROBE_SYMBOL(fault_entry_handler);" in text and "NOKPROBE_SYMBOL(fault_return_handler);" in text
+
+
+@pytest.mark.parametrize("letter", ["B", "C"])
+def test_proc_files_go_before_the_buffers(sources, letter):
+    text = sources[letter]
+    exit_fn = text[text.index(f"static void __exit pf_probe_{letter}_exit") :]
+    assert exit_fn.index("probe_disarm();") < exit_fn.index("records_proc_remove();") < exit_fn.index("records_free();")
+    assert exit_fn.index("records_free();") < exit_fn.index("regions_free();")
+    assert "module_param(plot_scale, charp, 0444);" in text
+
+
 def test_a_prints_each_fault_and_keeps_no_records(sources):
     a = sources["A"]
-    assert 'pr_info("pid=%d addr=0x%lx\\n", tpid, address);' in a
-    assert "vmalloc" not in a and "max_records" not in a
+    assert 'pr_info("pid=%d addr=0x%lx\\n", (int)entry->tgid, entry->address);' in a
+    assert "records_alloc" not in a and "max_records" not in a
 
 
 @pytest.mark.parametrize("letter", ["B", "C"])
@@ -61,18 +89,33 @@ def test_recording_modules(sources, letter):
     assert exit_fn.index("probe_disarm();") < exit_fn.index("report(comm);") < exit_fn.index("records_free();")
 
 
+@pytest.mark.parametrize("letter", render.MODULES)
+def test_follow_is_a_parameter_and_every_probe_goes_before_anything_is_freed(sources, letter):
+    text = sources[letter]
+    assert "module_param(follow, bool, 0444);" in text
+    assert "follow_count_fault((pid_t)entry->tgid);" in text
+    assert "NOKPROBE_SYMBOL(follow_count_fault);" in text and "NOKPROBE_SYMBOL(follow_lookup);" in text
+    assert "return tgid > 0 && tgid < PID_MAX_LIMIT && test_bit(tgid, follow_traced);" in text
+    for tracepoint in ("sched_process_fork", "sched_process_exec", "sched_process_exit"):
+        assert f'.name = "{tracepoint}"' in text
+    exit_fn = text[text.index(f"static void __exit pf_probe_{letter}_exit") :]
+    disarmed = max(exit_fn.index("probe_disarm();"), exit_fn.index("follow_disarm();"))
+    assert disarmed < exit_fn.index("follow_report();") < exit_fn.index("follow_free();")
+    assert "tracepoint_synchronize_unregister();" in text
+
+
 def test_c_classifies_by_segment(sources):
     c = sources["C"]
     for field in ("start_code", "end_code", "start_data", "end_data"):
         assert f"mm->{field}" in c
     assert "for (cls = 0; cls < FAULT_CLASSES; cls++)" in c
-    assert "fault_class" not in sources["B"]
+    assert "FAULT_CLASSES; cls++)" not in sources["B"] and 'plot_one(stored, 0, comm, "all", "");' in sources["B"]
 
 
 def test_shared_blocks_live_once_in_the_templates():
     """The kprobe set-up, parameter checks and plot code exist in one template each."""
     top = {p.name: p.read_text() for p in assets.kmod_templates().glob("*.j2")}
-    for snippet in ("register_kprobe", "module_param(tpid", "mul_u64_u64_div_u64"):
+    for snippet in ("register_kretprobe", "module_param(tpid", "mul_u64_u64_div_u64", 'proc_create("', "get_file("):
         assert not any(snippet in text for text in top.values()), snippet
         owners = [p for p in (assets.kmod_templates() / "common").glob("*.j2") if snippet in p.read_text()]
         assert len(owners) == 1, (snippet, owners)

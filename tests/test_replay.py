@@ -208,3 +208,59 @@ def test_a_working_directory_that_cannot_be_entered_is_a_harness_error():
     result = step_result.read_step(step_data("error what=cwd", "step-end status=2"), model.RunContext("B", ("x",)))
     error = verdict.harness_error(result)
     assert error is not None and "--cwd" in str(error) and verdict.exit_status(result) == 120
+
+
+def test_counts_regions_and_bands_of_a_recorded_b_run(run_b):
+    """The kretprobe's counts, the region table and the folded plot's bands, as a real B run printed them."""
+    r = run_b.report
+    c = r.counts
+    assert c is not None and c.exact and run_b.exact() is True
+    assert c.completed == r.recorded and c.read + c.write + c.exec == c.completed == c.major + c.minor
+    assert c.write >= 40 and c.exec > 0 and c.remote == 0
+    # The workload's own count (exact_end.h) against the records, as the VM tests check.
+    rusage = int(run_b.workload_output.split("rusage_faults=")[1].split()[0])
+    assert r.recorded == rusage - run_b.pre_exec_faults
+    assert 0 < r.regions_used <= r.regions_capacity and r.regions_full == 0
+    [plot] = r.plots
+    assert plot.scale == "folded" and 2 <= len(plot.bands) <= 15
+    assert sum(b.faults for b in plot.bands) == plot.faults
+    assert sorted(plot.row_bands.values()) == sorted(b.name for b in plot.bands)
+    assert len(plot.cuts) == len(plot.bands) - 1
+    data = run_b.to_json()
+    assert data["exact"] is True and data["fault_counts"]["completed"] == r.recorded
+    assert data["plots"][0]["scale"] == "folded" and len(data["plots"][0]["bands"]) == len(plot.bands)
+    text = "\n".join(run_b_text(run_b))
+    assert "exact:           yes" in text and f"read {c.read}, write {c.write}, exec {c.exec}" in text
+
+
+def run_b_text(result: model.TraceResult) -> list[str]:
+    from pfharness.results import text
+
+    return text.summary_lines(result)
+
+
+def test_a_run_counts_its_fault_lines():
+    a = parsed("run_a.log")
+    assert a.report.counts.completed == a.report.faults == len(a.report.fault_addresses)
+
+
+def test_dumped_records_carry_process_region_access_and_major():
+    b = parsed("run_b_records.log")
+    records = b.report.records
+    assert records and {rec.tgid for rec in records} == {b.pid}
+    assert {rec.access for rec in records} <= {"read", "write", "exec"}
+    assert all(rec.region is not None and rec.region < b.report.regions_used for rec in records)
+    assert sum(rec.major for rec in records) == b.report.counts.major
+    c = parsed("run_c_records.log")
+    assert {rec.fault_class for rec in c.report.records} <= {"code", "data", "other"}
+
+
+def test_a_run_whose_probe_missed_faults_is_not_exact(tmp_path):
+    """nmissed > 0 (here edited into a real log): the run says NOT EXACT, in text and JSON."""
+    log = tmp_path / "missed.log"
+    log.write_bytes((DATA / "run_b.log").read_bytes().replace(b" nmissed=0 ", b" nmissed=3 ", 1))
+    [result] = transcript.parse_transcript(log)
+    assert result.report.counts.nmissed == 3 and result.exact() is False
+    text = "\n".join(run_b_text(result))
+    assert "NOT EXACT" in text and "nmissed 3" in text
+    assert result.to_json()["exact"] is False

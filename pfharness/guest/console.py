@@ -131,7 +131,7 @@ class Console:
         self.wait_for(rb"##PFH## ack token=%s\r*\n" % token.encode(), stage, timeout)
 
     def start_shell(self, stage: str, timeout: float) -> None:
-        """Quiet the shell (no echo, no prompt) and wait until it answers.
+        """Wait until the shell (quiet: no echo, no prompt, set up by /init) answers.
 
         Input that arrives while the shell is still opening the terminal is
         lost, so the first line is repeated until the shell answers it.
@@ -139,7 +139,8 @@ class Console:
         deadline = time.monotonic() + timeout
         while True:
             token = secrets.token_hex(8)
-            self.send_line(f"stty -echo 2>/dev/null; PS1=''; PS2=''; printf '##PFH## %s token=%s\\n' ack {token}")
+            # /init turned echo off and the shell's start-up file emptied PS1/PS2: only a builtin here.
+            self.send_line(f"printf '##PFH## %s token=%s\\n' ack {token}")
             try:
                 self.wait_for(
                     rb"##PFH## ack token=%s\r*\n" % token.encode(),

@@ -18,6 +18,46 @@ _MODULE_LINE = re.compile(r"(pf_probe_[ABC]): (.*?)\r?$")
 _LINE = output_format.LINES
 
 
+@dataclass(frozen=True)
+class Band:
+    """One band of a folded plot (its "band" line)."""
+
+    index: int  # 0 = the bottom band
+    name: str  # the region that names it, "+" when several were merged
+    pmin: int  # lowest page
+    pmax: int  # highest page
+    rows: int
+    faults: int
+
+
+@dataclass(frozen=True)
+class FaultCounts:
+    """What the kretprobe counted (the "faults completed=..." line of A, B and C)."""
+
+    completed: int  # completed faults of the process: records (B, C) or fault lines (A)
+    retries: int  # attempts that returned VM_FAULT_RETRY (not faults)
+    errors: int  # attempts that failed (VM_FAULT_ERROR): not counted by the kernel either
+    remote: int  # faults another process caused in this memory (counted in that process)
+    gup: int  # faults of get_user_pages() (regs == NULL), included in completed
+    major: int
+    minor: int
+    read: int
+    write: int
+    exec: int
+    nmissed: int  # the kretprobe's misses (no free instance)
+    kp_nmissed: int  # its kprobe's misses (another probe was running)
+
+    @property
+    def exact(self) -> bool:
+        """True when the probe saw every fault."""
+        return self.nmissed == 0 and self.kp_nmissed == 0
+
+    @property
+    def kernel_counted(self) -> int:
+        """What the process's own minflt + majflt should have grown by (its faults in other memory aside)."""
+        return self.completed - self.remote
+
+
 @dataclass
 class Plot:
     """One scatter plot as a module printed it."""
@@ -26,6 +66,7 @@ class Plot:
     pid: int
     comm: str
     plot_class: str  # "all" (B) or "code" / "data" / "other" (C)
+    scale: str = "linear"  # "folded" or "linear" (the module parameter plot_scale)
     title: str = ""
     rows: list[str] = field(
         default_factory=list
@@ -37,6 +78,9 @@ class Plot:
     page_min: int | None = None
     page_max: int | None = None
     outside: int | None = None  # points that fell outside the grid (must be 0)
+    bands: list[Band] = field(default_factory=list)  # folded: bottom band first
+    row_bands: dict[int, str] = field(default_factory=dict)  # folded: row index -> band name printed beside it
+    cuts: list[int] = field(default_factory=list)  # folded: rows whose border is '~' (the axis is cut above)
     complete: bool = False  # END PLOT seen
     lines: list[str] = field(default_factory=list)  # the plot exactly as printed, prefix stripped
 
@@ -53,6 +97,35 @@ class Record:
     t_ns: int  # time since the earliest record
     address: int
     fault_class: str | None = None  # C: code, data or other
+    tgid: int | None = None  # the process whose memory faulted
+    region: int | None = None  # index in the region table (output_format.REGION_NONE: none)
+    access: str | None = None  # output_format.ACCESS_KINDS
+    major: bool | None = None
+
+
+@dataclass(frozen=True)
+class Process:
+    """One line of the process table a module printed with follow=1."""
+
+    tgid: int
+    ppid: int  # the tgid of the process that created it (for the first one: its parent)
+    faults: int  # its faults seen by the module
+    exited: bool  # its last thread had exited by the unload
+    comm: str  # its name after its last exec
+
+
+@dataclass
+class ProcessTable:
+    """The process table (follow=1): the top processes by faults, the rest summed, the overflow."""
+
+    traced: int = 0  # processes traced, in the table or not
+    table: int = 0  # processes with a line in the module's table
+    overflow: int = 0  # processes traced without a line (the table was full)
+    untabled_faults: int = 0  # faults of those
+    processes: list[Process] = field(default_factory=list)  # printed one per line, most faults first
+    rest_processes: int = 0  # the others in the table, summed on one line
+    rest_faults: int = 0
+    complete: bool = False  # END PROCESSES seen
 
 
 @dataclass
@@ -67,10 +140,16 @@ class ModuleReport:
     capacity: int | None = None  # B, C: max_records
     faults: int | None = None  # A: faults seen
     fault_addresses: list[int] = field(default_factory=list)  # A: one per fault line
+    fault_pids: list[int] = field(default_factory=list)  # A: the tgid of each fault line (follow=1: any in the tree)
     plots: list[Plot] = field(default_factory=list)
     empty_classes: list[str] = field(default_factory=list)  # classes reported as having no faults
     records: list[Record] = field(default_factory=list)  # B, C with dump_records=1
     records_announced: int | None = None  # the count the dump announced (records lost from the log if larger)
+    process_table: ProcessTable | None = None  # follow=1: the processes traced
+    counts: FaultCounts | None = None  # A, B, C: the kretprobe's counts
+    regions_used: int | None = None  # B, C: regions in the table
+    regions_capacity: int | None = None
+    regions_full: int | None = None  # faults that found the table full (no region)
     lines: list[str] = field(default_factory=list)  # every line of the module, prefix stripped
 
     @property
@@ -108,7 +187,14 @@ def _finish_plot(plot: Plot, body: list[str]) -> None:
             label = m.group("label").strip()
             if label:
                 plot.y_labels[len(plot.rows)] = label
+            if m.group("band"):
+                plot.row_bands[len(plot.rows)] = m.group("band")
+            if m.group("border") == "~":
+                plot.cuts.append(len(plot.rows))
             plot.rows.append(m.group("cells"))
+            continue
+        if b := _LINE["band"].parse(line):
+            plot.bands.append(Band(b["index"], b["name"], b["pmin"], b["pmax"], b["rows"], b["faults"]))
             continue
         if rule_regex.match(line):
             rule_index = i
@@ -144,7 +230,9 @@ def parse_module_output(messages: Iterable[str], module: str | None = None) -> M
             continue
         _read_line(report, mod, text)
         if text.startswith("---- BEGIN PLOT") and (v := _LINE["plot_begin"].parse(text)):
-            current = Plot(module=mod, pid=v["pid"], comm=v["comm"], plot_class=v["plot_class"], lines=[text])
+            current = Plot(
+                module=mod, pid=v["pid"], comm=v["comm"], plot_class=v["plot_class"], scale=v["scale"], lines=[text]
+            )
             body = []
     if current is not None:  # truncated: the log ended inside a plot
         _finish_plot(current, body)
@@ -152,17 +240,56 @@ def parse_module_output(messages: Iterable[str], module: str | None = None) -> M
     return report
 
 
+def _read_process_line(report: ModuleReport, text: str) -> bool:
+    """A line of the process table (follow=1); False when `text` is none."""
+    if not text.startswith(("process ", "---- BEGIN PROCESSES", "---- END PROCESSES")):
+        return False
+    if v := _LINE["processes_begin"].parse(text):
+        report.process_table = ProcessTable(v["traced"], v["table"], v["overflow"], v["untabled"])
+        return True
+    table = report.process_table
+    if table is None:
+        return False
+    if v := _LINE["process"].parse(text):
+        table.processes.append(Process(v["tgid"], v["ppid"], v["faults"], bool(v["exited"]), v["comm"]))
+    elif v := _LINE["process_rest"].parse(text):
+        table.rest_processes, table.rest_faults = v["processes"], v["faults"]
+    elif _LINE["processes_end"].parse(text) is not None:
+        table.complete = True
+    else:
+        return False
+    return True
+
+
 def _read_line(report: ModuleReport, mod: str, text: str) -> None:
     """One module line outside a plot: a record, a fault line, a summary, an empty-plot note."""
+    if _read_process_line(report, text):
+        return
     if (v := _LINE["record"].parse(text)) or (v := _LINE["record_class"].parse(text)):
-        report.records.append(Record(v["index"], v["t_ns"], v["address"], v.get("fault_class")))
+        report.records.append(
+            Record(
+                v["index"],
+                v["t_ns"],
+                v["address"],
+                v.get("fault_class"),
+                v["tgid"],
+                v["region"],
+                v["access"],
+                bool(v["major"]),
+            )
+        )
     elif v := _LINE["records_begin"].parse(text):
         report.records_announced = v["count"]
     elif v := _LINE["a_fault"].parse(text):
         report.fault_addresses.append(v["address"])
+        report.fault_pids.append(v["pid"])
     elif v := _LINE["records_summary"].parse(text):
         report.pid, report.comm = v["pid"], v["comm"]
         report.recorded, report.dropped, report.capacity = v["recorded"], v["dropped"], v["capacity"]
+    elif v := _LINE["fault_counts"].parse(text):
+        report.counts = FaultCounts(**v)
+    elif v := _LINE["regions_summary"].parse(text):
+        report.regions_used, report.regions_capacity, report.regions_full = v["used"], v["capacity"], v["full"]
     elif v := _LINE["a_summary"].parse(text):
         report.pid, report.comm, report.faults = v["pid"], v["comm"], v["faults"]
     elif v := _LINE["plot_empty_class"].parse(text):

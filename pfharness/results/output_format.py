@@ -19,6 +19,8 @@ LABEL_WIDTH = 14  # width of the Y-axis labels, e.g. "0x7ffd1234567"
 LINE_MAX = 160  # longer than any line a module prints
 DEFAULT_MAX_RECORDS = 1_048_576  # B, C: record buffer capacity by default
 MAX_RECORDS_LIMIT = 16_777_216  # 16 Mi records: 256 MiB of vmalloc at most (B), 384 MiB (C, 24-byte records)
+FOLLOW_TABLE_SIZE = 4096  # follow=1: processes the module keeps a line for (more are traced, counted as overflow)
+FOLLOW_TOP = 20  # follow=1: processes printed one per line at unload, by faults; the rest share one line
 
 #: A cell with at least N faults shows this mark (the highest N that fits wins); empty cells are blank.
 CELL_MARKS: tuple[tuple[int, str], ...] = ((1, "."), (2, "o"), (10, "O"), (100, "#"))
@@ -108,14 +110,59 @@ LINES: dict[str, LineShape] = {
         {"pid": INT, "comm": TEXT, "recorded": U64, "dropped": U64, "capacity": ULONG},
     ),
     "records_begin": LineShape("---- BEGIN RECORDS count={count} ----", {"count": U64}),
-    "record": LineShape("rec {index} t={t_ns} addr={address}", {"index": U64, "t_ns": U64, "address": ADDRESS}),
+    "record": LineShape(
+        "rec {index} t={t_ns} addr={address} tgid={tgid} region={region} access={access} major={major}",
+        {"index": U64, "t_ns": U64, "address": ADDRESS, "tgid": U64, "region": U64, "access": WORD, "major": U64},
+    ),
     "record_class": LineShape(
-        "rec {index} t={t_ns} addr={address} class={fault_class}",
-        {"index": U64, "t_ns": U64, "address": ADDRESS, "fault_class": WORD},
+        "rec {index} t={t_ns} addr={address} tgid={tgid} region={region} access={access} major={major} "
+        "class={fault_class}",
+        {
+            "index": U64,
+            "t_ns": U64,
+            "address": ADDRESS,
+            "tgid": U64,
+            "region": U64,
+            "access": WORD,
+            "major": U64,
+            "fault_class": WORD,
+        },
     ),
     "records_end": LineShape("---- END RECORDS ----"),
+    # A, B and C at unload: what the kretprobe saw (issue 11). completed = records (B, C) or fault lines (A);
+    # the kernel's own count of the process (minflt + majflt) is completed - remote (+ the process's faults in
+    # memory that is not its own, none in the tests). nmissed > 0 (kretprobe) or kp_nmissed > 0 (its kprobe):
+    # faults the probe did not see, the run is not exact.
+    "fault_counts": LineShape(
+        "faults completed={completed} retries={retries} errors={errors} remote={remote} gup={gup} major={major} "
+        "minor={minor} read={read} write={write} exec={exec} nmissed={nmissed} kp_nmissed={kp_nmissed}",
+        {
+            "completed": U64,
+            "retries": U64,
+            "errors": U64,
+            "remote": U64,
+            "gup": U64,
+            "major": U64,
+            "minor": U64,
+            "read": U64,
+            "write": U64,
+            "exec": U64,
+            "nmissed": INT,
+            "kp_nmissed": ULONG,
+        },
+    ),
+    # B and C at unload: the region table (regions used of capacity; faults left without a region, table full).
+    "regions_summary": LineShape(
+        "regions used={used} capacity={capacity} full={full}", {"used": U64, "capacity": U64, "full": U64}
+    ),
     "plot_begin": LineShape(
-        "---- BEGIN PLOT pid={pid} comm={comm} class={plot_class} ----", {"pid": INT, "comm": TEXT, "plot_class": WORD}
+        "---- BEGIN PLOT pid={pid} comm={comm} class={plot_class} scale={scale} ----",
+        {"pid": INT, "comm": TEXT, "plot_class": WORD, "scale": WORD},
+    ),
+    # The folded plot: one line per band under the legend, bottom band first (docs/folded-plot.md).
+    "band": LineShape(
+        "band {index} name={name} pages={pmin}-{pmax} rows={rows} faults={faults}",
+        {"index": INT, "name": WORD, "pmin": HEX64, "pmax": HEX64, "rows": INT, "faults": U64},
     ),
     "plot_summary": LineShape(
         "summary pid={pid} comm={comm} class={plot_class} faults={faults} t_span_ns={t_span_ns} "
@@ -132,6 +179,17 @@ LINES: dict[str, LineShape] = {
         },
     ),
     "plot_end": LineShape("---- END PLOT ----"),
+    # follow=1 (A, B and C): the process table, printed at unload before the plots
+    "processes_begin": LineShape(
+        "---- BEGIN PROCESSES traced={traced} table={table} overflow={overflow} untabled_faults={untabled} ----",
+        {"traced": U64, "table": U64, "overflow": U64, "untabled": U64},
+    ),
+    "process": LineShape(
+        "process tgid={tgid} ppid={ppid} faults={faults} exited={exited} comm={comm}",
+        {"tgid": INT, "ppid": INT, "faults": S64, "exited": INT, "comm": TEXT},
+    ),
+    "process_rest": LineShape("process rest={processes} faults={faults}", {"processes": U64, "faults": S64}),
+    "processes_end": LineShape("---- END PROCESSES ----"),
     "plot_empty": LineShape(
         "no page faults recorded for process {pid} ({comm}): plot left out", {"pid": INT, "comm": TEXT}
     ),
@@ -156,10 +214,36 @@ RECORDS_HEADER = struct.Struct("<8sIIQQ")
 #: time_ns (local_clock), address, tgid, region index, access kind, flags
 RECORD = struct.Struct("<QQIHBB")
 ACCESS_KINDS = ("read", "write", "exec")  # the record's access byte indexes this
-RECORD_FLAG_MAJOR = 0x1  # VM_FAULT_MAJOR was in the result
+RECORD_FLAG_MAJOR = 0x1  # a major fault, as the kernel counts it: VM_FAULT_MAJOR in the result, or FAULT_FLAG_TRIED
+#: bits 1-2 of the flags: pf_probe_C's class of the fault (an index into FAULT_CLASSES); B stores it too
+RECORD_FLAG_CLASS_SHIFT = 1
+RECORD_FLAG_CLASS_MASK = 0x6
+RECORD_FLAG_REMOTE = 0x8  # another process faulted in this memory (counted in that process's minflt/majflt)
 REGION_NONE = 0xFFFF  # the region table was full: the fault has no region
 #: What a region is, in the order the module numbers them (the kind word in the regions file).
 REGION_KINDS = ("code", "data", "heap", "stack", "file", "anon", "vdso", "vvar", "other")
+#: The module's region table (module parameter max_regions, allocated at load); a fault that needs a new region
+#: when it is full gets REGION_NONE. A followed tree has regions per process: a kernel build needs thousands.
+REGIONS_DEFAULT = 1024
+REGIONS_LIMIT = 16384
+REGION_NAME_MAX = 64  # a region's name in the table, at most (a file's basename, cut)
+#: The names of the regions that are not files (code, data and file regions carry the file's basename).
+REGION_FIXED_NAMES = {
+    "heap": "[heap]",
+    "stack": "[stack]",
+    "anon": "[anon]",
+    "vdso": "[vdso]",
+    "vvar": "[vvar]",
+    "other": "[other]",
+}
+
+# ---------------------------------------------------------------------------------------------
+# The folded plot (docs/folded-plot.md): the plot_scale module parameter, and the bands.
+# ---------------------------------------------------------------------------------------------
+PLOT_SCALES = ("folded", "linear")  # the first is the default
+MAX_BANDS = PLOT_ROWS // 2
+BAND_NAME_MAX = 24  # a band's name beside the plot, at most (cut, never wrapped)
+BAND_NONE_NAME = "?"  # the band of the faults with REGION_NONE
 
 #: One line of /proc/<module>/regions and one of /proc/<module>/processes.
 TABLE_LINES: dict[str, LineShape] = {
@@ -187,8 +271,12 @@ def legend() -> str:
 
 
 def plot_row_regex() -> re.Pattern[str]:
-    """A plot row: a right-aligned label, " |", PLOT_COLS cells, "|"."""
-    return re.compile(rf"^(?P<label>.{{{LABEL_WIDTH}}}) \|(?P<cells>.{{{PLOT_COLS}}})\|$")
+    """A plot row: a right-aligned label, " ", the border ('|', or '~' where the folded axis is cut), PLOT_COLS
+    cells, "|", and in a folded plot the band's name after a blank on a band's bottom row."""
+    return re.compile(
+        rf"^(?P<label>.{{{LABEL_WIDTH}}}) (?P<border>[|~])(?P<cells>.{{{PLOT_COLS}}})\|"
+        rf"(?: (?P<band>\S{{1,{BAND_NAME_MAX}}}))?$"
+    )
 
 
 def plot_rule_regex() -> re.Pattern[str]:
@@ -205,16 +293,31 @@ def template_context() -> dict[str, object]:
         "line_max": LINE_MAX,
         "default_max_records": DEFAULT_MAX_RECORDS,
         "max_records_limit": MAX_RECORDS_LIMIT,
+        "follow_table_size": FOLLOW_TABLE_SIZE,
+        "follow_top": FOLLOW_TOP,
+        "follow_hash_bits": (2 * FOLLOW_TABLE_SIZE - 1).bit_length(),
         "cell_marks": CELL_MARKS,
         "legend": legend(),
         "fault_classes": FAULT_CLASSES,
         "fmt": {name: shape.c_literal() for name, shape in LINES.items()},
         "table_fmt": {name: shape.c_literal() for name, shape in TABLE_LINES.items()},
         "records_magic": RECORDS_MAGIC,
+        "records_magic_text": RECORDS_MAGIC.rstrip(b"\0").decode(),
         "records_header_size": RECORDS_HEADER.size,
         "record_size": RECORD.size,
         "access_kinds": ACCESS_KINDS,
         "record_flag_major": RECORD_FLAG_MAJOR,
         "region_none": REGION_NONE,
         "region_kinds": REGION_KINDS,
+        "regions_default": REGIONS_DEFAULT,
+        "regions_limit": REGIONS_LIMIT,
+        "region_name_max": REGION_NAME_MAX,
+        "region_fixed_names": REGION_FIXED_NAMES,
+        "record_flag_class_shift": RECORD_FLAG_CLASS_SHIFT,
+        "record_flag_class_mask": RECORD_FLAG_CLASS_MASK,
+        "record_flag_remote": RECORD_FLAG_REMOTE,
+        "plot_scales": PLOT_SCALES,
+        "max_bands": MAX_BANDS,
+        "band_name_max": BAND_NAME_MAX,
+        "band_none_name": BAND_NONE_NAME,
     }

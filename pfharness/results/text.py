@@ -3,10 +3,37 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from typing import Any
 
 from .model import TraceResult
 from .verdict import exit_status, harness_error
+
+
+def _count_lines(result: TraceResult) -> list[str]:
+    """The kretprobe's counts: kinds, what was left out, and whether the run is exact."""
+    c = result.report.counts
+    if c is None:
+        return []
+    lines = [
+        f"kinds:           read {c.read}, write {c.write}, exec {c.exec}; major {c.major}, minor {c.minor}",
+        f"not faults:      retries {c.retries} (VM_FAULT_RETRY attempts), errors {c.errors} (VM_FAULT_ERROR)",
+    ]
+    if c.remote or c.gup:
+        lines.append(f"of the faults:   remote {c.remote} (by another process), get_user_pages {c.gup}")
+    r = result.report
+    if r.regions_used is not None:
+        full = f", {r.regions_full} faults without a region (table full)" if r.regions_full else ""
+        lines.append(f"regions:         {r.regions_used} of {r.regions_capacity}{full}")
+    if c.exact:
+        lines.append("exact:           yes (the probe missed no fault: nmissed 0)")
+    else:
+        lines.append(
+            f"exact:           NOT EXACT: the probe missed faults (nmissed {c.nmissed}, kprobe nmissed "
+            f"{c.kp_nmissed}); the counts and the plot are incomplete"
+        )
+    return lines
 
 
 def summary_lines(result: TraceResult) -> list[str]:
@@ -17,10 +44,11 @@ def summary_lines(result: TraceResult) -> list[str]:
         counters = f"faults {r.faults}, fault lines collected {len(r.fault_addresses)}"
     else:
         counters = "none reported"
-    plots = ", ".join(f"{p.plot_class} ({p.faults} faults)" for p in r.plots) or "none"
+    plots = ", ".join(f"{p.plot_class} ({p.faults} faults, {p.scale})" for p in r.plots) or "none"
     if r.empty_classes:
         plots += "; no faults in: " + ", ".join(r.empty_classes)
     held = "held before exec" if result.hold else "started before the module was loaded"
+    table = r.process_table
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_seconds.items())
     return [
         "---- pfharness summary ----",
@@ -29,11 +57,51 @@ def summary_lines(result: TraceResult) -> list[str]:
         f"kernel:          {result.kernel_release} ({result.target}, accelerator {result.accelerator})",
         f"pid:             {result.pid} ({held})",
         f"faults:          {counters}",
+        *_count_lines(result),
         f"plots:           {plots}",
+        *(
+            [
+                f"processes:       {table.traced} traced (follow), {table.overflow} without a line in the table"
+                + (f" ({table.untabled_faults} faults)" if table.untabled_faults else "")
+            ]
+            if table is not None
+            else []
+        ),
         f"workload status: {result.workload_status}",
         f"stages:          {stages}",
         f"transcript:      {result.transcript}",
+        *saved_lines(result),
     ]
+
+
+def saved_lines(result: TraceResult) -> list[str]:
+    """What came back from the module's procfs files (B, C)."""
+    if result.saved is not None:
+        s = result.saved
+        return [f"records:         {len(s.records)} saved, {len(s.regions)} regions (records.csv, regions.csv)"]
+    if result.saved_error:
+        return [f"records:         not saved: {result.saved_error}"]
+    return []
+
+
+def run_dir_line(result: TraceResult) -> str | None:
+    """The last line of `run`: where the run's files are, and how to draw them again."""
+    if not result.run_dir:
+        return None
+    where = os.path.relpath(result.run_dir)
+    where = result.run_dir if where.startswith("..") else where
+    if result.saved is None:
+        return f"run files: {where}/"
+    return f"run files: {where}/ (draw again: pfharness plot {where} [--range REGION] [--png FILE])"
+
+
+def json_object(result: TraceResult) -> dict[str, Any]:
+    """The --json object (also a run directory's run.json): the result and its verdict."""
+    error = harness_error(result)
+    data = result.to_json()
+    data["harness_error"] = str(error) if error else None
+    data["exit_status"] = exit_status(result)
+    return data
 
 
 def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = False, with_output: bool = True) -> int:
@@ -41,20 +109,21 @@ def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = Fa
     the workload's output first (parse; `run` has streamed it already)."""
     error = harness_error(result)
     if as_json:
-        data = result.to_json()
-        data["harness_error"] = str(error) if error else None
-        data["exit_status"] = exit_status(result)
+        data = json_object(result)
         echo(json.dumps(data, indent=2))
         return data["exit_status"]
     if with_output and result.workload_output:
         echo(result.workload_output.rstrip("\n"))
-    for line in result.report.lines:
-        if not line.startswith("rec "):  # dumped records: in --json and the transcript
-            echo(line)
     for line in summary_lines(result):
         echo(line)
     for line in result.oom_kills:
         echo(f"note: the OOM killer ended a process of the run (not a kernel fault): {line}")
+    # The module's lines last, so that the output ends with its plot, then where the run's files are.
+    for line in result.report.lines:
+        if not line.startswith("rec "):  # dumped records: in --json and the transcript
+            echo(line)
     if error is not None:
         echo(f"pfharness: error: {error}")
+    if (last := run_dir_line(result)) is not None:
+        echo(last)
     return exit_status(result)

@@ -32,6 +32,12 @@ from pfharness.errors import VmLost  # noqa: E402
 from pfharness.guest.session import VmOptions, VmSession  # noqa: E402
 
 
+def _tell(vm) -> int:
+    """How many bytes the session's transcript holds so far."""
+    vm.console.transcript.flush()
+    return vm.console.transcript_path.stat().st_size
+
+
 def record() -> None:
     kernel = kernels.default_kernel(kernels.discover())
     work = Path(tempfile.mkdtemp(prefix="pfh-data-"))
@@ -44,10 +50,10 @@ def record() -> None:
                                      ("B", ("dump_records=1",), "run_b_records"), ("C", ("dump_records=1",), "run_c_records")):
             path = work / f"{name}.log"
             request = step.TraceRequest(letter, build.modules[letter], (str(program), "40"), params=params)
-            start = vm.console.transcript.tell()
+            start = _tell(vm)
             vm.console.note(f"boot release={kernel.release} accel={vm.accelerator}")
             step.trace(vm, request)
-            transcripts[name] = (start, vm.console.transcript.tell(), path)
+            transcripts[name] = (start, _tell(vm), path)
             if name == "run_b":
                 for name, argv in (("dmesg_b_timestamps.txt", ["dmesg"]), ("dmesg_b_no_timestamps.txt", ["dmesg", "-t"])):
                     out = vm.run(argv, stage="dmesg", timeout=60).output
