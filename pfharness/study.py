@@ -14,7 +14,7 @@ from pathlib import Path
 from . import __version__, assets
 from .errors import PfhError
 from .guest.session import VmOptions, VmSession
-from .kmod import kbuild, kernels
+from .kmod import fetch, kbuild, kernels
 from .results import figures
 from .results.model import TraceResult, process_table_json
 from .results.verdict import harness_error
@@ -35,12 +35,13 @@ class Workload:
     follow: bool = True  # trace the processes it creates too (follow=1)
 
 
-def workloads(build_dir: Path, kdir: Path) -> list[Workload]:
-    """The study's workloads. `build_dir` holds the rendered module sources compiled by the first one."""
+def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> list[Workload]:
+    """The study's workloads. `build_dir` holds the rendered module sources compiled by the first one
+    (with `make_vars`, e.g. CC=gcc-12 for a fetched 5.10)."""
     kbuild = (
         'rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild && cp "$1"/pf_probe_A.c "$1"/pf_probe_B.c "$1"/pf_probe_C.c '
         '/tmp/pfh-kbuild/ && echo "obj-m := pf_probe_A.o pf_probe_B.o pf_probe_C.o" >/tmp/pfh-kbuild/Kbuild '
-        '&& exec make -s -C "$2" M=/tmp/pfh-kbuild modules'
+        '&& kdir=$2 && shift 2 && exec make -s -C "$kdir" M=/tmp/pfh-kbuild modules "$@"'
     )
     return [
         Workload(
@@ -48,7 +49,7 @@ def workloads(build_dir: Path, kdir: Path) -> list[Workload]:
             "kernel compilation (kbuild: pf_probe_A, B and C against the headers; make, gcc, cc1, as, ld, modpost "
             "all traced)",
             "compute and I/O",
-            ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir)),
+            ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir), *make_vars),
             timeout=1200.0,
         ),
         Workload(
@@ -116,6 +117,7 @@ def run_study(
     smp: int = 2,
     progress: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
     only: tuple[str, ...] = (),
+    kernel_release: str | None = None,
     follow: bool = True,
 ) -> Study:
     """Trace every workload with every module in one boot."""
@@ -125,9 +127,22 @@ def run_study(
         raise PfhError(
             f"cannot create {out_dir} ({exc.strerror or exc}): pass --out with a writable directory"
         ) from exc
-    kernel = kernels.select(None)
-    build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), DEFAULT_OUT)
-    chosen = [w for w in workloads(build.modules["B"].parent, build.kdir) if not only or w.key in only]
+    kernel = kernels.select(kernel_release)
+    kernel.require_image()
+    target = kbuild.target_for(kernel)
+    build = build_all(target, DEFAULT_OUT)
+    make_vars: tuple[str, ...] = ()
+    left_out = ""
+    if target.fetched is not None:
+        if not fetch.host_can_build(target.fetched):  # its kbuild needs its own build root: not in the guest
+            progress(f"kbuild workload left out: {kernel.release}'s kbuild tools do not run on this machine")
+            left_out = "kbuild"
+        make_vars = tuple(fetch.host_toolchain(target.fetched) or ())
+    chosen = [
+        w
+        for w in workloads(build.modules["B"].parent, build.kdir, make_vars)
+        if (not only or w.key in only) and w.key != left_out
+    ]
     study = Study(
         kernel_release=build.kernel_release,
         smp=smp,
