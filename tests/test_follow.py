@@ -184,3 +184,20 @@ def test_unload_while_the_tree_creates_processes(vm, built_modules):
     table = report.process_table
     assert table is not None and table.complete and table.traced > 5
     assert sum(p.faults for p in table.processes) + table.rest_faults + table.untabled_faults == report.recorded
+
+
+@pytest.mark.parametrize("module", ["B", "C"])
+def test_proc_processes_holds_the_whole_table(vm, built_modules, programs, module):
+    output, messages = guest_script(
+        vm, "proc_processes.sh", built_modules.modules[module], programs["tree"], "exec", *PAGES
+    )
+    assert "workload_status=0" in output and "rmmod_status=0" in output and "mode=400" in output
+    body = output.split("##FILE-BEGIN\n", 1)[1].split("##FILE-END", 1)[0]
+    shape = output_format.TABLE_LINES["process"]
+    rows = [shape.parse(line) for line in body.splitlines()]
+    assert rows and all(rows), body
+    printed = module_output.parse_module_output(messages, f"pf_probe_{module}").process_table
+    assert printed is not None and printed.traced == 3 == len(rows)
+    assert {(r["tgid"], r["ppid"], r["faults"], r["comm"]) for r in rows} == {
+        (p.tgid, p.ppid, p.faults, p.comm) for p in printed.processes
+    }
