@@ -23,6 +23,7 @@ class BootArtifacts:
     pvh: bool  # True when booting the extracted vmlinux
     append: tuple[str, ...] = ()  # kernel parameters this kernel needs (see kernel_params)
     lpj: int | None = None  # loops per jiffy to preset in the guest (see preset_lpj), None to measure
+    tsc_khz: int | None = None  # the host's TSC frequency (host_tsc_khz), given to the guest; None: it measures
 
 
 def kernel_params(kernel: KernelInfo) -> tuple[str, ...]:
@@ -41,24 +42,38 @@ def kernel_params(kernel: KernelInfo) -> tuple[str, ...]:
     return ("noirqdebug",) if "\nCONFIG_PREEMPT_RT=y\n" in text else ()
 
 
-def preset_lpj(image: Path, release: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
-    """The guest's loops per jiffy, from the host's: None when either is unknown.
+def host_tsc_khz(cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
+    """The host's TSC frequency in kHz, from its BogoMIPS; None when unknown or implausible.
 
-    Under TCG and KVM the guest's TSC runs at the host's rate, and on x86 the kernel's delay loop
-    counts TSC cycles, so lpj = TSC Hz / guest HZ. The host's BogoMIPS is TSC Hz / 500000 (x86),
-    and the guest's HZ is CONFIG_HZ in the config file beside its image (Debian: 250).
-    A preset only changes how udelay() converts microseconds; the guest's clock is not affected.
+    On x86 the kernel derives loops_per_jiffy from the TSC (lpj = TSC Hz / HZ), so BogoMIPS,
+    lpj * HZ / 500000, is the TSC in MHz times two, whatever the host's HZ.
     """
     try:
         bogomips = next(
             float(line.split(":", 1)[1]) for line in cpuinfo.read_text().splitlines() if line.startswith("bogomips")
         )
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    khz = int(bogomips * 500)
+    return khz if 100_000 <= khz <= 10_000_000 else None
+
+
+def preset_lpj(image: Path, release: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
+    """The guest's loops per jiffy, from the host's TSC: None when either is unknown.
+
+    Under TCG and KVM the guest's TSC runs at the host's rate, and on x86 the kernel's delay loop
+    counts TSC cycles, so lpj = TSC Hz / guest HZ (CONFIG_HZ in the config file beside the image;
+    Debian: 250). A preset only changes how udelay() converts microseconds.
+    """
+    khz = host_tsc_khz(cpuinfo)
+    try:
         config = (image.parent / f"config-{release}").read_text()
         hz = int(next(line.split("=", 1)[1] for line in config.splitlines() if line.startswith("CONFIG_HZ=")))
     except (OSError, StopIteration, ValueError, IndexError):
         return None
-    lpj = int(bogomips * 500000 / hz)
-    return lpj if lpj > 0 else None
+    if khz is None or hz <= 0:
+        return None
+    return khz * 1000 // hz
 
 
 def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
@@ -93,4 +108,5 @@ def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
         pvh=vmlinux is not None,
         append=kernel_params(kernel),
         lpj=preset_lpj(image, kernel.release),
+        tsc_khz=host_tsc_khz(),
     )
