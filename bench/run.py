@@ -142,6 +142,107 @@ def per_fault(vm, setup: Setup, pages: int, rounds: int) -> dict[str, list[float
     return results
 
 
+# ---- per-fault cost for a process outside the traced tree (follow=1) ----
+
+OUTSIDE_VARIANTS: tuple[tuple[str, str | None, tuple[str, ...]], ...] = (
+    ("untraced (no module)", None, ()),
+    ("bare kprobe (pid filter only)", "bare", ()),
+    ("pf_probe_B", "B", ()),
+    ("pf_probe_B follow=1", "B", ("follow=1",)),
+)
+
+
+def run_outside(vm, setup: Setup, module: str | None, params: tuple[str, ...], pages: int) -> float:
+    """fault_bench, not traced, while `module` traces another process (a sleeping one)."""
+    script = (
+        "ko=$1 name=$2 program=$3 pages=$4; shift 4; sleep 600 & s=$!; st=0; "
+        'if [ -n "$ko" ]; then busybox insmod "$ko" "tpid=$s" "$@" || st=1; fi; '
+        '"$program" "$pages"; '
+        'if [ -n "$ko" ]; then busybox rmmod "$name" || st=1; fi; '
+        'kill "$s"; wait "$s" 2>/dev/null; echo "module_status=$st"'
+    )
+    ko = str(setup.modules[module]) if module else ""
+    name = Path(ko).stem if ko else ""
+    out = vm.run(
+        ["sh", "-c", script, "outside", ko, name, str(setup.program), str(pages), *params],
+        stage="outside-tree",
+        timeout=600,
+    ).output
+    m = re.search(r"ns_per_fault=([\d.]+)", out)
+    if not m or "module_status=0" not in out:
+        raise RuntimeError(f"outside the tree, {module} {params}: no figure: {out[-500:]}")
+    return float(m.group(1))
+
+
+def outside_tree(vm, setup: Setup, pages: int, rounds: int) -> dict[str, list[float]]:
+    """Interleaved rounds of every OUTSIDE_VARIANTS entry (one warm-up each)."""
+    log("per-fault cost outside the traced tree: warm-up")
+    for _, module, params in OUTSIDE_VARIANTS:
+        run_outside(vm, setup, module, params, pages)
+    results: dict[str, list[float]] = {name: [] for name, _, _ in OUTSIDE_VARIANTS}
+    n = len(OUTSIDE_VARIANTS)
+    for r in range(rounds):
+        order = OUTSIDE_VARIANTS[r % n :] + OUTSIDE_VARIANTS[: r % n]
+        for name, module, params in order:
+            results[name].append(run_outside(vm, setup, module, params, pages))
+        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in results.items()))
+    return results
+
+
+def outside_tree_markdown(data: dict, *, icount: bool = False) -> list[str]:
+    """The section on the cost for processes outside the tree, from data["outside_tree"]."""
+    pf = data["outside_tree"]
+    base = pf["untraced (no module)"]
+    lines = [
+        OUTSIDE_HEADING,
+        "",
+        f"The same `fault_bench` ({data['pages']} fresh pages), now **not** traced: the module is loaded for "
+        "another process (a `sleep`), so every fault of `fault_bench` pays only the handler's test that it is not "
+        "traced. With `follow=1` that test is one `test_bit()` in the set of traced thread-group ids "
+        "(after reading `vma->vm_mm->owner`, as without follow). One warm-up run each, then "
+        f"{data['outside_rounds']} interleaved rounds; ratios paired per round against the run with no module. "
+        + (
+            ""
+            if icount
+            else "Other jobs on the host only ever add time, so the fastest run of each variant (min) is the "
+            "steadiest figure; the ratio of the minima is given too."
+        ),
+        "",
+        "| variant | min ns/fault | ratio of minima | median ns/fault | median paired ratio | min-max paired ratio |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, xs in pf.items():
+        ratios = [x / b for x, b in zip(xs, base, strict=True)]
+        lines.append(
+            f"| {name} | {min(xs):.0f} | {min(xs) / min(base):.3f}x | {med(xs):.0f} | {med(ratios):.3f}x | "
+            f"{min(ratios):.3f}-{max(ratios):.3f} |"
+        )
+    if icount:
+        return [*lines, ""]
+    lines += [
+        "",
+        "Under TCG (software emulation, on a machine shared with other jobs) wall-clock figures are noisy: "
+        "differences of a few per cent between these rows are within the spread of the min-max column.",
+        "",
+    ]
+    return lines
+
+
+OUTSIDE_HEADING = "## Per-fault cost for a process outside the traced tree (follow=1)"
+OUTSIDE_ICOUNT_HEADING = "## Per-fault cost outside the traced tree, in guest instructions (follow=1, -icount)"
+
+
+def replace_section(text: str, heading: str, lines: list[str]) -> str:
+    """`text` (markdown) with the section under `heading` replaced by `lines`, or `lines` appended."""
+    parts = re.split(r"(?m)^(?=## )", text)
+    body = "\n".join(lines).rstrip("\n") + "\n\n"
+    for i, part in enumerate(parts):
+        if part.startswith(heading):
+            parts[i] = body
+            return "".join(parts)
+    return text.rstrip("\n") + "\n\n" + body
+
+
 # ---- deterministic cost: guest instructions per fault under -icount ----
 
 BARE_RET = "bare kretprobe (pid filter at entry)"
@@ -423,6 +524,8 @@ def write_markdown(path: Path, data: dict) -> None:
         L += per_fault_markdown(data)
     if "icount" in data:
         L += icount_markdown(data)
+    if "outside_tree" in data:
+        L += outside_tree_markdown(data)
     if "turnaround" in data:
         L += turnaround_markdown(data)
     if "build" in data:
@@ -457,7 +560,38 @@ def write_markdown(path: Path, data: dict) -> None:
             "allocated once). Unload: rmmod's wall time, which includes drawing the plot over every record.",
             "",
         ]
+    if "records_back" in data:
+        L += records_back_section(data["records_back"])
     path.write_text("\n".join(L) + "\n")
+
+
+#: Written by tests/test_records_vm.py (a million records through the run directory's 9p export).
+RECORDS_BACK = ROOT / "out" / "bench" / "records.json"
+
+
+def records_back_section(r: dict) -> list[str]:
+    """BENCHMARKS.md's "Records back": bringing a million records to the host against making them."""
+    total = r["guest_copy_seconds"] + r["host_read_seconds"] + r["host_csv_seconds"]
+    source = r.get("source", "the module's /proc/pf_probe_B/records")
+    return [
+        "## Records back (run directories)",
+        "",
+        f"`tests/test_records_vm.py` (kernel {r['kernel']}, {r['accelerator']}): `touch_pages {r['pages']}` touches "
+        f"{r['pages']:,} fresh pages under pf_probe_B ({r['module_recorded']:,} faults recorded); then "
+        f"`run_step.sh --save-dir` copies a {r['bytes'] / 2**20:.0f} MiB records file of {r['records']:,} records "
+        f"({source}) "
+        "before rmmod through the run directory's read-write 9p export, and the host reads, validates and "
+        "writes it as records.csv.",
+        "",
+        "| what | seconds |",
+        "| --- | ---: |",
+        f"| the workload making the faults (first to last fault, the module's clock) | {r['workload_seconds']:.2f} |",
+        f"| copy in the guest (`dd` of /proc/... into the 9p export, 1 MiB blocks) | {r['guest_copy_seconds']:.2f} |",
+        f"| host: read and validate (`records_file.parse_records`) | {r['host_read_seconds']:.2f} |",
+        f"| host: write records.csv | {r['host_csv_seconds']:.2f} |",
+        f"| **bringing the records back, in all** | **{total:.2f}** |",
+        "",
+    ]
 
 
 def main() -> int:
@@ -474,11 +608,24 @@ def main() -> int:
         "--quick", action="store_true", help="tiny configuration: 1 round, 500 pages, no turnaround/virtme/scale"
     )
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument(
+        "--icount",
+        action="store_true",
+        help="with --only-outside-tree: one vCPU under -icount shift=0, so a guest nanosecond is one instruction",
+    )
+    ap.add_argument(
+        "--only-outside-tree",
+        action="store_true",
+        help="measure only the cost for a process outside the traced tree and replace that section of --out",
+    )
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.pages = 1, 500
     work = Path(tempfile.mkdtemp(prefix="pfh-bench-"))
+    records_back = json.loads(RECORDS_BACK.read_text()) if RECORDS_BACK.is_file() else None
     setup = prepare(work)
+    if args.only_outside_tree:
+        return only_outside_tree(args, setup, work)
     today = datetime.date.today().isoformat()
     data: dict = {
         "date": today,
@@ -514,6 +661,8 @@ def main() -> int:
         data["accel"] = vm.accelerator
         mount_debugfs(vm)
         data["per_fault"] = per_fault(vm, setup, args.pages, args.rounds)
+        data["outside_tree"] = outside_tree(vm, setup, args.pages, args.rounds)
+        data["outside_rounds"] = args.rounds
         if not args.quick:
             log("scale")
             data["scale"] = [scale(vm, setup, 1 << 20, 300_000), scale(vm, setup, 4 << 20, 300_000)]
@@ -521,7 +670,44 @@ def main() -> int:
         log("deterministic cost (-icount)")
         data["icount"] = icount_costs(setup, args.pages, args.icount_repeats)
         data["icount_pages"] = args.pages
+    if records_back is not None:
+        data["records_back"] = records_back
     write_report(args.out, data)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def only_outside_tree(args, setup: Setup, work: Path) -> int:
+    """--only-outside-tree: one boot, the outside-the-tree rounds, that section of --out replaced."""
+    data: dict = {"pages": args.pages, "outside_rounds": args.rounds}
+    kernel = kernels.select(setup.release)
+    if args.icount:
+        options = VmOptions(kernel=kernel, transcript=work / "bench.log", accel="tcg", smp=1, icount_shift=0)
+    else:
+        options = VmOptions(kernel=kernel, transcript=work / "bench.log", accel="auto", smp=2)
+    with VmSession(options) as vm:
+        data["outside_tree"] = outside_tree(vm, setup, args.pages, args.rounds)
+        accel = vm.accelerator
+    heading = OUTSIDE_ICOUNT_HEADING if args.icount else OUTSIDE_HEADING
+    lines = outside_tree_markdown(data, icount=args.icount)
+    lines[0] = heading
+    how = "1 vCPU, `-icount shift=0`" if args.icount else "2 vCPUs"
+    flags = "--only-outside-tree --icount" if args.icount else "--only-outside-tree"
+    lines.insert(
+        2,
+        f"Measured {datetime.date.today().isoformat()} with `bench/run.py {flags} --rounds {args.rounds} "
+        f"--pages {args.pages}` in one boot of {setup.release} ({accel}, {how}).\n",
+    )
+    if args.icount:
+        lines.insert(
+            3,
+            "Under `-icount shift=0` QEMU's guest clock advances one nanosecond per guest instruction, so "
+            "`ns/fault` here is guest instructions per fault: deterministic, whatever else the host runs (the "
+            "rounds differ only by what the guest itself does differently).\n",
+        )
+    old = args.out.read_text() if args.out.exists() else "# pfharness benchmarks\n"
+    args.out.write_text(replace_section(old, heading, lines))
+    print("\n".join(lines))
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

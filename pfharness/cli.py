@@ -1,4 +1,4 @@
-"""The command line: pfharness kernels | render | build | run | parse | study | dist.
+"""The command line: pfharness kernels | render | build | run | parse | plot | study | dist.
 
 Every failure is a PfhError with a one-line cause and fix; this module maps it to its exit
 status (README, "Exit status"). Nothing else reaches the user: an unexpected exception is
@@ -21,12 +21,16 @@ import typer
 from . import __version__, assets, study
 from .errors import PfhError, UsageError
 from .kmod import fetch, handin, kbuild, kernels, render
+from .plot import Drawable, PlotRequest, load_drawable
+from .plot import draw as draw_run
 from .progress import Progress
 from .results import text, transcript
+from .results.model import TraceResult
 from .run import DEFAULT_OUT, RunRequest, run
 
 INTERNAL_ERROR = 120
 INSTALL_KERNEL = "apt-get install linux-image-amd64 linux-headers-amd64"
+SERIES_HELP = "An exact release, or a series (5.10, 6.1, 6.1-rt, 6.12, 7.2) of one installed or fetched."
 
 
 class Accel(str, enum.Enum):
@@ -111,18 +115,28 @@ app.add_typer(kernels_app, name="kernels")
 
 @kernels_app.callback()
 def kernels_cmd(ctx: typer.Context) -> None:
-    """List the kernels this machine can build for and boot; * marks the default."""
+    """List the kernels this machine can build for and boot (installed and fetched); * marks the default."""
     if ctx.invoked_subcommand is not None:
         return
-    found = kernels.discover()
+    try:
+        found = kernels.available(cache=assets.cache_dir())
+    except PfhError as e:
+        fail(e)
     default = kernels.default_kernel(found)
     if not found:
-        typer.echo("no kernels found: install them with `apt-get install linux-image-amd64 linux-headers-amd64`")
+        typer.echo(
+            "no kernels found: install them with `apt-get install linux-image-amd64 linux-headers-amd64` "
+            "or fetch one with `pfharness kernels fetch 6.1`"
+        )
         raise typer.Exit(1)
-    typer.echo(f"  {'release':<24} {'usable':<7} {'image':<40} headers")
+    typer.echo(f"  {'release':<26} {'where':<10} {'usable':<7} {'image':<40} headers")
     for k in found:
         mark = "*" if default is not None and k.release == default.release else " "
-        typer.echo(f"{mark} {k.release:<24} {'yes' if k.usable else 'no':<7} {k.image or '-'!s:<40} {k.headers or '-'}")
+        where = "installed" if k.installed else "fetched"
+        typer.echo(
+            f"{mark} {k.release:<26} {where:<10} {'yes' if k.usable else 'no':<7} "
+            f"{k.image or '-'!s:<40} {k.headers or '-'}"
+        )
     if default is None:
         typer.echo(f"no usable kernel: it needs both an image and headers ({INSTALL_KERNEL})")
 
@@ -164,7 +178,7 @@ def render_cmd(
 @app.command("build", cls=Command)
 def build_cmd(
     kernel_release: str | None = typer.Option(
-        None, help="Build against this release's headers (default: see `pfharness kernels`)."
+        None, help=f"Build against this release's headers (default: see `pfharness kernels`). {SERIES_HELP}"
     ),
     kdir: Path | None = typer.Option(None, help="Build against this kbuild directory instead."),
     module: list[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
@@ -208,7 +222,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         TargetKind.vm, help="vm: boot a Debian kernel in QEMU; host: this machine's kernel (root)."
     ),
     kernel_release: str | None = typer.Option(
-        None, metavar="RELEASE", help="Kernel to build for and boot (default: see `pfharness kernels`)."
+        None, metavar="RELEASE", help=f"Kernel to build for and boot (default: see `pfharness kernels`). {SERIES_HELP}"
     ),
     accel: Accel = typer.Option(Accel.auto, help="auto (KVM only when a probe shows it works), kvm or tcg."),
     smp: int = typer.Option(2, min=1, metavar="N", help="Virtual CPUs."),
@@ -230,8 +244,11 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     param: list[str] = typer.Option(
         [], metavar="NAME=VALUE", help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."
     ),
+    follow: bool = typer.Option(
+        False, "--follow", help="Also trace every process CMD creates (children, grandchildren, ...): follow=1."
+    ),
     out: Path = typer.Option(
-        DEFAULT_OUT, metavar="DIR", help="Build modules under OUT/<release>; transcripts under OUT/transcripts."
+        DEFAULT_OUT, metavar="DIR", help="Build modules under OUT/<release>; each run's files under OUT/runs/."
     ),
     cwd: Path | None = typer.Option(
         None,
@@ -241,11 +258,18 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     env: list[str] = typer.Option(
         [], metavar="NAME=VALUE", help="Set NAME=VALUE in the workload's environment (over the caller's); repeatable."
     ),
+    png: Path | None = typer.Option(None, "--png", metavar="FILE", help="Also write a PNG picture of the faults."),
+    svg: Path | None = typer.Option(None, "--svg", metavar="FILE", help="Also write an SVG picture of the faults."),
 ) -> None:
     """Trace CMD with a module: build, boot, load, run, unload, show the plot.
 
     The workload's output streams to stdout and stderr as it is produced (to stderr with --json).
     """
+    picture_request = PlotRequest(png=png, svg=svg, ascii=False)
+    try:
+        picture_request.validate()
+    except PfhError as e:
+        fail(e)
     request = RunRequest(
         module=module.value,
         command=tuple(command),
@@ -258,6 +282,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         transcript=transcript_path,
         hold=hold,
         params=tuple(param),
+        follow=follow,
         out_dir=out,
         cwd=cwd,
         env=tuple(env),
@@ -279,7 +304,58 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         else:
             typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
         raise typer.Exit(130) from None
-    raise typer.Exit(text.show(result, typer.echo, as_json=as_json, with_output=False))
+    status = text.show(result, typer.echo, as_json=as_json, with_output=False)
+    if png is not None or svg is not None:
+        status = _run_pictures(result, picture_request, status, quiet=as_json)
+    raise typer.Exit(status)
+
+
+def _run_pictures(result: TraceResult, request: PlotRequest, status: int, *, quiet: bool) -> int:
+    """The pictures `run --png/--svg` asked for; a failure is reported and, after a good run, is the status."""
+    try:
+        if result.saved is None:
+            why = result.saved_error or f"{result.module} gave no /proc/{result.module}/records (B and C have one)"
+            raise PfhError(f"no picture: {why}")
+        drawable = Drawable(
+            records=result.saved.records,
+            regions=result.saved.regions,
+            processes=result.saved.processes,
+            command=result.command,
+            kernel_release=result.kernel_release,
+            pid=result.pid or 0,
+            comm=result.report.comm or "",
+        )
+        for path in draw_run(drawable, request, typer.echo):
+            if not quiet:
+                typer.echo(f"picture: {path}")
+    except PfhError as e:
+        typer.secho(f"pfharness: error: {e}", fg=typer.colors.RED, err=True)
+        return status or e.exit_status
+    return status
+
+
+@app.command("plot", cls=Command)
+def plot_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory: out/runs/<stamp>-<module>/."),
+    scale: str = typer.Option("folded", help="folded (the empty address space cut out) or linear."),
+    page_range: str | None = typer.Option(
+        None, "--range", help="Only one region (by name, e.g. [heap], libc.so.6) or pages LO-HI (e.g. 0x7f000-0x7f0ff)."
+    ),
+    pid: int | None = typer.Option(None, help="Only the faults of this process."),
+    png: Path | None = typer.Option(None, "--png", metavar="FILE", help="Write a PNG picture (pfharness[plot])."),
+    svg: Path | None = typer.Option(
+        None, "--svg", metavar="FILE", help="Write an SVG picture (needs pfharness[plot])."
+    ),
+    color_by: str = typer.Option("region", help="Colour the picture's marks by region or by pid."),
+) -> None:
+    """Draw a saved run again with no VM: the 30 x 70 plot, and PNG/SVG pictures."""
+    request = PlotRequest(scale=scale, page_range=page_range, pid=pid, png=png, svg=svg, color_by=color_by)
+    try:
+        request.validate()
+        for path in draw_run(load_drawable(run_dir), request, typer.echo):
+            typer.echo(f"picture: {path}")
+    except PfhError as e:
+        fail(e)
 
 
 @app.command("parse", cls=Command)
@@ -306,7 +382,7 @@ def parse_cmd(
 
 
 @app.command("study", cls=Command)
-def study_cmd(
+def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     out: Path = typer.Option(Path("out/study"), help="Where report.txt, figures.json and the transcript go."),
     module: list[str] = typer.Option(["B", "C"], "--module", "-m", help="B and/or C; repeat for several."),
     findings: Path | None = typer.Option(
@@ -314,13 +390,21 @@ def study_cmd(
     ),
     accel: Accel = typer.Option(Accel.auto, help="auto, kvm or tcg."),
     workload: list[str] = typer.Option([], help="Only these workloads (by key, e.g. sysbench-cpu); repeatable."),
+    kernel_release: str | None = typer.Option(
+        None, help=f"Kernel to build for and boot (default: see `pfharness kernels`). {SERIES_HELP}"
+    ),
+    follow: bool = typer.Option(
+        True, help="Trace every process a workload creates too (follow=1); --no-follow: the first process only."
+    ),
 ) -> None:
     """Trace the study's workloads with B and C in one boot and write report.txt."""
     letters = tuple(m for m in letters_or_fail(module) if m in ("B", "C"))
     if not letters:
         fail(UsageError("the study uses B and/or C: pass --module B and/or --module C"))
     try:
-        result = study.run_study(out, letters, accel=accel.value, only=tuple(workload))
+        result = study.run_study(
+            out, letters, accel=accel.value, only=tuple(workload), kernel_release=kernel_release, follow=follow
+        )
         report = study.write_outputs(result, out, findings)
     except PfhError as e:
         fail(e)
@@ -335,7 +419,7 @@ def dist_cmd(
         None, help="report.txt to include (default: the committed example study/report.txt)."
     ),
     kernel_release: str | None = typer.Option(
-        None, help="Release the Makefile falls back to (default: see `pfharness kernels`)."
+        None, help=f"Release the Makefile falls back to (default: see `pfharness kernels`). {SERIES_HELP}"
     ),
 ) -> None:
     """Write the hand-in tar.gz: pf_probe_A/B/C.c, Makefile, README, report.txt."""

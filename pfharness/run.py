@@ -5,17 +5,17 @@ from __future__ import annotations
 import math
 import os
 import platform
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import environment
 from .channel import Sink, discard
-from .errors import UsageError
+from .errors import SetupError, UsageError
 from .guest.session import VmOptions, VmSession
 from .host import HostTarget, check_host_ready
 from .kmod import kbuild, kernels, render
 from .progress import Progress
+from .results import run_dir, text
 from .results.model import TraceResult
 from .step import TraceRequest, check_params, trace
 
@@ -37,9 +37,10 @@ class RunRequest:
     memory_mib: int = 2048
     timeout: float = 600.0  # seconds for the traced step
     boot_timeout: float = 90.0
-    transcript: Path | None = None  # default: out/transcripts/<time>-<module>-<pid>.log
+    transcript: Path | None = None  # default: the run directory's transcript.log
     hold: bool = True
     params: tuple[str, ...] = ()
+    follow: bool = False  # trace the workload's children, grandchildren, ... too (follow=1)
     out_dir: Path = DEFAULT_OUT  # builds go to out_dir/<release>
     cwd: Path | None = None  # the workload's working directory (default: the caller's)
     env: tuple[str, ...] = ()  # --env NAME=VALUE, over the caller's environment
@@ -63,11 +64,8 @@ class RunRequest:
         environment.working_directory(self.cwd)
 
 
-def default_transcript(out_dir: Path, module: str) -> Path:
-    """A name no other run uses: time to the microsecond and the harness's pid."""
-    now = time.time()
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"
-    return out_dir / "transcripts" / f"{stamp}-{render.module_name(module)}-{os.getpid()}.log"
+#: Where the guest mounts its run directory's guest/ (vm/init.sh, kernel parameter pfh.save=TAG).
+GUEST_SAVE_MOUNT = "/run/pfh-save"
 
 
 def build_all(target: kbuild.BuildTarget, out_dir: Path) -> kbuild.BuildResult:
@@ -86,20 +84,28 @@ def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
     stages: dict[str, float] = {}
     if request.target == "host":
         check_host_ready()
-        release = request.kernel_release or platform.release()
-        if release != platform.release():
+        kernel = kernels.select(request.kernel_release or platform.release())
+        if kernel.release != platform.release():
             raise UsageError(
                 f"--target host runs on this machine's kernel {platform.release()}, "
-                f"not {release}: leave out --kernel-release, or use --target vm"
+                f"not {kernel.release}: leave out --kernel-release, or use --target vm"
             )
-        kernel = kernels.select(release)
     else:
         kernel = kernels.select(request.kernel_release)
         kernel.require_image()
     progress.stage("build")
-    build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), request.out_dir)
+    build = build_all(kbuild.target_for(kernel), request.out_dir)
     stages["build"] = build.seconds
-    transcript = (request.transcript or default_transcript(request.out_dir, letter)).resolve()
+    try:
+        directory = run_dir.new_run_dir(request.out_dir, render.module_name(letter))
+    except OSError as e:
+        raise SetupError(
+            f"cannot create a run directory under {request.out_dir}/runs ({e.strerror}): pass --out DIR"
+        ) from None
+    guest_dir = directory / run_dir.GUEST_SUBDIR
+    if request.target == "vm" and "," in str(guest_dir):
+        raise UsageError(f"{directory}: QEMU cannot export a path with ',': pass --out DIR with no ',' in it")
+    transcript = (request.transcript or directory / run_dir.TRANSCRIPT).resolve()
     cwd = environment.working_directory(request.cwd)
     env = environment.workload_env(os.environ, environment.overrides(request.env), cwd, in_guest=request.target == "vm")
     trace_request = TraceRequest(
@@ -109,21 +115,36 @@ def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
         hold=request.hold,
         params=tuple(request.params),
         timeout=request.timeout,
+        follow=request.follow,
         cwd=cwd,
         env=env,
+        save_dir=str(guest_dir) if request.target == "host" else GUEST_SAVE_MOUNT,
+        save_dir_host=guest_dir,
     )
     if request.target == "host":
         with HostTarget(transcript) as host:
-            return trace(host, trace_request, stage_seconds=stages, sink=request.sink, on_stage=progress.stage)
-    options = VmOptions(
-        kernel=kernel,
-        transcript=transcript,
-        accel=request.accel,
-        smp=request.smp,
-        memory_mib=request.memory_mib,
-        boot_timeout=request.boot_timeout,
-    )
-    progress.stage("boot")
-    with VmSession(options) as vm:
-        stages["boot"] = vm.boot_seconds
-        return trace(vm, trace_request, stage_seconds=stages, sink=request.sink, on_stage=progress.stage)
+            result = trace(host, trace_request, stage_seconds=stages, sink=request.sink, on_stage=progress.stage)
+    else:
+        options = VmOptions(
+            kernel=kernel,
+            transcript=transcript,
+            accel=request.accel,
+            smp=request.smp,
+            memory_mib=request.memory_mib,
+            boot_timeout=request.boot_timeout,
+            save_dir=guest_dir,
+        )
+        progress.stage("boot")
+        with VmSession(options) as vm:
+            stages["boot"] = vm.boot_seconds
+            result = trace(vm, trace_request, stage_seconds=stages, sink=request.sink, on_stage=progress.stage)
+    return save_run(directory, result)
+
+
+def save_run(directory: Path, result: TraceResult) -> TraceResult:
+    """Write the run directory's records.csv, regions.csv and run.json; the result gains its path."""
+    if result.saved is not None:
+        run_dir.write_csvs(directory, result.saved)
+    result = replace(result, run_dir=str(directory))
+    run_dir.write_run_json(directory, text.json_object(result))
+    return result

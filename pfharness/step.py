@@ -13,8 +13,9 @@ from typing import Protocol
 from . import assets
 from .channel import Sink, StepChannel, StepRun, discard, new_token
 from .errors import UsageError
-from .results import notes
+from .results import notes, run_dir
 from .results.model import RunContext, TraceResult
+from .results.records_file import RecordsError
 from .results.step_result import read_step
 
 _PARAM = re.compile(r"^([a-z_][a-z0-9_]*)=[A-Za-z0-9_.-]+$")
@@ -66,8 +67,11 @@ class TraceRequest:
     hold: bool = True  # hold the workload before exec until the module is armed
     params: tuple[str, ...] = ()  # extra module parameters, NAME=VALUE
     timeout: float = 600.0  # seconds for the whole step
+    follow: bool = False  # also trace every process the workload creates (module parameter follow=1)
     cwd: Path | None = None  # the workload's working directory (None: where the target's shell is)
     env: tuple[tuple[str, str], ...] | None = None  # the workload's whole environment (None: the target's)
+    save_dir: str | None = None  # where the target copies /proc/<module>/{records,regions,processes} (its path)
+    save_dir_host: Path | None = None  # the same directory as the host sees it (read back after the step)
 
     def argv(self, token: str, *, proto: str | None = None, proto_fd: int | None = None) -> list[str]:
         """The run_step.sh command line for this request: its protocol lines carry `token` and go to the
@@ -82,10 +86,15 @@ class TraceRequest:
             argv += ["--cwd", str(self.cwd)]
         if self.ko is not None:
             argv += ["--ko", str(Path(self.ko).resolve())]
-        for p in self.params:
+        params = list(self.params)
+        if self.follow and "follow=1" not in params:
+            params.append("follow=1")
+        for p in params:
             argv += ["--param", p]
         if not self.hold:
             argv.append("--no-hold")
+        if self.save_dir is not None:
+            argv += ["--save-dir", self.save_dir]
         return [*argv, "--", *self.command]
 
 
@@ -134,6 +143,23 @@ def trace(
     stages = {**(stage_seconds or {}), "run": run.seconds}
     data = replace(received.data, console=run.console)
     result = read_step(data, context, stages, lost_reason=lost)
+    saved, saved_error, summary, directory = None, None, None, ""
+    if request.save_dir_host is not None:
+        directory = str(request.save_dir_host.parent)
+        if result.complete:
+            try:
+                saved = run_dir.read_saved(request.save_dir_host)
+            except RecordsError as e:
+                saved_error = str(e)
+        summary = run_dir.records_file_summary(saved, saved_error)
+        target.note(notes.saved_note(directory, summary))
     stages["collect"] = time.monotonic() - start
     target.note(notes.timings_note(stages))
-    return replace(result, stage_seconds=stages)
+    return replace(
+        result,
+        stage_seconds=stages,
+        saved=saved,
+        saved_error=saved_error,
+        records_file=summary,
+        run_dir=directory,
+    )

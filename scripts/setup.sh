@@ -16,6 +16,8 @@ PACKAGES=(
   python3-venv
   shellcheck                    # make lint: the shell scripts
   linux-source-6.1              # scripts/checkpatch.pl for the modules' style test
+  pahole                        # BTF of modules for kernels with DEBUG_INFO_BTF_MODULES (6.12, 7.2)
+  mmdebstrap bubblewrap         # pfharness kernels fetch 7.2: sid's build root (KERNELS.md)
 )
 
 missing=()
@@ -36,9 +38,10 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating the virtualenv .venv"
   "$PY" -m venv .venv
 fi
-# Reinstall only when pyproject.toml changed since the last install.
+# Reinstall only when pyproject.toml changed since the last install. The extras: the test tools, and
+# matplotlib for pictures (pfharness[plot]; make demo and make test both want it).
 if [ ! -f .venv/.pfharness-installed ] || [ pyproject.toml -nt .venv/.pfharness-installed ]; then
   echo "setup: installing pfharness into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,plot]'
   touch .venv/.pfharness-installed
 fi

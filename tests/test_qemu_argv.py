@@ -45,6 +45,25 @@ def test_bad_values_are_refused():
         qemu_argv(VmConfig(kernel=CFG.kernel, initrd=CFG.initrd, smp=0))
 
 
+def test_the_save_dir_is_the_only_writable_export():
+    """With a save directory: a second 9p export of exactly that directory, read-write, under its own tag, and
+    pfh.save=TAG on the kernel command line; the host root stays read-only. Without one: neither."""
+    from dataclasses import replace
+
+    assert "pfh.save" not in kernel_cmdline(CFG) and qemu_argv(CFG).count("-fsdev") == 1
+    cfg = replace(CFG, save_dir=Path("/out/runs/x-pf_probe_B/guest"))
+    argv = qemu_argv(cfg)
+    fsdevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-fsdev"]
+    devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
+    assert len(fsdevs) == 2
+    assert "path=/," in fsdevs[0] and "readonly=on" in fsdevs[0]
+    assert fsdevs[1].startswith("local,id=pfhsave,path=/out/runs/x-pf_probe_B/guest,") and "readonly" not in fsdevs[1]
+    assert "fsdev=pfhsave,mount_tag=pfhsave" in devices[-1]
+    assert "pfh.save=pfhsave" in kernel_cmdline(cfg).split()
+    with pytest.raises(ValueError, match="','"):
+        qemu_argv(replace(CFG, save_dir=Path("/a,b")))
+
+
 def test_virtio_device_names_follow_the_transport():
     from dataclasses import replace
 

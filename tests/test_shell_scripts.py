@@ -378,3 +378,46 @@ def test_run_step_protocol_on_an_inherited_socket(shell, tmp_path):
     assert proto(received.decode()) == ["workload-begin", "workload-end status=3", "step-end status=3"]
     assert "read-something" not in result.stdout and "no-fd-4\n" in result.stdout  # stdin: /dev/null
     assert "parent-is-run_step\ncannot-reopen-4\n" in result.stdout
+
+
+# --------------------------------------------------------------------------
+# (e) run_step.sh --save-dir: the module's procfs files copied before rmmod
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("present", [("records", "regions"), ("records", "regions", "processes"), ()])
+def test_run_step_saves_the_procfs_files_before_rmmod(fake_modules, tmp_path, present):
+    """Files that exist under PFH_PROC_DIR/<module>/ are copied byte for byte, absent ones skipped, and the
+    copies are there when (the fake) rmmod runs; "##PFH## saved" says which."""
+    env, calls = fake_modules
+    proc = tmp_path / "proc" / "fake_mod"
+    proc.mkdir(parents=True)
+    contents = {name: bytes(range(256)) * 3 + name.encode() for name in present}
+    for name, data in contents.items():
+        (proc / name).write_bytes(data)
+    save = tmp_path / "save"
+    save.mkdir()
+    (save / "records").symlink_to(tmp_path / "victim")  # planted: replaced, never written through
+    bindir = Path(env["PATH"].split(":")[0])
+    _fake(bindir, "busybox", f'echo "$* sees: $(ls "{save}" | tr "\\n" " ")" >>"{calls}"; exit 0')
+    env = {**env, "PFH_PROC_DIR": str(tmp_path / "proc")}
+    ko = str(tmp_path / "fake_mod.ko")
+    result = _run(
+        ["/bin/sh", str(RUN_STEP), "--token", TOKEN, "--ko", ko, "--save-dir", str(save), "--", "true"], env=env
+    )
+    assert result.returncode == 0, result
+    step = parse_step(result.stdout)
+    assert step.value("saved", "files") == (",".join(present) or "none")
+    assert step.value("saved", "failed") == "none"
+    assert int(step.value("saved", "centiseconds") or "-1") >= 0
+    for name, data in contents.items():
+        assert (save / name).read_bytes() == data
+    assert not (tmp_path / "victim").exists()
+    rmmod_line = calls.read_text().splitlines()[-1]
+    assert rmmod_line.startswith("rmmod fake_mod sees: ")
+    assert sorted(rmmod_line.split("sees: ")[1].split()) == sorted(present or ["records"])
+
+
+def test_run_step_save_dir_must_exist(tmp_path):
+    result = _run(["/bin/sh", str(RUN_STEP), "--token", TOKEN, "--save-dir", str(tmp_path / "nope"), "--", "true"])
+    assert result.returncode == 2 and f"{TOKEN} error what=usage\n" in result.stdout

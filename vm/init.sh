@@ -23,6 +23,9 @@
 #                        pfharness always passes its own)
 #   pfh.root=overlay|ro  writable-root strategy (default: overlay, falls back to
 #                        ro; pass ro by hand to try the fallback)
+#   pfh.save=TAG         mount the 9p export TAG read-write on /run/pfh-save: the
+#                        one host directory the guest may write (a run's guest/,
+#                        where run_step.sh --save-dir copies the module's procfs files)
 #   pfh.ports=A,B,...    virtio-serial port names to wait for (pfharness passes
 #                        pfh.proto,pfh.out,pfh.err); each gets the link
 #                        /dev/virtio-ports/NAME (what udev would make)
@@ -54,6 +57,7 @@ mount -t devtmpfs devtmpfs /dev || fail "mount devtmpfs"
 P9_OPTS="msize=512000,cache=loose"
 ROOT_MODE=overlay
 SHELL_BIN=/bin/sh
+SAVE_TAG=
 PORTS=
 read -r cmdline </proc/cmdline || fail "read /proc/cmdline"
 set -f # split the command line into words, but never expand them as globs
@@ -61,6 +65,7 @@ for arg in $cmdline; do
     case "$arg" in
         pfh.9p=*) P9_OPTS="${arg#pfh.9p=}" ;;
         pfh.root=*) ROOT_MODE="${arg#pfh.root=}" ;;
+        pfh.save=*) SAVE_TAG="${arg#pfh.save=}" ;;
         pfh.ports=*) PORTS="${arg#pfh.ports=}" ;;
         pfh.*) echo "pfh-init: ignoring unknown parameter $arg" ;;
         *) ;;
@@ -158,6 +163,12 @@ ip link set lo up || echo "pfh-init: could not bring up lo"
 # terminal: input sent after PFH-READY is never lost.
 cd /newroot || fail "cd /newroot"
 mkdir -p /newroot/run || fail "mkdir /run"
+if [ -n "$SAVE_TAG" ]; then
+    # No cache=loose here: what the guest writes must be on the host when the step ends.
+    mkdir -p /newroot/run/pfh-save || fail "mkdir /run/pfh-save"
+    mount -t 9p -o "trans=virtio,version=9p2000.L,rw,msize=512000" "$SAVE_TAG" /newroot/run/pfh-save \
+        || fail "mount 9p $SAVE_TAG on /run/pfh-save"
+fi
 printf '%s\n' "PS1=''" "PS2=''" "echo PFH-READY" >/newroot/run/pfh-shellrc \
     || fail "write /run/pfh-shellrc"
 [ -c /newroot/dev/ttyS0 ] || fail "no /dev/ttyS0"

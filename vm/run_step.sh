@@ -4,14 +4,16 @@
 # insmod/rmmod, dd, sed, pgrep and setsid.
 #
 #   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--cwd DIR] [--ko FILE.ko]
-#               [--param NAME=VALUE ...] [--no-hold] -- CMD [ARG ...]
+#               [--param NAME=VALUE ...] [--no-hold] [--save-dir DIR] -- CMD [ARG ...]
 #
 # With --ko: create the workload's process, held (stopped) before it execs
 # CMD; load the module with tpid=<its pid> and the --param values; let it
 # exec; wait for it; unload the module; report the kernel log records that
 # appeared meanwhile. --no-hold starts CMD first and loads the module after,
 # as the course's shell script does (its first faults are lost). Without
-# --ko CMD just runs.
+# --ko CMD just runs. --save-dir DIR: after the workload ends and before the
+# module is unloaded, copy /proc/<module>/records, regions and processes
+# (those that exist) into DIR, and say which with the event "saved".
 #
 # Two channels, never mixed:
 # - the protocol: every line is "TOKEN EVENT [key=value ...]", the kernel log
@@ -69,6 +71,7 @@ cwd=
 ko=
 params=
 hold=1
+save_dir=
 usage=
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -108,6 +111,15 @@ while [ $# -gt 0 ]; do
 		shift 2
 		;;
 	--no-hold) hold=0; shift ;;
+	--save-dir)
+		if [ $# -lt 2 ] || [ ! -d "$2" ]; then
+			usage="--save-dir needs an existing DIR"
+			shift
+			continue
+		fi
+		save_dir=$2
+		shift 2
+		;;
 	--) shift; break ;;
 	*) usage="unknown option $1"; shift ;;
 	esac
@@ -205,6 +217,39 @@ drain_kmsg() {
 		tries=$((tries + 1))
 	done
 	mark kmsg-end
+}
+
+# Centiseconds since boot, from /proc/uptime ("12345.67 ..."), with no
+# leading zero (shell arithmetic would read "08" as a bad octal number).
+uptime_cs() {
+	read -r up _ </proc/uptime
+	cs=${up%.*}${up#*.}
+	while [ "${cs#0}" != "$cs" ] && [ -n "${cs#0}" ]; do
+		cs=${cs#0}
+	done
+	echo "$cs"
+}
+
+# Copy the module's procfs files (those it has) into $save_dir while it is
+# still loaded. PFH_PROC_DIR (default /proc) is set only by
+# tests/test_shell_scripts.py, which runs this script with fake modules.
+save_proc_files() {
+	saved=
+	failed=
+	save_start=$(uptime_cs)
+	for f in records regions processes; do
+		src=${PFH_PROC_DIR:-/proc}/$modname/$f
+		[ -e "$src" ] || continue
+		rm -f "$save_dir/$f"
+		# Whole 1 MiB blocks (iflag=fullblock): a procfs read may return
+		# less, and every write is a round trip to the host over 9p.
+		if dd if="$src" of="$save_dir/$f" bs=1048576 iflag=fullblock 2>/dev/null; then
+			saved=$saved${saved:+,}$f
+		else
+			failed=$failed${failed:+,}$f
+		fi
+	done
+	mark saved "files=${saved:-none}" "failed=${failed:-none}" "centiseconds=$(($(uptime_cs) - save_start))"
 }
 
 # Wait for the workload; then kill what is left in this session (what it
@@ -312,6 +357,8 @@ if [ "$hold" = 1 ]; then
 fi
 reap
 mark workload-end "status=$status"
+
+[ -z "$save_dir" ] || save_proc_files
 
 $rmmod "$modname" >/dev/null 2>&1
 rmmod_status=$?

@@ -3,8 +3,10 @@
     python3 walk.py sequential|random [PAGES]
 
 Huge pages are turned off for the region (MADV_NOHUGEPAGE), so each page faults on its own.
+Prints the region (region=0x<start>-0x<end>) so that a plot can be zoomed into it (pfharness plot --range).
 """
 
+import ctypes
 import mmap
 import random
 import sys
@@ -23,8 +25,10 @@ def main() -> int:
     elif mode != "sequential":
         print("usage: walk.py sequential|random [PAGES]", file=sys.stderr)
         return 2
+    start = ctypes.addressof(ctypes.c_char.from_buffer(region))
     for page in order:
         region[page * PAGE] = 1
+    print(f"region=0x{start:x}-0x{start + pages * PAGE:x}")
     print(f"{mode} walk over {pages} pages done")
     return 0
 

@@ -21,8 +21,25 @@ class BootArtifacts:
     kernel: Path  # PVH vmlinux, or the compressed image as a fall-back
     initrd: Path
     pvh: bool  # True when booting the extracted vmlinux
+    append: tuple[str, ...] = ()  # kernel parameters this kernel needs (see kernel_params)
     lpj: int | None = None  # loops per jiffy to preset in the guest (see preset_lpj), None to measure
     tsc_khz: int | None = None  # the host's TSC frequency (host_tsc_khz), given to the guest; None: it measures
+
+
+def kernel_params(kernel: KernelInfo) -> tuple[str, ...]:
+    """Parameters a kernel needs in the VM, from its config (``<root>/boot/config-<release>``).
+
+    PREEMPT_RT (6.1-rt): ``noirqdebug``. Its serial interrupt runs in a thread; under TCG on a busy
+    host the thread can lag so far behind that the kernel's unhandled-interrupt check sees IRQ 4
+    "nobody cared" and disables it at boot, and the console (the harness's channel) goes silent:
+    seen once in the matrix's core suite with the host's load at 7 on 2 cores.
+    """
+    config = kernel.root / "boot" / f"config-{kernel.release}"
+    try:
+        text = config.read_text()
+    except OSError:
+        return ()
+    return ("noirqdebug",) if "\nCONFIG_PREEMPT_RT=y\n" in text else ()
 
 
 def host_tsc_khz(cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
@@ -89,6 +106,7 @@ def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
         kernel=vmlinux or image,
         initrd=initrd,
         pvh=vmlinux is not None,
+        append=kernel_params(kernel),
         lpj=preset_lpj(image, kernel.release),
         tsc_khz=host_tsc_khz(),
     )

@@ -45,6 +45,10 @@ class VmConfig:
     host_root: Path = Path("/")  # host directory exported read-only as tag hostroot
     mount_tag: str = "hostroot"  # 9p tag; the guest /init mounts this tag
     p9_opts: str = "msize=512000,cache=loose"  # guest 9p mount options (pfh.9p=)
+    # The one host directory the guest may write: a run's guest/ (results/run_dir.py), exported
+    # read-write under save_tag and mounted by the guest /init on /run/pfh-save (pfh.save=TAG).
+    save_dir: Path | None = None
+    save_tag: str = "pfhsave"
     # One host thread runs all vCPUs under TCG. With one thread per vCPU ("multi"), unloading a
     # kprobe while another vCPU faults hard crashed the guest (a jump to address 0 in the fault
     # path) in 1 of about 6 tries here; with "single", 0 of 25 (see README, "How run works").
@@ -71,6 +75,8 @@ def kernel_cmdline(cfg: VmConfig) -> str:
     """The guest kernel command line for ``cfg``."""
     parts = list(DEFAULT_APPEND)
     parts.append(f"pfh.9p={cfg.p9_opts}")
+    if cfg.save_dir is not None:
+        parts.append(f"pfh.save={cfg.save_tag}")
     if cfg.ports:
         parts.append("pfh.ports=" + ",".join(name for name, _ in cfg.ports))
     if cfg.lpj is not None:
@@ -110,14 +116,23 @@ def virtio_device(cfg: VmConfig, kind: str) -> str:
 
 
 def _virtfs_args(cfg: VmConfig) -> list[str]:
-    """Read-only 9p export of the host root under ``cfg.mount_tag``."""
+    """Read-only 9p export of the host root under ``cfg.mount_tag``; with ``cfg.save_dir``, a second,
+    read-write export of exactly that directory (the run's guest/) under ``cfg.save_tag``."""
     device = virtio_device(cfg, "9p")
-    return [
+    args = [
         "-fsdev",
         f"local,id=pfhroot,path={cfg.host_root},security_model=none,readonly=on,multidevs=remap",
         "-device",
         f"{device},fsdev=pfhroot,mount_tag={cfg.mount_tag}",
     ]
+    if cfg.save_dir is not None:
+        args += [
+            "-fsdev",
+            f"local,id=pfhsave,path={cfg.save_dir},security_model=none,multidevs=remap",
+            "-device",
+            f"{device},fsdev=pfhsave,mount_tag={cfg.save_tag}",
+        ]
+    return args
 
 
 def _port_args(cfg: VmConfig) -> list[str]:
@@ -145,8 +160,9 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
     if cfg.icount_shift is not None and (cfg.accel != "tcg" or cfg.smp != 1):
         # Two vCPUs never finish booting under -icount here (the second one's start-up hangs).
         raise ValueError(f"icount needs tcg and smp=1, got accel={cfg.accel} smp={cfg.smp}")
-    if "," in str(cfg.host_root):
-        raise ValueError(f"host_root {cfg.host_root} contains ',', which QEMU's option parser cannot take")
+    for path in (cfg.host_root, cfg.save_dir):
+        if path is not None and "," in str(path):
+            raise ValueError(f"{path} contains ',', which QEMU's option parser cannot take")
     return [
         cfg.qemu_binary,
         "-nodefaults",

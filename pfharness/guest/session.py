@@ -43,6 +43,7 @@ class VmOptions:
     memory_mib: int = 2048  # guest RAM
     boot_timeout: float = 90.0  # seconds to reach the shell
     extra_append: tuple[str, ...] = ()  # more kernel parameters
+    save_dir: Path | None = None  # the one host directory the guest may write (mounted on /run/pfh-save)
     icount_shift: int | None = None  # deterministic guest clock (machine.VmConfig.icount_shift); tcg, smp=1
 
 
@@ -94,9 +95,10 @@ class VmSession:
             accel=self.accelerator,
             smp=self.options.smp,
             memory_mib=self.options.memory_mib,
-            extra_append=tuple(self.options.extra_append),
+            extra_append=(*artifacts.append, *self.options.extra_append),
             qemu_binary=qemu,
             firmware=QBOOT if QBOOT.is_file() else None,
+            save_dir=self.options.save_dir,
             # Under -icount the guest's TSC counts instructions, not the host's cycles: let it measure.
             lpj=artifacts.lpj if self.options.icount_shift is None else None,
             tsc_khz=artifacts.tsc_khz if self.options.icount_shift is None else None,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .module_output import ModuleReport
+
+if TYPE_CHECKING:
+    from .run_dir import SavedRecords
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ class TraceResult:
     oom_kills: list[str] = field(default_factory=list)  # the kernel's lines for processes the OOM killer ended
     stage_seconds: dict[str, float] = field(default_factory=dict)  # build, boot, run, collect
     transcript: str = ""
+    run_dir: str = ""  # out/runs/<stamp>-<module>/ (results/run_dir.py), "" when there is none
+    saved: SavedRecords | None = None  # what the module's procfs files held (B, C), read back losslessly
+    saved_error: str | None = None  # why they could not be read back (the run itself stands)
+    records_file: dict[str, Any] | None = None  # run.json's summary of the above (kept in the transcript too)
 
     def module_errors(self) -> list[str]:
         """The module's own error lines (why it refused to load)."""
@@ -70,6 +77,7 @@ class TraceResult:
         return {
             "module": self.module,
             "command": self.command,
+            "comm": r.comm,
             "kernel_release": self.kernel_release,
             "accelerator": self.accelerator,
             "target": self.target,
@@ -109,6 +117,7 @@ class TraceResult:
                 for p in r.plots
             ],
             "empty_classes": r.empty_classes,
+            "processes": process_table_json(r),  # follow=1 only, else null
             "records": [  # dump_records=1 only
                 [rec.t_ns, rec.address, rec.fault_class, rec.tgid, rec.region, rec.access, rec.major]
                 for rec in r.records
@@ -118,4 +127,25 @@ class TraceResult:
             "workload_output": self.workload_output,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "transcript": self.transcript,
+            "run_dir": self.run_dir or None,
+            "records_file": self.records_file,
         }
+
+
+def process_table_json(report: ModuleReport) -> dict[str, Any] | None:
+    """The process table of a follow=1 run as JSON, or None."""
+    table = report.process_table
+    if table is None:
+        return None
+    return {
+        "traced": table.traced,
+        "table": table.table,
+        "overflow": table.overflow,
+        "untabled_faults": table.untabled_faults,
+        "top": [
+            {"tgid": p.tgid, "ppid": p.ppid, "faults": p.faults, "exited": p.exited, "comm": p.comm}
+            for p in table.processes
+        ],
+        "rest": {"processes": table.rest_processes, "faults": table.rest_faults},
+        "complete": table.complete,
+    }

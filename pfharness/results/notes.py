@@ -146,6 +146,23 @@ def step_note(module: str, target: str, command: Sequence[str], token: str) -> s
     return f"step module={module} target={target} command={encode_command(command)} token={token}"
 
 
+def saved_note(run_dir: str, records_file: dict | None) -> str:
+    """Where a step's run directory is and what its records file held (so `parse` gives back run's JSON)."""
+    return f"saved run_dir={encode_command([run_dir])} records_file={encode_command([json.dumps(records_file)])}"
+
+
+def read_saved_note(values: dict[str, str]) -> tuple[str, dict | None]:
+    """(run_dir, records_file) of a `saved` note; ("", None) when it is not one saved_note() wrote."""
+    run_dir, summary = decode_command(values.get("run_dir", "")), decode_command(values.get("records_file", ""))
+    if len(run_dir) != 1 or len(summary) != 1:
+        return "", None
+    try:
+        value = json.loads(summary[0])
+    except ValueError:
+        return "", None
+    return run_dir[0], value if isinstance(value, dict) else None
+
+
 def timings_note(stage_seconds: dict[str, float]) -> str:
     return "timings " + " ".join(f"{k}={v:.3f}" for k, v in stage_seconds.items())
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from typing import Any
 
 from .model import TraceResult
 from .verdict import exit_status, harness_error
@@ -46,6 +48,7 @@ def summary_lines(result: TraceResult) -> list[str]:
     if r.empty_classes:
         plots += "; no faults in: " + ", ".join(r.empty_classes)
     held = "held before exec" if result.hold else "started before the module was loaded"
+    table = r.process_table
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_seconds.items())
     return [
         "---- pfharness summary ----",
@@ -56,10 +59,49 @@ def summary_lines(result: TraceResult) -> list[str]:
         f"faults:          {counters}",
         *_count_lines(result),
         f"plots:           {plots}",
+        *(
+            [
+                f"processes:       {table.traced} traced (follow), {table.overflow} without a line in the table"
+                + (f" ({table.untabled_faults} faults)" if table.untabled_faults else "")
+            ]
+            if table is not None
+            else []
+        ),
         f"workload status: {result.workload_status}",
         f"stages:          {stages}",
         f"transcript:      {result.transcript}",
+        *saved_lines(result),
     ]
+
+
+def saved_lines(result: TraceResult) -> list[str]:
+    """What came back from the module's procfs files (B, C)."""
+    if result.saved is not None:
+        s = result.saved
+        return [f"records:         {len(s.records)} saved, {len(s.regions)} regions (records.csv, regions.csv)"]
+    if result.saved_error:
+        return [f"records:         not saved: {result.saved_error}"]
+    return []
+
+
+def run_dir_line(result: TraceResult) -> str | None:
+    """The last line of `run`: where the run's files are, and how to draw them again."""
+    if not result.run_dir:
+        return None
+    where = os.path.relpath(result.run_dir)
+    where = result.run_dir if where.startswith("..") else where
+    if result.saved is None:
+        return f"run files: {where}/"
+    return f"run files: {where}/ (draw again: pfharness plot {where} [--range REGION] [--png FILE])"
+
+
+def json_object(result: TraceResult) -> dict[str, Any]:
+    """The --json object (also a run directory's run.json): the result and its verdict."""
+    error = harness_error(result)
+    data = result.to_json()
+    data["harness_error"] = str(error) if error else None
+    data["exit_status"] = exit_status(result)
+    return data
 
 
 def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = False, with_output: bool = True) -> int:
@@ -67,20 +109,21 @@ def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = Fa
     the workload's output first (parse; `run` has streamed it already)."""
     error = harness_error(result)
     if as_json:
-        data = result.to_json()
-        data["harness_error"] = str(error) if error else None
-        data["exit_status"] = exit_status(result)
+        data = json_object(result)
         echo(json.dumps(data, indent=2))
         return data["exit_status"]
     if with_output and result.workload_output:
         echo(result.workload_output.rstrip("\n"))
-    for line in result.report.lines:
-        if not line.startswith("rec "):  # dumped records: in --json and the transcript
-            echo(line)
     for line in summary_lines(result):
         echo(line)
     for line in result.oom_kills:
         echo(f"note: the OOM killer ended a process of the run (not a kernel fault): {line}")
+    # The module's lines last, so that the output ends with its plot, then where the run's files are.
+    for line in result.report.lines:
+        if not line.startswith("rec "):  # dumped records: in --json and the transcript
+            echo(line)
     if error is not None:
         echo(f"pfharness: error: {error}")
+    if (last := run_dir_line(result)) is not None:
+        echo(last)
     return exit_status(result)

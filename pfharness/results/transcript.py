@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import PfhError
@@ -49,6 +49,7 @@ class _Step:
     console: list[str] = field(default_factory=list)
     lost_reason: str | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    saved: tuple[str, dict | None] = ("", None)  # the run directory and its records file (a `saved` note)
 
     @property
     def token(self) -> str:
@@ -94,6 +95,8 @@ def parse_transcript(path: Path) -> list[TraceResult]:
             steps.append((boot, current))
         elif name == "lost" and steps:
             steps[-1][1].lost_reason = values.get("why", "lost")
+        elif name == "saved" and steps:
+            steps[-1][1].saved = notes.read_saved_note(values)
         elif name == "timings" and steps:
             for key, value in values.items():
                 with contextlib.suppress(ValueError):
@@ -108,7 +111,8 @@ def parse_transcript(path: Path) -> list[TraceResult]:
             target=step.values.get("target", "vm"),
             transcript=str(path),
         )
-        results.append(read_step(step.data(), context, step.stage_seconds, step.lost_reason))
+        result = read_step(step.data(), context, step.stage_seconds, step.lost_reason)
+        results.append(replace(result, run_dir=step.saved[0], records_file=step.saved[1]))
     return results
 
 

@@ -1,0 +1,220 @@
+"""Pictures of a run's faults (PNG, SVG) with matplotlib, the optional extra `pfharness[plot]`.
+
+Time on X; on Y the page axis folded as in the ASCII plot (results/folded.py: the same bands, each as
+tall as its rows there), drawn broken-axis style: bands stacked with a gap and break marks between them,
+each labelled with its first and last page and its name. Marks are coloured by region (or by process),
+translucent so that dense places look dense.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import SetupError, UsageError
+from . import folded
+from .records_file import FaultRecord, ProcessEntry, Region
+
+FORMATS = ("png", "svg")
+WIDTH_IN, HEIGHT_IN, DPI = 12.0, 7.5, 100  # 1200 x 750 pixels
+GAP = 0.8  # the space between two bands, in rows
+LEGEND_MAX = 12  # groups named in the legend; the rest are "other"
+INSTALL_HINT = "pip install 'pfharness[plot]'"
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib  # noqa: PLC0415 - optional: only pictures need it
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        raise SetupError(f"pictures need matplotlib, which is not installed: {INSTALL_HINT}") from None
+    return plt
+
+
+def picture_format(path: Path, wanted: str) -> str:
+    """Check that `path` ends in .png or .svg as asked (a UsageError otherwise)."""
+    if path.suffix.lower() != f".{wanted}":
+        raise UsageError(f"--{wanted} {path}: the file name must end in .{wanted}")
+    return wanted
+
+
+@dataclass(frozen=True)
+class Picture:
+    """What to draw."""
+
+    records: Sequence[FaultRecord]
+    regions: Sequence[Region]
+    title: str  # first line: the command and the kernel
+    subtitle: str = ""  # second line: what is shown
+    scale: str = "folded"  # or "linear"
+    color_by: str = "region"  # or "pid"
+    processes: Sequence[ProcessEntry] = ()
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each band sits on the picture's Y axis (folded): bottom y and height, in rows."""
+
+    bands: list[folded.Band]
+    bottoms: list[float]
+
+
+def _layout(records: Sequence[FaultRecord], regions: Sequence[Region]) -> _Layout:
+    bands = folded.assign_rows(folded.make_bands(records, regions))
+    bottoms, y = [], 0.0
+    for b in bands:
+        bottoms.append(y)
+        y += b.rows + GAP
+    return _Layout(bands, bottoms)
+
+
+def _groups(picture: Picture) -> tuple[list[Any], list[str]]:
+    """Per record its group key, and the group keys in legend order (most faults first)."""
+    if picture.color_by == "pid":
+        keys: list[Any] = [r.tgid for r in picture.records]
+    else:
+        names = [g.name for g in picture.regions]
+        keys = [names[r.region] if r.region < len(names) else folded.UNKNOWN_REGION for r in picture.records]
+    order = [k for k, _ in Counter(keys).most_common()]
+    return keys, order
+
+
+def _label(picture: Picture, key: Any, count: int) -> str:
+    if picture.color_by == "pid":
+        comm = next((p.comm for p in picture.processes if p.tgid == key), "")
+        return f"pid {key}{f' ({comm})' if comm else ''}: {count}"
+    return f"{key}: {count}"
+
+
+def build_figure(picture: Picture) -> Any:
+    """The matplotlib Figure of `picture` (tests read its text objects)."""
+    if picture.scale not in folded.SCALES:
+        raise UsageError(f"--scale {picture.scale}: use folded or linear")
+    if picture.color_by not in ("region", "pid"):
+        raise UsageError(f"--color-by {picture.color_by}: use region or pid")
+    if not picture.records:
+        raise UsageError("nothing to draw: no faults were selected")
+    plt = _pyplot()
+    import numpy as np  # noqa: PLC0415 - comes with matplotlib
+
+    records = picture.records
+    n = len(records)
+    t0 = min(r.t_ns for r in records)
+    t = np.fromiter((r.t_ns - t0 for r in records), dtype=np.float64, count=n) / 1e9
+    pages = np.fromiter((r.address >> 12 for r in records), dtype=np.float64, count=n)
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    layout = None
+    if picture.scale == "folded":
+        layout = _layout(records, picture.regions)
+        pmin = np.array([b.pmin for b in layout.bands], dtype=np.float64)
+        span = np.array([b.pmax - b.pmin + 1 for b in layout.bands], dtype=np.float64)
+        rows = np.array([b.rows for b in layout.bands], dtype=np.float64)
+        bottom = np.array(layout.bottoms)
+        which = np.searchsorted(pmin, pages, side="right") - 1
+        y = bottom[which] + (pages - pmin[which] + 0.5) / span[which] * rows[which]
+    else:
+        y = pages
+    keys, order = _groups(picture)
+    key_index = {k: i for i, k in enumerate(order)}
+    group_of = np.fromiter((key_index[k] for k in keys), dtype=np.int64, count=n)
+    alpha = float(min(0.9, max(0.06, 25 / np.sqrt(n))))
+    size = 14.0 if n < 2000 else 6.0 if n < 50000 else 2.0
+    cmap = plt.get_cmap("tab10" if len(order) <= 10 else "tab20")
+    counts = Counter(keys)
+    for i, key in enumerate(order):
+        mask = group_of == i
+        shown = i < LEGEND_MAX
+        color = cmap(i % cmap.N) if shown else (0.45, 0.45, 0.45)
+        label = _label(picture, key, counts[key]) if shown else None
+        ax.scatter(t[mask], y[mask], s=size, color=color, alpha=alpha, linewidths=0, label=label, rasterized=n > 5000)
+    if len(order) > LEGEND_MAX:
+        ax.scatter([], [], s=size, color=(0.45, 0.45, 0.45), label=f"{len(order) - LEGEND_MAX} more")
+    span_t = float(t.max()) if n else 0.0
+    ax.set_xlim(-0.01 * span_t - 1e-6, span_t * 1.01 + 1e-6)
+    ax.set_xlabel("time since the first fault (s)")
+    if layout is not None:
+        _draw_bands(ax, layout)
+    else:
+        ax.set_ylabel("virtual page number (linear)")
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _pos: f"{int(v):#x}"))
+        ax.tick_params(axis="y", labelsize=7)
+        for label in ax.get_yticklabels():
+            label.set_family("monospace")
+    title = picture.title + (f"\n{picture.subtitle}" if picture.subtitle else "")
+    ax.set_title(title, fontsize=11)
+    legend = ax.legend(
+        title="process" if picture.color_by == "pid" else "region: faults",
+        loc="upper left",
+        bbox_to_anchor=(1.2, 1.0),
+        fontsize=8,
+        title_fontsize=9,
+        frameon=False,
+        markerscale=2.5 if size < 14 else 1.0,
+    )
+    for handle in legend.legend_handles if hasattr(legend, "legend_handles") else legend.legendHandles:
+        handle.set_alpha(1.0)
+    fig.subplots_adjust(left=0.1, right=0.68, top=0.9, bottom=0.09)
+    return fig
+
+
+def _draw_bands(ax: Any, layout: _Layout) -> None:
+    """Band shading, page labels, names beside the axis and break marks between bands."""
+    ticks, labels = [], []
+    top = layout.bottoms[-1] + layout.bands[-1].rows
+    for i, (b, y0) in enumerate(zip(layout.bands, layout.bottoms, strict=True)):
+        y1 = y0 + b.rows
+        ax.axhspan(y0, y1, color=(0.93, 0.93, 0.96) if i % 2 else (0.97, 0.97, 0.97), zorder=0, linewidth=0)
+        ticks.append(y0)
+        labels.append(folded.hex_label(b.pmin))
+        if b.pmax != b.pmin:
+            ticks.append(y1)
+            labels.append(folded.hex_label(b.pmax))
+        ax.text(
+            1.01,
+            (y0 + y1) / 2,
+            f"{b.name}  ({b.faults})",
+            transform=ax.get_yaxis_transform(),
+            va="center",
+            fontsize=8,
+            clip_on=False,
+        )
+        if i + 1 < len(layout.bands):  # the address space is cut here: break marks on both spines
+            mid = y1 + GAP / 2
+            for x in (0.0, 1.0):
+                ax.plot(
+                    [x - 0.006, x + 0.006],
+                    [mid - GAP / 4, mid + GAP / 4],
+                    transform=ax.get_yaxis_transform(),
+                    color="k",
+                    linewidth=1,
+                    clip_on=False,
+                )
+            ax.axhline(mid, color=(0.6, 0.6, 0.6), linewidth=0.6, linestyle=(0, (2, 3)))
+    ax.set_ylim(-GAP / 2, top + GAP / 2)
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(labels, fontsize=7, family="monospace")
+    ax.set_ylabel("virtual page number (folded: the empty address space is cut out)")
+    ax.tick_params(axis="y", length=2)
+
+
+def write_picture(picture: Picture, path: Path, kind: str) -> Path:
+    """Draw `picture` into `path` as PNG or SVG."""
+    if kind not in FORMATS:
+        raise UsageError(f"picture format {kind!r}: use png or svg")
+    fig = build_figure(picture)
+    plt = _pyplot()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # SVG: text as <text> elements (searchable, selectable), not as drawn glyph paths.
+        with plt.rc_context({"svg.fonttype": "none"}):
+            fig.savefig(path, format=kind, dpi=DPI)
+    except OSError as e:
+        raise UsageError(f"cannot write {path} ({e.strerror or e}): pass a writable file name") from None
+    finally:
+        plt.close(fig)
+    return path

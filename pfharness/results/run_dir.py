@@ -1,0 +1,230 @@
+"""A run's directory, out/runs/<stamp>-<module>/: the files the module's procfs gave back, and what the host
+writes from them (run.json, records.csv, regions.csv, processes.csv).
+
+Layout:
+    run.json        the --json object of the run
+    records.csv     time_ns,address,page,pid,region,kind,access,major (one row per fault, buffer order)
+    regions.csv     index,kind,start,end,faults,name
+    processes.csv   pid,ppid,faults,comm (when the module keeps a process table)
+    transcript.log  the console transcript (unless --transcript put it elsewhere)
+    guest/          records, regions, processes: the bytes of /proc/<module>/* exactly as the module gave them
+
+Only guest/ is written by the target (in the VM: a read-write 9p export of that one directory). Whatever
+is in it is untrusted (the workload runs as root there): read with O_NOFOLLOW, regular files only,
+bounded, validated by records_file. The host's own files are written beside it, where the guest cannot reach.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import output_format as fmt
+from .records_file import (
+    MAX_RECORDS_BYTES,
+    MAX_TABLE_BYTES,
+    FaultRecord,
+    ProcessEntry,
+    RecordsError,
+    Region,
+    parse_processes,
+    parse_records,
+    parse_regions,
+)
+
+GUEST_SUBDIR = "guest"  # the only part of a run directory the target writes
+RUN_JSON = "run.json"
+RECORDS_CSV = "records.csv"
+REGIONS_CSV = "regions.csv"
+PROCESSES_CSV = "processes.csv"
+TRANSCRIPT = "transcript.log"
+RECORDS_CSV_HEADER = ("time_ns", "address", "page", "pid", "region", "kind", "access", "major")
+MAX_RUN_JSON = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SavedRecords:
+    """What a module's procfs files held at the end of a run (regions and processes empty when absent)."""
+
+    records: list[FaultRecord]
+    dropped: int
+    regions: list[Region] = field(default_factory=list)
+    processes: list[ProcessEntry] = field(default_factory=list)
+
+    def region_name(self, index: int) -> str:
+        return self.regions[index].name if index < len(self.regions) else "?"
+
+    def region_kind(self, index: int) -> str:
+        return self.regions[index].kind if index < len(self.regions) else "none"
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "records": len(self.records),
+            "dropped": self.dropped,
+            "regions": len(self.regions),
+            "processes": len(self.processes),
+        }
+
+
+def records_file_summary(saved: SavedRecords | None, error: str | None) -> dict[str, Any] | None:
+    """run.json's "records_file": what came back, or why nothing did (None: the module has no such file)."""
+    if saved is not None:
+        return {**saved.summary(), "error": None}
+    return {"error": error} if error else None
+
+
+def new_run_dir(out_dir: Path, module_name: str) -> Path:
+    """A fresh out/runs/<stamp>-<module>/ with its guest/ subdirectory; the stamp is unique to the microsecond
+    and the harness's pid, so concurrent runs never share one."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}-{os.getpid()}"
+    path = (out_dir / "runs" / f"{stamp}-{module_name}").resolve()
+    path.mkdir(parents=True)
+    # Only this user: QEMU (security_model=none) writes the guest's files as the user that runs it, the
+    # harness's; with --target host, run_step.sh runs as root, as the harness does.
+    (path / GUEST_SUBDIR).mkdir(mode=0o700)
+    return path
+
+
+def read_untrusted(path: Path, limit: int) -> bytes | None:
+    """The bytes of a regular file the target wrote, or None when it is absent. Never follows a symlink,
+    never reads past `limit` (a RecordsError then)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise RecordsError(f"{path} is a symbolic link, not a file the module's procfs gave") from None
+        raise RecordsError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RecordsError(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise RecordsError(f"{path} holds {info.st_size} bytes, more than {limit}: not a module's file")
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:
+                raise RecordsError(f"{path} grew past {limit} bytes while it was read")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def read_saved(guest_dir: Path) -> SavedRecords | None:
+    """The procfs files copied into `guest_dir`, parsed; None when there is no records file."""
+    data = read_untrusted(guest_dir / "records", MAX_RECORDS_BYTES)
+    if data is None:
+        return None
+    records = parse_records(data, source=str(guest_dir / "records"))
+    regions_bytes = read_untrusted(guest_dir / "regions", MAX_TABLE_BYTES)
+    regions = parse_regions(_text(regions_bytes), source=str(guest_dir / "regions")) if regions_bytes else []
+    processes_bytes = read_untrusted(guest_dir / "processes", MAX_TABLE_BYTES)
+    processes = parse_processes(_text(processes_bytes), source=str(guest_dir / "processes")) if processes_bytes else []
+    return SavedRecords(records.records, records.dropped, regions, processes)
+
+
+def write_csvs(run_dir: Path, saved: SavedRecords) -> None:
+    """records.csv, regions.csv and (with a process table) processes.csv."""
+    kinds = [r.kind for r in saved.regions]
+    with open(run_dir / RECORDS_CSV, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(RECORDS_CSV_HEADER)
+        access = fmt.ACCESS_KINDS
+        major = fmt.RECORD_FLAG_MAJOR
+        none = fmt.REGION_NONE
+        w.writerows(
+            (
+                r.t_ns,
+                f"0x{r.address:x}",
+                f"0x{r.address >> 12:x}",
+                r.tgid,
+                "" if r.region == none else r.region,
+                kinds[r.region] if r.region < len(kinds) else "",
+                access[r.access_index],
+                1 if r.flags & major else 0,
+            )
+            for r in saved.records
+        )
+    with open(run_dir / REGIONS_CSV, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(("index", "kind", "start", "end", "faults", "name"))
+        w.writerows((g.index, g.kind, f"0x{g.start:x}", f"0x{g.end:x}", g.faults, g.name) for g in saved.regions)
+    if saved.processes:
+        with open(run_dir / PROCESSES_CSV, "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(("pid", "ppid", "faults", "comm"))
+            w.writerows((p.tgid, p.ppid, p.faults, p.comm) for p in saved.processes)
+
+
+def write_run_json(run_dir: Path, data: dict[str, Any]) -> None:
+    (run_dir / RUN_JSON).write_text(json.dumps(data, indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """A run directory read back for `pfharness plot`."""
+
+    path: Path
+    info: dict[str, Any]  # run.json
+    saved: SavedRecords
+
+    @property
+    def command(self) -> list[str]:
+        command = self.info.get("command")
+        return [str(c) for c in command] if isinstance(command, list) else []
+
+    @property
+    def kernel_release(self) -> str:
+        return str(self.info.get("kernel_release") or "")
+
+    @property
+    def pid(self) -> int:
+        pid = self.info.get("pid")
+        return pid if isinstance(pid, int) else 0
+
+    @property
+    def comm(self) -> str:
+        comm = self.info.get("comm")
+        if isinstance(comm, str) and comm:
+            return comm
+        return os.path.basename(self.command[0])[:15] if self.command else "?"
+
+
+def load_run(path: Path) -> SavedRun:
+    """A saved run directory (made by `pfharness run`), or a RecordsError that says what is missing."""
+    if not path.is_dir():
+        raise RecordsError(f"{path} is not a run directory: pass one of out/runs/<stamp>-<module>/")
+    raw = read_untrusted(path / RUN_JSON, MAX_RUN_JSON)
+    info: dict[str, Any] = {}
+    if raw is not None:
+        try:
+            loaded = json.loads(raw)
+        except ValueError as e:
+            raise RecordsError(f"{path / RUN_JSON} is not JSON ({e})") from None
+        if isinstance(loaded, dict):
+            info = loaded
+    saved = read_saved(path / GUEST_SUBDIR)
+    if saved is None:
+        raise RecordsError(
+            f"{path} holds no records ({GUEST_SUBDIR}/records): only B and C save them; run again with "
+            "`pfharness run --module B -- CMD`"
+        )
+    return SavedRun(path, info, saved)
