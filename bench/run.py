@@ -647,13 +647,13 @@ def main() -> int:
         data["turnaround"], data["virtme_ng"] = turnaround(setup, 5)
         data.setdefault("sections_date", {})["turnaround"] = f"{today} ({setup.release})"
     if args.only == "turnaround":
-        write_report(args.out, data)
+        write_report(args.out, data, keep_other_sections=True)
         return 0
     if args.only == "icount":
         data["icount"] = icount_costs(setup, args.pages, args.icount_repeats)
         data["icount_pages"] = args.pages
         data.setdefault("sections_date", {})["icount"] = f"{today} ({setup.release})"
-        write_report(args.out, data)
+        write_report(args.out, data, keep_other_sections=True)
         return 0
     with VmSession(
         VmOptions(kernel=kernels.select(setup.release), transcript=work / "bench.log", accel="auto", smp=2)
@@ -712,10 +712,20 @@ def only_outside_tree(args, setup: Setup, work: Path) -> int:
     return 0
 
 
-def write_report(out: Path, data: dict) -> None:
+def write_report(out: Path, data: dict, *, keep_other_sections: bool = False) -> None:
+    """Write the JSON, then the Markdown. With `keep_other_sections` (an --only run), the sections of
+    the old Markdown that this run does not write (some are replaced in place, e.g. by
+    --only-outside-tree) are kept after the new ones."""
+    old = out.read_text() if keep_other_sections and out.is_file() else ""
     (out.with_suffix(".json")).write_text(json.dumps(data, indent=2) + "\n")  # first: the figures are kept
     out.write_text("")
     write_markdown(out, data)
+    if old:
+        new = out.read_text()
+        written = set(re.findall(r"(?m)^## .*$", new))
+        kept = [b for b in re.split(r"(?m)^(?=## )", old) if b.startswith("## ") and b.split("\n", 1)[0] not in written]
+        if kept:
+            out.write_text(new.rstrip("\n") + "\n\n" + "".join(kept))
     print(out.read_text())
 
 
