@@ -1,8 +1,11 @@
 # The two set-up commands of README.md:
 #   make demo   install what is missing, then run the main job
-#   make test   install what is missing, then the lint gates and the whole test suite
+#   make test   install what is missing, then the lint gates, the whole test suite on the default
+#               kernel and the core suite on the other kernels of the matrix (KERNELS.md)
 VENV := .venv
 PFH := $(VENV)/bin/pfharness
+# The kernels `make test` runs the core suite on besides the default one (6.1, the full suite's).
+MATRIX ?= 5.10 6.1-rt 6.12 7.2
 
 .PHONY: setup demo test test-fast test-matrix test-debug lint clean
 
@@ -22,10 +25,13 @@ lint: setup
 
 test: lint
 	$(VENV)/bin/python -m pytest -ra -m "not network"
+	bash scripts/test-matrix.sh $(MATRIX)
 
-# The kernel matrix (5.10, 6.1, 6.1-rt, 6.12, 7.2): fetches Debian's kernels into the cache (KERNELS.md).
+# The kernel matrix (5.10, 6.1, 6.1-rt, 6.12, 7.2): the fetch tests against Debian's archive, then the
+# core suite on every kernel, 6.1 included (KERNELS.md).
 test-matrix: setup
 	$(VENV)/bin/python -m pytest -ra -m network
+	bash scripts/test-matrix.sh
 
 # The exactness and hostile suites on Debian 6.1 built with KASAN, lockdep, UBSAN, DEBUG_ATOMIC_SLEEP and
 # more (scripts/build-debug-kernel.sh: about 19 min once on 2 cores, then cached). Not part of make test.

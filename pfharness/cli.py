@@ -30,6 +30,7 @@ from .run import DEFAULT_OUT, RunRequest, run
 
 INTERNAL_ERROR = 120
 INSTALL_KERNEL = "apt-get install linux-image-amd64 linux-headers-amd64"
+SERIES_HELP = "An exact release, or a series (5.10, 6.1, 6.1-rt, 6.12, 7.2) of one installed or fetched."
 
 
 class Accel(str, enum.Enum):
@@ -114,18 +115,28 @@ app.add_typer(kernels_app, name="kernels")
 
 @kernels_app.callback()
 def kernels_cmd(ctx: typer.Context) -> None:
-    """List the kernels this machine can build for and boot; * marks the default."""
+    """List the kernels this machine can build for and boot (installed and fetched); * marks the default."""
     if ctx.invoked_subcommand is not None:
         return
-    found = kernels.discover()
+    try:
+        found = kernels.available(cache=assets.cache_dir())
+    except PfhError as e:
+        fail(e)
     default = kernels.default_kernel(found)
     if not found:
-        typer.echo("no kernels found: install them with `apt-get install linux-image-amd64 linux-headers-amd64`")
+        typer.echo(
+            "no kernels found: install them with `apt-get install linux-image-amd64 linux-headers-amd64` "
+            "or fetch one with `pfharness kernels fetch 6.1`"
+        )
         raise typer.Exit(1)
-    typer.echo(f"  {'release':<24} {'usable':<7} {'image':<40} headers")
+    typer.echo(f"  {'release':<26} {'where':<10} {'usable':<7} {'image':<40} headers")
     for k in found:
         mark = "*" if default is not None and k.release == default.release else " "
-        typer.echo(f"{mark} {k.release:<24} {'yes' if k.usable else 'no':<7} {k.image or '-'!s:<40} {k.headers or '-'}")
+        where = "installed" if k.installed else "fetched"
+        typer.echo(
+            f"{mark} {k.release:<26} {where:<10} {'yes' if k.usable else 'no':<7} "
+            f"{k.image or '-'!s:<40} {k.headers or '-'}"
+        )
     if default is None:
         typer.echo(f"no usable kernel: it needs both an image and headers ({INSTALL_KERNEL})")
 
@@ -167,7 +178,7 @@ def render_cmd(
 @app.command("build", cls=Command)
 def build_cmd(
     kernel_release: str | None = typer.Option(
-        None, help="Build against this release's headers (default: see `pfharness kernels`)."
+        None, help=f"Build against this release's headers (default: see `pfharness kernels`). {SERIES_HELP}"
     ),
     kdir: Path | None = typer.Option(None, help="Build against this kbuild directory instead."),
     module: list[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
@@ -211,7 +222,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         TargetKind.vm, help="vm: boot a Debian kernel in QEMU; host: this machine's kernel (root)."
     ),
     kernel_release: str | None = typer.Option(
-        None, metavar="RELEASE", help="Kernel to build for and boot (default: see `pfharness kernels`)."
+        None, metavar="RELEASE", help=f"Kernel to build for and boot (default: see `pfharness kernels`). {SERIES_HELP}"
     ),
     accel: Accel = typer.Option(Accel.auto, help="auto (KVM only when a probe shows it works), kvm or tcg."),
     smp: int = typer.Option(2, min=1, metavar="N", help="Virtual CPUs."),
@@ -232,6 +243,9 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     ),
     param: list[str] = typer.Option(
         [], metavar="NAME=VALUE", help="Extra module parameter NAME=VALUE, e.g. max_records=4096; repeatable."
+    ),
+    follow: bool = typer.Option(
+        False, "--follow", help="Also trace every process CMD creates (children, grandchildren, ...): follow=1."
     ),
     out: Path = typer.Option(
         DEFAULT_OUT, metavar="DIR", help="Build modules under OUT/<release>; each run's files under OUT/runs/."
@@ -268,6 +282,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         transcript=transcript_path,
         hold=hold,
         params=tuple(param),
+        follow=follow,
         out_dir=out,
         cwd=cwd,
         env=tuple(env),
@@ -367,7 +382,7 @@ def parse_cmd(
 
 
 @app.command("study", cls=Command)
-def study_cmd(
+def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     out: Path = typer.Option(Path("out/study"), help="Where report.txt, figures.json and the transcript go."),
     module: list[str] = typer.Option(["B", "C"], "--module", "-m", help="B and/or C; repeat for several."),
     findings: Path | None = typer.Option(
@@ -375,13 +390,21 @@ def study_cmd(
     ),
     accel: Accel = typer.Option(Accel.auto, help="auto, kvm or tcg."),
     workload: list[str] = typer.Option([], help="Only these workloads (by key, e.g. sysbench-cpu); repeatable."),
+    kernel_release: str | None = typer.Option(
+        None, help=f"Kernel to build for and boot (default: see `pfharness kernels`). {SERIES_HELP}"
+    ),
+    follow: bool = typer.Option(
+        True, help="Trace every process a workload creates too (follow=1); --no-follow: the first process only."
+    ),
 ) -> None:
     """Trace the study's workloads with B and C in one boot and write report.txt."""
     letters = tuple(m for m in letters_or_fail(module) if m in ("B", "C"))
     if not letters:
         fail(UsageError("the study uses B and/or C: pass --module B and/or --module C"))
     try:
-        result = study.run_study(out, letters, accel=accel.value, only=tuple(workload))
+        result = study.run_study(
+            out, letters, accel=accel.value, only=tuple(workload), kernel_release=kernel_release, follow=follow
+        )
         report = study.write_outputs(result, out, findings)
     except PfhError as e:
         fail(e)
@@ -396,7 +419,7 @@ def dist_cmd(
         None, help="report.txt to include (default: the committed example study/report.txt)."
     ),
     kernel_release: str | None = typer.Option(
-        None, help="Release the Makefile falls back to (default: see `pfharness kernels`)."
+        None, help=f"Release the Makefile falls back to (default: see `pfharness kernels`). {SERIES_HELP}"
     ),
 ) -> None:
     """Write the hand-in tar.gz: pf_probe_A/B/C.c, Makefile, README, report.txt."""

@@ -40,6 +40,7 @@ class RunRequest:
     transcript: Path | None = None  # default: the run directory's transcript.log
     hold: bool = True
     params: tuple[str, ...] = ()
+    follow: bool = False  # trace the workload's children, grandchildren, ... too (follow=1)
     out_dir: Path = DEFAULT_OUT  # builds go to out_dir/<release>
     cwd: Path | None = None  # the workload's working directory (default: the caller's)
     env: tuple[str, ...] = ()  # --env NAME=VALUE, over the caller's environment
@@ -83,18 +84,17 @@ def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
     stages: dict[str, float] = {}
     if request.target == "host":
         check_host_ready()
-        release = request.kernel_release or platform.release()
-        if release != platform.release():
+        kernel = kernels.select(request.kernel_release or platform.release())
+        if kernel.release != platform.release():
             raise UsageError(
                 f"--target host runs on this machine's kernel {platform.release()}, "
-                f"not {release}: leave out --kernel-release, or use --target vm"
+                f"not {kernel.release}: leave out --kernel-release, or use --target vm"
             )
-        kernel = kernels.select(release)
     else:
         kernel = kernels.select(request.kernel_release)
         kernel.require_image()
     progress.stage("build")
-    build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), request.out_dir)
+    build = build_all(kbuild.target_for(kernel), request.out_dir)
     stages["build"] = build.seconds
     try:
         directory = run_dir.new_run_dir(request.out_dir, render.module_name(letter))
@@ -115,6 +115,7 @@ def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
         hold=request.hold,
         params=tuple(request.params),
         timeout=request.timeout,
+        follow=request.follow,
         cwd=cwd,
         env=env,
         save_dir=str(guest_dir) if request.target == "host" else GUEST_SAVE_MOUNT,

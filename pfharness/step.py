@@ -67,6 +67,7 @@ class TraceRequest:
     hold: bool = True  # hold the workload before exec until the module is armed
     params: tuple[str, ...] = ()  # extra module parameters, NAME=VALUE
     timeout: float = 600.0  # seconds for the whole step
+    follow: bool = False  # also trace every process the workload creates (module parameter follow=1)
     cwd: Path | None = None  # the workload's working directory (None: where the target's shell is)
     env: tuple[tuple[str, str], ...] | None = None  # the workload's whole environment (None: the target's)
     save_dir: str | None = None  # where the target copies /proc/<module>/{records,regions,processes} (its path)
@@ -85,7 +86,10 @@ class TraceRequest:
             argv += ["--cwd", str(self.cwd)]
         if self.ko is not None:
             argv += ["--ko", str(Path(self.ko).resolve())]
-        for p in self.params:
+        params = list(self.params)
+        if self.follow and "follow=1" not in params:
+            params.append("follow=1")
+        for p in params:
             argv += ["--param", p]
         if not self.hold:
             argv.append("--no-hold")

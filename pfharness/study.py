@@ -14,9 +14,9 @@ from pathlib import Path
 from . import __version__, assets
 from .errors import PfhError
 from .guest.session import VmOptions, VmSession
-from .kmod import kbuild, kernels
+from .kmod import fetch, kbuild, kernels
 from .results import figures
-from .results.model import TraceResult
+from .results.model import TraceResult, process_table_json
 from .results.verdict import harness_error
 from .run import DEFAULT_OUT, build_all
 from .step import TraceRequest, trace
@@ -30,24 +30,27 @@ class Workload:
     title: str
     kind: str  # what it exercises
     command: tuple[str, ...]
-    unseen: str = ""  # what the module does not see (children with their own pid)
+    unseen: str = ""  # what the module does not see
     timeout: float = 300.0
+    follow: bool = True  # trace the processes it creates too (follow=1)
 
 
-def workloads(build_dir: Path, kdir: Path) -> list[Workload]:
-    """The study's workloads. `build_dir` holds the rendered module sources compiled by the first one."""
+def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> list[Workload]:
+    """The study's workloads. `build_dir` holds the rendered module sources compiled by the first one
+    (with `make_vars`, e.g. CC=gcc-12 for a fetched 5.10)."""
     kbuild = (
-        'rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild && cp "$1"/pf_probe_A.c /tmp/pfh-kbuild/ '
-        '&& echo "obj-m := pf_probe_A.o" >/tmp/pfh-kbuild/Kbuild && exec make -s -C "$2" M=/tmp/pfh-kbuild modules'
+        'rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild && cp "$1"/pf_probe_A.c "$1"/pf_probe_B.c "$1"/pf_probe_C.c '
+        '/tmp/pfh-kbuild/ && echo "obj-m := pf_probe_A.o pf_probe_B.o pf_probe_C.o" >/tmp/pfh-kbuild/Kbuild '
+        '&& kdir=$2 && shift 2 && exec make -s -C "$kdir" M=/tmp/pfh-kbuild modules "$@"'
     )
     return [
         Workload(
             "kbuild",
-            "kernel compilation (kbuild: pf_probe_A against the headers, about a minute under TCG)",
+            "kernel compilation (kbuild: pf_probe_A, B and C against the headers; make, gcc, cc1, as, ld, modpost "
+            "all traced)",
             "compute and I/O",
-            ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir)),
-            unseen="make forks gcc, as, ld and modpost as children with their own pids: "
-            "the module sees make's faults only",
+            ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir), *make_vars),
+            timeout=1200.0,
         ),
         Workload(
             "sysbench-cpu", "sysbench cpu (prime numbers, 5 s)", "compute", ("sysbench", "cpu", "--time=5", "run")
@@ -69,7 +72,6 @@ def workloads(build_dir: Path, kdir: Path) -> list[Workload]:
             "iperf3 server for one 3 s loopback client",
             "network I/O",
             ("sh", "-c", "(sleep 1; iperf3 -c 127.0.0.1 -t 3 >/dev/null 2>&1) & exec iperf3 -s -1"),
-            unseen="the client runs as a separate process (traced in iperf3-client)",
         ),
         Workload(
             "walk-sequential",
@@ -115,6 +117,8 @@ def run_study(
     smp: int = 2,
     progress: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
     only: tuple[str, ...] = (),
+    kernel_release: str | None = None,
+    follow: bool = True,
 ) -> Study:
     """Trace every workload with every module in one boot."""
     try:
@@ -123,9 +127,22 @@ def run_study(
         raise PfhError(
             f"cannot create {out_dir} ({exc.strerror or exc}): pass --out with a writable directory"
         ) from exc
-    kernel = kernels.select(None)
-    build = build_all(kbuild.BuildTarget(kernel.release, kernel.require_headers()), DEFAULT_OUT)
-    chosen = [w for w in workloads(build.modules["B"].parent, build.kdir) if not only or w.key in only]
+    kernel = kernels.select(kernel_release)
+    kernel.require_image()
+    target = kbuild.target_for(kernel)
+    build = build_all(target, DEFAULT_OUT)
+    make_vars: tuple[str, ...] = ()
+    left_out = ""
+    if target.fetched is not None:
+        if not fetch.host_can_build(target.fetched):  # its kbuild needs its own build root: not in the guest
+            progress(f"kbuild workload left out: {kernel.release}'s kbuild tools do not run on this machine")
+            left_out = "kbuild"
+        make_vars = tuple(fetch.host_toolchain(target.fetched) or ())
+    chosen = [
+        w
+        for w in workloads(build.modules["B"].parent, build.kdir, make_vars)
+        if (not only or w.key in only) and w.key != left_out
+    ]
     study = Study(
         kernel_release=build.kernel_release,
         smp=smp,
@@ -149,6 +166,7 @@ def run_study(
                     workload.command,
                     params=("dump_records=1",),
                     timeout=workload.timeout,
+                    follow=follow and workload.follow,
                 )
                 t = time.monotonic()
                 result = trace(vm, request)
@@ -158,6 +176,8 @@ def run_study(
                     raise type(error)(f"the study run {workload.key} with pf_probe_{module} failed: {error}")
                 fig = figures.compute(result.report.records, result.report.dropped or 0)
                 progress(f"      {fig.faults} faults in {seconds:.1f} s, workload status {result.workload_status}")
+                for line in process_lines(result, top=5):
+                    progress(f"      {line}")
                 study.runs.append(StudyRun(workload, module, result, fig, seconds))
     progress(f"study done in {time.monotonic() - start:.0f} s")
     return study
@@ -187,6 +207,28 @@ def figures_table(study: Study) -> list[str]:
         "first 10 % of the span; code/data/other: pf_probe_C's classes; run s: wall time of the traced run",
         "(under emulation).",
     ]
+    return lines
+
+
+def process_lines(result: TraceResult, top: int = 20) -> list[str]:
+    """The traced processes of a follow=1 run: how many, and the `top` ones by faults."""
+    table = result.report.process_table
+    if table is None:
+        return []
+    by_name: dict[str, list[int]] = {}
+    for p in table.processes:
+        by_name.setdefault(p.comm, []).append(p.faults)
+    lines = [
+        f"processes traced: {table.traced} (table overflow {table.overflow}); by name among the top "
+        f"{len(table.processes)}: "
+        + ", ".join(f"{name} x{len(f)} {sum(f)}" for name, f in sorted(by_name.items(), key=lambda kv: -sum(kv[1])))
+    ]
+    lines += [f"  {p.comm:<16} tgid {p.tgid:>6} ppid {p.ppid:>6} faults {p.faults:>8}" for p in table.processes[:top]]
+    hidden = table.processes[top:]
+    others = table.rest_processes + len(hidden) + table.overflow
+    if others:
+        faults = table.rest_faults + sum(p.faults for p in hidden) + table.untabled_faults
+        lines.append(f"  the other {others} processes: {faults} faults")
     return lines
 
 
@@ -223,6 +265,11 @@ def render_report(study: Study, findings: str) -> str:
         lines.append(f"    command: {' '.join(w.command)}")
         if w.unseen:
             lines.append(f"    not seen: {w.unseen}")
+    lines += ["", "PROCESSES", "---------", "Each workload and every process it created were traced (follow=1)."]
+    for run in study.runs:
+        found = process_lines(run.result)
+        if found:
+            lines += ["", f"== {run.workload.key}, pf_probe_{run.module} ==", *found]
     lines += ["", "PLOTS", "-----"]
     for run in study.runs:
         lines.append("")
@@ -260,6 +307,7 @@ def write_outputs(study: Study, out_dir: Path, findings_file: Path | None) -> Pa
                 "workload_status": r.result.workload_status,
                 "seconds": round(r.seconds, 2),
                 "figures": r.figures.as_dict(),
+                "processes": process_table_json(r.result.report),
             }
             for r in study.runs
         ],

@@ -16,6 +16,8 @@ PACKAGES=(
   python3-venv
   shellcheck                    # make lint: the shell scripts
   linux-source-6.1              # scripts/checkpatch.pl for the modules' style test
+  pahole                        # BTF of modules for kernels with DEBUG_INFO_BTF_MODULES (6.12, 7.2)
+  mmdebstrap bubblewrap         # pfharness kernels fetch 7.2: sid's build root (KERNELS.md)
 )
 
 missing=()

@@ -14,22 +14,41 @@ DATA = Path(__file__).parent / "data"
 
 
 def kernel_from_env() -> kernels.KernelInfo | None:
-    """$PFHARNESS_KERNEL_RELEASE names the kernel to test with: one installed in the pfharness cache
-    by scripts/build-debug-kernel.sh (<cache>/kernels/<release>/boot, lib/modules), or one in /boot."""
-    from pfharness import assets
+    """$PFHARNESS_KERNEL_RELEASE names the kernel to test with, as `run --kernel-release` does: an
+    installed release, or one in the pfharness cache (fetched by `pfharness kernels fetch`, or built
+    by scripts/build-debug-kernel.sh), by exact release or series (5.10, 6.1-rt, 6.12, 7.2)."""
+    from pfharness.errors import PfhError
 
     release = os.environ.get("PFHARNESS_KERNEL_RELEASE")
     if not release:
         return None
-    for root in (assets.cache_dir() / "kernels" / release, Path("/")):
-        for kernel in kernels.discover(root):
-            if kernel.release == release and kernel.usable:
-                return kernel
-    pytest.exit(
-        f"PFHARNESS_KERNEL_RELEASE={release}: no such kernel with image and build tree "
-        "(run scripts/build-debug-kernel.sh)",
-        returncode=4,
-    )
+    try:
+        kernel = kernels.select(release)
+    except PfhError as e:
+        pytest.exit(f"PFHARNESS_KERNEL_RELEASE={release}: {e}", returncode=4)
+    if not kernel.usable:
+        pytest.exit(
+            f"PFHARNESS_KERNEL_RELEASE={release}: no such kernel with image and build tree "
+            f"(fetch it with `pfharness kernels fetch {release}`, or run scripts/build-debug-kernel.sh)",
+            returncode=4,
+        )
+    return kernel
+
+
+def build_target(kernel: kernels.KernelInfo):
+    """How to build for `kernel` (a fetched one with its own toolchain: CC=gcc-12, a build root)."""
+    from pfharness.kmod import kbuild
+
+    return kbuild.target_for(kernel)
+
+
+def has_kasan(kernel: kernels.KernelInfo) -> bool:
+    """Is `kernel` built with KASAN (its config in <root>/boot)?"""
+    config = kernel.root / "boot" / f"config-{kernel.release}"
+    try:
+        return "CONFIG_KASAN=y" in config.read_text()
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +67,7 @@ def built_modules(tmp_path_factory, default_kernel):
     from pfharness.kmod import kbuild
 
     out = tmp_path_factory.mktemp("modules")
-    target = kbuild.BuildTarget(default_kernel.release, default_kernel.require_headers())
-    return kbuild.build(kbuild.BuildRequest(out, target, werror=True))
+    return kbuild.build(kbuild.BuildRequest(out, build_target(default_kernel), werror=True))
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +77,7 @@ def host_run_out(tmp_path_factory, default_kernel) -> Path:
     from pfharness.kmod import kbuild
 
     out = tmp_path_factory.mktemp("run-out")
-    target = kbuild.BuildTarget(default_kernel.release, default_kernel.require_headers())
-    kbuild.build(kbuild.BuildRequest(out / default_kernel.release, target))
+    kbuild.build(kbuild.BuildRequest(out / default_kernel.release, build_target(default_kernel)))
     return out
 
 
@@ -102,7 +119,8 @@ def warn_module(tmp_path_factory, default_kernel) -> Path:
     out = tmp_path_factory.mktemp("kmods")
     for source in (Path(__file__).parent / "kmods").iterdir():
         shutil.copy(source, out)
-    result = proc.run(["make", "-C", default_kernel.headers, f"M={out}", "modules"], merge_stderr=True)
+    target = build_target(default_kernel)
+    result = proc.run(target.make_command(out, "-C", str(target.kdir), f"M={out}", "modules"), merge_stderr=True)
     assert result.returncode == 0, result.stdout
     return out / "pfh_warn.ko"
 
@@ -114,7 +132,7 @@ def vm(tmp_path_factory, default_kernel, built_modules, programs, warn_module):
 
     transcript = tmp_path_factory.mktemp("vm") / "session.log"
     # A KASAN kernel reports only its first bug unless told otherwise; one boot serves every test.
-    extra = ("kasan_multi_shot",) if os.environ.get("PFHARNESS_KERNEL_RELEASE") else ()
+    extra = ("kasan_multi_shot",) if has_kasan(default_kernel) else ()
     options = VmOptions(kernel=default_kernel, transcript=transcript, accel="tcg", smp=2, extra_append=extra)
     with VmSession(options) as session:
         yield session

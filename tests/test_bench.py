@@ -32,6 +32,7 @@ def test_bench_quick(tmp_path):
     for name in (
         "untraced",
         "bare kprobe (pid filter only)",
+        "bare kretprobe (pid filter at entry)",
         "pf_probe_A",
         "pf_probe_B",
         "pf_probe_C",
@@ -49,8 +50,13 @@ def test_bench_quick(tmp_path):
     section = text.split("## Per-fault cost, deterministic", 1)[1]
     rows = re.findall(r"^\| (.+?) \| ([\d.]+) \| ([\d., ]+) \| ([-+\d.]+) \| ([\d.]+)x \|", section, re.M)
     assert {r[0] for r in rows} == set(names)
+    in_kernel = ("untraced", "bare kprobe (pid filter only)", "bare kretprobe (pid filter at entry)")
+    in_kernel += ("pf_probe_A", "pf_probe_B", "pf_probe_C")
     for name, figure, runs, _added, _ratio in rows:
         values = [float(v) for v in runs.split(",")]
         assert len(values) == 2 and float(figure) > 0, (name, runs)
-        assert max(values) / min(values) < 1.05, (name, runs)  # counts repeat (exactly, or nearly: BENCHMARKS.md)
+        if name in in_kernel:
+            # The count repeats (within 0.01 % at 20,000 pages: BENCHMARKS.md). Peers with a reader process
+            # (perf, bpftrace) are left out here: over 500 pages (8 ms) when their reader runs still varies.
+            assert max(values) / min(values) < 1.02, (name, runs)
     assert re.search(r"pf_probe_B: [\d.]+x the bare kprobe", section)

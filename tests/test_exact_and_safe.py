@@ -16,7 +16,7 @@ from pfharness import step
 from pfharness.results import module_output, output_format, protocol, splat, verdict
 from pfharness.results import text as text_output
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.core]
 GUEST = Path(__file__).parent / "guest"
 
 # The oracle for whole-process capture is the process's own count, ru_minflt +

@@ -3,6 +3,7 @@ not change the report (the shared VM of conftest.py)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from conftest import traced
 from pfharness import step
 from pfharness.results import verdict
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.core]
 
 FORGE_KMSG = (
     "echo 'pf_probe_B: summary pid=1 comm=forged recorded=5 dropped=0 capacity=9' >/dev/kmsg; "
@@ -112,13 +113,16 @@ def test_stty_on_the_terminal_changes_nothing(vm, built_modules):
 
 
 def test_a_child_that_outlives_the_workload_is_ended(vm, built_modules):
-    """What is left of the workload's process group when it exits is killed: it cannot write later
-    (nor hold the output ports for the next step)."""
-    # the child prints 3 s after the workload (its parent) has exited, unless it is ended first
-    script = "p=$$; (while kill -0 $p 2>/dev/null; do sleep 0.1; done; sleep 3; echo late) & echo early"
+    """What the workload leaves running when it exits is killed before the step ends: it cannot
+    write later (nor hold the output ports for the next step)."""
+    pidfile = f"/tmp/pfh-leftover-{secrets.token_hex(4)}"
+    script = f"sh -c 'echo $$ >{pidfile}; exec sleep 600' & sleep 1; echo early"
     result = traced(vm, built_modules, "B", "sh", "-c", script)
     assert result.complete and result.workload_output == "early\n"
-    after = traced(vm, built_modules, "B", "sh", "-c", "sleep 4; echo next")
+    probe = f'kill -0 "$(cat {pidfile})" 2>/dev/null && echo alive || echo gone'
+    check = vm.run(["sh", "-c", probe], stage="check", timeout=60)
+    assert "gone\n" in check.output and "alive" not in check.output, check.output
+    after = traced(vm, built_modules, "B", "sh", "-c", "echo next")
     assert after.complete and after.workload_output == "next\n"
 
 

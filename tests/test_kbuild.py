@@ -44,7 +44,7 @@ def test_broken_template_points_at_rendered_line(tmp_path, default_kernel):
     templates = copy_templates(tmp_path / "templates")
     kprobe = templates / "common" / "kprobe.c.j2"
     kprobe.write_text(
-        kprobe.read_text().replace("unregister_kprobe(&fault_probe);", "unregister_kprobe(&no_such_probe);")
+        kprobe.read_text().replace("unregister_kretprobe(&fault_probe);", "unregister_kretprobe(&no_such_probe);")
     )
     out = tmp_path / "out"
     with pytest.raises(BuildError) as err:
@@ -55,7 +55,7 @@ def test_broken_template_points_at_rendered_line(tmp_path, default_kernel):
     rendered = (out / "pf_probe_A.c").read_text().splitlines()
     line_no = next(i for i, line in enumerate(rendered, 1) if "no_such_probe" in line)
     assert f"{out / 'pf_probe_A.c'}:{line_no}:" in message
-    assert "unregister_kprobe(&no_such_probe);" in message
+    assert "unregister_kretprobe(&no_such_probe);" in message
     assert "error:" in message
 
 

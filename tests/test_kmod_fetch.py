@@ -354,6 +354,62 @@ def test_incomplete_fetch_is_not_listed(tmp_path):
     assert kf.list_fetched(tmp_path) == []
 
 
+def _installed(root: Path, release: str) -> Path:
+    (root / "boot").mkdir(parents=True, exist_ok=True)
+    (root / "boot" / f"vmlinuz-{release}").write_bytes(b"MZ")
+    build = root / "lib" / "modules" / release / "build"
+    build.mkdir(parents=True)
+    (build / "Makefile").write_text("# kbuild\n")
+    return root
+
+
+def test_select_sees_fetched_kernels_by_release_and_series(tmp_path):
+    host = _installed(tmp_path / "host", "6.1.0-57-amd64")
+    cache = tmp_path / "cache"
+    for release in ("5.10.0-32-amd64", "6.1.0-57-rt-amd64", "6.12.117+deb12-amd64", "6.12.48+deb12-amd64"):
+        _fake_fetched(cache, release)
+    found = kernels.available(host, cache)
+    assert [(k.release, k.installed) for k in found][:2] == [("6.1.0-57-amd64", True), ("6.12.117+deb12-amd64", False)]
+    assert kernels.select(None, host, cache).release == "6.1.0-57-amd64"  # the default stays the installed one
+    assert kernels.select("6.12", host, cache).release == "6.12.117+deb12-amd64"  # the newest of the series
+    assert kernels.select("6.12.48+deb12-amd64", host, cache).root == cache / "kernels" / "6.12.48+deb12-amd64"
+    assert kernels.select("6.1-rt", host, cache).release == "6.1.0-57-rt-amd64"
+    assert kernels.select("6.1", host, cache).release == "6.1.0-57-amd64"  # not the -rt flavour
+    five = kernels.select("5.10", host, cache)
+    assert five.usable and not five.installed and five.modules_dir == five.root / "lib/modules/5.10.0-32-amd64"
+
+
+def test_select_of_a_series_nothing_here_has_names_what_exists_and_the_fetch(tmp_path):
+    host = _installed(tmp_path / "host", "6.1.0-57-amd64")
+    cache = tmp_path / "cache"
+    _fake_fetched(cache, "5.10.0-32-amd64")
+    with pytest.raises(KernelNotFound) as e:
+        kernels.select("7.2", host, cache)
+    msg = str(e.value)
+    assert "\n" not in msg and "pfharness kernels fetch 7.2" in msg
+    assert "installed: 6.1.0-57-amd64" in msg and "fetched: 5.10.0-32-amd64" in msg
+    unknown = kernels.select("7.2.1+deb14-amd64", host, cache)  # an exact release: the package names
+    with pytest.raises(KernelNotFound, match=r"pfharness kernels fetch 7\.2\.1\+deb14-amd64"):
+        unknown.require_image()
+
+
+def test_a_fetched_kernel_builds_with_its_own_toolchain(tmp_path, monkeypatch):
+    from pfharness.kmod import kbuild
+
+    cache = tmp_path / "cache"
+    _fake_fetched(cache, "5.10.0-32-amd64")
+    monkeypatch.setenv("PFHARNESS_CACHE", str(cache))
+    kernel = kernels.select("5.10", tmp_path / "nothing", cache)
+    target = kbuild.target_for(kernel)
+    assert target.fetched is not None and target.fetched.compiler == "gcc-12"
+    monkeypatch.setattr(kf, "host_can_build", lambda k: True)
+    monkeypatch.setattr(kf, "host_toolchain", lambda k: ["CC=gcc-12"])
+    argv = target.make_command(tmp_path, "-C", str(target.kdir), "modules")
+    assert argv[1:] == ["-C", str(target.kdir), "modules", "CC=gcc-12"]
+    installed = kbuild.target_for(kernels.select(None, _installed(tmp_path / "host", "6.1.0-57-amd64"), cache))
+    assert installed.fetched is None and installed.make_command(tmp_path, "modules")[1:] == ["modules"]
+
+
 # ----------------------------------------------------------------- how to build
 
 
@@ -462,3 +518,15 @@ def test_what_is_listed_when_not_found():
         "6.1.0-56-amd64",
     ]
     assert kf.offered_like(kf.parse_spec("6.12-rt"), rels) == ["6.12.117+deb12-rt-amd64"]
+
+
+def test_a_preempt_rt_kernel_boots_with_noirqdebug(tmp_path):
+    from pfharness.guest import boot
+
+    cache = tmp_path / "cache"
+    for release, rt in (("6.1.0-57-rt-amd64", True), ("6.1.0-57-amd64", False)):
+        root = _fake_fetched(cache, release)
+        config = "CONFIG_X86_64=y\n" + ("CONFIG_PREEMPT_RT=y\n" if rt else "# CONFIG_PREEMPT_RT is not set\n")
+        (root / "boot" / f"config-{release}").write_text(config)
+    found = {k.release: boot.kernel_params(k) for k in kernels.in_cache(cache)}
+    assert found == {"6.1.0-57-rt-amd64": ("noirqdebug",), "6.1.0-57-amd64": ()}

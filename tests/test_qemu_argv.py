@@ -126,3 +126,10 @@ def test_preset_lpj_from_the_hosts_bogomips_and_the_guests_hz(tmp_path):
     assert preset_lpj(image, "8.8", cpuinfo) is None  # no config: the guest measures
     cpuinfo.write_text("processor\t: 0\n")
     assert preset_lpj(image, "9.9", cpuinfo) is None
+
+
+def test_tsc_frequency_is_given():
+    from dataclasses import replace
+
+    assert "tsc_early_khz" not in kernel_cmdline(CFG)
+    assert "tsc_early_khz=2596140" in kernel_cmdline(replace(CFG, tsc_khz=2596140)).split()

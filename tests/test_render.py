@@ -34,7 +34,8 @@ def test_common_key_lines(sources, letter):
     assert "regs_get_kernel_argument(regs, 1)" in text
     assert "regs->si" not in text and "regs->di" not in text
     assert "owner = rcu_dereference(mm->owner);" in text
-    assert "task_tgid_nr(owner) == target_tgid" in text
+    assert "tgid = task_tgid_nr(owner);" in text
+    assert "return tgid == target_tgid ? tgid : 0;" in text
     assert "#ifdef CONFIG_MEMCG" in text
     assert "return -ESRCH;" in text and "return -EINVAL;" in text
     assert 'MODULE_LICENSE("GPL");' in text
@@ -53,7 +54,7 @@ def test_completed_faults_are_counted_as_the_kernel_counts_them(sources, letter)
     ret = ret[: ret.index("\n}\n")]
     assert ret.index("VM_FAULT_RETRY") < ret.index("VM_FAULT_ERROR") < ret.index("fault_completed(")
     assert "major = (ret & VM_FAULT_MAJOR) || (entry->flags & FAULT_FLAG_TRIED);" in ret
-    assert "PER-PROCESS FAULT COUNT HOOK" in ret
+    assert ret.index("follow_count_fault((pid_t)entry->tgid);") < ret.index("fault_completed(")
     assert "fault_probe.nmissed, fault_probe.kp.nmissed" in text
     assert "NOKPROBE_SYMBOL(fault_entry_handler);" in text and "NOKPROBE_SYMBOL(fault_return_handler);" in text
 
@@ -69,8 +70,8 @@ def test_proc_files_go_before_the_buffers(sources, letter):
 
 def test_a_prints_each_fault_and_keeps_no_records(sources):
     a = sources["A"]
-    assert 'pr_info("pid=%d addr=0x%lx\\n", tpid, entry->address);' in a
-    assert "vmalloc" not in a and "max_records" not in a
+    assert 'pr_info("pid=%d addr=0x%lx\\n", (int)entry->tgid, entry->address);' in a
+    assert "records_alloc" not in a and "max_records" not in a
 
 
 @pytest.mark.parametrize("letter", ["B", "C"])
@@ -86,6 +87,21 @@ def test_recording_modules(sources, letter):
     # The exit path stops the probe before reading the records, and frees them last.
     exit_fn = text[text.index(f"static void __exit pf_probe_{letter}_exit") :]
     assert exit_fn.index("probe_disarm();") < exit_fn.index("report(comm);") < exit_fn.index("records_free();")
+
+
+@pytest.mark.parametrize("letter", render.MODULES)
+def test_follow_is_a_parameter_and_every_probe_goes_before_anything_is_freed(sources, letter):
+    text = sources[letter]
+    assert "module_param(follow, bool, 0444);" in text
+    assert "follow_count_fault((pid_t)entry->tgid);" in text
+    assert "NOKPROBE_SYMBOL(follow_count_fault);" in text and "NOKPROBE_SYMBOL(follow_lookup);" in text
+    assert "return tgid > 0 && tgid < PID_MAX_LIMIT && test_bit(tgid, follow_traced);" in text
+    for tracepoint in ("sched_process_fork", "sched_process_exec", "sched_process_exit"):
+        assert f'.name = "{tracepoint}"' in text
+    exit_fn = text[text.index(f"static void __exit pf_probe_{letter}_exit") :]
+    disarmed = max(exit_fn.index("probe_disarm();"), exit_fn.index("follow_disarm();"))
+    assert disarmed < exit_fn.index("follow_report();") < exit_fn.index("follow_free();")
+    assert "tracepoint_synchronize_unregister();" in text
 
 
 def test_c_classifies_by_segment(sources):

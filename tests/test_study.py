@@ -88,12 +88,14 @@ def test_report_has_header_findings_table_and_plots():
         assert needle in text, needle
 
 
-def test_every_workload_is_named_and_the_compile_notes_its_children(tmp_path):
+def test_every_workload_is_named_and_the_compile_builds_the_three_modules_followed(tmp_path):
     ws = study.workloads(tmp_path, tmp_path)
     keys = [w.key for w in ws]
     assert {"kbuild", "sysbench-cpu", "sysbench-memory", "iperf3-client", "iperf3-server"} <= set(keys)
     assert len(keys) == len(set(keys)) >= 6
-    assert "children" in next(w for w in ws if w.key == "kbuild").unseen
+    kbuild = next(w for w in ws if w.key == "kbuild")
+    assert kbuild.follow and "obj-m := pf_probe_A.o pf_probe_B.o pf_probe_C.o" in kbuild.command[2]
+    assert all(w.follow for w in ws), "the study follows every workload's processes"
 
 
 def test_dist_archive_holds_the_six_files(tmp_path):

@@ -146,6 +146,12 @@ for d in proc sys dev; do
 done
 [ -d /newroot/dev/pts ] || mkdir /newroot/dev/pts || fail "mkdir /dev/pts"
 mount -t devpts -o mode=620,ptmxmode=666 devpts /newroot/dev/pts || fail "mount devpts"
+# What udev would add: /dev/fd and the standard streams (run_step.sh writes to
+# /dev/fd/N when pfharness runs with --target host inside the guest).
+ln -sfn /proc/self/fd /newroot/dev/fd || fail "link /dev/fd"
+for n in 0:stdin 1:stdout 2:stderr; do
+    ln -sfn "/proc/self/fd/${n%%:*}" "/newroot/dev/${n#*:}" || fail "link /dev/${n#*:}"
+done
 # Loopback for network workloads (iperf3 server and client in the guest).
 ip link set lo up || echo "pfh-init: could not bring up lo"
 

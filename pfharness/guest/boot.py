@@ -21,27 +21,59 @@ class BootArtifacts:
     kernel: Path  # PVH vmlinux, or the compressed image as a fall-back
     initrd: Path
     pvh: bool  # True when booting the extracted vmlinux
+    append: tuple[str, ...] = ()  # kernel parameters this kernel needs (see kernel_params)
     lpj: int | None = None  # loops per jiffy to preset in the guest (see preset_lpj), None to measure
+    tsc_khz: int | None = None  # the host's TSC frequency (host_tsc_khz), given to the guest; None: it measures
 
 
-def preset_lpj(image: Path, release: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
-    """The guest's loops per jiffy, from the host's: None when either is unknown.
+def kernel_params(kernel: KernelInfo) -> tuple[str, ...]:
+    """Parameters a kernel needs in the VM, from its config (``<root>/boot/config-<release>``).
 
-    Under TCG and KVM the guest's TSC runs at the host's rate, and on x86 the kernel's delay loop
-    counts TSC cycles, so lpj = TSC Hz / guest HZ. The host's BogoMIPS is TSC Hz / 500000 (x86),
-    and the guest's HZ is CONFIG_HZ in the config file beside its image (Debian: 250).
-    A preset only changes how udelay() converts microseconds; the guest's clock is not affected.
+    PREEMPT_RT (6.1-rt): ``noirqdebug``. Its serial interrupt runs in a thread; under TCG on a busy
+    host the thread can lag so far behind that the kernel's unhandled-interrupt check sees IRQ 4
+    "nobody cared" and disables it at boot, and the console (the harness's channel) goes silent:
+    seen once in the matrix's core suite with the host's load at 7 on 2 cores.
+    """
+    config = kernel.root / "boot" / f"config-{kernel.release}"
+    try:
+        text = config.read_text()
+    except OSError:
+        return ()
+    return ("noirqdebug",) if "\nCONFIG_PREEMPT_RT=y\n" in text else ()
+
+
+def host_tsc_khz(cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
+    """The host's TSC frequency in kHz, from its BogoMIPS; None when unknown or implausible.
+
+    On x86 the kernel derives loops_per_jiffy from the TSC (lpj = TSC Hz / HZ), so BogoMIPS,
+    lpj * HZ / 500000, is the TSC in MHz times two, whatever the host's HZ.
     """
     try:
         bogomips = next(
             float(line.split(":", 1)[1]) for line in cpuinfo.read_text().splitlines() if line.startswith("bogomips")
         )
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    khz = int(bogomips * 500)
+    return khz if 100_000 <= khz <= 10_000_000 else None
+
+
+def preset_lpj(image: Path, release: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
+    """The guest's loops per jiffy, from the host's TSC: None when either is unknown.
+
+    Under TCG and KVM the guest's TSC runs at the host's rate, and on x86 the kernel's delay loop
+    counts TSC cycles, so lpj = TSC Hz / guest HZ (CONFIG_HZ in the config file beside the image;
+    Debian: 250). A preset only changes how udelay() converts microseconds.
+    """
+    khz = host_tsc_khz(cpuinfo)
+    try:
         config = (image.parent / f"config-{release}").read_text()
         hz = int(next(line.split("=", 1)[1] for line in config.splitlines() if line.startswith("CONFIG_HZ=")))
     except (OSError, StopIteration, ValueError, IndexError):
         return None
-    lpj = int(bogomips * 500000 / hz)
-    return lpj if lpj > 0 else None
+    if khz is None or hz <= 0:
+        return None
+    return khz * 1000 // hz
 
 
 def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
@@ -71,5 +103,10 @@ def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
         init_script=init_script,
     )
     return BootArtifacts(
-        kernel=vmlinux or image, initrd=initrd, pvh=vmlinux is not None, lpj=preset_lpj(image, kernel.release)
+        kernel=vmlinux or image,
+        initrd=initrd,
+        pvh=vmlinux is not None,
+        append=kernel_params(kernel),
+        lpj=preset_lpj(image, kernel.release),
+        tsc_khz=host_tsc_khz(),
     )

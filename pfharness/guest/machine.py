@@ -57,6 +57,10 @@ class VmConfig:
     # Loops per jiffy, preset: the guest then skips measuring it on each secondary vCPU, which
     # under TCG fails ("calibrate_delay_direct() failed") and costs ~0.2 s of boot. None measures.
     lpj: int | None = None
+    # The TSC frequency in kHz (tsc_early_khz=): under TCG and KVM the guest's TSC runs at the host's
+    # rate, and the guest's own calibration against the emulated HPET/PIT goes wrong when the host is
+    # busy (seen here: a guest clock running 57 times too fast, so every timestamp and timeout with it).
+    tsc_khz: int | None = None
     # -icount shift=N,sleep=off: the guest clock counts instructions (2**N ns each), so its timings
     # repeat exactly; a deterministic cost measure (bench/run.py), TCG with one vCPU only. None: off.
     icount_shift: int | None = None
@@ -77,6 +81,8 @@ def kernel_cmdline(cfg: VmConfig) -> str:
         parts.append("pfh.ports=" + ",".join(name for name, _ in cfg.ports))
     if cfg.lpj is not None:
         parts.append(f"lpj={cfg.lpj}")
+    if cfg.tsc_khz is not None:
+        parts.append(f"tsc_early_khz={cfg.tsc_khz}")
     parts.extend(cfg.extra_append)
     for part in parts:
         if not part or any(c.isspace() for c in part):

@@ -95,12 +95,13 @@ class VmSession:
             accel=self.accelerator,
             smp=self.options.smp,
             memory_mib=self.options.memory_mib,
-            extra_append=tuple(self.options.extra_append),
+            extra_append=(*artifacts.append, *self.options.extra_append),
             qemu_binary=qemu,
             firmware=QBOOT if QBOOT.is_file() else None,
             save_dir=self.options.save_dir,
             # Under -icount the guest's TSC counts instructions, not the host's cycles: let it measure.
             lpj=artifacts.lpj if self.options.icount_shift is None else None,
+            tsc_khz=artifacts.tsc_khz if self.options.icount_shift is None else None,
             icount_shift=self.options.icount_shift,
         )
         self.ports = PortListener()

@@ -852,11 +852,22 @@ def build_prefix(kernel: FetchedKernel, cache: Path, module_dir: Path) -> list[s
     ]
 
 
+def toolchain(kernel: FetchedKernel, cache: Path, module_dir: Path) -> tuple[list[str], list[str]]:
+    """(argv prefix, make variables) to run ``make`` for ``kernel`` in ``module_dir``.
+
+    On the host: no prefix, and ``CC=gcc-N`` when the kernel's compiler is not installed
+    (:func:`host_toolchain`). Otherwise the bwrap prefix of its build root (:func:`build_prefix`).
+    """
+    if host_can_build(kernel):
+        return [], host_toolchain(kernel) or []
+    return build_prefix(kernel, cache, module_dir), []
+
+
 def build_argv(
     kernel: FetchedKernel, cache: Path, module_dir: Path, *, werror: bool = True, jobs: int | None = None
 ) -> list[str]:
     """The whole command that builds the modules in ``module_dir`` for ``kernel``."""
-    prefix = build_prefix(kernel, cache, module_dir)
+    prefix, variables = toolchain(kernel, cache, module_dir)
     make = "make" if prefix else proc.require_program("make", "build-essential")
     argv = [
         *prefix,
@@ -866,8 +877,13 @@ def build_argv(
         f"M={module_dir.resolve()}",
         f"-j{jobs or os.cpu_count() or 1}",
         "modules",
-        *([] if prefix else host_toolchain(kernel) or []),
+        *variables,
     ]
     if werror:
         argv.append("KCFLAGS=-Werror")
     return argv
+
+
+def fetched_at(root: Path) -> FetchedKernel | None:
+    """The fetched kernel whose root is ``root`` (None when ``root`` holds none, or an incomplete one)."""
+    return _from_marker(root, 0.0, True)

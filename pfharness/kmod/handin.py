@@ -38,7 +38,7 @@ def handin_files(report: Path, kernel_release: str) -> dict[str, str]:
 
 def make_dist(out: Path, report: Path | None = None, kernel_release: str | None = None) -> Path:
     """Write the hand-in archive to `out` (report: the committed example by default); returns its path."""
-    release = kernel_release or kernels.select(None).release
+    release = kernels.select(kernel_release).release
     files = handin_files(report or assets.study_file("report.txt"), release)
     now = int(time.time())
     try:

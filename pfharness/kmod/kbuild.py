@@ -1,4 +1,8 @@
-"""Build the rendered modules with kbuild: make -C <kdir> M=<dir> modules."""
+"""Build the rendered modules with kbuild: make -C <kdir> M=<dir> modules.
+
+For a kernel fetched into the cache (``pfharness kernels fetch``) the same ``make`` runs with
+the toolchain that kernel needs (``CC=gcc-12`` for 5.10, a bwrap build root for sid's 7.2:
+:func:`pfharness.kmod.fetch.toolchain`)."""
 
 from __future__ import annotations
 
@@ -11,9 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import proc
+from .. import assets, proc
 from ..errors import BuildError, HeadersMissing, PfhError
-from . import kernels, render
+from . import fetch, kernels, render
 
 _STAMP = ".pfharness-build-stamp"
 _DIAGNOSTIC = re.compile(r"^(?P<file>[^\s:]+\.c):(?P<line>\d+):(?P<col>\d+): (?P<kind>error|warning): (?P<msg>.*)$")
@@ -25,6 +29,21 @@ class BuildTarget:
 
     release: str  # e.g. "6.1.0-56-amd64"
     kdir: Path  # its kbuild directory (headers)
+    fetched: fetch.FetchedKernel | None = None  # set for a kernel fetched into the cache (its toolchain)
+
+    def make_command(self, module_dir: Path, *args: str) -> list[str]:
+        """``make ARGS`` in ``module_dir`` with this kernel's toolchain (build root or CC=...) around it."""
+        if self.fetched is None:
+            return [proc.require_program("make", "build-essential"), *args]
+        prefix, variables = fetch.toolchain(self.fetched, assets.cache_dir(), module_dir)
+        make = "make" if prefix else proc.require_program("make", "build-essential")
+        return [*prefix, make, *args, *variables]
+
+
+def target_for(kernel: kernels.KernelInfo) -> BuildTarget:
+    """The build target of a selected kernel (its headers; its toolchain when it was fetched)."""
+    headers = kernel.require_headers()
+    return BuildTarget(kernel.release, headers, None if kernel.installed else fetch.fetched_at(kernel.root))
 
 
 @dataclass(frozen=True)
@@ -67,8 +86,7 @@ def resolve_target(kernel_release: str | None = None, kdir: Path | None = None) 
                 "e.g. --kdir /lib/modules/<release>/build, after `apt-get install linux-headers-<release>`"
             )
         return BuildTarget(_kdir_release(resolved) or kernel_release or "unknown", resolved)
-    kernel = kernels.select(kernel_release)
-    return BuildTarget(kernel.release, kernel.require_headers())
+    return target_for(kernels.select(kernel_release))
 
 
 def _fingerprint(sources: render.RenderedSources, kdir: Path, werror: bool) -> str:
@@ -133,11 +151,10 @@ def _build_locked(request: BuildRequest, out_dir: Path, release: str, kdir: Path
         return BuildResult(release, kdir, modules, True, time.monotonic() - start, "")
 
     stamp.unlink(missing_ok=True)
-    make = proc.require_program("make", "build-essential")
-    argv = [make, "-C", str(kdir), f"M={out_dir}", f"-j{os.cpu_count() or 1}", "modules"]
+    args = ["-C", str(kdir), f"M={out_dir}", f"-j{os.cpu_count() or 1}", "modules"]
     if request.werror:
-        argv.append("KCFLAGS=-Werror")
-    result = proc.run(argv, merge_stderr=True)
+        args.append("KCFLAGS=-Werror")
+    result = proc.run(request.target.make_command(out_dir, *args), merge_stderr=True)
     if result.returncode != 0 or not all(p.is_file() for p in modules.values()):
         details = explain_failure(result.stdout) or result.stdout[-4000:]
         raise BuildError(

@@ -117,6 +117,7 @@ class TraceResult:
                 for p in r.plots
             ],
             "empty_classes": r.empty_classes,
+            "processes": process_table_json(r),  # follow=1 only, else null
             "records": [  # dump_records=1 only
                 [rec.t_ns, rec.address, rec.fault_class, rec.tgid, rec.region, rec.access, rec.major]
                 for rec in r.records
@@ -129,3 +130,22 @@ class TraceResult:
             "run_dir": self.run_dir or None,
             "records_file": self.records_file,
         }
+
+
+def process_table_json(report: ModuleReport) -> dict[str, Any] | None:
+    """The process table of a follow=1 run as JSON, or None."""
+    table = report.process_table
+    if table is None:
+        return None
+    return {
+        "traced": table.traced,
+        "table": table.table,
+        "overflow": table.overflow,
+        "untabled_faults": table.untabled_faults,
+        "top": [
+            {"tgid": p.tgid, "ppid": p.ppid, "faults": p.faults, "exited": p.exited, "comm": p.comm}
+            for p in table.processes
+        ],
+        "rest": {"processes": table.rest_processes, "faults": table.rest_faults},
+        "complete": table.complete,
+    }

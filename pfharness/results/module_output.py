@@ -103,6 +103,31 @@ class Record:
     major: bool | None = None
 
 
+@dataclass(frozen=True)
+class Process:
+    """One line of the process table a module printed with follow=1."""
+
+    tgid: int
+    ppid: int  # the tgid of the process that created it (for the first one: its parent)
+    faults: int  # its faults seen by the module
+    exited: bool  # its last thread had exited by the unload
+    comm: str  # its name after its last exec
+
+
+@dataclass
+class ProcessTable:
+    """The process table (follow=1): the top processes by faults, the rest summed, the overflow."""
+
+    traced: int = 0  # processes traced, in the table or not
+    table: int = 0  # processes with a line in the module's table
+    overflow: int = 0  # processes traced without a line (the table was full)
+    untabled_faults: int = 0  # faults of those
+    processes: list[Process] = field(default_factory=list)  # printed one per line, most faults first
+    rest_processes: int = 0  # the others in the table, summed on one line
+    rest_faults: int = 0
+    complete: bool = False  # END PROCESSES seen
+
+
 @dataclass
 class ModuleReport:
     """Everything one module printed during one load."""
@@ -115,10 +140,12 @@ class ModuleReport:
     capacity: int | None = None  # B, C: max_records
     faults: int | None = None  # A: faults seen
     fault_addresses: list[int] = field(default_factory=list)  # A: one per fault line
+    fault_pids: list[int] = field(default_factory=list)  # A: the tgid of each fault line (follow=1: any in the tree)
     plots: list[Plot] = field(default_factory=list)
     empty_classes: list[str] = field(default_factory=list)  # classes reported as having no faults
     records: list[Record] = field(default_factory=list)  # B, C with dump_records=1
     records_announced: int | None = None  # the count the dump announced (records lost from the log if larger)
+    process_table: ProcessTable | None = None  # follow=1: the processes traced
     counts: FaultCounts | None = None  # A, B, C: the kretprobe's counts
     regions_used: int | None = None  # B, C: regions in the table
     regions_capacity: int | None = None
@@ -213,8 +240,31 @@ def parse_module_output(messages: Iterable[str], module: str | None = None) -> M
     return report
 
 
+def _read_process_line(report: ModuleReport, text: str) -> bool:
+    """A line of the process table (follow=1); False when `text` is none."""
+    if not text.startswith(("process ", "---- BEGIN PROCESSES", "---- END PROCESSES")):
+        return False
+    if v := _LINE["processes_begin"].parse(text):
+        report.process_table = ProcessTable(v["traced"], v["table"], v["overflow"], v["untabled"])
+        return True
+    table = report.process_table
+    if table is None:
+        return False
+    if v := _LINE["process"].parse(text):
+        table.processes.append(Process(v["tgid"], v["ppid"], v["faults"], bool(v["exited"]), v["comm"]))
+    elif v := _LINE["process_rest"].parse(text):
+        table.rest_processes, table.rest_faults = v["processes"], v["faults"]
+    elif _LINE["processes_end"].parse(text) is not None:
+        table.complete = True
+    else:
+        return False
+    return True
+
+
 def _read_line(report: ModuleReport, mod: str, text: str) -> None:
     """One module line outside a plot: a record, a fault line, a summary, an empty-plot note."""
+    if _read_process_line(report, text):
+        return
     if (v := _LINE["record"].parse(text)) or (v := _LINE["record_class"].parse(text)):
         report.records.append(
             Record(
@@ -232,6 +282,7 @@ def _read_line(report: ModuleReport, mod: str, text: str) -> None:
         report.records_announced = v["count"]
     elif v := _LINE["a_fault"].parse(text):
         report.fault_addresses.append(v["address"])
+        report.fault_pids.append(v["pid"])
     elif v := _LINE["records_summary"].parse(text):
         report.pid, report.comm = v["pid"], v["comm"]
         report.recorded, report.dropped, report.capacity = v["recorded"], v["dropped"], v["capacity"]

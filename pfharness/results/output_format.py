@@ -19,6 +19,8 @@ LABEL_WIDTH = 14  # width of the Y-axis labels, e.g. "0x7ffd1234567"
 LINE_MAX = 160  # longer than any line a module prints
 DEFAULT_MAX_RECORDS = 1_048_576  # B, C: record buffer capacity by default
 MAX_RECORDS_LIMIT = 16_777_216  # 16 Mi records: 256 MiB of vmalloc at most (B), 384 MiB (C, 24-byte records)
+FOLLOW_TABLE_SIZE = 4096  # follow=1: processes the module keeps a line for (more are traced, counted as overflow)
+FOLLOW_TOP = 20  # follow=1: processes printed one per line at unload, by faults; the rest share one line
 
 #: A cell with at least N faults shows this mark (the highest N that fits wins); empty cells are blank.
 CELL_MARKS: tuple[tuple[int, str], ...] = ((1, "."), (2, "o"), (10, "O"), (100, "#"))
@@ -177,6 +179,17 @@ LINES: dict[str, LineShape] = {
         },
     ),
     "plot_end": LineShape("---- END PLOT ----"),
+    # follow=1 (A, B and C): the process table, printed at unload before the plots
+    "processes_begin": LineShape(
+        "---- BEGIN PROCESSES traced={traced} table={table} overflow={overflow} untabled_faults={untabled} ----",
+        {"traced": U64, "table": U64, "overflow": U64, "untabled": U64},
+    ),
+    "process": LineShape(
+        "process tgid={tgid} ppid={ppid} faults={faults} exited={exited} comm={comm}",
+        {"tgid": INT, "ppid": INT, "faults": S64, "exited": INT, "comm": TEXT},
+    ),
+    "process_rest": LineShape("process rest={processes} faults={faults}", {"processes": U64, "faults": S64}),
+    "processes_end": LineShape("---- END PROCESSES ----"),
     "plot_empty": LineShape(
         "no page faults recorded for process {pid} ({comm}): plot left out", {"pid": INT, "comm": TEXT}
     ),
@@ -280,6 +293,9 @@ def template_context() -> dict[str, object]:
         "line_max": LINE_MAX,
         "default_max_records": DEFAULT_MAX_RECORDS,
         "max_records_limit": MAX_RECORDS_LIMIT,
+        "follow_table_size": FOLLOW_TABLE_SIZE,
+        "follow_top": FOLLOW_TOP,
+        "follow_hash_bits": (2 * FOLLOW_TABLE_SIZE - 1).bit_length(),
         "cell_marks": CELL_MARKS,
         "legend": legend(),
         "fault_classes": FAULT_CLASSES,

@@ -48,6 +48,7 @@ def summary_lines(result: TraceResult) -> list[str]:
     if r.empty_classes:
         plots += "; no faults in: " + ", ".join(r.empty_classes)
     held = "held before exec" if result.hold else "started before the module was loaded"
+    table = r.process_table
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_seconds.items())
     return [
         "---- pfharness summary ----",
@@ -58,6 +59,14 @@ def summary_lines(result: TraceResult) -> list[str]:
         f"faults:          {counters}",
         *_count_lines(result),
         f"plots:           {plots}",
+        *(
+            [
+                f"processes:       {table.traced} traced (follow), {table.overflow} without a line in the table"
+                + (f" ({table.untabled_faults} faults)" if table.untabled_faults else "")
+            ]
+            if table is not None
+            else []
+        ),
         f"workload status: {result.workload_status}",
         f"stages:          {stages}",
         f"transcript:      {result.transcript}",
