@@ -241,11 +241,23 @@ def test_qemu_dies_with_the_harness(tmp_path, built_modules, how):
     """Killing the harness (a crash) or interrupting it (Ctrl-C) leaves no QEMU behind."""
     import signal
 
-    before = qemu_pids()
     out_root = tmp_path / "out"
     out_root.mkdir()
     (out_root / built_modules.kernel_release).symlink_to(built_modules.modules["B"].parent)
     transcript = tmp_path / "t.log"
+
+    def ours() -> set[int]:
+        """This run's QEMU: its argv exports the run directory under out_root (other QEMUs on a shared
+        machine come and go meanwhile)."""
+        found = set()
+        for pid in qemu_pids():
+            try:
+                if str(out_root).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.add(pid)
+            except OSError:
+                pass
+        return found
+
     harness = subprocess.Popen(
         [
             *PFHARNESS,
@@ -268,13 +280,13 @@ def test_qemu_dies_with_the_harness(tmp_path, built_modules, how):
     while "workload-begin" not in (transcript.read_text(errors="replace") if transcript.exists() else ""):
         assert time.monotonic() < deadline and harness.poll() is None, "the run did not reach its workload"
         time.sleep(0.2)
-    assert qemu_pids() - before, "no QEMU running during the workload"
+    assert ours(), "no QEMU running during the workload"
     harness.send_signal(getattr(signal, how))
     harness.wait(timeout=30)
     deadline = time.monotonic() + 10
-    while qemu_pids() - before and time.monotonic() < deadline:
+    while ours() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not qemu_pids() - before, f"QEMU survived the harness's {how}"
+    assert not ours(), f"QEMU survived the harness's {how}"
 
 
 def test_host_target_timeout_unloads_the_module(vm, built_modules, host_run_out):
