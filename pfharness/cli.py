@@ -396,8 +396,18 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     follow: bool = typer.Option(
         True, help="Trace every process a workload creates too (follow=1); --no-follow: the first process only."
     ),
+    report_only: bool = typer.Option(
+        False, help="Trace nothing: write report.txt again from the study already in --out (e.g. new findings)."
+    ),
 ) -> None:
     """Trace the study's workloads with B and C in one boot and write report.txt."""
+    if report_only:
+        try:
+            report = study.write_outputs(study.reread_study(out), out, findings)
+        except PfhError as e:
+            fail(e)
+        typer.echo(f"report: {report}")
+        return
     letters = tuple(m for m in letters_or_fail(module) if m in ("B", "C"))
     if not letters:
         fail(UsageError("the study uses B and/or C: pass --module B and/or --module C"))

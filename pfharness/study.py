@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import datetime
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import __version__, assets
 from .errors import PfhError
 from .guest.session import VmOptions, VmSession
 from .kmod import fetch, kbuild, kernels
-from .results import figures
+from .plot import Drawable, PlotRequest
+from .plot import draw as draw_run
+from .results import figures, run_dir, text, transcript
+from .results.breakdown import breakdown_lines
 from .results.model import TraceResult, process_table_json
 from .results.verdict import harness_error
-from .run import DEFAULT_OUT, build_all
+from .run import DEFAULT_OUT, GUEST_SAVE_MOUNT, build_all
 from .step import TraceRequest, trace
 
 
@@ -33,24 +37,36 @@ class Workload:
     unseen: str = ""  # what the module does not see
     timeout: float = 300.0
     follow: bool = True  # trace the processes it creates too (follow=1)
+    modules: tuple[str, ...] = ()  # only with these modules (empty: every module the study uses)
 
 
 def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> list[Workload]:
     """The study's workloads. `build_dir` holds the rendered module sources compiled by the first one
     (with `make_vars`, e.g. CC=gcc-12 for a fetched 5.10)."""
     kbuild = (
-        'rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild && cp "$1"/pf_probe_A.c "$1"/pf_probe_B.c "$1"/pf_probe_C.c '
-        '/tmp/pfh-kbuild/ && echo "obj-m := pf_probe_A.o pf_probe_B.o pf_probe_C.o" >/tmp/pfh-kbuild/Kbuild '
+        'rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild && cp "$1"/pf_probe_A.c /tmp/pfh-kbuild/ '
+        '&& echo "obj-m := pf_probe_A.o" >/tmp/pfh-kbuild/Kbuild '
         '&& kdir=$2 && shift 2 && exec make -s -C "$kdir" M=/tmp/pfh-kbuild modules "$@"'
+    )
+    iperf = "iperf3 -s -1 & sleep 1 && iperf3 -c 127.0.0.1 -t 3; wait"
+    mmap_read = (
+        "import mmap, os\n"
+        "path, n = '/tmp/pfh-mmap', 4096\n"
+        "with open(path, 'wb') as f:\n"
+        "    f.write(bytes(4096 * n))\n"
+        "with open(path, 'rb') as f:\n"
+        "    m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n"
+        "    total = sum(m[i] for i in range(0, len(m), 4096))\n"
+        "os.unlink(path)\n"
     )
     return [
         Workload(
             "kbuild",
-            "kernel compilation (kbuild: pf_probe_A, B and C against the headers; make, gcc, cc1, as, ld, modpost "
-            "all traced)",
+            "kernel compilation (kbuild: pf_probe_A against the headers; make, gcc, cc1, as, ld, modpost all traced)",
             "compute and I/O",
             ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir), *make_vars),
             timeout=1200.0,
+            modules=("B",),
         ),
         Workload(
             "sysbench-cpu", "sysbench cpu (prime numbers, 5 s)", "compute", ("sysbench", "cpu", "--time=5", "run")
@@ -62,16 +78,22 @@ def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> l
             ("sysbench", "memory", "--time=5", "run"),
         ),
         Workload(
-            "iperf3-client",
-            "iperf3 client, 3 s over loopback (server in the background)",
-            "network I/O",
-            ("sh", "-c", "iperf3 -s -1 -D && sleep 0.5 && exec iperf3 -c 127.0.0.1 -t 3"),
+            "sysbench-memory-16M",
+            "sysbench memory streaming over a 16 MiB block (256 MiB in all)",
+            "memory bandwidth, large buffer",
+            ("sysbench", "memory", "--memory-block-size=16M", "--memory-total-size=256M", "run"),
         ),
         Workload(
-            "iperf3-server",
-            "iperf3 server for one 3 s loopback client",
+            "sysbench-threads",
+            "sysbench threads (4 threads contending on mutexes, 3 s)",
+            "multi-threaded",
+            ("sysbench", "threads", "--threads=4", "--time=3", "run"),
+        ),
+        Workload(
+            "iperf3",
+            "iperf3 server and client over loopback, 3 s, as one traced tree",
             "network I/O",
-            ("sh", "-c", "(sleep 1; iperf3 -c 127.0.0.1 -t 3 >/dev/null 2>&1) & exec iperf3 -s -1"),
+            ("sh", "-c", iperf),
         ),
         Workload(
             "walk-sequential",
@@ -84,6 +106,12 @@ def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> l
             "Python: write the same 4096 pages in random order",
             "random memory walk",
             ("python3", str(assets.vm_file("walk.py")), "random", "4096"),
+        ),
+        Workload(
+            "mmap-read",
+            "Python: write a 16 MiB file in /tmp, then read it through mmap one byte per page, in order",
+            "memory-mapped file read (fault-around)",
+            ("python3", "-c", mmap_read),
         ),
     ]
 
@@ -151,12 +179,15 @@ def run_study(
     )
     Path(study.transcript).unlink(missing_ok=True)
     start = time.monotonic()
-    with VmSession(VmOptions(kernel=kernel, transcript=Path(study.transcript), accel=accel, smp=smp)) as vm:
+    save_host = (out_dir / "guest-save").resolve()
+    save_host.mkdir(parents=True, exist_ok=True)
+    options = VmOptions(kernel=kernel, transcript=Path(study.transcript), accel=accel, smp=smp, save_dir=save_host)
+    with VmSession(options) as vm:
         study.accelerator = vm.accelerator
-        total = len(chosen) * len(modules)
+        total = sum(len(mods_of(w, modules)) for w in chosen)
         n = 0
         for workload in chosen:
-            for module in modules:
+            for module in mods_of(workload, modules):
                 n += 1
                 elapsed = time.monotonic() - start
                 progress(f"[{n}/{total}] {workload.key} with pf_probe_{module} ... (elapsed {elapsed:.0f} s)")
@@ -167,6 +198,8 @@ def run_study(
                     params=("dump_records=1",),
                     timeout=workload.timeout,
                     follow=follow and workload.follow,
+                    save_dir=GUEST_SAVE_MOUNT,
+                    save_dir_host=save_host,
                 )
                 t = time.monotonic()
                 result = trace(vm, request)
@@ -179,8 +212,44 @@ def run_study(
                 for line in process_lines(result, top=5):
                     progress(f"      {line}")
                 study.runs.append(StudyRun(workload, module, result, fig, seconds))
+                keep_run(result, out_dir, f"{workload.key}-{module}", save_host, progress)
     progress(f"study done in {time.monotonic() - start:.0f} s")
     return study
+
+
+def mods_of(workload: Workload, modules: tuple[str, ...]) -> tuple[str, ...]:
+    """The modules a workload is traced with: the study's, less those it is limited away from."""
+    return tuple(m for m in modules if not workload.modules or m in workload.modules)
+
+
+def keep_run(result: TraceResult, out_dir: Path, name: str, save_host: Path, progress: Callable[[str], None]) -> None:
+    """Keep a run's saved records as a run directory (out_dir/runs/NAME, for `pfharness plot`) and draw
+    out_dir/NAME.png from them; a picture that cannot be drawn is reported, not fatal."""
+    directory = out_dir / "runs" / name
+    shutil.rmtree(directory, ignore_errors=True)
+    guest = directory / run_dir.GUEST_SUBDIR
+    guest.mkdir(parents=True)
+    for f in save_host.iterdir():
+        shutil.move(str(f), guest / f.name)
+    if result.saved is None:
+        progress(f"      no saved records for {name}: {result.saved_error or 'none'}")
+        return
+    run_dir.write_csvs(directory, result.saved)
+    run_dir.write_run_json(directory, text.json_object(result))
+    drawable = Drawable(
+        records=result.saved.records,
+        regions=result.saved.regions,
+        processes=result.saved.processes,
+        command=result.command,
+        kernel_release=result.kernel_release,
+        pid=result.pid or 0,
+        comm=result.report.comm or "",
+    )
+    try:
+        for path in draw_run(drawable, PlotRequest(png=out_dir / f"{name}.png", ascii=False), lambda s: None):
+            progress(f"      picture: {path}")
+    except PfhError as e:
+        progress(f"      no picture for {name}: {e}")
 
 
 def figures_table(study: Study) -> list[str]:
@@ -270,6 +339,24 @@ def render_report(study: Study, findings: str) -> str:
         found = process_lines(run.result)
         if found:
             lines += ["", f"== {run.workload.key}, pf_probe_{run.module} ==", *found]
+    lines += [
+        "",
+        "REGIONS",
+        "-------",
+        "From the records each module saved (/proc/<module>/records and regions): access and major/minor, then per",
+        "region name (the same name in several processes counted together): faults, distinct pages, when its first",
+        "and last fault came (share of the run's span), rise (share of its faults on a page above every earlier one",
+        "of the same process in it: upward growth), major faults and the access mix; with several processes, the top",
+        "process names and where their faults went. PNG per run: <workload>-<module>.png.",
+    ]
+    for run in study.runs:
+        saved = run.result.saved
+        if saved is not None:
+            lines += [
+                "",
+                f"== {run.workload.key}, pf_probe_{run.module} ==",
+                *breakdown_lines(saved.records, saved.regions, saved.processes),
+            ]
     lines += ["", "PLOTS", "-----"]
     for run in study.runs:
         lines.append("")
@@ -314,3 +401,39 @@ def write_outputs(study: Study, out_dir: Path, findings_file: Path | None) -> Pa
     }
     (out_dir / "figures.json").write_text(json.dumps(data, indent=2) + "\n")
     return report
+
+
+def reread_study(out_dir: Path, modules: tuple[str, ...] = ("B", "C")) -> Study:
+    """A finished study read back from its directory (figures.json, the transcript, runs/*/guest), to write
+    report.txt again (new findings) without tracing again."""
+    try:
+        data = json.loads((out_dir / "figures.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise PfhError(
+            f"{out_dir}/figures.json cannot be read ({exc}): run `pfharness study --out {out_dir}` first"
+        ) from exc
+    results = transcript.parse_transcript(out_dir / "study-transcript.log")
+    by_key = {w.key: w for w in workloads(Path("."), Path("."))}
+    if len(results) != len(data["runs"]):
+        raise PfhError(f"{out_dir}: {len(results)} runs in the transcript, {len(data['runs'])} in figures.json")
+    study = Study(
+        kernel_release=data["kernel_release"],
+        accelerator=data["accelerator"],
+        smp=data["smp"],
+        date=data["date"],
+        transcript=data["transcript"],
+    )
+    for parsed, entry in zip(results, data["runs"], strict=True):
+        name = f"{entry['workload']}-{entry['module']}"
+        try:
+            saved = run_dir.read_saved(out_dir / "runs" / name / run_dir.GUEST_SUBDIR)
+        except PfhError:
+            saved = None
+        w = by_key.get(entry["workload"]) or Workload(
+            entry["workload"], entry["workload"], "?", tuple(entry["command"])
+        )
+        w = replace(w, command=tuple(entry["command"]))
+        result = replace(parsed, saved=saved)
+        fig = figures.compute(result.report.records, result.report.dropped or 0)
+        study.runs.append(StudyRun(w, entry["module"], result, fig, entry["seconds"]))
+    return study
