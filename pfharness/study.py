@@ -38,6 +38,7 @@ class Workload:
     timeout: float = 300.0
     follow: bool = True  # trace the processes it creates too (follow=1)
     modules: tuple[str, ...] = ()  # only with these modules (empty: every module the study uses)
+    params: tuple[str, ...] = ()  # more module parameters
 
 
 def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> list[Workload]:
@@ -67,6 +68,8 @@ def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> l
             ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir), *make_vars),
             timeout=1200.0,
             modules=("B",),
+            # ~300 processes with ~20 regions each: the default table (1,024) would leave most faults unnamed.
+            params=("max_regions=8192",),
         ),
         Workload(
             "sysbench-cpu", "sysbench cpu (prime numbers, 5 s)", "compute", ("sysbench", "cpu", "--time=5", "run")
@@ -195,7 +198,7 @@ def run_study(
                     module,
                     build.modules[module],
                     workload.command,
-                    params=("dump_records=1",),
+                    params=("dump_records=1", *workload.params),
                     timeout=workload.timeout,
                     follow=follow and workload.follow,
                     save_dir=GUEST_SAVE_MOUNT,
@@ -248,7 +251,7 @@ def keep_run(result: TraceResult, out_dir: Path, name: str, save_host: Path, pro
     try:
         for path in draw_run(drawable, PlotRequest(png=out_dir / f"{name}.png", ascii=False), lambda s: None):
             progress(f"      picture: {path}")
-    except PfhError as e:
+    except (PfhError, ValueError) as e:  # matplotlib's ValueError: a picture is not worth the study
         progress(f"      no picture for {name}: {e}")
 
 

@@ -215,3 +215,16 @@ def test_without_matplotlib_one_line_names_the_extra(tmp_path, monkeypatch):
     assert result.output.strip().splitlines()[-1] == (
         "pfharness: error: pictures need matplotlib, which is not installed: pip install 'pfharness[plot]'"
     )
+
+
+def test_a_dollar_in_the_command_is_drawn_as_text(tmp_path):
+    """A workload's command is untrusted text: `sh -c '... "$1" ...'` once crashed matplotlib's TeX parser."""
+    run = make_run(tmp_path / "r", walk_records(list(range(256))))
+    info = json.loads((run / "run.json").read_text())
+    info["command"] = ["sh", "-c", 'cp "$1"/a.c /tmp && kdir=$2 && shift 2 && exec make -C "$kdir" M=/tmp "$@"', "x"]
+    (run / "run.json").write_text(json.dumps(info))
+    svg = tmp_path / "p.svg"
+    result = runner.invoke(app, ["plot", str(run), "--svg", str(svg)])
+    assert result.exit_code == 0, result.output
+    texts = ["".join(e.itertext()) for e in ET.parse(svg).getroot().iter() if e.tag.endswith("}text")]
+    assert any('kdir=$2 && shift 2 && exec make -C "$kdir"' in t for t in texts), texts

@@ -30,6 +30,8 @@ def _pyplot() -> Any:
         import matplotlib  # noqa: PLC0415 - optional: only pictures need it
 
         matplotlib.use("Agg")
+        # Titles and labels carry the workload's command and names: a '$' in them is text, not TeX math.
+        matplotlib.rcParams["text.parse_math"] = False
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError:
         raise SetupError(f"pictures need matplotlib, which is not installed: {INSTALL_HINT}") from None
