@@ -45,8 +45,8 @@ def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> l
     """The study's workloads. `build_dir` holds the rendered module sources compiled by the first one
     (with `make_vars`, e.g. CC=gcc-12 for a fetched 5.10)."""
     kbuild = (
-        'rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild && cp "$1"/pf_probe_A.c /tmp/pfh-kbuild/ '
-        '&& echo "obj-m := pf_probe_A.o" >/tmp/pfh-kbuild/Kbuild '
+        'rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild && cp "$1"/pf_probe_A.c "$1"/pf_probe_B.c "$1"/pf_probe_C.c '
+        '/tmp/pfh-kbuild/ && echo "obj-m := pf_probe_A.o pf_probe_B.o pf_probe_C.o" >/tmp/pfh-kbuild/Kbuild '
         '&& kdir=$2 && shift 2 && exec make -s -C "$kdir" M=/tmp/pfh-kbuild modules "$@"'
     )
     iperf = "iperf3 -s -1 & sleep 1 && iperf3 -c 127.0.0.1 -t 3; wait"
@@ -63,13 +63,14 @@ def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> l
     return [
         Workload(
             "kbuild",
-            "kernel compilation (kbuild: pf_probe_A against the headers; make, gcc, cc1, as, ld, modpost all traced)",
+            "kernel compilation (kbuild: pf_probe_A, B and C against the headers; make, gcc, cc1, as, ld, "
+            "modpost all traced)",
             "compute and I/O",
             ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir), *make_vars),
             timeout=1200.0,
             modules=("B",),
-            # ~300 processes with ~20 regions each: the default table (1,024) would leave most faults unnamed.
-            params=("max_regions=8192",),
+            # ~380 processes with ~20 regions each: the default table (1,024) would leave most faults unnamed.
+            params=("max_regions=16384",),
         ),
         Workload(
             "sysbench-cpu", "sysbench cpu (prime numbers, 5 s)", "compute", ("sysbench", "cpu", "--time=5", "run")
