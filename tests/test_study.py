@@ -104,11 +104,7 @@ def test_every_workload_is_named_and_the_compile_builds_a_module_followed(tmp_pa
     } <= set(keys)
     assert len(keys) == len(set(keys))
     kbuild = next(w for w in ws if w.key == "kbuild")
-    assert (
-        kbuild.follow
-        and "obj-m := pf_probe_A.o pf_probe_B.o pf_probe_C.o" in kbuild.command[2]
-        and "modules" in kbuild.command[2]
-    )
+    assert kbuild.follow and 'obj-m := pf_probe_A.o" >' in kbuild.command[2] and "modules" in kbuild.command[2]
     assert all(w.follow for w in ws), "the study follows every workload's processes"
     iperf = next(w for w in ws if w.key == "iperf3")
     assert "iperf3 -s" in iperf.command[2] and "iperf3 -c" in iperf.command[2], "server and client in one tree"

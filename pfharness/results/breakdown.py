@@ -75,7 +75,7 @@ def breakdown_lines(
     regions: Sequence[Region],
     processes: Sequence[ProcessEntry],
     top_regions: int = 10,
-    top_processes: int = 8,
+    top_processes: int = 16,
 ) -> list[str]:
     """Text lines: access and major/minor overall, the top regions, and per process name its top regions."""
     if not records:
