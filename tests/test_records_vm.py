@@ -57,7 +57,7 @@ def fake_proc(root: Path) -> tuple[bytes, list[FaultRecord]]:
     return data, records
 
 
-def test_a_million_records_come_back_faster_than_the_workload_made_them(save_vm, built_modules, programs, tmp_path):
+def test_a_million_records_come_back(save_vm, built_modules, programs, tmp_path):
     """touch_pages touches a million pages under B; run_step.sh copies /proc/pf_probe_B/records and regions
     (the module's own, or a stand-in of a million records when the module has none) into the run directory
     through the 9p export before rmmod; every record arrives. The times of the copy, the host's read and the
