@@ -5,8 +5,7 @@
 VENV := .venv
 PFH := $(VENV)/bin/pfharness
 # The kernels `make test` runs the core suite on besides the default one (6.1, the full suite's).
-# 5.10 and 7.2 run in `make test-matrix` only: one test fails there (KERNELS.md, "The core suite and CI").
-MATRIX ?= 6.1-rt 6.12
+MATRIX ?= 5.10 6.1-rt 6.12 7.2
 
 .PHONY: setup demo test test-fast test-matrix test-debug lint clean
 

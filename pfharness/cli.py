@@ -236,7 +236,10 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in the README)."),
     transcript_path: Path | None = typer.Option(
-        None, "--transcript", metavar="FILE", help="Where to keep the console transcript (default: out/transcripts/)."
+        None,
+        "--transcript",
+        metavar="FILE",
+        help="Where to keep the transcript (default: the run directory's transcript.log).",
     ),
     hold: bool = typer.Option(
         True, help="Hold the workload before exec until the module is armed (--no-hold: as the course script)."
@@ -375,7 +378,7 @@ def parse_cmd(
         fail(
             UsageError(
                 f"no pf_probe output found in {transcript_file}: pass a transcript saved by "
-                "`pfharness run` (out/transcripts/) or a `dmesg` log of a pf_probe run"
+                "`pfharness run` (out/runs/*/transcript.log) or a `dmesg` log of a pf_probe run"
             )
         )
     raise typer.Exit(text.show(result, typer.echo, as_json=as_json))

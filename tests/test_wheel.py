@@ -213,7 +213,7 @@ def test_installed_run_traces_under_tcg(installed, tmp_path):
     )
     assert run.returncode == 0, run.stdout + run.stderr
     out = run.stdout
-    assert re.search(r"^---- BEGIN PLOT pid=\d+ comm=true class=all ----$", out, re.M), out
+    assert re.search(r"^---- BEGIN PLOT pid=\d+ comm=true class=all scale=folded ----$", out, re.M), out
     assert "---- END PLOT ----" in out
     assert "---- pfharness summary ----" in out
     assert re.search(r"^module:\s+pf_probe_B$", out, re.M), out
