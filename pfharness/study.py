@@ -407,6 +407,8 @@ def write_outputs(study: Study, out_dir: Path, findings_file: Path | None) -> Pa
         "runs": [
             {
                 "workload": r.workload.key,
+                "title": r.workload.title,
+                "kind": r.workload.kind,
                 "module": r.module,
                 "command": list(r.workload.command),
                 "workload_status": r.result.workload_status,
@@ -448,7 +450,7 @@ def reread_study(out_dir: Path, modules: tuple[str, ...] = ("B", "C")) -> Study:
         except PfhError:
             saved = None
         w = by_key.get(entry["workload"]) or Workload(
-            entry["workload"], entry["workload"], "?", tuple(entry["command"])
+            entry["workload"], entry.get("title", entry["workload"]), entry.get("kind", "?"), tuple(entry["command"])
         )
         w = replace(w, command=tuple(entry["command"]))
         result = replace(parsed, saved=saved)

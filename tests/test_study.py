@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import tarfile
 
 import pytest
@@ -168,3 +169,24 @@ def test_breakdown_counts_regions_access_and_upward_growth():
     assert heap.first == 0.0 and none.last == 1.0 and code.first == pytest.approx(0.1)
     lines = breakdown_lines(recs, regions, [ProcessEntry(7, 1, 7, "cc1")])
     assert "major 2 (28.6%)" in lines[0] and "read 29% write 43% exec 29%" in lines[0]
+
+
+def test_report_only_reads_a_finished_study_back(tmp_path):
+    """--report-only: the figures and plots of a study written again from its transcript and figures.json."""
+    shutil.copy(DATA / "run_c_records.log", tmp_path / "study-transcript.log")
+    result = records_of("run_c_records.log")
+    w = study.Workload("touch", "touch 40 pages", "memory", ("touch_pages", "40"))
+    s = study.Study(
+        runs=[study.StudyRun(w, "C", result, figures.compute(result.report.records), 1.5)],
+        kernel_release="6.1.0-56-amd64",
+        accelerator="tcg",
+        date="2026-11-26",
+        transcript=str(tmp_path / "study-transcript.log"),
+    )
+    first = study.render_report(s, "Old findings.")
+    study.write_outputs(s, tmp_path, tmp_path / "none")
+    again = study.reread_study(tmp_path)
+    assert [r.figures for r in again.runs] == [r.figures for r in s.runs]
+    assert study.render_report(again, "Old findings.") == first
+    with pytest.raises(Exception, match="pfharness study --out"):
+        study.reread_study(tmp_path / "nothing")
