@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,8 @@ def draw(run: Drawable, request: PlotRequest, echo: Callable[[str], None]) -> li
     for path, kind in ((request.png, "png"), (request.svg, "svg")):
         if path is None:
             continue
-        command = " ".join(run.command) or run.comm
+        # A long command (a shell script, say) is cut to fit the title's width.
+        command = textwrap.shorten(" ".join(run.command) or run.comm, width=72, placeholder=" ...")
         picture = pictures.Picture(
             records=view.records,
             regions=run.regions,
