@@ -316,18 +316,10 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
 def _run_pictures(result: TraceResult, request: PlotRequest, status: int, *, quiet: bool) -> int:
     """The pictures `run --png/--svg` asked for; a failure is reported and, after a good run, is the status."""
     try:
-        if result.saved is None:
+        drawable = Drawable.of_result(result)
+        if drawable is None:
             why = result.saved_error or f"{result.module} gave no /proc/{result.module}/records (B and C have one)"
             raise PfhError(f"no picture: {why}")
-        drawable = Drawable(
-            records=result.saved.records,
-            regions=result.saved.regions,
-            processes=result.saved.processes,
-            command=result.command,
-            kernel_release=result.kernel_release,
-            pid=result.pid or 0,
-            comm=result.report.comm or "",
-        )
         for path in draw_run(drawable, request, typer.echo):
             if not quiet:
                 typer.echo(f"picture: {path}")

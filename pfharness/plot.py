@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .results import folded, pictures, views
+from .results.model import TraceResult
 from .results.records_file import FaultRecord, ProcessEntry, Region
 from .results.run_dir import load_run
 
@@ -47,6 +48,21 @@ class Drawable:
     kernel_release: str
     pid: int
     comm: str
+
+    @classmethod
+    def of_result(cls, result: TraceResult) -> Drawable | None:
+        """What a traced run saved (its /proc records), or None when it saved nothing."""
+        if result.saved is None:
+            return None
+        return cls(
+            records=result.saved.records,
+            regions=result.saved.regions,
+            processes=result.saved.processes,
+            command=result.command,
+            kernel_release=result.kernel_release,
+            pid=result.pid or 0,
+            comm=result.report.comm or "",
+        )
 
 
 def draw(run: Drawable, request: PlotRequest, echo: Callable[[str], None]) -> list[Path]:

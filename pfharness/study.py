@@ -239,15 +239,8 @@ def keep_run(result: TraceResult, out_dir: Path, name: str, save_host: Path, pro
         return
     run_dir.write_csvs(directory, result.saved)
     run_dir.write_run_json(directory, text.json_object(result))
-    drawable = Drawable(
-        records=result.saved.records,
-        regions=result.saved.regions,
-        processes=result.saved.processes,
-        command=result.command,
-        kernel_release=result.kernel_release,
-        pid=result.pid or 0,
-        comm=result.report.comm or "",
-    )
+    drawable = Drawable.of_result(result)
+    assert drawable is not None  # result.saved was checked above
     try:
         for path in draw_run(drawable, PlotRequest(png=out_dir / f"{name}.png", ascii=False), lambda s: None):
             progress(f"      picture: {path}")
