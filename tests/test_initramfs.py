@@ -98,6 +98,6 @@ def test_a_real_debian_module_ends_at_its_section_headers_once_stripped():
     stripped = initramfs.strip_module_signature(data)
     assert data.endswith(initramfs.MODULE_SIG_MAGIC) and len(stripped) < len(data)
     # The oracle: an x86-64 ELF object's section header table is the last thing in the file.
-    e_shoff, = struct.unpack_from("<Q", stripped, 0x28)
+    (e_shoff,) = struct.unpack_from("<Q", stripped, 0x28)
     e_shentsize, e_shnum = struct.unpack_from("<HH", stripped, 0x3A)
     assert e_shoff + e_shentsize * e_shnum == len(stripped)
