@@ -336,7 +336,7 @@ if [ "$hold" = 1 ]; then
 			finish 1
 		fi
 		tries=$((tries + 1))
-		[ "$tries" -gt 50 ] && sleep 0.005
+		[ "$tries" -gt 50 ] && $bb sleep 0.005
 	done
 else
 	# Started before the module is loaded, as the course's script does.
