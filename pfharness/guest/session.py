@@ -185,6 +185,8 @@ class VmSession:
             if child.isalive():
                 os.kill(child.pid, signal.SIGKILL)
             child.delayafterclose = child.delayafterterminate = 0.0
+            # ptyprocess sleeps its own 0.1 s after closing the terminal unless told not to.
+            child.ptyproc.delayafterclose = child.ptyproc.delayafterterminate = 0.0
             child.close(force=True)
         except (pexpect.ExceptionPexpect, OSError):
             pass
