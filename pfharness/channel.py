@@ -131,6 +131,13 @@ class StepChannel:
             self._streams[fd].feed(data)
             self._changed.notify_all()
 
+    def workload_pid(self) -> int | None:
+        """The workload's pid as the step script reported it (its `pid` event), None before that. The
+        workload leads a session of its own, whose id is this pid (vm/run_step.sh)."""
+        with self._lock:
+            value = protocol.parse_lines(list(self._proto_lines)).value("pid", "pid")
+        return int(value) if value is not None and value.isdigit() and int(value) > 1 else None
+
     @property
     def complete(self) -> bool:
         with self._lock:

@@ -97,7 +97,10 @@ class HostTarget:
         try:
             self._pump(readers, child, start + timeout)
         except (TimeoutError, KeyboardInterrupt) as e:
+            workload = channel.workload_pid()
             proc.kill_group(child)
+            if workload is not None:
+                proc.kill_session(workload)
             if request.ko is not None:
                 name = Path(request.ko).stem
                 if Path(f"/sys/module/{name}").exists():

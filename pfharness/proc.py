@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,34 @@ def kill_group(child: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
     child.wait()
+
+
+def session_members(sid: int, proc_root: Path = Path("/proc")) -> list[int]:
+    """The pids of the live processes in session `sid` (field 6 of /proc/PID/stat, after "(comm)"; zombies
+    left out: they are dead already, waiting for their parent)."""
+    members = []
+    for stat in proc_root.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_bytes().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if len(fields) > 3 and fields[3] == str(sid).encode() and fields[0] != b"Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def kill_session(sid: int, passes: int = 10) -> None:
+    """SIGKILL every process in session `sid` (the workload's: vm/run_step.sh starts it under setsid,
+    out of the step script's process group, so kill_group() does not reach it). Scanned again until
+    none is left (a member may fork between the scan and the kill), at most `passes` times."""
+    for _ in range(passes):
+        members = session_members(sid)
+        if not members:
+            return
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
 
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
