@@ -19,6 +19,7 @@ from .kmod import fetch, kbuild, kernels
 from .plot import Drawable, PlotRequest
 from .plot import draw as draw_run
 from .results import figures, run_dir, text, transcript
+from .results import output_format as fmt
 from .results.breakdown import breakdown_lines
 from .results.model import TraceResult, process_table_json
 from .results.verdict import harness_error
@@ -45,8 +46,9 @@ def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> l
     """The study's workloads. `build_dir` holds the rendered module sources compiled by the first one
     (with `make_vars`, e.g. CC=gcc-12 for a fetched 5.10)."""
     kbuild = (
-        'rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild && cp "$1"/pf_probe_A.c /tmp/pfh-kbuild/ '
-        '&& echo "obj-m := pf_probe_A.o" >/tmp/pfh-kbuild/Kbuild '
+        "rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild "
+        '&& cp "$1"/pf_probe_A.c "$1"/pf_probe_B.c "$1"/pf_probe_C.c /tmp/pfh-kbuild/ '
+        '&& echo "obj-m := pf_probe_A.o pf_probe_B.o pf_probe_C.o" >/tmp/pfh-kbuild/Kbuild '
         '&& kdir=$2 && shift 2 && exec make -s -C "$kdir" M=/tmp/pfh-kbuild modules "$@"'
     )
     iperf = "iperf3 -s -1 & sleep 1 && iperf3 -c 127.0.0.1 -t 3; wait"
@@ -63,13 +65,15 @@ def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> l
     return [
         Workload(
             "kbuild",
-            "kernel compilation (kbuild: pf_probe_A against the headers; make, gcc, cc1, as, ld, modpost all traced)",
+            "kernel compilation (kbuild of pf_probe_A, B and C against the headers; make, gcc, cc1, as, ld, modpost "
+            "all traced)",
             "compute and I/O",
             ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir), *make_vars),
-            timeout=1200.0,
+            timeout=1800.0,
+            # C would take about 1.6 times B's time again (548 s against 340 s measured): B only.
             modules=("B",),
-            # ~300 processes with ~20 regions each: the default table (1,024) would leave most faults unnamed.
-            params=("max_regions=8192",),
+            # ~380 processes with ~20 regions each: the default table (1,024) would leave most faults unnamed.
+            params=(f"max_regions={fmt.REGIONS_LIMIT}",),
         ),
         Workload(
             "sysbench-cpu", "sysbench cpu (prime numbers, 5 s)", "compute", ("sysbench", "cpu", "--time=5", "run")
@@ -198,7 +202,7 @@ def run_study(
                     module,
                     build.modules[module],
                     workload.command,
-                    params=("dump_records=1", *workload.params),
+                    params=workload.params,
                     timeout=workload.timeout,
                     follow=follow and workload.follow,
                     save_dir=GUEST_SAVE_MOUNT,
@@ -210,8 +214,14 @@ def run_study(
                 error = harness_error(result)
                 if error is not None:  # the same verdict as `run`: a run it would fail, the study fails
                     raise type(error)(f"the study run {workload.key} with pf_probe_{module} failed: {error}")
-                fig = figures.compute(result.report.records, result.report.dropped or 0)
+                if result.saved is None:  # the figures come from the saved records: no records, no study
+                    raise PfhError(
+                        f"the study run {workload.key} with pf_probe_{module} saved no records "
+                        f"({result.saved_error or 'no records file'}): see {study.transcript}"
+                    )
+                fig = figures.compute(result.saved.records, result.saved.dropped)
                 progress(f"      {fig.faults} faults in {seconds:.1f} s, workload status {result.workload_status}")
+                progress(f"      {losses(result)}")
                 for line in process_lines(result, top=5):
                     progress(f"      {line}")
                 study.runs.append(StudyRun(workload, module, result, fig, seconds))
@@ -264,15 +274,36 @@ def figures_table(study: Study) -> list[str]:
         )
     dropped = sum(run.figures.dropped for run in study.runs)
     capacities = sorted({run.result.report.capacity for run in study.runs if run.result.report.capacity})
+    reports = [run.result.report for run in study.runs]
+    nmissed = sum(r.counts.nmissed + r.counts.kp_nmissed for r in reports if r.counts is not None)
+    unnamed = sum(r.regions_full or 0 for r in reports)
+    overflow = sum(r.process_table.overflow for r in reports if r.process_table is not None)
     lines += [
         "",
-        f"faults: records (dropped: {dropped or 'none'}, capacity {', '.join(f'{c:,}' for c in capacities) or '?'}); "
-        "span: first to last fault; pages: distinct virtual pages;",
-        "seq: share of faults on the page right after the previous fault's page; start: share of faults in the",
-        "first 10 % of the span; code/data/other: pf_probe_C's classes; run s: wall time of the traced run",
-        "(under emulation).",
+        f"faults: records saved in /proc/<module>/records (dropped: {dropped or 'none'}, capacity "
+        f"{', '.join(f'{c:,}' for c in capacities) or '?'}; probe misses (nmissed): {nmissed or 'none'}; faults",
+        f"without a region: {unnamed or 'none'}; processes without a line in the table: {overflow or 'none'});",
+        "span: first to last fault; pages: distinct virtual pages; seq: share of faults on the page right after",
+        "the previous fault's page; start: share of faults in the first 10 % of the span; code/data/other: the",
+        "segment class stored with each record (pf_probe_C's classes, which B stores too); run s: wall time of",
+        "the traced run (under emulation).",
     ]
     return lines
+
+
+def losses(result: TraceResult) -> str:
+    """What the module lost in a run: faults past the buffer, probe misses, faults without a region,
+    processes without a line in the table."""
+    r = result.report
+    counts, table = r.counts, r.process_table
+    nmissed = f"{counts.nmissed}/{counts.kp_nmissed}" if counts is not None else "?"
+    saved = result.saved
+    return (
+        f"dropped {saved.dropped if saved is not None else r.dropped}, nmissed {nmissed}, "
+        f"without a region {r.regions_full if r.regions_full is not None else '?'} "
+        f"(regions {r.regions_used}/{r.regions_capacity}), "
+        f"table overflow {table.overflow if table is not None else '-'}"
+    )
 
 
 def process_lines(result: TraceResult, top: int = 20) -> list[str]:
@@ -319,8 +350,9 @@ def render_report(study: Study, findings: str) -> str:
         "=" * len(title),
         "",
         f"Runs made on {study.date} with pfharness {__version__}, Debian kernel {study.kernel_release} in QEMU",
-        f"(accelerator {study.accelerator}, {study.smp} vCPUs), modules pf_probe_B and pf_probe_C loaded with",
-        "dump_records=1, each workload held before exec until the module was armed.",
+        f"(accelerator {study.accelerator}, {study.smp} vCPUs), modules pf_probe_B and pf_probe_C; each workload",
+        "held before exec until the module was armed; the figures come from the records each module saved in",
+        "/proc/<module>/records, copied out after each run (nothing is read from the kernel log but the plots).",
         "Regenerate with: make demo && .venv/bin/pfharness study --out out/study",
         *_restricted_lines(study),
         "",
@@ -438,15 +470,14 @@ def reread_study(out_dir: Path, modules: tuple[str, ...] = ("B", "C")) -> Study:
     )
     for parsed, entry in zip(results, data["runs"], strict=True):
         name = f"{entry['workload']}-{entry['module']}"
-        try:
-            saved = run_dir.read_saved(out_dir / "runs" / name / run_dir.GUEST_SUBDIR)
-        except PfhError:
-            saved = None
+        saved = run_dir.read_saved(out_dir / "runs" / name / run_dir.GUEST_SUBDIR)
         w = by_key.get(entry["workload"]) or Workload(
             entry["workload"], entry.get("title", entry["workload"]), entry.get("kind", "?"), tuple(entry["command"])
         )
         w = replace(w, command=tuple(entry["command"]))
+        if saved is None:
+            raise PfhError(f"{out_dir}/runs/{name}/{run_dir.GUEST_SUBDIR} holds no saved records: run the study again")
         result = replace(parsed, saved=saved)
-        fig = figures.compute(result.report.records, result.report.dropped or 0)
+        fig = figures.compute(saved.records, saved.dropped)
         study.runs.append(StudyRun(w, entry["module"], result, fig, entry["seconds"]))
     return study
