@@ -7,6 +7,7 @@ import datetime
 import json
 import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,7 @@ class Workload:
     follow: bool = True  # trace the processes it creates too (follow=1)
     modules: tuple[str, ...] = ()  # only with these modules (empty: every module the study uses)
     params: tuple[str, ...] = ()  # more module parameters
+    why: str = ""  # why it is traced with fewer modules or more parameters (the report's header says)
 
 
 def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> list[Workload]:
@@ -70,10 +72,13 @@ def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> l
             "compute and I/O",
             ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir), *make_vars),
             timeout=1800.0,
-            # C would take about 1.6 times B's time again (548 s against 340 s measured): B only.
             modules=("B",),
-            # ~380 processes with ~20 regions each: the default table (1,024) would leave most faults unnamed.
             params=(f"max_regions={fmt.REGIONS_LIMIT}",),
+            why=(
+                "C, whose records and plots are B's with each fault's class (stored by B too), would more than "
+                "double its time (measured: B 340 s, C 548 s); its ~380 processes have ~20 regions each, more than "
+                "the default table (1,024) holds"
+            ),
         ),
         Workload(
             "sysbench-cpu", "sysbench cpu (prime numbers, 5 s)", "compute", ("sysbench", "cpu", "--time=5", "run")
@@ -260,7 +265,7 @@ def keep_run(result: TraceResult, out_dir: Path, name: str, save_host: Path, pro
 
 def figures_table(study: Study) -> list[str]:
     head = (
-        f"{'workload':<17} {'mod':<3} {'faults':>7} {'span s':>7} {'faults/s':>9} {'pages':>6} "
+        f"{'workload':<19} {'mod':<3} {'faults':>7} {'span s':>7} {'faults/s':>9} {'pages':>6} "
         f"{'seq':>5} {'start':>5} {'code':>5} {'data':>5} {'other':>5} {'run s':>6}"
     )
     lines = [head, "-" * len(head)]
@@ -268,7 +273,7 @@ def figures_table(study: Study) -> list[str]:
         f = run.figures
         seg = [f"{f.segment_share[k]:>5.0%}" for k in ("code", "data", "other")] if f.segment_share else ["    -"] * 3
         lines.append(
-            f"{run.workload.key:<17} {run.module:<3} {f.faults:>7} {f.span_s:>7.2f} {f.faults_per_s:>9.0f} "
+            f"{run.workload.key:<19} {run.module:<3} {f.faults:>7} {f.span_s:>7.2f} {f.faults_per_s:>9.0f} "
             f"{f.distinct_pages:>6} {f.sequential_share:>5.0%} {f.startup_share:>5.0%} {' '.join(seg)} "
             f"{run.seconds:>6.1f}"
         )
@@ -281,8 +286,9 @@ def figures_table(study: Study) -> list[str]:
     lines += [
         "",
         f"faults: records saved in /proc/<module>/records (dropped: {dropped or 'none'}, capacity "
-        f"{', '.join(f'{c:,}' for c in capacities) or '?'}; probe misses (nmissed): {nmissed or 'none'}; faults",
-        f"without a region: {unnamed or 'none'}; processes without a line in the table: {overflow or 'none'});",
+        f"{', '.join(f'{c:,}' for c in capacities) or '?'};",
+        f"probe misses (nmissed): {nmissed or 'none'}; faults without a region: {unnamed or 'none'}; processes "
+        f"without a line in the table: {overflow or 'none'});",
         "span: first to last fault; pages: distinct virtual pages; seq: share of faults on the page right after",
         "the previous fault's page; start: share of faults in the first 10 % of the span; code/data/other: the",
         "segment class stored with each record (pf_probe_C's classes, which B stores too); run s: wall time of",
@@ -334,11 +340,16 @@ def _restricted_lines(study: Study) -> list[str]:
     for run in study.runs:
         seen.setdefault(run.workload.key, run.workload)
     return [
-        f"{w.key}: traced with {', '.join(f'pf_probe_{m}' for m in w.modules) or 'every module'} only"
-        + (f", with {' '.join(w.params)}" if w.params else "")
-        + "."
+        line
         for w in seen.values()
         if w.modules or w.params
+        for line in textwrap.wrap(
+            f"{w.key}: traced with {', '.join(f'pf_probe_{m}' for m in w.modules) or 'every module'} only"
+            + (f", with {' '.join(w.params)}" if w.params else "")
+            + (f": {w.why}" if w.why else "")
+            + ".",
+            width=110,
+        )
     ]
 
 

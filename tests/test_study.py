@@ -119,7 +119,7 @@ def test_report_has_header_findings_table_and_plots():
         "pfharness study",
         "FINDINGS\n--------\nOur findings.",
         "FIGURES",
-        "touch             C ",
+        "touch               C ",
         "not seen: nothing",
         "== touch, pf_probe_C ==",
         "---- BEGIN PLOT",
