@@ -22,6 +22,7 @@ FORMATS = ("png", "svg")
 WIDTH_IN, HEIGHT_IN, DPI = 12.0, 7.5, 100  # 1200 x 750 pixels
 GAP = 0.8  # the space between two bands, in rows
 LEGEND_MAX = 12  # groups named in the legend; the rest are "other"
+TITLE_MAX_CHARS = 112  # the longest first title line that fits the picture's width (measured: 123 was cut)
 INSTALL_HINT = "pip install 'pfharness[plot]'"
 
 
