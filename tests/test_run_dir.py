@@ -251,3 +251,15 @@ def test_a_long_command_is_cut_so_that_the_title_fits_the_picture(tmp_path, comm
     renderer = fig.canvas.get_renderer()
     box = fig.axes[0].title.get_window_extent(renderer)
     assert box.x0 >= 0 and box.x1 <= fig.bbox.width, (box, fig.bbox.width)
+
+
+def test_a_long_region_name_is_cut_in_the_legend():
+    regions = [
+        *REGIONS[:3],
+        Region(3, "file", 0x7FFFF7DD3000, 0x7FFFF7FA8000, 4, "mmap.cpython-311-x86_64-linux-gnu.so"),
+    ]
+    fig = pictures.build_figure(pictures.Picture(walk_records(list(range(256))), regions, title="T"))
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "mmap.cpython-311-x86_64-lin...: 4" in texts, texts
+    renderer = fig.canvas.get_renderer()
+    assert fig.axes[0].get_legend().get_window_extent(renderer).x1 <= fig.bbox.width
