@@ -153,11 +153,22 @@ def test_every_workload_is_named_and_the_compile_builds_a_module_followed(tmp_pa
     assert "--memory-block-size=16M" in big.command
 
 
-def test_the_slow_compile_is_traced_with_b_only_and_the_rest_with_both(tmp_path):
+def test_every_workload_is_traced_with_both_modules_and_a_restricted_one_with_fewer(tmp_path):
     ws = {w.key: w for w in study.workloads(tmp_path, tmp_path)}
-    assert study.mods_of(ws["kbuild"], ("B", "C")) == ("B",)
-    assert study.mods_of(ws["kbuild"], ("C",)) == ()
-    assert study.mods_of(ws["sysbench-cpu"], ("B", "C")) == ("B", "C")
+    assert all(study.mods_of(w, ("B", "C")) == ("B", "C") for w in ws.values())
+    only_b = dataclasses.replace(ws["kbuild"], modules=("B",))
+    assert study.mods_of(only_b, ("B", "C")) == ("B",) and study.mods_of(only_b, ("C",)) == ()
+    assert "max_regions=16384" in ws["kbuild"].params
+
+
+def test_the_header_says_why_a_workload_is_loaded_differently(tmp_path):
+    result = records_of("run_c_records.log")
+    ws = {w.key: w for w in study.workloads(tmp_path, tmp_path)}
+    only_b = dataclasses.replace(ws["sysbench-cpu"], modules=("B",), why="because")
+    s = study.Study(runs=[study.StudyRun(w, "B", result, figures.compute([]), 1.0) for w in (ws["kbuild"], only_b)])
+    text = study.render_report(s, "")
+    assert "kbuild: loaded with max_regions=16384: its ~380 processes" in text
+    assert "sysbench-cpu: traced with pf_probe_B only: because." in text
 
 
 def test_dist_archive_holds_the_six_files(tmp_path):
