@@ -11,6 +11,7 @@ from pathlib import Path
 from . import environment
 from .channel import Sink, discard
 from .errors import SetupError, UsageError
+from .guest.machine import LARGE_LOG_BUF_MIB, SMALL_LOG_BUF_MIB
 from .guest.session import VmOptions, VmSession
 from .host import HostTarget, check_host_ready
 from .kmod import kbuild, kernels, render
@@ -62,6 +63,13 @@ class RunRequest:
         check_params(self.params)
         environment.overrides(self.env)
         environment.working_directory(self.cwd)
+
+
+def log_buffer_mib(request: RunRequest) -> int:
+    """The guest's kernel log buffer for this run: large for pf_probe_A (a line per fault) and record
+    dumps (``dump_records=1``), small otherwise (a large one costs boot time: guest/machine.py)."""
+    dumps = any(p.split("=", 1)[0] == "dump_records" and p.split("=", 1)[1] != "0" for p in request.params)
+    return LARGE_LOG_BUF_MIB if request.module.upper() == "A" or dumps else SMALL_LOG_BUF_MIB
 
 
 #: Where the guest mounts its run directory's guest/ (vm/init.sh, kernel parameter pfh.save=TAG).
@@ -133,6 +141,7 @@ def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
             memory_mib=request.memory_mib,
             boot_timeout=request.boot_timeout,
             save_dir=guest_dir,
+            log_buf_mib=log_buffer_mib(request),
         )
         progress.stage("boot")
         with VmSession(options) as vm:

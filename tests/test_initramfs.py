@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +74,30 @@ def test_extract_refuses_what_is_not_a_bzimage(tmp_path):
     fake.write_bytes(b"\0" * 4096)
     with pytest.raises(kernel_image.KernelImageError):
         kernel_image.extract_vmlinux(fake, tmp_path / "vmlinux")
+
+
+def _signed(elf: bytes, signature: bytes) -> bytes:
+    info = bytes([0, 0, 2, 0, 0, 0, 0, 0]) + len(signature).to_bytes(4, "big")  # PKCS#7: no signer, no key id
+    return elf + signature + info + initramfs.MODULE_SIG_MAGIC
+
+
+def test_a_module_signature_is_stripped_and_nothing_else():
+    elf = b"\x7fELF" + bytes(range(200))
+    assert initramfs.strip_module_signature(_signed(elf, b"S" * 700)) == elf
+    assert initramfs.strip_module_signature(elf) == elf  # unsigned: unchanged
+    # A length that does not fit the file is not trusted: unchanged.
+    bogus = elf + bytes(8) + (10**6).to_bytes(4, "big") + initramfs.MODULE_SIG_MAGIC
+    assert initramfs.strip_module_signature(bogus) == bogus
+
+
+def test_a_real_debian_module_ends_at_its_section_headers_once_stripped():
+    modules = sorted(Path("/lib/modules").glob("*/kernel/fs/overlayfs/overlay.ko*"))
+    if not modules:
+        pytest.skip("no Debian kernel modules installed")
+    _, data = initramfs._read_module(modules[-1])
+    stripped = initramfs.strip_module_signature(data)
+    assert data.endswith(initramfs.MODULE_SIG_MAGIC) and len(stripped) < len(data)
+    # The oracle: an x86-64 ELF object's section header table is the last thing in the file.
+    (e_shoff,) = struct.unpack_from("<Q", stripped, 0x28)
+    e_shentsize, e_shnum = struct.unpack_from("<HH", stripped, 0x3A)
+    assert e_shoff + e_shentsize * e_shnum == len(stripped)

@@ -35,7 +35,23 @@ def test_cmdline_makes_a_crash_end_the_vm():
     cmdline = kernel_cmdline(CFG).split()
     for word in ("console=ttyS0", "panic=-1", "oops=panic"):
         assert word in cmdline
-    assert any(w.startswith("log_buf_len=") for w in cmdline)
+    assert "log_buf_len=16M" in cmdline  # the default: room for pf_probe_A's line per fault
+
+
+def test_the_log_buffer_is_sized_per_run():
+    small = kernel_cmdline(VmConfig(kernel=CFG.kernel, initrd=CFG.initrd, log_buf_mib=1)).split()
+    assert "log_buf_len=1M" in small and not any(w == "log_buf_len=16M" for w in small)
+    with pytest.raises(ValueError):
+        kernel_cmdline(VmConfig(kernel=CFG.kernel, initrd=CFG.initrd, log_buf_mib=0))
+
+
+def test_a_run_gets_a_large_log_buffer_only_when_it_prints_per_fault():
+    from pfharness.run import RunRequest, log_buffer_mib
+
+    assert log_buffer_mib(RunRequest(module="A", command=("true",))) == 16
+    assert log_buffer_mib(RunRequest(module="B", command=("true",))) == 1
+    assert log_buffer_mib(RunRequest(module="C", command=("true",), params=("dump_records=1",))) == 16
+    assert log_buffer_mib(RunRequest(module="C", command=("true",), params=("dump_records=0",))) == 1
 
 
 def test_bad_values_are_refused():

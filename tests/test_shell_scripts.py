@@ -49,6 +49,12 @@ def parse_step(text: str) -> StepOutput:
     return parse_lines(proto(text))
 
 
+def _fake_busybox(bindir: Path, body: str) -> None:
+    """A fake `busybox` whose insmod and rmmod applets run `body`; every other applet (mktemp, sed,
+    dd, rm: run_step.sh takes them from busybox for speed) is the real busybox's."""
+    _fake(bindir, "busybox", f'case $1 in insmod | rmmod) ;; *) exec {BUSYBOX} "$@" ;; esac\n{body}')
+
+
 def _fake(bindir: Path, name: str, body: str) -> None:
     """A fake command: a /bin/sh script using only shell builtins (PATH holds only fakes)."""
     path = bindir / name
@@ -175,8 +181,9 @@ def fake_modules(tmp_path) -> tuple[dict[str, str], Path]:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     calls = tmp_path / "calls.log"
-    for name in ("busybox", "insmod", "rmmod"):
+    for name in ("insmod", "rmmod"):
         _fake(bindir, name, f'echo "fake {name} $*"; echo "{name} $*" >>"{calls}"; exit 0')
+    _fake_busybox(bindir, f'echo "fake busybox $*"; echo "busybox $*" >>"{calls}"; exit 0')
     env = {k: v for k, v in os.environ.items() if k != "TMPDIR"}
     env["PATH"] = f"{bindir}:{env.get('PATH', '/usr/bin:/bin')}"
     return env, calls
@@ -228,7 +235,7 @@ def test_run_step_removes_its_private_file(fake_modules, tmp_path, failing):
     env, _calls = fake_modules
     if failing != "none":
         bindir = Path(env["PATH"].split(":")[0])
-        _fake(bindir, "busybox", f'echo "{failing} failed" >&2; [ "$1" != {failing} ]')
+        _fake_busybox(bindir, f'echo "{failing} failed" >&2; [ "$1" != {failing} ]')
     private = tmp_path / "private-tmp"
     private.mkdir()
     env = {**env, "TMPDIR": str(private)}
@@ -399,7 +406,7 @@ def test_run_step_saves_the_procfs_files_before_rmmod(fake_modules, tmp_path, pr
     save.mkdir()
     (save / "records").symlink_to(tmp_path / "victim")  # planted: replaced, never written through
     bindir = Path(env["PATH"].split(":")[0])
-    _fake(bindir, "busybox", f'echo "$* sees: $(ls "{save}" | tr "\\n" " ")" >>"{calls}"; exit 0')
+    _fake_busybox(bindir, f'echo "$* sees: $(ls "{save}" | tr "\\n" " ")" >>"{calls}"; exit 0')
     env = {**env, "PFH_PROC_DIR": str(tmp_path / "proc")}
     ko = str(tmp_path / "fake_mod.ko")
     result = _run(

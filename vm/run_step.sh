@@ -1,7 +1,8 @@
 #!/bin/sh
 # One traced run, on the machine where the module is loaded (the VM's guest,
 # or the host with --target host). POSIX sh (dash, busybox); needs root,
-# insmod/rmmod, dd, sed, pgrep and setsid.
+# insmod/rmmod, dd, sed, mktemp and setsid (busybox's applets when it is
+# installed, except dd for the kernel log: busybox's has no iflag=nonblock).
 #
 #   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--cwd DIR] [--ko FILE.ko]
 #               [--param NAME=VALUE ...] [--no-hold] [--save-dir DIR] -- CMD [ARG ...]
@@ -26,28 +27,38 @@
 # - the workload's own output: this script's standard output and error, which
 #   the workload inherits and which are never parsed. When the step ends, each
 #   gets the bytes "\036pfh-end-TOKEN\036", so the reader knows it has all.
-# The step runs in a session of its own with no controlling terminal (when
-# started with one, the script starts itself again under setsid), so the
-# workload cannot change the console's settings. The workload runs in DIR
+# The workload runs in a session of its own (setsid; the script runs it in
+# the background, so it is not a process-group leader and setsid does not
+# fork: $! is the workload's pid), so it has no
+# controlling terminal and cannot change the console's settings, in DIR
 # (--cwd; default: the directory the script was started in), with standard
-# input /dev/null. When it exits, every other process left in the session
-# (what the workload started) is killed.
+# input /dev/null. When it exits, every other process left in its session
+# (what it started) is killed.
 
-# The session id of process $1: field 4 after "(comm) " in /proc/$1/stat.
+# Sets sid to the session id of process $1: field 4 after "(comm) " in
+# /proc/$1/stat (no command substitution: no subshell per process).
 session_of() {
+	sid=
 	stat=
-	read -r stat <"/proc/$1/stat" || return 1
+	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
 	# Split on purpose: what follows "comm) " is a state letter and numbers.
 	# shellcheck disable=SC2086
 	set -- ${stat##*) }
-	echo "$4"
+	sid=$4
 }
-if [ -z "${PFH_STEP_SESSION-}" ] && { [ "$(session_of $$)" != $$ ] || (: </dev/tty) 2>/dev/null; }; then
-	# util-linux's setsid by its path (busybox's applet lacks -w: wait for
-	# the forked child and exit with its status).
-	PFH_STEP_SESSION=1 exec /usr/bin/setsid -w /bin/sh "$0" "$@"
+
+# busybox's applets are static: under emulation each starts in about 8 ms,
+# against 25-120 ms for the dynamically linked coreutils, procps and kmod
+# programs (measured in the guest). Either works. ($bb is a command word
+# below: empty, it leaves the plain program name.) Never for what starts the
+# workload: busybox runs its own applet for a name it knows (ls, sh, ...),
+# not the program the user named; util-linux's setsid and the system's sh
+# run that.
+if command -v busybox >/dev/null 2>&1; then
+	bb=busybox
+else
+	bb=
 fi
-unset PFH_STEP_SESSION
 
 # A module parameter is one NAME=VALUE word of plain characters (the rule
 # pfharness/step.py checks too): $params is split on spaces unquoted below.
@@ -204,7 +215,7 @@ faults_in_stat() {
 drain_kmsg() {
 	mark kmsg-begin
 	tries=0
-	while dd bs=65536 iflag=nonblock <&3 2>"$kmsg_err" | sed "s/^/$token kmsg /" >&4
+	while dd bs=65536 iflag=nonblock <&3 2>"$kmsg_err" | $bb sed "s/^/$token kmsg /" >&4
 		[ "$tries" -lt 1000 ]; do
 		# Read with the shell's own read (one program fewer to start under emulation).
 		dd_error=
@@ -240,10 +251,10 @@ save_proc_files() {
 	for f in records regions processes; do
 		src=${PFH_PROC_DIR:-/proc}/$modname/$f
 		[ -e "$src" ] || continue
-		rm -f "$save_dir/$f"
+		$bb rm -f "$save_dir/$f"
 		# Whole 1 MiB blocks (iflag=fullblock): a procfs read may return
 		# less, and every write is a round trip to the host over 9p.
-		if dd if="$src" of="$save_dir/$f" bs=1048576 iflag=fullblock 2>/dev/null; then
+		if $bb dd if="$src" of="$save_dir/$f" bs=1048576 iflag=fullblock 2>/dev/null; then
 			saved=$saved${saved:+,}$f
 		else
 			failed=$failed${failed:+,}$f
@@ -252,20 +263,22 @@ save_proc_files() {
 	mark saved "files=${saved:-none}" "failed=${failed:-none}" "centiseconds=$(($(uptime_cs) - save_start))"
 }
 
-# Wait for the workload; then kill what is left in this session (what it
-# started and left behind would hold the output channels).
+# Wait for the workload; then kill what is left in its session (what it
+# started and left behind would hold the output channels). The session's id
+# is the workload's pid: setsid made it the leader.
 reap() {
 	wait "$pid"
 	status=$?
-	[ "$(session_of $$)" = $$ ] || return 0 # never someone else's session
-	for p in $(pgrep -s $$ 2>/dev/null); do
-		[ "$p" = $$ ] || kill -9 "$p" 2>/dev/null
+	for stat_file in /proc/[0-9]*/stat; do
+		p=${stat_file#/proc/}
+		p=${p%/stat}
+		session_of "$p" && [ "$sid" = "$pid" ] && [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null
 	done
 }
 
 if [ -z "$ko" ]; then
 	mark workload-begin
-	"$@" </dev/null 4>&- &
+	setsid "$@" </dev/null 4>&- &
 	pid=$!
 	reap
 	mark workload-end "status=$status"
@@ -275,22 +288,17 @@ fi
 modname=${ko##*/}
 modname=${modname%.ko}
 
-# busybox's insmod and rmmod are static and start faster (under emulation)
-# than kmod's; either works. Their own messages are not the workload's: the
-# module's reasons are in the kernel log records.
-if command -v busybox >/dev/null 2>&1; then
-	insmod="busybox insmod" rmmod="busybox rmmod"
-else
-	insmod=insmod rmmod=rmmod
-fi
+# insmod's and rmmod's own messages are not the workload's: the module's
+# reasons are in the kernel log records.
+insmod="$bb insmod" rmmod="$bb rmmod"
 
 # dd's error messages go to a private file (never a fixed name in /tmp: a
 # symlink planted there would be written through, and two runs would collide).
-if ! kmsg_err=$(mktemp); then
+if ! kmsg_err=$($bb mktemp); then
 	mark error what=tmpfile
 	finish 1
 fi
-trap 'rm -f "$kmsg_err"' EXIT
+trap '$bb rm -f "$kmsg_err"' EXIT
 
 if ! exec 3</dev/kmsg; then
 	mark error what=kmsg
@@ -300,7 +308,7 @@ fi
 if [ "$hold" = 1 ]; then
 	# The child stops itself before exec; it runs CMD only once the module is
 	# armed, so none of its faults is lost.
-	sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" </dev/null 3<&- 4>&- &
+	setsid sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" </dev/null 3<&- 4>&- &
 	pid=$!
 fi
 # Skip the records already in the log: only this run's lines are collected.
@@ -328,12 +336,12 @@ if [ "$hold" = 1 ]; then
 			finish 1
 		fi
 		tries=$((tries + 1))
-		[ "$tries" -gt 50 ] && sleep 0.005
+		[ "$tries" -gt 50 ] && $bb sleep 0.005
 	done
 else
 	# Started before the module is loaded, as the course's script does.
 	mark workload-begin
-	"$@" </dev/null 3<&- 4>&- &
+	setsid "$@" </dev/null 3<&- 4>&- &
 	pid=$!
 fi
 mark pid "pid=$pid" "hold=$hold" "prefaults=${prefaults:-unknown}"

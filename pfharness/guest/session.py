@@ -22,7 +22,7 @@ from ..results import notes
 from . import accel as accel_mod
 from .boot import QBOOT, prepare_boot
 from .console import Console, ShellResult
-from .machine import VmConfig, qemu_argv
+from .machine import LARGE_LOG_BUF_MIB, VmConfig, qemu_argv
 from .ports import PortListener
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class VmOptions:
     extra_append: tuple[str, ...] = ()  # more kernel parameters
     save_dir: Path | None = None  # the one host directory the guest may write (mounted on /run/pfh-save)
     icount_shift: int | None = None  # deterministic guest clock (machine.VmConfig.icount_shift); tcg, smp=1
+    log_buf_mib: int = LARGE_LOG_BUF_MIB  # kernel log buffer; SMALL_LOG_BUF_MIB boots faster (machine.py)
 
 
 @dataclass
@@ -103,6 +104,7 @@ class VmSession:
             lpj=artifacts.lpj if self.options.icount_shift is None else None,
             tsc_khz=artifacts.tsc_khz if self.options.icount_shift is None else None,
             icount_shift=self.options.icount_shift,
+            log_buf_mib=self.options.log_buf_mib,
         )
         self.ports = PortListener()
         cfg = replace(cfg, ports=self.ports.ports)
@@ -183,6 +185,8 @@ class VmSession:
             if child.isalive():
                 os.kill(child.pid, signal.SIGKILL)
             child.delayafterclose = child.delayafterterminate = 0.0
+            # ptyprocess sleeps its own 0.1 s after closing the terminal unless told not to.
+            child.ptyproc.delayafterclose = child.ptyproc.delayafterterminate = 0.0
             child.close(force=True)
         except (pexpect.ExceptionPexpect, OSError):
             pass
