@@ -81,8 +81,10 @@ def draw(run: Drawable, request: PlotRequest, echo: Callable[[str], None]) -> li
     for path, kind in ((request.png, "png"), (request.svg, "svg")):
         if path is None:
             continue
-        # A long command (a shell script, say) is cut to fit the title's width.
-        command = textwrap.shorten(" ".join(run.command) or run.comm, width=72, placeholder=" ...")
+        # A long command (a shell script, say) is cut so that the whole title fits the picture's width.
+        rest = f"Page faults of `` (pid {run.pid}), kernel {run.kernel_release or '?'}"
+        width = max(24, pictures.TITLE_MAX_CHARS - len(rest))
+        command = textwrap.shorten(" ".join(run.command) or run.comm, width=width, placeholder=" ...")
         picture = pictures.Picture(
             records=view.records,
             regions=run.regions,

@@ -7,6 +7,7 @@ import datetime
 import json
 import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ from .kmod import fetch, kbuild, kernels
 from .plot import Drawable, PlotRequest
 from .plot import draw as draw_run
 from .results import figures, run_dir, text, transcript
+from .results import output_format as fmt
 from .results.breakdown import breakdown_lines
 from .results.model import TraceResult, process_table_json
 from .results.verdict import harness_error
@@ -39,14 +41,16 @@ class Workload:
     follow: bool = True  # trace the processes it creates too (follow=1)
     modules: tuple[str, ...] = ()  # only with these modules (empty: every module the study uses)
     params: tuple[str, ...] = ()  # more module parameters
+    why: str = ""  # why it is traced with fewer modules or more parameters (the report's header says)
 
 
 def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> list[Workload]:
     """The study's workloads. `build_dir` holds the rendered module sources compiled by the first one
     (with `make_vars`, e.g. CC=gcc-12 for a fetched 5.10)."""
     kbuild = (
-        'rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild && cp "$1"/pf_probe_A.c /tmp/pfh-kbuild/ '
-        '&& echo "obj-m := pf_probe_A.o" >/tmp/pfh-kbuild/Kbuild '
+        "rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild "
+        '&& cp "$1"/pf_probe_A.c "$1"/pf_probe_B.c "$1"/pf_probe_C.c /tmp/pfh-kbuild/ '
+        '&& echo "obj-m := pf_probe_A.o pf_probe_B.o pf_probe_C.o" >/tmp/pfh-kbuild/Kbuild '
         '&& kdir=$2 && shift 2 && exec make -s -C "$kdir" M=/tmp/pfh-kbuild modules "$@"'
     )
     iperf = "iperf3 -s -1 & sleep 1 && iperf3 -c 127.0.0.1 -t 3; wait"
@@ -63,13 +67,13 @@ def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> l
     return [
         Workload(
             "kbuild",
-            "kernel compilation (kbuild: pf_probe_A against the headers; make, gcc, cc1, as, ld, modpost all traced)",
+            "kernel compilation (kbuild of pf_probe_A, B and C against the headers; make, gcc, cc1, as, ld, modpost "
+            "all traced)",
             "compute and I/O",
             ("sh", "-c", kbuild, "pfh-kbuild", str(build_dir), str(kdir), *make_vars),
-            timeout=1200.0,
-            modules=("B",),
-            # ~300 processes with ~20 regions each: the default table (1,024) would leave most faults unnamed.
-            params=("max_regions=8192",),
+            timeout=1800.0,
+            params=(f"max_regions={fmt.REGIONS_LIMIT}",),
+            why="its ~380 processes have ~20 regions each, more than the default table (1,024) holds",
         ),
         Workload(
             "sysbench-cpu", "sysbench cpu (prime numbers, 5 s)", "compute", ("sysbench", "cpu", "--time=5", "run")
@@ -198,7 +202,7 @@ def run_study(
                     module,
                     build.modules[module],
                     workload.command,
-                    params=("dump_records=1", *workload.params),
+                    params=workload.params,
                     timeout=workload.timeout,
                     follow=follow and workload.follow,
                     save_dir=GUEST_SAVE_MOUNT,
@@ -210,8 +214,14 @@ def run_study(
                 error = harness_error(result)
                 if error is not None:  # the same verdict as `run`: a run it would fail, the study fails
                     raise type(error)(f"the study run {workload.key} with pf_probe_{module} failed: {error}")
-                fig = figures.compute(result.report.records, result.report.dropped or 0)
+                if result.saved is None:  # the figures come from the saved records: no records, no study
+                    raise PfhError(
+                        f"the study run {workload.key} with pf_probe_{module} saved no records "
+                        f"({result.saved_error or 'no records file'}): see {study.transcript}"
+                    )
+                fig = figures.compute(result.saved.records, result.saved.dropped)
                 progress(f"      {fig.faults} faults in {seconds:.1f} s, workload status {result.workload_status}")
+                progress(f"      {losses(result)}")
                 for line in process_lines(result, top=5):
                     progress(f"      {line}")
                 study.runs.append(StudyRun(workload, module, result, fig, seconds))
@@ -250,7 +260,7 @@ def keep_run(result: TraceResult, out_dir: Path, name: str, save_host: Path, pro
 
 def figures_table(study: Study) -> list[str]:
     head = (
-        f"{'workload':<17} {'mod':<3} {'faults':>7} {'span s':>7} {'faults/s':>9} {'pages':>6} "
+        f"{'workload':<19} {'mod':<3} {'faults':>7} {'span s':>7} {'faults/s':>9} {'pages':>6} "
         f"{'seq':>5} {'start':>5} {'code':>5} {'data':>5} {'other':>5} {'run s':>6}"
     )
     lines = [head, "-" * len(head)]
@@ -258,21 +268,43 @@ def figures_table(study: Study) -> list[str]:
         f = run.figures
         seg = [f"{f.segment_share[k]:>5.0%}" for k in ("code", "data", "other")] if f.segment_share else ["    -"] * 3
         lines.append(
-            f"{run.workload.key:<17} {run.module:<3} {f.faults:>7} {f.span_s:>7.2f} {f.faults_per_s:>9.0f} "
+            f"{run.workload.key:<19} {run.module:<3} {f.faults:>7} {f.span_s:>7.2f} {f.faults_per_s:>9.0f} "
             f"{f.distinct_pages:>6} {f.sequential_share:>5.0%} {f.startup_share:>5.0%} {' '.join(seg)} "
             f"{run.seconds:>6.1f}"
         )
     dropped = sum(run.figures.dropped for run in study.runs)
     capacities = sorted({run.result.report.capacity for run in study.runs if run.result.report.capacity})
+    reports = [run.result.report for run in study.runs]
+    nmissed = sum(r.counts.nmissed + r.counts.kp_nmissed for r in reports if r.counts is not None)
+    unnamed = sum(r.regions_full or 0 for r in reports)
+    overflow = sum(r.process_table.overflow for r in reports if r.process_table is not None)
     lines += [
         "",
-        f"faults: records (dropped: {dropped or 'none'}, capacity {', '.join(f'{c:,}' for c in capacities) or '?'}); "
-        "span: first to last fault; pages: distinct virtual pages;",
-        "seq: share of faults on the page right after the previous fault's page; start: share of faults in the",
-        "first 10 % of the span; code/data/other: pf_probe_C's classes; run s: wall time of the traced run",
-        "(under emulation).",
+        f"faults: records saved in /proc/<module>/records (dropped: {dropped or 'none'}, capacity "
+        f"{', '.join(f'{c:,}' for c in capacities) or '?'};",
+        f"probe misses (nmissed): {nmissed or 'none'}; faults without a region: {unnamed or 'none'}; processes "
+        f"without a line in the table: {overflow or 'none'});",
+        "span: first to last fault; pages: distinct virtual pages; seq: share of faults on the page right after",
+        "the previous fault's page; start: share of faults in the first 10 % of the span; code/data/other: the",
+        "segment class stored with each record (pf_probe_C's classes, which B stores too); run s: wall time of",
+        "the traced run (under emulation).",
     ]
     return lines
+
+
+def losses(result: TraceResult) -> str:
+    """What the module lost in a run: faults past the buffer, probe misses, faults without a region,
+    processes without a line in the table."""
+    r = result.report
+    counts, table = r.counts, r.process_table
+    nmissed = f"{counts.nmissed}/{counts.kp_nmissed}" if counts is not None else "?"
+    saved = result.saved
+    return (
+        f"dropped {saved.dropped if saved is not None else r.dropped}, nmissed {nmissed}, "
+        f"without a region {r.regions_full if r.regions_full is not None else '?'} "
+        f"(regions {r.regions_used}/{r.regions_capacity}), "
+        f"table overflow {table.overflow if table is not None else '-'}"
+    )
 
 
 def process_lines(result: TraceResult, top: int = 20) -> list[str]:
@@ -303,11 +335,19 @@ def _restricted_lines(study: Study) -> list[str]:
     for run in study.runs:
         seen.setdefault(run.workload.key, run.workload)
     return [
-        f"{w.key}: traced with {', '.join(f'pf_probe_{m}' for m in w.modules) or 'every module'} only"
-        + (f", with {' '.join(w.params)}" if w.params else "")
-        + "."
+        line
         for w in seen.values()
         if w.modules or w.params
+        for line in textwrap.wrap(
+            f"{w.key}: "
+            + ", ".join(
+                ([f"traced with {', '.join(f'pf_probe_{m}' for m in w.modules)} only"] if w.modules else [])
+                + ([f"loaded with {' '.join(w.params)}"] if w.params else [])
+            )
+            + (f": {w.why}" if w.why else "")
+            + ".",
+            width=110,
+        )
     ]
 
 
@@ -319,8 +359,10 @@ def render_report(study: Study, findings: str) -> str:
         "=" * len(title),
         "",
         f"Runs made on {study.date} with pfharness {__version__}, Debian kernel {study.kernel_release} in QEMU",
-        f"(accelerator {study.accelerator}, {study.smp} vCPUs), modules pf_probe_B and pf_probe_C loaded with",
-        "dump_records=1, each workload held before exec until the module was armed.",
+        f"(accelerator {study.accelerator}, {study.smp} vCPUs), modules pf_probe_B and pf_probe_C; each workload",
+        "held before exec until the module was armed; the figures come from the records each module saved in",
+        "/proc/<module>/records, copied out after each run (the kernel log gives only each module's counts,",
+        "process table and plots).",
         "Regenerate with: make demo && .venv/bin/pfharness study --out out/study",
         *_restricted_lines(study),
         "",
@@ -438,15 +480,14 @@ def reread_study(out_dir: Path, modules: tuple[str, ...] = ("B", "C")) -> Study:
     )
     for parsed, entry in zip(results, data["runs"], strict=True):
         name = f"{entry['workload']}-{entry['module']}"
-        try:
-            saved = run_dir.read_saved(out_dir / "runs" / name / run_dir.GUEST_SUBDIR)
-        except PfhError:
-            saved = None
+        saved = run_dir.read_saved(out_dir / "runs" / name / run_dir.GUEST_SUBDIR)
         w = by_key.get(entry["workload"]) or Workload(
             entry["workload"], entry.get("title", entry["workload"]), entry.get("kind", "?"), tuple(entry["command"])
         )
         w = replace(w, command=tuple(entry["command"]))
+        if saved is None:
+            raise PfhError(f"{out_dir}/runs/{name}/{run_dir.GUEST_SUBDIR} holds no saved records: run the study again")
         result = replace(parsed, saved=saved)
-        fig = figures.compute(result.report.records, result.report.dropped or 0)
+        fig = figures.compute(saved.records, saved.dropped)
         study.runs.append(StudyRun(w, entry["module"], result, fig, entry["seconds"]))
     return study

@@ -150,7 +150,8 @@ def test_a_reused_pid_does_not_bring_an_unrelated_process_into_the_trace(vm, bui
     report = module_output.parse_module_output(messages, "pf_probe_B")
     table = report.process_table
     assert table is not None and table.complete
-    print(f"pid reuse: child={child} unrelated={unrelated}; table {table}; recorded {report.recorded}")
+    attempts = values["attempts"]
+    print(f"pid reuse: child={child} unrelated={unrelated} ({attempts} attempts); table {table}; {report.recorded}")
     assert {p.tgid for p in table.processes} == {root, child}
     assert table.traced == 2 and table.untabled_faults == 0
     # Every recorded fault is one of the two processes' own: the unrelated one (300 pages) added none.

@@ -227,4 +227,39 @@ def test_a_dollar_in_the_command_is_drawn_as_text(tmp_path):
     result = runner.invoke(app, ["plot", str(run), "--svg", str(svg)])
     assert result.exit_code == 0, result.output
     texts = ["".join(e.itertext()) for e in ET.parse(svg).getroot().iter() if e.tag.endswith("}text")]
-    assert any('kdir=$2 && shift 2 && exec make -C "$kdir"' in t for t in texts), texts
+    assert any('cp "$1"/a.c /tmp && kdir=$2 && shift 2 && exec make' in t for t in texts), texts
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sysbench", "memory", "--memory-block-size=16M", "--memory-total-size=256M", "run"],  # cut once (123 chars)
+        ["sh", "-c", "rm -rf /tmp/pfh-kbuild && mkdir /tmp/pfh-kbuild && cp " + "x " * 200],
+    ],
+)
+def test_a_long_command_is_cut_so_that_the_title_fits_the_picture(tmp_path, command):
+    run = make_run(tmp_path / "r", walk_records(list(range(256))))
+    info = json.loads((run / "run.json").read_text())
+    info.update(command=command, kernel_release="6.12.57+deb13-rt-amd64", pid=4194304)
+    (run / "run.json").write_text(json.dumps(info))
+    svg = tmp_path / "p.svg"
+    assert runner.invoke(app, ["plot", str(run), "--svg", str(svg)]).exit_code == 0
+    texts = ["".join(e.itertext()) for e in ET.parse(svg).getroot().iter() if e.tag.endswith("}text")]
+    title = next(t for t in texts if t.startswith("Page faults of `"))
+    assert " ...` (pid 4194304), kernel 6.12.57+deb13-rt-amd64" in title, title
+    fig = pictures.build_figure(pictures.Picture(walk_records([0]), REGIONS, title=title, subtitle="S"))
+    renderer = fig.canvas.get_renderer()
+    box = fig.axes[0].title.get_window_extent(renderer)
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width, (box, fig.bbox.width)
+
+
+def test_a_long_region_name_is_cut_in_the_legend():
+    regions = [
+        *REGIONS[:3],
+        Region(3, "file", 0x7FFFF7DD3000, 0x7FFFF7FA8000, 4, "mmap.cpython-311-x86_64-linux-gnu.so"),
+    ]
+    fig = pictures.build_figure(pictures.Picture(walk_records(list(range(256))), regions, title="T"))
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "mmap.cpython-311-x86_64-lin...: 4" in texts, texts
+    renderer = fig.canvas.get_renderer()
+    assert fig.axes[0].get_legend().get_window_extent(renderer).x1 <= fig.bbox.width

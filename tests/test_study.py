@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import shutil
 import tarfile
@@ -10,8 +11,10 @@ import pytest
 from conftest import DATA
 
 from pfharness import study
+from pfharness.errors import PfhError
 from pfharness.kmod import handin
-from pfharness.results import figures, module_output, transcript
+from pfharness.results import figures, module_output, output_format, run_dir, transcript
+from pfharness.results.records_file import FaultRecord, records_bytes
 
 
 def records_of(name):
@@ -20,10 +23,38 @@ def records_of(name):
     return result
 
 
+def saved_of(report: module_output.ModuleReport) -> list[FaultRecord]:
+    """The dumped records of a recorded run as the module's /proc records file holds them (the same
+    records: tests/test_records_vm.py compares the two in one run)."""
+    classes = [k for k, _ in output_format.FAULT_CLASSES]
+    return [
+        FaultRecord(
+            r.t_ns,
+            r.address,
+            r.tgid or 0,
+            output_format.REGION_NONE if r.region is None else r.region,
+            output_format.ACCESS_KINDS.index(r.access or "read"),
+            (output_format.RECORD_FLAG_MAJOR if r.major else 0)
+            | (classes.index(r.fault_class) << output_format.RECORD_FLAG_CLASS_SHIFT if r.fault_class else 0),
+        )
+        for r in sorted(report.records, key=lambda r: r.index)
+    ]
+
+
+def flags_of(cls: str) -> int:
+    return [k for k, _ in output_format.FAULT_CLASSES].index(cls) << output_format.RECORD_FLAG_CLASS_SHIFT
+
+
 def test_figures_on_synthetic_records():
     recs = [
-        module_output.Record(i, t, a)
-        for i, (t, a) in enumerate([(0, 0x1000), (10, 0x2000), (20, 0x3000), (30, 0x9000), (1000, 0x9000)])
+        FaultRecord(t, a, 7, 0, 1, flags_of(c))
+        for t, a, c in [
+            (0, 0x1000, "code"),
+            (10, 0x2000, "data"),
+            (20, 0x3000, "other"),
+            (30, 0x9000, "other"),
+            (1000, 0x9000, "other"),
+        ]
     ]
     f = figures.compute(recs)
     assert f.faults == 5 and f.distinct_pages == 4
@@ -31,11 +62,18 @@ def test_figures_on_synthetic_records():
     assert f.faults_per_s == pytest.approx(5 / 1e-6)
     assert f.sequential_share == pytest.approx(2 / 4)  # 1->2, 2->3
     assert f.startup_share == pytest.approx(4 / 5)  # first 10 % of 1000 ns: t = 0, 10, 20, 30
-    assert f.segment_share == {}
+    assert f.segment_share == {"code": 0.2, "data": 0.2, "other": 0.6}
+
+
+def test_figures_order_by_time_then_buffer_slot():
+    """A later slot with an earlier time (another CPU's clock) counts at its time; equal times keep slot order."""
+    recs = [FaultRecord(t, a, 7, 0, 1, 0) for t, a in [(0, 0x1000), (50, 0x3000), (20, 0x2000), (50, 0x4000)]]
+    f = figures.compute(recs, dropped=3)
+    assert f.sequential_share == pytest.approx(1.0) and f.dropped == 3  # 1, 2, 3, 4 once ordered
 
 
 def test_figures_of_one_instant_and_of_nothing():
-    one = figures.compute([module_output.Record(0, 5, 0x1000)])
+    one = figures.compute([FaultRecord(5, 0x1000, 7, 0, 1, 0)])
     assert (one.faults, one.span_s, one.faults_per_s, one.sequential_share) == (1, 0.0, 0.0, 0.0)
     assert figures.compute([]).faults == 0
 
@@ -44,7 +82,7 @@ def test_figures_on_a_recorded_b_run():
     """touch_pages 40 writes 40 fresh pages in a row: they show as sequential steps."""
     result = records_of("run_b_records.log")
     r = result.report
-    f = figures.compute(r.records, r.dropped)
+    f = figures.compute(saved_of(r), r.dropped or 0)
     assert f.faults == r.recorded == len(r.records) and f.dropped == 0
     assert f.distinct_pages == len({rec.address >> 12 for rec in r.records})
     ordered = sorted(r.records, key=lambda rec: (rec.t_ns, rec.index))
@@ -56,7 +94,7 @@ def test_figures_on_a_recorded_b_run():
 
 def test_segment_shares_on_a_recorded_c_run():
     result = records_of("run_c_records.log")
-    f = figures.compute(result.report.records)
+    f = figures.compute(saved_of(result.report))
     assert set(f.segment_share) == {"code", "data", "other"}
     assert sum(f.segment_share.values()) == pytest.approx(1.0)
     by_plot = {p.plot_class: p.faults for p in result.report.plots}
@@ -68,7 +106,7 @@ def test_report_has_header_findings_table_and_plots():
     result = records_of("run_c_records.log")
     w = study.Workload("touch", "touch 40 pages", "memory", ("touch_pages", "40"), unseen="nothing")
     s = study.Study(
-        runs=[study.StudyRun(w, "C", result, figures.compute(result.report.records), 1.5)],
+        runs=[study.StudyRun(w, "C", result, figures.compute(saved_of(result.report)), 1.5)],
         kernel_release="6.1.0-56-amd64",
         accelerator="tcg",
         date="2026-11-26",
@@ -81,7 +119,7 @@ def test_report_has_header_findings_table_and_plots():
         "pfharness study",
         "FINDINGS\n--------\nOur findings.",
         "FIGURES",
-        "touch             C ",
+        "touch               C ",
         "not seen: nothing",
         "== touch, pf_probe_C ==",
         "---- BEGIN PLOT",
@@ -105,7 +143,9 @@ def test_every_workload_is_named_and_the_compile_builds_a_module_followed(tmp_pa
     } <= set(keys)
     assert len(keys) == len(set(keys))
     kbuild = next(w for w in ws if w.key == "kbuild")
-    assert kbuild.follow and 'obj-m := pf_probe_A.o" >' in kbuild.command[2] and "modules" in kbuild.command[2]
+    assert kbuild.follow and "modules" in kbuild.command[2]
+    assert 'obj-m := pf_probe_A.o pf_probe_B.o pf_probe_C.o" >' in kbuild.command[2], "all three modules"
+    assert "dump_records=1" not in kbuild.params, "the figures come from the saved records, not the kernel log"
     assert all(w.follow for w in ws), "the study follows every workload's processes"
     iperf = next(w for w in ws if w.key == "iperf3")
     assert "iperf3 -s" in iperf.command[2] and "iperf3 -c" in iperf.command[2], "server and client in one tree"
@@ -113,11 +153,22 @@ def test_every_workload_is_named_and_the_compile_builds_a_module_followed(tmp_pa
     assert "--memory-block-size=16M" in big.command
 
 
-def test_the_slow_compile_is_traced_with_b_only_and_the_rest_with_both(tmp_path):
+def test_every_workload_is_traced_with_both_modules_and_a_restricted_one_with_fewer(tmp_path):
     ws = {w.key: w for w in study.workloads(tmp_path, tmp_path)}
-    assert study.mods_of(ws["kbuild"], ("B", "C")) == ("B",)
-    assert study.mods_of(ws["kbuild"], ("C",)) == ()
-    assert study.mods_of(ws["sysbench-cpu"], ("B", "C")) == ("B", "C")
+    assert all(study.mods_of(w, ("B", "C")) == ("B", "C") for w in ws.values())
+    only_b = dataclasses.replace(ws["kbuild"], modules=("B",))
+    assert study.mods_of(only_b, ("B", "C")) == ("B",) and study.mods_of(only_b, ("C",)) == ()
+    assert "max_regions=16384" in ws["kbuild"].params
+
+
+def test_the_header_says_why_a_workload_is_loaded_differently(tmp_path):
+    result = records_of("run_c_records.log")
+    ws = {w.key: w for w in study.workloads(tmp_path, tmp_path)}
+    only_b = dataclasses.replace(ws["sysbench-cpu"], modules=("B",), why="because")
+    s = study.Study(runs=[study.StudyRun(w, "B", result, figures.compute([]), 1.0) for w in (ws["kbuild"], only_b)])
+    text = study.render_report(s, "")
+    assert "kbuild: loaded with max_regions=16384: its ~380 processes" in text
+    assert "sysbench-cpu: traced with pf_probe_B only: because." in text
 
 
 def test_dist_archive_holds_the_six_files(tmp_path):
@@ -174,10 +225,15 @@ def test_breakdown_counts_regions_access_and_upward_growth():
 def test_report_only_reads_a_finished_study_back(tmp_path):
     """--report-only: the figures and plots of a study written again from its transcript and figures.json."""
     shutil.copy(DATA / "run_c_records.log", tmp_path / "study-transcript.log")
-    result = records_of("run_c_records.log")
+    parsed = records_of("run_c_records.log")
+    saved = run_dir.SavedRecords(saved_of(parsed.report), 0)
+    result = dataclasses.replace(parsed, saved=saved)
+    guest = tmp_path / "runs" / "touch-C" / run_dir.GUEST_SUBDIR
+    guest.mkdir(parents=True)
+    (guest / "records").write_bytes(records_bytes(saved.records, saved.dropped))
     w = study.Workload("touch", "touch 40 pages", "memory", ("touch_pages", "40"))
     s = study.Study(
-        runs=[study.StudyRun(w, "C", result, figures.compute(result.report.records), 1.5)],
+        runs=[study.StudyRun(w, "C", result, figures.compute(saved.records, saved.dropped), 1.5)],
         kernel_release="6.1.0-56-amd64",
         accelerator="tcg",
         date="2026-11-26",
@@ -188,5 +244,9 @@ def test_report_only_reads_a_finished_study_back(tmp_path):
     again = study.reread_study(tmp_path)
     assert [r.figures for r in again.runs] == [r.figures for r in s.runs]
     assert study.render_report(again, "Old findings.") == first
+    assert again.runs[0].figures.faults == len(parsed.report.records) > 40
     with pytest.raises(Exception, match="pfharness study --out"):
         study.reread_study(tmp_path / "nothing")
+    (guest / "records").unlink()
+    with pytest.raises(PfhError, match="no saved records"):
+        study.reread_study(tmp_path)

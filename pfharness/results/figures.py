@@ -1,4 +1,4 @@
-"""Figures computed from what a module recorded (B or C with dump_records=1)."""
+"""Figures computed from the records a module saved (B or C: /proc/<module>/records, read back as FaultRecord)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from .module_output import Record
+from . import output_format as fmt
+from .records_file import FaultRecord
 
 
 @dataclass(frozen=True)
@@ -21,23 +22,30 @@ class Figures:
     distinct_pages: int  # different virtual pages faulted
     sequential_share: float  # share of faults on the page right after the previous fault's page
     startup_share: float  # share of faults in the first 10 % of the span
-    segment_share: dict[str, float]  # C: share of faults per class (code, data, other); {} for B
+    segment_share: dict[str, float]  # share of faults per class (code, data, other) stored with each record
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def compute(records: Sequence[Record], dropped: int = 0) -> Figures:
+def fault_class(record: FaultRecord) -> str:
+    """The class (code, data, other) the module stored in the record's flags (B and C both store it)."""
+    index = (record.flags & fmt.RECORD_FLAG_CLASS_MASK) >> fmt.RECORD_FLAG_CLASS_SHIFT
+    return fmt.FAULT_CLASSES[index][0] if index < len(fmt.FAULT_CLASSES) else "?"
+
+
+def compute(records: Sequence[FaultRecord], dropped: int = 0) -> Figures:
     """Figures for records in buffer order (= the order faults claimed their slots)."""
     if not records:
         return Figures(0, dropped, 0.0, 0.0, 0, 0.0, 0.0, {})
-    ordered = sorted(records, key=lambda r: (r.t_ns, r.index))
+    # by time, ties (and a clock that steps back between CPUs) in buffer order
+    ordered = [r for _, r in sorted(enumerate(records), key=lambda ir: (ir[1].t_ns, ir[0]))]
     t0, t1 = ordered[0].t_ns, ordered[-1].t_ns
     span_s = (t1 - t0) / 1e9
     pages = [r.address >> 12 for r in ordered]
     steps = sum(1 for a, b in itertools.pairwise(pages) if b == a + 1)
     early = t0 + (t1 - t0) / 10
-    classes = Counter(r.fault_class for r in ordered if r.fault_class)
+    classes = Counter(fault_class(r) for r in ordered)
     return Figures(
         faults=len(records),
         dropped=dropped,
@@ -46,5 +54,5 @@ def compute(records: Sequence[Record], dropped: int = 0) -> Figures:
         distinct_pages=len(set(pages)),
         sequential_share=steps / (len(pages) - 1) if len(pages) > 1 else 0.0,
         startup_share=sum(1 for r in ordered if r.t_ns <= early) / len(ordered),
-        segment_share={k: classes[k] / len(ordered) for k in ("code", "data", "other")} if classes else {},
+        segment_share={k: classes[k] / len(ordered) for k, _ in fmt.FAULT_CLASSES},
     )

@@ -22,6 +22,8 @@ FORMATS = ("png", "svg")
 WIDTH_IN, HEIGHT_IN, DPI = 12.0, 7.5, 100  # 1200 x 750 pixels
 GAP = 0.8  # the space between two bands, in rows
 LEGEND_MAX = 12  # groups named in the legend; the rest are "other"
+LEGEND_NAME_MAX = 30  # a region's name in the legend, at most (longer ones end in "...")
+TITLE_MAX_CHARS = 112  # the longest first title line that fits the picture's width (measured: 123 was cut)
 INSTALL_HINT = "pip install 'pfharness[plot]'"
 
 
@@ -90,7 +92,10 @@ def _label(picture: Picture, key: Any, count: int) -> str:
     if picture.color_by == "pid":
         comm = next((p.comm for p in picture.processes if p.tgid == key), "")
         return f"pid {key}{f' ({comm})' if comm else ''}: {count}"
-    return f"{key}: {count}"
+    name = str(key)
+    if len(name) > LEGEND_NAME_MAX:  # a long file name would run off the picture's right edge
+        name = name[: LEGEND_NAME_MAX - 3] + "..."
+    return f"{name}: {count}"
 
 
 def build_figure(picture: Picture) -> Any:

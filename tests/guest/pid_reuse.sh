@@ -5,7 +5,7 @@
 # The traced root (a shell) runs a child, TOUCH_PAGES 40, and reaps it. Then
 # this script, which is not a descendant of the root, sets
 # /proc/sys/kernel/ns_last_pid so that its own next child, TOUCH_PAGES 300,
-# gets the child's pid. Only then is the root let go and the module
+# gets the child's pid (again and again until it does, bounded). Only then is the root let go and the module
 # unloaded. Prints child=, unrelated=, the statuses and the kernel log.
 ko=$1
 touch=$2
@@ -40,12 +40,31 @@ done
 read -r child <"$dir/child"
 echo "child=$child"
 echo "root=$root"
-echo $((child - 1)) >/proc/sys/kernel/ns_last_pid
-"$touch" 300 >"$dir/unrelated.out" &
-unrelated=$!
+# Another process (a kernel thread, a process of the guest's own) may take the
+# pid between the write to ns_last_pid and the fork: each attempt starts a
+# shell that runs TOUCH_PAGES 300 under the same pid (exec) only when it got
+# the child's pid, and exits 99 at once otherwise. Bounded: 200 attempts.
+attempt=0
+while :; do
+	attempt=$((attempt + 1))
+	[ "$attempt" -le 200 ] || { echo "pid $child never came back to this script"; exit 1; }
+	tries=0
+	while [ -e "/proc/$child" ] && [ "$tries" -lt 100 ]; do
+		tries=$((tries + 1))
+		sleep 0.01
+	done
+	echo $((child - 1)) >/proc/sys/kernel/ns_last_pid
+	sh -c '[ "$$" = "$1" ] || exit 99; exec "$2" 300' reuse "$child" "$touch" >"$dir/unrelated.out" &
+	unrelated=$!
+	wait "$unrelated"
+	status=$?
+	if [ "$status" -ne 99 ] || [ "$unrelated" = "$child" ]; then
+		break
+	fi
+done
+echo "attempts=$attempt"
 echo "unrelated=$unrelated"
-wait "$unrelated"
-echo "unrelated_status=$?"
+echo "unrelated_status=$status"
 cat "$dir/unrelated.out"
 echo go >"$dir/go"
 wait "$root"
