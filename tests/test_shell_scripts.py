@@ -12,10 +12,12 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from pfharness import proc
 from pfharness.channel import end_marker
 from pfharness.results.protocol import StepOutput, parse_lines, strip_token
 
@@ -428,3 +430,29 @@ def test_run_step_saves_the_procfs_files_before_rmmod(fake_modules, tmp_path, pr
 def test_run_step_save_dir_must_exist(tmp_path):
     result = _run(["/bin/sh", str(RUN_STEP), "--token", TOKEN, "--save-dir", str(tmp_path / "nope"), "--", "true"])
     assert result.returncode == 2 and f"{TOKEN} error what=usage\n" in result.stdout
+
+
+@pytest.mark.parametrize("hold", [True, False])
+def test_run_step_puts_the_workload_in_a_session_and_kills_what_it_leaves(fake_modules, tmp_path, hold):
+    """Held, the workload leads a session of its own (setsid before the stop); with --no-hold it is started
+    directly, in the script's own session (so no wrapper's faults come before its exec). Either way it has
+    no terminal, and what it leaves running is killed when it exits."""
+    env, _calls = fake_modules
+    script = 'read -r s </proc/self/stat; echo "stat: $s"; sleep 30 & echo "left=$!"'
+    argv = ["/bin/sh", str(RUN_STEP), "--token", TOKEN, "--ko", str(tmp_path / "fake_mod.ko")]
+    argv += ([] if hold else ["--no-hold"]) + ["--", "sh", "-c", script]
+    result = _run(argv, env=env)
+    assert result.returncode == 0, result
+    stat = re.search(r"^stat: (\d+) \(sh\) \S+ (\d+) (\d+) (\d+) ", result.stdout, re.M)
+    assert stat is not None, result.stdout
+    pid, ppid, _pgrp, session = (int(x) for x in stat.groups())
+    assert pid == int(parse_step(result.stdout).value("pid", "pid") or -1)
+    if hold:
+        assert session == pid
+    else:
+        assert session == ppid != pid  # the (re-started) script's session; the script is its parent
+    left = int(re.search(r"^left=(\d+)$", result.stdout, re.M).group(1))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and left in proc.session_members(session):
+        time.sleep(0.05)
+    assert left not in proc.session_members(session)

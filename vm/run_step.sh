@@ -27,10 +27,14 @@
 # - the workload's own output: this script's standard output and error, which
 #   the workload inherits and which are never parsed. When the step ends, each
 #   gets the bytes "\036pfh-end-TOKEN\036", so the reader knows it has all.
-# The workload runs in a session of its own (setsid; the script runs it in
-# the background, so it is not a process-group leader and setsid does not
-# fork: $! is the workload's pid), so it has no
-# controlling terminal and cannot change the console's settings, in DIR
+# The workload runs in a session of its own, so it has no controlling
+# terminal and cannot change the console's settings: held (the default), the
+# shell that stops itself and then execs it is started under setsid (in the
+# background it is not a process-group leader, so setsid does not fork: $! is
+# the pid the module gets); with --no-hold or without --ko it is started
+# directly, as the course's `$* &` does (no wrapper's faults before its exec),
+# in this script's session, for which the script starts itself again under
+# setsid -w when it is not a session leader or has a terminal. It runs in DIR
 # (--cwd; default: the directory the script was started in), with standard
 # input /dev/null. When it exits, every other process left in its session
 # (what it started) is killed.
@@ -46,6 +50,24 @@ session_of() {
 	set -- ${stat##*) }
 	sid=$4
 }
+
+# Only --no-hold with --ko needs this script's own session: held, or without
+# a module, the workload gets one of its own.
+no_hold_arg=0
+ko_arg=0
+for arg; do
+	case $arg in
+	--) break ;;
+	--no-hold) no_hold_arg=1 ;;
+	--ko) ko_arg=1 ;;
+	esac
+done
+if [ "$no_hold_arg$ko_arg" = 11 ] && [ -z "${PFH_STEP_SESSION-}" ] && { ! session_of $$ || [ "$sid" != $$ ] || (: </dev/tty) 2>/dev/null; }; then
+	# util-linux's setsid by its path (busybox's applet lacks -w: wait for
+	# the forked child and exit with its status).
+	PFH_STEP_SESSION=1 exec /usr/bin/setsid -w /bin/sh "$0" "$@"
+fi
+unset PFH_STEP_SESSION
 
 # busybox's applets are static: under emulation each starts in about 8 ms,
 # against 25-120 ms for the dynamically linked coreutils, procps and kmod
@@ -77,6 +99,7 @@ check_param() {
 
 token=
 proto=
+session=
 proto_fd=
 cwd=
 ko=
@@ -265,14 +288,14 @@ save_proc_files() {
 
 # Wait for the workload; then kill what is left in its session (what it
 # started and left behind would hold the output channels). The session's id
-# is the workload's pid: setsid made it the leader.
+# is the workload's pid when setsid made it the leader, else this script's.
 reap() {
 	wait "$pid"
 	status=$?
 	for stat_file in /proc/[0-9]*/stat; do
 		p=${stat_file#/proc/}
 		p=${p%/stat}
-		session_of "$p" && [ "$sid" = "$pid" ] && [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null
+		session_of "$p" && [ "$sid" = "${session:-$pid}" ] && [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null
 	done
 }
 
@@ -341,8 +364,9 @@ if [ "$hold" = 1 ]; then
 else
 	# Started before the module is loaded, as the course's script does.
 	mark workload-begin
-	setsid "$@" </dev/null 3<&- 4>&- &
+	"$@" </dev/null 3<&- 4>&- &
 	pid=$!
+	session=$$
 fi
 mark pid "pid=$pid" "hold=$hold" "prefaults=${prefaults:-unknown}"
 
