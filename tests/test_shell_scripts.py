@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -451,8 +450,7 @@ def test_run_step_puts_the_workload_in_a_session_and_kills_what_it_leaves(fake_m
         assert session == pid
     else:
         assert session == ppid != pid  # the (re-started) script's session; the script is its parent
+    # Gone (or a zombie, its descriptors closed) by the time the step ended: the script waits for what it
+    # killed, so nothing still holds an output port (in the VM the next step opens the same ports).
     left = int(re.search(r"^left=(\d+)$", result.stdout, re.M).group(1))
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and left in proc.session_members(session):
-        time.sleep(0.05)
     assert left not in proc.session_members(session)

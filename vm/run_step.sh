@@ -39,15 +39,18 @@
 # input /dev/null. When it exits, every other process left in its session
 # (what it started) is killed.
 
-# Sets sid to the session id of process $1: field 4 after "(comm) " in
-# /proc/$1/stat (no command substitution: no subshell per process).
+# Sets state and sid to the state letter and the session id of process $1
+# (the first and fourth fields after "(comm) " in /proc/$1/stat; no command
+# substitution: no subshell per process).
 session_of() {
+	state=
 	sid=
 	stat=
 	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
 	# Split on purpose: what follows "comm) " is a state letter and numbers.
 	# shellcheck disable=SC2086
 	set -- ${stat##*) }
+	state=$1
 	sid=$4
 }
 
@@ -289,13 +292,26 @@ save_proc_files() {
 # Wait for the workload; then kill what is left in its session (what it
 # started and left behind would hold the output channels). The session's id
 # is the workload's pid when setsid made it the leader, else this script's.
+# SIGKILL takes effect when the process next runs: wait (at most about 5 s)
+# until each has exited, so that none still holds an output port when the
+# step ends (a virtio port opens only once: the next step could not open it).
 reap() {
 	wait "$pid"
 	status=$?
+	killed=
 	for stat_file in /proc/[0-9]*/stat; do
 		p=${stat_file#/proc/}
 		p=${p%/stat}
-		session_of "$p" && [ "$sid" = "${session:-$pid}" ] && [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null
+		if session_of "$p" && [ "$sid" = "${session:-$pid}" ] && [ "$p" != $$ ]; then
+			kill -9 "$p" 2>/dev/null && killed="$killed $p"
+		fi
+	done
+	waited=0
+	for p in $killed; do
+		while [ "$waited" -lt 500 ] && session_of "$p" && [ "$state" != Z ]; do
+			waited=$((waited + 1))
+			$bb sleep 0.01
+		done
 	done
 }
 
