@@ -131,6 +131,12 @@ class StepChannel:
             self._streams[fd].feed(data)
             self._changed.notify_all()
 
+    @property
+    def untouched(self) -> bool:
+        """Nothing has come on any channel yet (no protocol line, no output)."""
+        with self._lock:
+            return not self._proto_lines and not self._partial and not self._output
+
     def workload_pid(self) -> int | None:
         """The workload's pid as the step script reported it (its `pid` event), None before that. The
         workload leads a session of its own, whose id is this pid (vm/run_step.sh)."""

@@ -5,6 +5,7 @@ many steps)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Sequence
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
 
 _PORT_DIR = "/dev/virtio-ports"  # where vm/init.sh links the ports by name
 _GRACE = 5.0  # seconds one channel may trail the other at a step's end
+# The console shell could not open a port for the step script: the command never started. A virtio port
+# opens once, and the previous step's last holder can still be releasing it (seen on 5.10): try again.
+_PORT_BUSY = re.compile(rb"cannot create /dev/virtio-ports/pfh\.\w+: Device or resource busy")
+_BUSY_TRIES = 5
+_BUSY_PAUSE = 0.2  # seconds
 
 
 @dataclass(frozen=True)
@@ -149,8 +155,12 @@ class VmSession:
         status: int | None = None
         text = b""
         try:
-            token = console.send_command(argv, stage=stage, redirect=redirect)
-            done = console.wait_done(token, stage, timeout, stop=lambda: channel.complete)
+            for attempt in range(1, _BUSY_TRIES + 1):
+                token = console.send_command(argv, stage=stage, redirect=redirect)
+                done = console.wait_done(token, stage, timeout, stop=lambda: channel.complete)
+                if done is None or attempt == _BUSY_TRIES or not channel.untouched or not _PORT_BUSY.search(done[0]):
+                    break
+                time.sleep(_BUSY_PAUSE * attempt)
             if done is None:  # step-end came: the shell's end marker follows at once
                 left = max(_GRACE, timeout - (time.monotonic() - start))
                 try:
