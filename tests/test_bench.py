@@ -59,5 +59,8 @@ def test_bench_quick(tmp_path):
         if name in in_kernel:
             # The count repeats (within 0.2 % at 20,000 pages: BENCHMARKS.md). Peers with a reader process
             # (perf, bpftrace) are left out here: over 500 pages (8 ms) when their reader runs still varies.
-            assert max(values) / min(values) < 1.02, (name, runs)
+            # The run with no module varies more, for reasons inside the guest not pinned down (6773-7028,
+            # 3.8 %, in BENCHMARKS.md's five rounds; 6749.6 and 6915.7 in one CI run): 5 % for it.
+            limit = 1.05 if name == "untraced" else 1.02
+            assert max(values) / min(values) < limit, (name, runs)
     assert re.search(r"pf_probe_B: [\d.]+x the bare kprobe", section)
