@@ -12,31 +12,27 @@ import json
 import sys
 import tempfile
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
 import typer
 
-from . import __version__, assets, study
+from . import __version__, assets, environment, study
 from .errors import PfhError, UsageError
 from .kmod import fetch, handin, kbuild, kernels, render
+from .pipeline.events import Events, notes_to
+from .pipeline.targets import HostSpec, TargetSpec, VmSpec
 from .plot import Drawable, PlotRequest, load_drawable
 from .plot import draw as draw_run
 from .progress import Progress
 from .results import text, transcript
 from .results.model import TraceResult
 from .run import DEFAULT_OUT, RunRequest, run
+from .values import Accelerator, Module
 
 INTERNAL_ERROR = 120
 INSTALL_KERNEL = "apt-get install linux-image-amd64 linux-headers-amd64"
 SERIES_HELP = "An exact release, or a series (5.10, 6.1, 6.1-rt, 6.12, 7.2) of one installed or fetched."
-
-
-class Accel(str, enum.Enum):
-    auto = "auto"
-    kvm = "kvm"
-    tcg = "tcg"
 
 
 class TargetKind(str, enum.Enum):
@@ -224,7 +220,9 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     kernel_release: str | None = typer.Option(
         None, metavar="RELEASE", help=f"Kernel to build for and boot (default: see `pfharness kernels`). {SERIES_HELP}"
     ),
-    accel: Accel = typer.Option(Accel.auto, help="auto (KVM only when a probe shows it works), kvm or tcg."),
+    accel: Accelerator = typer.Option(
+        Accelerator.auto, help="auto (KVM only when a probe shows it works), kvm or tcg."
+    ),
     smp: int = typer.Option(2, min=1, metavar="N", help="Virtual CPUs."),
     memory: int = typer.Option(2048, min=256, metavar="MIB", help="Guest memory, MiB."),
     timeout: float = typer.Option(
@@ -271,31 +269,29 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     picture_request = PlotRequest(png=png, svg=svg, ascii=False)
     try:
         picture_request.validate()
+        spec: TargetSpec = HostSpec() if target is TargetKind.host else VmSpec(accel=accel, smp=smp, memory_mib=memory)
+        request = RunRequest(
+            module=Module(module.value),
+            command=tuple(command),
+            target=spec,
+            kernel_release=kernel_release,
+            timeout=timeout,
+            transcript=transcript_path,
+            hold=hold,
+            params=tuple(param),
+            follow=follow,
+            out_dir=out,
+            cwd=cwd,
+            env=environment.overrides(env),
+        )
     except PfhError as e:
         fail(e)
-    request = RunRequest(
-        module=module.value,
-        command=tuple(command),
-        target=target.value,
-        kernel_release=kernel_release,
-        accel=accel.value,
-        smp=smp,
-        memory_mib=memory,
-        timeout=timeout,
-        transcript=transcript_path,
-        hold=hold,
-        params=tuple(param),
-        follow=follow,
-        out_dir=out,
-        cwd=cwd,
-        env=tuple(env),
-    )
     try:
         # The stage line: only on a terminal, never with --json (README, "Live progress").
         # The workload's output streams through it: stdout to stdout, stderr to stderr; all to stderr
         # with --json, so that stdout holds only the JSON object.
         with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
-            result = run(replace(request, sink=progress.sink(all_to_stderr=as_json)), progress)
+            result = run(request, Events(progress.subscriber(all_to_stderr=as_json)))
     except PfhError as e:
         if as_json:
             typer.echo(json.dumps({"harness_error": str(e), "exit_status": e.exit_status}, indent=2))
@@ -383,7 +379,7 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     findings: Path | None = typer.Option(
         None, help="Text of the findings for report.txt (default: study/findings.txt)."
     ),
-    accel: Accel = typer.Option(Accel.auto, help="auto, kvm or tcg."),
+    accel: Accelerator = typer.Option(Accelerator.auto, help="auto, kvm or tcg."),
     workload: list[str] = typer.Option([], help="Only these workloads (by key, e.g. sysbench-cpu); repeatable."),
     kernel_release: str | None = typer.Option(
         None, help=f"Kernel to build for and boot (default: see `pfharness kernels`). {SERIES_HELP}"
@@ -408,7 +404,13 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
         fail(UsageError("the study uses B and/or C: pass --module B and/or --module C"))
     try:
         result = study.run_study(
-            out, letters, accel=accel.value, only=tuple(workload), kernel_release=kernel_release, follow=follow
+            out,
+            letters,
+            target=VmSpec(accel=accel),
+            events=Events(notes_to(_stderr_line)),
+            only=tuple(workload),
+            kernel_release=kernel_release,
+            follow=follow,
         )
         report = study.write_outputs(result, out, findings)
     except PfhError as e:
@@ -433,6 +435,10 @@ def dist_cmd(
     except PfhError as e:
         fail(e)
     typer.echo(str(path))
+
+
+def _stderr_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _report_internal_error(exc: BaseException) -> int:

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from .channel import Sink
+from .pipeline.events import Event, Output, StageStarted, Subscriber
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -120,6 +121,19 @@ class Progress:
             _write_bytes(stream, data)
 
         return write
+
+    def subscriber(self, *, all_to_stderr: bool = False) -> Subscriber:
+        """This view as a subscriber of a run's events: the stages on the status line, the
+        workload's output as sink() writes it."""
+        write = self.sink(all_to_stderr=all_to_stderr)
+
+        def on_event(event: Event) -> None:
+            if isinstance(event, StageStarted):
+                self.stage(event.name)
+            elif isinstance(event, Output):
+                write(event.fd, event.data)
+
+        return on_event
 
     def _print_above(self, line: str) -> None:
         assert self._live is not None

@@ -8,7 +8,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +20,7 @@ from ..channel import ERR_PORT, OUT_PORT, PROTO_PORT, StepChannel, StepRun
 from ..errors import VmLost, VmTimeout
 from ..kmod.kernels import KernelInfo
 from ..results import notes
+from ..values import Accelerator
 from . import accel as accel_mod
 from .boot import QBOOT, prepare_boot
 from .console import Console, ShellResult
@@ -44,7 +45,7 @@ class VmOptions:
 
     kernel: KernelInfo  # the release to boot (its image and modules)
     transcript: Path  # every byte of the console goes here
-    accel: str = "auto"  # auto, kvm or tcg
+    accel: Accelerator = Accelerator.auto
     smp: int = 2  # vCPUs
     memory_mib: int = 2048  # guest RAM
     boot_timeout: float = 90.0  # seconds to reach the shell
@@ -64,6 +65,7 @@ class VmSession:
     console: Console | None = None
     argv: list[str] = field(default_factory=list)
     ports: PortListener | None = None
+    on_note: Callable[[str], None] = lambda line: None  # hears a line for the person watching (the KVM probe's)
     kind = "vm"
 
     @property
@@ -94,7 +96,10 @@ class VmSession:
         qemu = proc.require_program("qemu-system-x86_64", "qemu-system-x86")
         artifacts = prepare_boot(self.options.kernel)
         self.accelerator = accel_mod.choose(
-            "tcg" if self.options.icount_shift is not None else self.options.accel, artifacts, qemu
+            Accelerator.tcg if self.options.icount_shift is not None else self.options.accel,
+            artifacts,
+            qemu,
+            self.on_note,
         )
         cfg = VmConfig(
             kernel=artifacts.kernel,

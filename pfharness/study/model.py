@@ -1,0 +1,30 @@
+"""A study as it was made: its runs (a workload traced with a module) and where they ran."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..results import figures
+from ..results.model import TraceResult
+from .workloads import Workload
+
+
+@dataclass
+class StudyRun:
+    """One workload traced with one module."""
+
+    workload: Workload
+    module: str  # "B" or "C"
+    result: TraceResult
+    figures: figures.Figures
+    seconds: float
+
+
+@dataclass
+class Study:
+    runs: list[StudyRun] = field(default_factory=list)
+    kernel_release: str = ""
+    accelerator: str = ""
+    smp: int = 2
+    date: str = ""
+    transcript: str = ""
