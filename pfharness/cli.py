@@ -82,6 +82,13 @@ class RunCommand(Command):
         return params
 
 
+def target_spec(kind: TargetKind, accel: Accelerator, *, smp: int = 2, memory_mib: int = 2048) -> TargetSpec:
+    """Where `run` and `study` trace, from their options (the one place a command picks a target)."""
+    if kind is TargetKind.host:
+        return HostSpec()
+    return VmSpec(accel=accel, smp=smp, memory_mib=memory_mib)
+
+
 def fail(error: PfhError) -> NoReturn:
     """Print a harness error and exit with its documented status."""
     typer.secho(f"pfharness: error: {error}", fg=typer.colors.RED, err=True)
@@ -269,7 +276,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     picture_request = PlotRequest(png=png, svg=svg, ascii=False)
     try:
         picture_request.validate()
-        spec: TargetSpec = HostSpec() if target is TargetKind.host else VmSpec(accel=accel, smp=smp, memory_mib=memory)
+        spec = target_spec(target, accel, smp=smp, memory_mib=memory)
         request = RunRequest(
             module=Module(module.value),
             command=tuple(command),
@@ -406,7 +413,7 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
         result = study.run_study(
             out,
             letters,
-            target=VmSpec(accel=accel),
+            target=target_spec(TargetKind.vm, accel),
             events=Events(notes_to(_stderr_line)),
             only=tuple(workload),
             kernel_release=kernel_release,

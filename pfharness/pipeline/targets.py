@@ -44,6 +44,9 @@ class TargetSpec(Protocol):
     @property
     def kind(self) -> str: ...  # "vm" or "host": what results and the transcript call it
 
+    @property
+    def smp(self) -> int: ...  # the CPUs the steps may use
+
     def check_ready(self) -> None:
         """Raise a SetupError when this machine cannot use the target at all (before anything is built)."""
 
@@ -136,6 +139,10 @@ class HostSpec:
     """This machine's own kernel (--target host): needs root and module loading."""
 
     kind = "host"
+
+    @property
+    def smp(self) -> int:
+        return os.cpu_count() or 1
 
     def check_ready(self) -> None:
         from ..host import check_host_ready  # noqa: PLC0415

@@ -7,7 +7,6 @@ import sys
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Protocol
 
 from ..errors import PfhError
 from ..pipeline import store
@@ -29,13 +28,6 @@ TRANSCRIPT = "study-transcript.log"
 SAVE_DIR = "guest-save"  # where the target writes each run's procfs files (moved into runs/NAME/guest)
 
 
-class StudyTarget(TargetSpec, Protocol):
-    """A target the study can report on: one with virtual CPUs."""
-
-    @property
-    def smp(self) -> int: ...
-
-
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -44,7 +36,7 @@ def run_study(
     out_dir: Path,
     modules: tuple[str, ...],
     *,
-    target: StudyTarget | None = None,
+    target: TargetSpec | None = None,
     events: Events | None = None,
     only: tuple[str, ...] = (),
     kernel_release: str | None = None,
