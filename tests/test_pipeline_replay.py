@@ -130,7 +130,7 @@ def test_study_traces_each_workload_with_each_module_and_keeps_everything_under_
         assert kept.result.report.plots[0].lines == said[kept.module].plot
         directory = out / "runs" / f"{kept.workload.key}-{kept.module}"
         assert kept.result.run_dir == str(directory)
-        assert {"kept.json", "records.csv", "regions.csv"} <= {p.name for p in directory.iterdir()}
+        assert {"run.json", "records.csv", "regions.csv"} <= {p.name for p in directory.iterdir()}
         assert (directory / "guest" / "records").is_file()
     assert not list((out / "guest-save").iterdir()), "each run's files were moved into its run directory"
     assert "[1/4] sysbench-cpu with pf_probe_B ... (elapsed 0 s)" in notes
