@@ -72,6 +72,7 @@ def run(request: RunRequest, events: Events | None = None) -> TraceResult:
         hold=request.hold,
         cwd=environment.working_directory(request.cwd),
         env=request.env,
+        run_dir=directory,
     )
     transcript = (request.transcript or directory / run_dir.TRANSCRIPT).resolve()
     setup = {"build": prepared.build_seconds}
@@ -79,4 +80,4 @@ def run(request: RunRequest, events: Events | None = None) -> TraceResult:
         run_steps(spec, prepared, [step], transcript=transcript, save_dir=guest, events=events, setup_seconds=setup)
     ) as results:
         (result,) = results
-    return store.keep(directory, result)
+    return store.keep(result)

@@ -50,6 +50,6 @@ def run_steps(
                 save_dir=spec.save_path(save_dir),
                 save_dir_host=save_dir,
             )
-            result = trace(opened.target, request, stage_seconds=stages, sink=events.output, on_stage=events.stage)
+            result = trace(opened.target, request, stage_seconds=stages, events=events, run_dir=step.run_dir)
             events.emit(StepDone(result))
             yield result

@@ -21,3 +21,4 @@ class Step:
     hold: bool = True  # hold the workload before exec until the module is armed
     cwd: Path | None = None  # the workload's working directory (None: where the target's shell is)
     env: Mapping[str, str] | None = None  # over the caller's environment (None: the target's own)
+    run_dir: Path | None = None  # the run directory its result will be kept in (default: the save dir's parent)

@@ -7,7 +7,6 @@ the target wrote into the study's one save directory."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 from ..errors import SetupError
@@ -28,10 +27,12 @@ def guest_dir(directory: Path) -> Path:
     return directory / run_dir.GUEST_SUBDIR
 
 
-def keep(directory: Path, result: TraceResult, saved_from: Path | None = None) -> TraceResult:
-    """Write the run directory `directory`: its guest/ (moved from `saved_from` when the target
-    wrote elsewhere; anything already there is replaced), records.csv, regions.csv, processes.csv
-    and run.json. The result, with its run directory, is returned."""
+def keep(result: TraceResult, saved_from: Path | None = None) -> TraceResult:
+    """Write the result's run directory: its guest/ (moved from `saved_from` when the target wrote
+    elsewhere; anything already there is replaced), records.csv, regions.csv, processes.csv and
+    run.json. Returns the result."""
+    assert result.run_dir, "a result is kept in the run directory its step named"
+    directory = Path(result.run_dir)
     guest = guest_dir(directory)
     if saved_from is not None and saved_from.resolve() != guest.resolve():
         shutil.rmtree(directory, ignore_errors=True)
@@ -40,6 +41,5 @@ def keep(directory: Path, result: TraceResult, saved_from: Path | None = None) -
             shutil.move(str(f), guest / f.name)
     if result.saved is not None:
         run_dir.write_csvs(directory, result.saved)
-    result = replace(result, run_dir=str(directory))
     run_dir.write_run_json(directory, text.json_object(result))
     return result

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PfhError
 from . import module_output, notes, protocol, splat
-from .model import RunContext, TraceResult
+from .model import Kept, RunContext, TraceResult
 from .step_result import read_step
 
 MAX_BYTES = 512 * 1024 * 1024  # a transcript larger than this is not one pfharness wrote
@@ -116,8 +116,8 @@ def parse_transcript(path: Path) -> list[TraceResult]:
             target=step.values.get("target", "vm"),
             transcript=str(path),
         )
-        result = read_step(step.data(), context, step.stage_seconds, step.lost_reason)
-        results.append(replace(result, run_dir=step.saved[0], records_file=step.saved[1]))
+        kept = Kept(run_dir=step.saved[0], records_file=step.saved[1])
+        results.append(read_step(step.data(), context, step.stage_seconds, step.lost_reason, kept))
     return results
 
 

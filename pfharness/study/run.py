@@ -18,7 +18,6 @@ from ..plot import Drawable, PlotRequest
 from ..plot import draw as draw_run
 from ..results import figures
 from ..results.model import TraceResult
-from ..results.verdict import harness_error
 from ..values import Module
 from .model import Study, StudyRun
 from .report import losses, process_lines
@@ -65,7 +64,15 @@ def run_study(
     ]
     pairs = [(w, m) for w in chosen for m in mods_of(w, modules)]
     steps = [
-        Step(Module(m), w.command, params=w.params, timeout=w.timeout, follow=follow and w.follow) for w, m in pairs
+        Step(
+            Module(m),
+            w.command,
+            params=w.params,
+            timeout=w.timeout,
+            follow=follow and w.follow,
+            run_dir=out_dir / "runs" / f"{w.key}-{m}",
+        )
+        for w, m in pairs
     ]
     transcript = (out_dir / TRANSCRIPT).resolve()
     today = datetime.date.today().isoformat()
@@ -101,7 +108,7 @@ def _announcer(pairs: list[tuple[Workload, str]], start: float, events: Events):
 def _keep(workload: Workload, module: str, result: TraceResult, *, out_dir: Path, save_dir: Path, events: Events):
     """A study run checked (the same verdict as `run`), told, kept as out_dir/runs/<key>-<module>/ and drawn."""
     name = f"{workload.key}-{module}"
-    error = harness_error(result)
+    error = result.verdict.error
     if error is not None:  # a run `run` would fail, the study fails
         raise type(error)(f"the study run {workload.key} with pf_probe_{module} failed: {error}")
     if result.saved is None:  # the figures come from the saved records: no records, no study
@@ -115,7 +122,7 @@ def _keep(workload: Workload, module: str, result: TraceResult, *, out_dir: Path
     events.note(f"      {losses(result)}")
     for line in process_lines(result, top=5):
         events.note(f"      {line}")
-    result = store.keep(out_dir / "runs" / name, result, saved_from=save_dir)
+    result = store.keep(result, saved_from=save_dir)
     _picture(result, out_dir / f"{name}.png", name, events)
     return StudyRun(workload, module, result, fig, seconds)
 
