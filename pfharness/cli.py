@@ -54,14 +54,25 @@ def _bare_flags(params):
     return params
 
 
-class Command(typer.core.TyperCommand):
+class _HarnessErrors:
+    """A harness error ends the command with its one line and its documented status: the one place
+    that handles them for every command (main() is the last resort outside a command)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)  # type: ignore[misc]
+        except PfhError as e:
+            fail(e)
+
+
+class Command(_HarnessErrors, typer.core.TyperCommand):
     """Help that reads like a CLI's: flags shown as flags."""
 
     def get_params(self, ctx):
         return _bare_flags(super().get_params(ctx))
 
 
-class Group(typer.core.TyperGroup):
+class Group(_HarnessErrors, typer.core.TyperGroup):
     """As Command, for a command with subcommands."""
 
     def get_params(self, ctx):
@@ -95,13 +106,6 @@ def fail(error: PfhError) -> NoReturn:
     raise typer.Exit(error.exit_status)
 
 
-def letters_or_fail(modules: list[str]) -> tuple[str, ...]:
-    try:
-        return render.normalize_modules(modules)
-    except PfhError as e:
-        fail(e)
-
-
 app = typer.Typer(
     cls=Group,
     add_completion=False,
@@ -121,10 +125,7 @@ def kernels_cmd(ctx: typer.Context) -> None:
     """List the kernels this machine can build for and boot (installed and fetched); * marks the default."""
     if ctx.invoked_subcommand is not None:
         return
-    try:
-        found = kernels.available(cache=assets.cache_dir())
-    except PfhError as e:
-        fail(e)
+    found = kernels.available(cache=assets.cache_dir())
     default = kernels.default_kernel(found)
     if not found:
         typer.echo(
@@ -149,10 +150,7 @@ def kernels_fetch_cmd(
     spec: str = typer.Argument(..., help="5.10, 6.1, 6.1-rt, 6.12, 7.2 or an exact release (6.12.48+deb12-amd64)."),
 ) -> None:
     """Download a Debian kernel (image, modules, headers) into the cache, or find it there."""
-    try:
-        k = fetch.fetch(spec, assets.cache_dir())
-    except PfhError as e:
-        fail(e)
+    k = fetch.fetch(spec, assets.cache_dir())
     typer.echo(f"{k.release}: {'cached' if k.cached else 'fetched'} in {k.seconds:.2f} s")
     typer.echo(f"  root     {k.root}\n  image    {k.image}\n  headers  {k.headers}")
 
@@ -166,14 +164,12 @@ def render_cmd(
     module: list[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
 ) -> None:
     """Write pf_probe_A.c, pf_probe_B.c, pf_probe_C.c and a kbuild Makefile."""
-    letters = letters_or_fail(module)
+    letters = render.normalize_modules(module)
     try:
         out.mkdir(parents=True, exist_ok=True)
         result = render.render(out, letters, kernel_release=kernel_release)
     except OSError as e:
         fail(PfhError(f"cannot write into {out} ({e.strerror or e}): pass --out with a writable directory"))
-    except PfhError as e:
-        fail(e)
     for path in [*result.sources.values(), result.makefile]:
         typer.echo(str(path))
 
@@ -189,12 +185,9 @@ def build_cmd(
     werror: bool = typer.Option(False, help="Treat compiler warnings as errors."),
 ) -> None:
     """Render the modules and build them with kbuild (skipped when nothing changed)."""
-    letters = letters_or_fail(module)
-    try:
-        target = kbuild.resolve_target(kernel_release, kdir)
-        result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / target.release, target, letters, werror))
-    except PfhError as e:
-        fail(e)
+    letters = render.normalize_modules(module)
+    target = kbuild.resolve_target(kernel_release, kdir)
+    result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / target.release, target, letters, werror))
     state = "up to date" if result.skipped else "built"
     typer.echo(f"{state} for {result.kernel_release} in {result.seconds:.2f} s:")
     for path in result.modules.values():
@@ -274,25 +267,22 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     The workload's output streams to stdout and stderr as it is produced (to stderr with --json).
     """
     picture_request = PlotRequest(png=png, svg=svg, ascii=False)
-    try:
-        picture_request.validate()
-        spec = target_spec(target, accel, smp=smp, memory_mib=memory)
-        request = RunRequest(
-            module=Module(module.value),
-            command=tuple(command),
-            target=spec,
-            kernel_release=kernel_release,
-            timeout=timeout,
-            transcript=transcript_path,
-            hold=hold,
-            params=tuple(param),
-            follow=follow,
-            out_dir=out,
-            cwd=cwd,
-            env=environment.overrides(env),
-        )
-    except PfhError as e:
-        fail(e)
+    picture_request.validate()
+    spec = target_spec(target, accel, smp=smp, memory_mib=memory)
+    request = RunRequest(
+        module=Module(module.value),
+        command=tuple(command),
+        target=spec,
+        kernel_release=kernel_release,
+        timeout=timeout,
+        transcript=transcript_path,
+        hold=hold,
+        params=tuple(param),
+        follow=follow,
+        out_dir=out,
+        cwd=cwd,
+        env=environment.overrides(env),
+    )
     try:
         # The stage line: only on a terminal, never with --json (README, "Live progress").
         # The workload's output streams through it: stdout to stdout, stderr to stderr; all to stderr
@@ -348,12 +338,9 @@ def plot_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
 ) -> None:
     """Draw a saved run again with no VM: the 30 x 70 plot, and PNG/SVG pictures."""
     request = PlotRequest(scale=scale, page_range=page_range, pid=pid, png=png, svg=svg, color_by=color_by)
-    try:
-        request.validate()
-        for path in draw_run(load_drawable(run_dir), request, typer.echo):
-            typer.echo(f"picture: {path}")
-    except PfhError as e:
-        fail(e)
+    request.validate()
+    for path in draw_run(load_drawable(run_dir), request, typer.echo):
+        typer.echo(f"picture: {path}")
 
 
 @app.command("parse", cls=Command)
@@ -364,11 +351,8 @@ def parse_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object, as `run --json`."),
 ) -> None:
     """Re-read a saved transcript (or a dmesg log) with no VM and print what `run` printed."""
-    try:
-        results = transcript.parse_transcript(transcript_file)
-        result = results[-1] if results else transcript.parse_kernel_log(transcript_file)
-    except PfhError as e:
-        fail(e)
+    results = transcript.parse_transcript(transcript_file)
+    result = results[-1] if results else transcript.parse_kernel_log(transcript_file)
     if not results and not result.report.lines:
         fail(
             UsageError(
@@ -400,28 +384,22 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
 ) -> None:
     """Trace the study's workloads with B and C in one boot and write report.txt."""
     if report_only:
-        try:
-            report = study.write_outputs(study.reread_study(out), out, findings)
-        except PfhError as e:
-            fail(e)
+        report = study.write_outputs(study.reread_study(out), out, findings)
         typer.echo(f"report: {report}")
         return
-    letters = tuple(m for m in letters_or_fail(module) if m in ("B", "C"))
+    letters = tuple(m for m in render.normalize_modules(module) if m in ("B", "C"))
     if not letters:
         fail(UsageError("the study uses B and/or C: pass --module B and/or --module C"))
-    try:
-        result = study.run_study(
-            out,
-            letters,
-            target=target_spec(TargetKind.vm, accel),
-            events=Events(notes_to(_stderr_line)),
-            only=tuple(workload),
-            kernel_release=kernel_release,
-            follow=follow,
-        )
-        report = study.write_outputs(result, out, findings)
-    except PfhError as e:
-        fail(e)
+    result = study.run_study(
+        out,
+        letters,
+        target=target_spec(TargetKind.vm, accel),
+        events=Events(notes_to(_stderr_line)),
+        only=tuple(workload),
+        kernel_release=kernel_release,
+        follow=follow,
+    )
+    report = study.write_outputs(result, out, findings)
     typer.echo("\n".join(study.figures_table(result)))
     typer.echo(f"report: {report}")
 
@@ -437,10 +415,7 @@ def dist_cmd(
     ),
 ) -> None:
     """Write the hand-in tar.gz: pf_probe_A/B/C.c, Makefile, README, report.txt."""
-    try:
-        path = handin.make_dist(out, report, kernel_release)
-    except PfhError as e:
-        fail(e)
+    path = handin.make_dist(out, report, kernel_release)
     typer.echo(str(path))
 
 
