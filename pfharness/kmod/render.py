@@ -35,7 +35,7 @@ class RenderedSources:
 
 
 def module_name(letter: str) -> str:
-    return f"pf_probe_{letter}"
+    return Module(letter).name
 
 
 def normalize_modules(modules: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

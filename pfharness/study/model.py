@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..results import figures
 from ..results.model import TraceResult
+from ..values import Module
 from .workloads import Workload
 
 
@@ -18,6 +19,11 @@ class StudyRun:
     result: TraceResult
     figures: figures.Figures
     seconds: float
+
+    @property
+    def label(self) -> str:
+        """How the report heads this run: "sysbench-cpu, pf_probe_B"."""
+        return f"{self.workload.key}, {Module(self.module).name}"
 
 
 @dataclass

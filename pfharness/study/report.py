@@ -13,6 +13,7 @@ from ..errors import PfhError
 from ..results import figures, run_dir, transcript
 from ..results.breakdown import breakdown_lines
 from ..results.model import TraceResult, process_table_json
+from ..values import Module
 from .model import Study, StudyRun
 from .workloads import Workload, workloads
 
@@ -100,7 +101,7 @@ def _restricted_lines(study: Study) -> list[str]:
         for line in textwrap.wrap(
             f"{w.key}: "
             + ", ".join(
-                ([f"traced with {', '.join(f'pf_probe_{m}' for m in w.modules)} only"] if w.modules else [])
+                ([f"traced with {', '.join(Module(m).name for m in w.modules)} only"] if w.modules else [])
                 + ([f"loaded with {' '.join(w.params)}"] if w.params else [])
             )
             + (f": {w.why}" if w.why else "")
@@ -150,7 +151,7 @@ def render_report(study: Study, findings: str) -> str:
     for run in study.runs:
         found = process_lines(run.result)
         if found:
-            lines += ["", f"== {run.workload.key}, pf_probe_{run.module} ==", *found]
+            lines += ["", f"== {run.label} ==", *found]
     lines += [
         "",
         "REGIONS",
@@ -166,13 +167,13 @@ def render_report(study: Study, findings: str) -> str:
         if saved is not None:
             lines += [
                 "",
-                f"== {run.workload.key}, pf_probe_{run.module} ==",
+                f"== {run.label} ==",
                 *breakdown_lines(saved.records, saved.regions, saved.processes),
             ]
     lines += ["", "PLOTS", "-----"]
     for run in study.runs:
         lines.append("")
-        lines.append(f"== {run.workload.key}, pf_probe_{run.module} ==")
+        lines.append(f"== {run.label} ==")
         for plot in run.result.report.plots:
             lines.extend(plot.lines)
         for cls in run.result.report.empty_classes:

@@ -96,11 +96,10 @@ def _announcer(pairs: list[tuple[Workload, str]], start: float, events: Events):
 
     def announce(event: Event) -> None:
         if isinstance(event, StepStarted):
-            workload, module = pairs[event.index]
+            workload, _ = pairs[event.index]
             elapsed = time.monotonic() - start
-            events.note(
-                f"[{event.index + 1}/{event.total}] {workload.key} with pf_probe_{module} ... (elapsed {elapsed:.0f} s)"
-            )
+            where = f"[{event.index + 1}/{event.total}] {workload.key} with {event.step.module.name}"
+            events.note(f"{where} ... (elapsed {elapsed:.0f} s)")
 
     return announce
 
@@ -108,14 +107,12 @@ def _announcer(pairs: list[tuple[Workload, str]], start: float, events: Events):
 def _keep(workload: Workload, module: str, result: TraceResult, *, out_dir: Path, save_dir: Path, events: Events):
     """A study run checked (the same verdict as `run`), told, kept as out_dir/runs/<key>-<module>/ and drawn."""
     name = f"{workload.key}-{module}"
+    what = f"the study run {workload.key} with {Module(module).name}"
     error = result.verdict.error
     if error is not None:  # a run `run` would fail, the study fails
-        raise type(error)(f"the study run {workload.key} with pf_probe_{module} failed: {error}")
+        raise type(error)(f"{what} failed: {error}")
     if result.saved is None:  # the figures come from the saved records: no records, no study
-        raise PfhError(
-            f"the study run {workload.key} with pf_probe_{module} saved no records "
-            f"({result.saved_error or 'no records file'}): see {result.transcript}"
-        )
+        raise PfhError(f"{what} saved no records ({result.saved_error or 'no records file'}): see {result.transcript}")
     fig = figures.compute(result.saved.records, result.saved.dropped)
     seconds = sum(result.stage_seconds.get(stage, 0.0) for stage in ("run", "collect"))
     events.note(f"      {fig.faults} faults in {seconds:.1f} s, workload status {result.workload_status}")
