@@ -133,7 +133,7 @@ class ReplaySpec:
 
     @contextlib.contextmanager
     def open(
-        self, prepared: Prepared, *, transcript: Path, save_dir: Path, steps: Sequence[Step], events: Events
+        self, prepared: Prepared, *, transcript: Path, save_dir: Path | None, steps: Sequence[Step], events: Events
     ) -> Iterator[Opened]:
         recordings = self._steps()
         first = next(iter(recordings.values()))

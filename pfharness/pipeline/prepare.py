@@ -21,6 +21,7 @@ class Prepared:
     modules: Mapping[str, Path]  # module letter -> its built .ko
     kdir: Path  # the kbuild directory the modules were built against
     build_seconds: float = 0.0
+    build_skipped: bool = False  # nothing had changed since the last build in that directory
     kernel: kernels.KernelInfo | None = None  # what a VM boots (None: nothing to boot)
     # For building inside the target (the study's kbuild workload): the make variables of the
     # kernel's toolchain, and whether its kbuild tools run on this machine at all.
@@ -52,6 +53,7 @@ def prepare(release: str | None, build_dir: Path, *, boot: bool, running: str | 
         modules=dict(build.modules),
         kdir=build.kdir,
         build_seconds=build.seconds,
+        build_skipped=build.skipped,
         kernel=kernel if boot else None,
         make_vars=make_vars,
         tools_run_here=tools_run_here,

@@ -64,9 +64,11 @@ class TargetSpec(Protocol):
         """The workload's whole environment: the caller's as it applies in the target, and `overrides`."""
 
     def open(
-        self, prepared: Prepared, *, transcript: Path, save_dir: Path, steps: Sequence[Step], events: Events
+        self, prepared: Prepared, *, transcript: Path, save_dir: Path | None, steps: Sequence[Step], events: Events
     ) -> contextlib.AbstractContextManager[Opened]:
-        """Start the target for `steps` (its transcript at `transcript`); stopped when the block ends."""
+        """Start the target for `steps` (the steps it will run: a VM sizes its kernel log for them), its
+        transcript at `transcript`, `save_dir` the one host directory it may write (None: none);
+        stopped when the block ends."""
 
 
 def log_buffer_mib(steps: Sequence[Step]) -> int:
@@ -113,7 +115,7 @@ class VmSpec:
 
     @contextlib.contextmanager
     def open(
-        self, prepared: Prepared, *, transcript: Path, save_dir: Path, steps: Sequence[Step], events: Events
+        self, prepared: Prepared, *, transcript: Path, save_dir: Path | None, steps: Sequence[Step], events: Events
     ) -> Iterator[Opened]:
         from ..guest.session import VmOptions, VmSession  # noqa: PLC0415 - QEMU's side, loaded when booted
 
@@ -164,7 +166,7 @@ class HostSpec:
 
     @contextlib.contextmanager
     def open(
-        self, prepared: Prepared, *, transcript: Path, save_dir: Path, steps: Sequence[Step], events: Events
+        self, prepared: Prepared, *, transcript: Path, save_dir: Path | None, steps: Sequence[Step], events: Events
     ) -> Iterator[Opened]:
         from ..host import HostTarget  # noqa: PLC0415
 
