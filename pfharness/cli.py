@@ -1,7 +1,7 @@
 """The command line: pfharness kernels | render | build | run | parse | plot | study | dist.
 
 Every failure is a PfhError with a one-line cause and fix; this module maps it to its exit
-status (README, "Exit status"). Nothing else reaches the user: an unexpected exception is
+status (docs/using.md, "Exit status"). Nothing else reaches the user: an unexpected exception is
 written to a file in the cache and reported in one line.
 """
 
@@ -234,7 +234,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         "Not the build or the boot (which has its own 90 s limit). When it passes, the VM is stopped "
         "and pfharness exits with status 124.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in the README)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in docs/protocol.md)."),
     transcript_path: Path | None = typer.Option(
         None,
         "--transcript",
@@ -291,7 +291,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         env=tuple(env),
     )
     try:
-        # The stage line: only on a terminal, never with --json (README, "Live progress").
+        # The stage line: only on a terminal, never with --json (docs/using.md, "Live progress").
         # The workload's output streams through it: stdout to stdout, stderr to stderr; all to stderr
         # with --json, so that stdout holds only the JSON object.
         with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:

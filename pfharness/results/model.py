@@ -72,7 +72,7 @@ class TraceResult:
         return None if counts is None else counts.exact
 
     def to_json(self) -> dict[str, Any]:
-        """The --json object (schema in the README), without the verdict (results/verdict.py adds it)."""
+        """The --json object (schema in docs/protocol.md, "JSON"), without the verdict (results/verdict.py adds it)."""
         r = self.report
         return {
             "module": self.module,
