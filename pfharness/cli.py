@@ -44,6 +44,14 @@ class TargetKind(str, enum.Enum):
     host = "host"
 
 
+class ThpMode(str, enum.Enum):
+    host = "host"
+    always = "always"
+    madvise = "madvise"
+    never = "never"
+    guest = "guest"
+
+
 class ModuleLetter(str, enum.Enum):
     A = "A"
     B = "B"
@@ -227,6 +235,12 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     accel: Accel = typer.Option(Accel.auto, help="auto (KVM only when a probe shows it works), kvm or tcg."),
     smp: int = typer.Option(2, min=1, metavar="N", help="Virtual CPUs."),
     memory: int = typer.Option(2048, min=256, metavar="MIB", help="Guest memory, MiB."),
+    thp: ThpMode = typer.Option(
+        ThpMode.host,
+        help="The VM's transparent huge pages: host (copy this machine's THP and overcommit settings, so the "
+        "guest faults as it would), always, madvise or never (the rest still copied), or guest (the guest "
+        "kernel's own defaults).",
+    ),
     timeout: float = typer.Option(
         600.0,
         metavar="SECONDS",
@@ -281,6 +295,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         accel=accel.value,
         smp=smp,
         memory_mib=memory,
+        thp=thp.value,
         timeout=timeout,
         transcript=transcript_path,
         hold=hold,
