@@ -1,7 +1,7 @@
 """The command line: pfharness kernels | render | build | run | parse | plot | study | dist.
 
 Every failure is a PfhError with a one-line cause and fix; this module maps it to its exit
-status (README, "Exit status"). Nothing else reaches the user: an unexpected exception is
+status (docs/using.md, "Exit status"). Nothing else reaches the user: an unexpected exception is
 written to a file in the cache and reported in one line.
 """
 
@@ -17,7 +17,7 @@ from typing import NoReturn
 
 import typer
 
-from . import __version__, assets, environment, study
+from . import __version__, assets, environment, mm_settings, study
 from .errors import PfhError, UsageError
 from .kmod import fetch, handin, kbuild, kernels, render
 from .pipeline.events import Events, notes_to
@@ -38,6 +38,14 @@ SERIES_HELP = "An exact release, or a series (5.10, 6.1, 6.1-rt, 6.12, 7.2) of o
 class TargetKind(str, enum.Enum):
     vm = "vm"
     host = "host"
+
+
+class ThpMode(str, enum.Enum):
+    host = "host"
+    always = "always"
+    madvise = "madvise"
+    never = "never"
+    guest = "guest"
 
 
 class ModuleLetter(str, enum.Enum):
@@ -93,11 +101,16 @@ class RunCommand(Command):
         return params
 
 
-def target_spec(kind: TargetKind, accel: Accelerator, *, smp: int = 2, memory_mib: int = 2048) -> TargetSpec:
-    """Where `run` and `study` trace, from their options (the one place a command picks a target)."""
+def target_spec(
+    kind: TargetKind, accel: Accelerator, *, smp: int = 2, memory_mib: int = 2048, thp: ThpMode | None = None
+) -> TargetSpec:
+    """Where `run` and `study` trace, from their options (the one place a command picks a target).
+    `thp` None: the guest kernel's own memory settings (the study's)."""
+    if thp is not None:
+        mm_settings.check_thp(thp.value, kind.value)
     if kind is TargetKind.host:
         return HostSpec()
-    return VmSpec(accel=accel, smp=smp, memory_mib=memory_mib)
+    return VmSpec(accel=accel, smp=smp, memory_mib=memory_mib, thp=None if thp is None else thp.value)
 
 
 def fail(error: PfhError) -> NoReturn:
@@ -225,6 +238,12 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     ),
     smp: int = typer.Option(2, min=1, metavar="N", help="Virtual CPUs."),
     memory: int = typer.Option(2048, min=256, metavar="MIB", help="Guest memory, MiB."),
+    thp: ThpMode = typer.Option(
+        ThpMode.host,
+        help="The VM's transparent huge pages: host (copy this machine's THP and overcommit settings, so the "
+        "guest faults as it would), always, madvise or never (the rest still copied), or guest (the guest "
+        "kernel's own defaults).",
+    ),
     timeout: float = typer.Option(
         600.0,
         metavar="SECONDS",
@@ -232,7 +251,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         "Not the build or the boot (which has its own 90 s limit). When it passes, the VM is stopped "
         "and pfharness exits with status 124.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in the README)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in docs/protocol.md)."),
     transcript_path: Path | None = typer.Option(
         None,
         "--transcript",
@@ -268,23 +287,23 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     """
     picture_request = PlotRequest(png=png, svg=svg, ascii=False)
     picture_request.validate()
-    spec = target_spec(target, accel, smp=smp, memory_mib=memory)
-    request = RunRequest(
-        module=Module(module.value),
-        command=tuple(command),
-        target=spec,
-        kernel_release=kernel_release,
-        timeout=timeout,
-        transcript=transcript_path,
-        hold=hold,
-        params=tuple(param),
-        follow=follow,
-        out_dir=out,
-        cwd=cwd,
-        env=environment.overrides(env),
-    )
     try:
-        # The stage line: only on a terminal, never with --json (README, "Live progress").
+        spec = target_spec(target, accel, smp=smp, memory_mib=memory, thp=thp)
+        request = RunRequest(
+            module=Module(module.value),
+            command=tuple(command),
+            target=spec,
+            kernel_release=kernel_release,
+            timeout=timeout,
+            transcript=transcript_path,
+            hold=hold,
+            params=tuple(param),
+            follow=follow,
+            out_dir=out,
+            cwd=cwd,
+            env=environment.overrides(env),
+        )
+        # The stage line: only on a terminal, never with --json (docs/using.md, "Live progress").
         # The workload's output streams through it: stdout to stdout, stderr to stderr; all to stderr
         # with --json, so that stdout holds only the JSON object.
         with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pfharness.channel import StepChannel, StepRun, end_marker
+from pfharness.mm_settings import MmSettings
 from pfharness.pipeline.events import Events
 from pfharness.pipeline.prepare import Prepared
 from pfharness.pipeline.steps import Step
@@ -67,6 +68,7 @@ class ReplayTarget:
     kernel_release: str
     accelerator: str
     kind: str = "vm"
+    mm: MmSettings | None = None  # what the recording's boot note says
     steps_run: list[TraceRequest] = field(default_factory=list)
     _transcript: notes.Transcript | None = None
 
@@ -137,7 +139,9 @@ class ReplaySpec:
     ) -> Iterator[Opened]:
         recordings = self._steps()
         first = next(iter(recordings.values()))
-        target = ReplayTarget(recordings, transcript, prepared.release, first.boot.get("accel", "tcg"))
+        target = ReplayTarget(
+            recordings, transcript, prepared.release, first.boot.get("accel", "tcg"), mm=notes.read_mm(first.boot)
+        )
         self.opened.append(target)
         events.stage("boot")
         target._transcript = notes.open_transcript(transcript)

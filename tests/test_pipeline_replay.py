@@ -106,6 +106,8 @@ def test_run_options_are_checked_at_the_edge_before_anything_runs(tmp_path, monk
     assert got.exit_code == 2 and "--env" in got.output
     got = CliRunner().invoke(cli.app, ["run", "--param", "tpid=3", "--out", str(tmp_path), "--", "true"])
     assert got.exit_code == 2 and "tpid" in got.output
+    got = CliRunner().invoke(cli.app, ["run", "--json", "--env", "1=x", "--out", str(tmp_path), "--", "true"])
+    assert got.exit_code == 2 and json.loads(got.stdout)["exit_status"] == 2, "--json: the error as JSON too"
     assert spec.build_dirs == [] and spec.opened == [], "nothing was built or started"
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .. import environment
+from .. import environment, mm_settings
 from ..errors import UsageError
 from ..guest.machine import LARGE_LOG_BUF_MIB, SMALL_LOG_BUF_MIB
 from ..values import Accelerator
@@ -91,11 +91,16 @@ class VmSpec:
     memory_mib: int = 2048  # guest RAM
     boot_timeout: float = 90.0  # seconds to reach the shell
     icount_shift: int | None = None  # a deterministic guest clock (guest/machine.py); tcg, smp=1
+    # The guest's transparent huge pages (`run --thp`, mm_settings.for_guest): host (copy this machine's
+    # settings), always, madvise, never, or guest; None: the guest kernel's defaults, nothing set at boot.
+    thp: str | None = None
     kind = "vm"
 
     def __post_init__(self) -> None:
         if self.smp < 1 or self.memory_mib < 256:
             raise UsageError("--smp must be at least 1 and --memory at least 256 (MiB)")
+        if self.thp is not None:
+            mm_settings.check_thp(self.thp)
 
     def check_ready(self) -> None:
         """Nothing to check before the build: QEMU and the image are looked for when they are needed."""
@@ -130,6 +135,7 @@ class VmSpec:
             save_dir=save_dir,
             icount_shift=self.icount_shift,
             log_buf_mib=log_buffer_mib(steps),
+            mm=mm_settings.GUEST_DEFAULTS if self.thp is None else mm_settings.for_guest(self.thp),
         )
         events.stage("boot")
         with VmSession(options, on_note=events.note) as vm:

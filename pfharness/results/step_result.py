@@ -67,4 +67,5 @@ def read_step(
         saved=kept.saved,
         saved_error=kept.saved_error,
         records_file=kept.records_file,
+        mm=context.mm,
     )

@@ -115,6 +115,7 @@ def parse_transcript(path: Path) -> list[TraceResult]:
             accelerator=step.boot.get("accel", ""),
             target=step.values.get("target", "vm"),
             transcript=str(path),
+            mm=notes.read_mm(step.boot),
         )
         kept = Kept(run_dir=step.saved[0], records_file=step.saved[1])
         results.append(read_step(step.data(), context, step.stage_seconds, step.lost_reason, kept))
