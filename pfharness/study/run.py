@@ -12,6 +12,7 @@ from ..errors import PfhError
 from ..pipeline import store
 from ..pipeline.core import run_steps
 from ..pipeline.events import Event, Events, StepStarted, notes_to
+from ..pipeline.prepare import Prepared
 from ..pipeline.steps import Step
 from ..pipeline.targets import TargetSpec, VmSpec
 from ..plot import Drawable, PlotRequest
@@ -53,27 +54,9 @@ def run_study(
         ) from exc
     target.check_ready()
     prepared = target.prepare(kernel_release, out_dir)
-    left_out = ""
-    if not prepared.tools_run_here:  # its kbuild needs its own build root: not in the guest
-        events.note(f"kbuild workload left out: {prepared.release}'s kbuild tools do not run on this machine")
-        left_out = "kbuild"
-    chosen = [
-        w
-        for w in workloads(prepared.modules["B"].parent, prepared.kdir, prepared.make_vars)
-        if (not only or w.key in only) and w.key != left_out
-    ]
-    pairs = [(w, m) for w in chosen for m in mods_of(w, modules)]
-    steps = [
-        Step(
-            Module(m),
-            w.command,
-            params=w.params,
-            timeout=w.timeout,
-            follow=follow and w.follow,
-            run_dir=out_dir / "runs" / f"{w.key}-{m}",
-        )
-        for w, m in pairs
-    ]
+    pairs = _chosen(prepared, modules, only, events)
+    runs = (out_dir / "runs").resolve()
+    steps = [_step(w, m, follow=follow, run_dir=runs / f"{w.key}-{m}") for w, m in pairs]
     transcript = (out_dir / TRANSCRIPT).resolve()
     today = datetime.date.today().isoformat()
     study = Study(kernel_release=prepared.release, smp=target.smp, date=today, transcript=str(transcript))
@@ -89,6 +72,35 @@ def run_study(
             study.runs.append(_keep(workload, module, result, out_dir=out_dir, save_dir=save_dir, events=events))
     events.note(f"study done in {time.monotonic() - start:.0f} s")
     return study
+
+
+def _chosen(
+    prepared: Prepared, modules: tuple[str, ...], only: tuple[str, ...], events: Events
+) -> list[tuple[Workload, str]]:
+    """The (workload, module) pairs to trace, in order: `only` those workloads when given, each with the
+    study's modules it is not limited away from; the kbuild workload left out when the kernel's kbuild
+    tools do not run on this machine (its build root is not in the guest)."""
+    left_out = ""
+    if not prepared.tools_run_here:
+        events.note(f"kbuild workload left out: {prepared.release}'s kbuild tools do not run on this machine")
+        left_out = "kbuild"
+    chosen = [
+        w
+        for w in workloads(prepared.modules["B"].parent, prepared.kdir, prepared.make_vars)
+        if (not only or w.key in only) and w.key != left_out
+    ]
+    return [(w, m) for w in chosen for m in mods_of(w, modules)]
+
+
+def _step(workload: Workload, module: str, *, follow: bool, run_dir: Path) -> Step:
+    return Step(
+        Module(module),
+        workload.command,
+        params=workload.params,
+        timeout=workload.timeout,
+        follow=follow and workload.follow,
+        run_dir=run_dir,
+    )
 
 
 def _announcer(pairs: list[tuple[Workload, str]], start: float, events: Events):
