@@ -36,14 +36,9 @@ def recording(path: Path) -> transcript.RecordedStep:
     return steps[0]
 
 
-def dumped_records(step: transcript.RecordedStep) -> list[FaultRecord] | None:
-    """The records a recorded step dumped to the kernel log (dump_records=1), as its records file holds
-    them; None when it dumped none."""
-    parsed = protocol.parse_lines(step.proto_lines)
-    messages = [r.message for r in parsed.kernel_records]
-    report = module_output.parse_module_output(messages, f"pf_probe_{step.values['module']}")
-    if not report.records:
-        return None
+def saved_of(report: module_output.ModuleReport) -> list[FaultRecord]:
+    """The records a run dumped to the kernel log (dump_records=1) as the module's /proc records file
+    holds them (the same records: tests/test_records_vm.py compares the two in one run)."""
     classes = [k for k, _ in output_format.FAULT_CLASSES]
     return [
         FaultRecord(
@@ -57,6 +52,12 @@ def dumped_records(step: transcript.RecordedStep) -> list[FaultRecord] | None:
         )
         for r in sorted(report.records, key=lambda r: r.index)
     ]
+
+
+def recorded_report(step: transcript.RecordedStep) -> module_output.ModuleReport:
+    """What the module printed in a recorded step."""
+    messages = [r.message for r in protocol.parse_lines(step.proto_lines).kernel_records]
+    return module_output.parse_module_output(messages, f"pf_probe_{step.values['module']}")
 
 
 @dataclass
@@ -90,12 +91,9 @@ class ReplayTarget:
         if protocol.parse_lines(recorded.proto_lines).complete:
             for fd in (1, 2):
                 channel.output(fd, end_marker(channel.token))
-        records = dumped_records(recorded)
-        if records is not None and request.save_dir_host is not None:
-            dropped = module_output.parse_module_output(
-                [r.message for r in protocol.parse_lines(recorded.proto_lines).kernel_records]
-            ).dropped
-            (request.save_dir_host / "records").write_bytes(records_bytes(records, dropped or 0))
+        report = recorded_report(recorded)
+        if report.records and request.save_dir_host is not None:  # what run_step.sh would have copied
+            (request.save_dir_host / "records").write_bytes(records_bytes(saved_of(report), report.dropped or 0))
         status = protocol.parse_lines(recorded.proto_lines).int_value("step-end", "status")
         return StepRun(recorded.stage_seconds.get("run", 0.0), status, "".join(recorded.console))
 
