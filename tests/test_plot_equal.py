@@ -117,7 +117,7 @@ def c_lines(drivers: dict[bool, Path], cases: Sequence[Case]) -> list[list[str]]
         assert done.returncode == 0, f"{exe} failed: {done.stderr[-2000:]}"
         outputs = done.stdout.split(SET_END)
         assert len(outputs) == len(mine) + 1 and outputs[-1] == "", f"{exe}: {len(outputs) - 1} outputs for {len(mine)}"
-        got.update({i: out.splitlines() for i, out in zip(mine, outputs, strict=False)})
+        got.update({i: out.removesuffix("\n").split("\n") for i, out in zip(mine, outputs, strict=False)})
     return [got[i] for i in range(len(cases))]
 
 
