@@ -69,7 +69,8 @@ def _names(value: str | None) -> tuple[str, ...]:
     return () if value in (None, "", "none") else tuple(value.split(","))
 
 
-#: How a field's value is read, by the type the event declares for it.
+#: How a field's value is read, by the type the event declares for it (a string: annotations are not evaluated
+#: here); tests/test_step_protocol_contract.py reads every event back, so a type missing here fails there.
 _READERS: dict[str, Callable[[str | None], Any]] = {
     "int | None": _int,
     "str | None": lambda v: v,
