@@ -275,7 +275,8 @@ P9_PARAM = "pfh.9p"  # =OPTS: the host root's 9p mount options
 ROOT_PARAM = "pfh.root"  # =overlay|ro: how the root is made writable (pfharness leaves the default)
 SAVE_PARAM = "pfh.save"  # =TAG: mount the 9p export TAG read-write on SAVE_MOUNT
 PORTS_PARAM = "pfh.ports"  # =A,B,...: wait for these virtio-serial ports and link them under PORT_DIR
-INIT_PARAMS = (P9_PARAM, ROOT_PARAM, SAVE_PARAM, PORTS_PARAM)
+MM_PARAM = "pfh.mm"  # =KEY:VALUE,...: memory-management settings to write at boot (mm_settings.py)
+INIT_PARAMS = (P9_PARAM, ROOT_PARAM, SAVE_PARAM, PORTS_PARAM, MM_PARAM)
 
 #: A virtio port opens once: while the previous step's last holder still releases it, the console
 #: shell's redirect fails with this and the step never starts; the VM session tries again.
