@@ -13,13 +13,11 @@ from .errors import UsageError
 from .pipeline import store
 from .pipeline.core import Step, run_steps
 from .pipeline.events import Events
-from .pipeline.targets import GUEST_SAVE_MOUNT, TargetSpec, VmSpec
+from .pipeline.targets import TargetSpec, VmSpec
 from .results import run_dir
 from .results.model import TraceResult
 from .step import check_params
 from .values import Module
-
-__all__ = ["DEFAULT_OUT", "GUEST_SAVE_MOUNT", "RunRequest", "run"]
 
 DEFAULT_OUT = Path("out")
 

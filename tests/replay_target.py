@@ -18,13 +18,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pfharness.channel import StepChannel, StepRun, end_marker
+from pfharness.channel import StepChannel, StepRun
 from pfharness.mm_settings import MmSettings
 from pfharness.pipeline.events import Events
 from pfharness.pipeline.prepare import Prepared
 from pfharness.pipeline.steps import Step
-from pfharness.pipeline.targets import GUEST_SAVE_MOUNT, Opened
+from pfharness.pipeline.targets import Opened
 from pfharness.results import module_output, notes, output_format, protocol, transcript
+from pfharness.results import step_protocol as sp
 from pfharness.results.records_file import FaultRecord, records_bytes
 from pfharness.step import TraceRequest
 
@@ -88,14 +89,14 @@ class ReplayTarget:
             channel.proto(f"{channel.token} {line}\n".encode())
         for fd, data in recorded.output:
             channel.output(fd, data)
-        if protocol.parse_lines(recorded.proto_lines).complete:
+        parsed = protocol.parse_lines(recorded.proto_lines)
+        if parsed.complete:
             for fd in (1, 2):
-                channel.output(fd, end_marker(channel.token))
+                channel.output(fd, sp.end_marker(channel.token))
         report = recorded_report(recorded)
         if report.records and request.save_dir_host is not None:  # what run_step.sh would have copied
             (request.save_dir_host / "records").write_bytes(records_bytes(saved_of(report), report.dropped or 0))
-        status = protocol.parse_lines(recorded.proto_lines).int_value("step-end", "status")
-        return StepRun(recorded.stage_seconds.get("run", 0.0), status, "".join(recorded.console))
+        return StepRun(recorded.stage_seconds.get("run", 0.0), parsed.status(sp.StepEnd), "".join(recorded.console))
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class ReplaySpec:
         pass
 
     def save_path(self, host_dir: Path) -> str:
-        return GUEST_SAVE_MOUNT
+        return sp.SAVE_MOUNT
 
     def environment(self, overrides: Mapping[str, str], cwd: Path) -> tuple[tuple[str, str], ...]:
         return tuple(sorted({**overrides, "PWD": str(cwd)}.items()))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from .. import environment, mm_settings
 from ..errors import UsageError
 from ..guest.machine import LARGE_LOG_BUF_MIB, SMALL_LOG_BUF_MIB
+from ..results.step_protocol import SAVE_MOUNT
 from ..values import Accelerator
 from .events import Events
 from .prepare import Prepared, prepare
@@ -25,9 +26,6 @@ from .prepare import Prepared, prepare
 if TYPE_CHECKING:
     from ..step import Target
     from .steps import Step
-
-#: Where the guest mounts the run's save directory (vm/init.sh, kernel parameter pfh.save=TAG).
-GUEST_SAVE_MOUNT = "/run/pfh-save"
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,7 @@ class VmSpec:
             raise UsageError(f"{host_dir.parent}: QEMU cannot export a path with ',': pass --out DIR with no ',' in it")
 
     def save_path(self, host_dir: Path) -> str:
-        return GUEST_SAVE_MOUNT
+        return SAVE_MOUNT  # where the guest mounts it (the step protocol's)
 
     def environment(self, overrides: Mapping[str, str], cwd: Path) -> tuple[tuple[str, str], ...]:
         return environment.workload_env(os.environ, overrides, cwd, in_guest=True)
