@@ -18,7 +18,7 @@ import pexpect
 from .. import proc
 from ..channel import ERR_PORT, OUT_PORT, PROTO_PORT, StepChannel, StepRun
 from ..errors import VmLost, VmTimeout
-from ..kmod.kernels import KernelInfo
+from ..kernel import Kernel
 from ..results import notes
 from . import accel as accel_mod
 from .boot import QBOOT, prepare_boot
@@ -42,7 +42,7 @@ _BUSY_PAUSE = 0.2  # seconds
 class VmOptions:
     """How to start the VM."""
 
-    kernel: KernelInfo  # the release to boot (its image and modules)
+    kernel: Kernel  # the release to boot (its image and modules)
     transcript: Path  # every byte of the console goes here
     accel: str = "auto"  # auto, kvm or tcg
     smp: int = 2  # vCPUs
