@@ -9,7 +9,7 @@ from conftest import copy_templates
 
 from pfharness import proc
 from pfharness.errors import BuildError, HeadersMissing
-from pfharness.kmod import kbuild, kernels
+from pfharness.kmod import arrange, kbuild, kernels, toolchain
 
 pytestmark = pytest.mark.kbuild
 
@@ -36,7 +36,20 @@ def test_second_build_is_skipped(built_modules, default_kernel):
     assert again.skipped and again.modules == built_modules.modules
 
 
-def test_broken_template_points_at_rendered_line(tmp_path, default_kernel):
+def _no_second_look(monkeypatch) -> None:
+    """Building takes the kernel as resolved: selecting, the fetched marker and the toolchain probes fail."""
+
+    def looked(*args, **kwargs):
+        raise AssertionError("the kernel was looked up again while building")
+
+    monkeypatch.setattr(kernels, "select", looked)
+    monkeypatch.setattr(arrange, "read_marker", looked)
+    monkeypatch.setattr(toolchain, "resolve", looked)
+    monkeypatch.setattr(toolchain, "host_make_vars", looked)
+
+
+def test_broken_template_points_at_rendered_line(tmp_path, default_kernel, monkeypatch):
+    _no_second_look(monkeypatch)
     templates = copy_templates(tmp_path / "templates")
     kprobe = templates / "common" / "kprobe.c.j2"
     kprobe.write_text(
