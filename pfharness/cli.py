@@ -1,7 +1,7 @@
 """The command line: pfharness kernels | render | build | run | parse | plot | study | dist.
 
 Every failure is a PfhError with a one-line cause and fix; this module maps it to its exit
-status (README, "Exit status"). Nothing else reaches the user: an unexpected exception is
+status (docs/using.md, "Exit status"). Nothing else reaches the user: an unexpected exception is
 written to a file in the cache and reported in one line.
 """
 
@@ -42,6 +42,14 @@ class Accel(str, enum.Enum):
 class TargetKind(str, enum.Enum):
     vm = "vm"
     host = "host"
+
+
+class ThpMode(str, enum.Enum):
+    host = "host"
+    always = "always"
+    madvise = "madvise"
+    never = "never"
+    guest = "guest"
 
 
 class ModuleLetter(str, enum.Enum):
@@ -228,6 +236,12 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     accel: Accel = typer.Option(Accel.auto, help="auto (KVM only when a probe shows it works), kvm or tcg."),
     smp: int = typer.Option(2, min=1, metavar="N", help="Virtual CPUs."),
     memory: int = typer.Option(2048, min=256, metavar="MIB", help="Guest memory, MiB."),
+    thp: ThpMode = typer.Option(
+        ThpMode.host,
+        help="The VM's transparent huge pages: host (copy this machine's THP and overcommit settings, so the "
+        "guest faults as it would), always, madvise or never (the rest still copied), or guest (the guest "
+        "kernel's own defaults).",
+    ),
     timeout: float = typer.Option(
         600.0,
         metavar="SECONDS",
@@ -235,7 +249,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         "Not the build or the boot (which has its own 90 s limit). When it passes, the VM is stopped "
         "and pfharness exits with status 124.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in the README)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (schema in docs/protocol.md)."),
     transcript_path: Path | None = typer.Option(
         None,
         "--transcript",
@@ -282,6 +296,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         accel=accel.value,
         smp=smp,
         memory_mib=memory,
+        thp=thp.value,
         timeout=timeout,
         transcript=transcript_path,
         hold=hold,
@@ -292,7 +307,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         env=tuple(env),
     )
     try:
-        # The stage line: only on a terminal, never with --json (README, "Live progress").
+        # The stage line: only on a terminal, never with --json (docs/using.md, "Live progress").
         # The workload's output streams through it: stdout to stdout, stderr to stderr; all to stderr
         # with --json, so that stdout holds only the JSON object.
         with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:

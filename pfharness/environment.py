@@ -12,7 +12,7 @@ from .errors import UsageError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-#: Variables left out inside the VM, and why (README, "The workload's directory and environment").
+#: Variables left out inside the VM, and why (docs/using.md, "The workload's directory, environment and output").
 NOT_IN_GUEST: dict[str, str] = {
     # The host's display, agents and buses are sockets or processes the guest cannot reach.
     "DISPLAY": "the host's display server",

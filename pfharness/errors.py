@@ -1,5 +1,5 @@
 """Errors the harness raises. Each carries a message that says what to do,
-and the exit status the command line returns for it (see README, "Exit status")."""
+and the exit status the command line returns for it (see docs/using.md, "Exit status")."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import proc
+from . import mm_settings, proc
 from .channel import StepChannel, StepRun
 from .errors import SetupError, VmTimeout
 from .results import notes
@@ -47,13 +47,18 @@ class HostTarget:
         return platform.release()
 
     @property
+    def mm(self) -> mm_settings.MmSettings:
+        """This machine's memory-management settings, as they are (the host's are never changed)."""
+        return mm_settings.read()
+
+    @property
     def transcript(self) -> notes.Transcript:
         assert self._transcript is not None, "the host target is not open"
         return self._transcript
 
     def __enter__(self) -> HostTarget:
         self._transcript = notes.open_transcript(self.transcript_path)
-        self.note(notes.boot_note(self.kernel_release, self.accelerator))
+        self.note(notes.boot_note(self.kernel_release, self.accelerator, **notes.mm_fields(self.mm)))
         return self
 
     def __exit__(self, *exc) -> None:

@@ -8,7 +8,7 @@ import platform
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import environment
+from . import environment, mm_settings
 from .channel import Sink, discard
 from .errors import SetupError, UsageError
 from .guest.machine import LARGE_LOG_BUF_MIB, SMALL_LOG_BUF_MIB
@@ -46,6 +46,7 @@ class RunRequest:
     out_dir: Path = DEFAULT_OUT  # builds go to out_dir/<release>
     cwd: Path | None = None  # the workload's working directory (default: the caller's)
     env: tuple[str, ...] = ()  # --env NAME=VALUE, over the caller's environment
+    thp: str = "host"  # the VM's THP mode: host (copy this machine's settings), always, madvise, never, guest
     sink: Sink = discard  # where the workload's output goes as it arrives
 
     def validate(self) -> None:
@@ -62,6 +63,7 @@ class RunRequest:
         if self.smp < 1 or self.memory_mib < 256:
             raise UsageError("--smp must be at least 1 and --memory at least 256 (MiB)")
         check_params(self.params)
+        mm_settings.check_thp(self.thp, self.target)
         environment.overrides(self.env)
         environment.working_directory(self.cwd)
 
@@ -143,6 +145,7 @@ def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
             boot_timeout=request.boot_timeout,
             save_dir=guest_dir,
             log_buf_mib=log_buffer_mib(request),
+            mm=mm_settings.for_guest(request.thp),
         )
         progress.stage("boot")
         with VmSession(options) as vm:

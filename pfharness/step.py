@@ -13,6 +13,7 @@ from typing import Protocol
 from . import assets
 from .channel import Sink, StepChannel, StepRun, discard, new_token
 from .errors import UsageError
+from .mm_settings import MmSettings
 from .results import notes, run_dir
 from .results.model import RunContext, TraceResult
 from .results.records_file import RecordsError
@@ -33,6 +34,9 @@ class Target(Protocol):
 
     @property
     def transcript_path(self) -> Path: ...
+
+    @property
+    def mm(self) -> MmSettings: ...  # the memory-management settings the steps run under
 
     @property
     def transcript(self) -> notes.Transcript: ...
@@ -135,6 +139,7 @@ def trace(
         accelerator=target.accelerator,
         target=target.kind,
         transcript=str(target.transcript_path),
+        mm=target.mm,
     )
     lost = None
     if not received.complete:

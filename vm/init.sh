@@ -29,6 +29,11 @@
 #   pfh.ports=A,B,...    virtio-serial port names to wait for (pfharness passes
 #                        pfh.proto,pfh.out,pfh.err); each gets the link
 #                        /dev/virtio-ports/NAME (what udev would make)
+#   pfh.mm=KEY:VALUE,... memory-management settings to write before anything
+#                        runs (pfharness copies the host's: pfharness/mm_settings.py);
+#                        KEY thp/X is /sys/kernel/mm/transparent_hugepage/X, vm/X is
+#                        /proc/sys/vm/X; a per-size THP key (thp/hugepages-*) this
+#                        kernel lacks is skipped, any other missing key is an error
 # Fail-stop: every step on the way to the shell is checked; a failure prints
 # "PFH-INIT-ERROR: <what>" and powers off at once, so the host reports it
 # instead of waiting out its boot timeout, and no later step runs.
@@ -59,6 +64,7 @@ ROOT_MODE=overlay
 SHELL_BIN=/bin/sh
 SAVE_TAG=
 PORTS=
+MM=
 read -r cmdline </proc/cmdline || fail "read /proc/cmdline"
 set -f # split the command line into words, but never expand them as globs
 for arg in $cmdline; do
@@ -67,6 +73,7 @@ for arg in $cmdline; do
         pfh.root=*) ROOT_MODE="${arg#pfh.root=}" ;;
         pfh.save=*) SAVE_TAG="${arg#pfh.save=}" ;;
         pfh.ports=*) PORTS="${arg#pfh.ports=}" ;;
+        pfh.mm=*) MM="${arg#pfh.mm=}" ;;
         pfh.*) echo "pfh-init: ignoring unknown parameter $arg" ;;
         *) ;;
     esac
@@ -76,6 +83,35 @@ case "$ROOT_MODE" in
     overlay | ro) ;;
     *) fail "pfh.root=$ROOT_MODE (expected overlay or ro)" ;;
 esac
+
+# The memory-management settings, first: nothing has faulted in user space yet.
+apply_mm() {
+    rest="$1,"
+    while [ -n "$rest" ]; do
+        pair=${rest%%,*}
+        rest=${rest#*,}
+        [ -n "$pair" ] || continue
+        key=${pair%%:*}
+        value=${pair#*:}
+        case "$key" in
+            *..* | "" | */) fail "pfh.mm: bad key '$key'" ;;
+            thp/*) file="/sys/kernel/mm/transparent_hugepage/${key#thp/}" ;;
+            vm/*) file="/proc/sys/vm/${key#vm/}" ;;
+            *) fail "pfh.mm: unknown key '$key' (thp/... or vm/...)" ;;
+        esac
+        if [ ! -f "$file" ]; then
+            case "$key" in
+                thp/hugepages-*)
+                    echo "pfh-init: this kernel has no $key: left at its default"
+                    continue
+                    ;;
+                *) fail "pfh.mm: this kernel has no $file" ;;
+            esac
+        fi
+        echo "$value" >"$file" || fail "pfh.mm: cannot write $value to $file"
+    done
+}
+[ -z "$MM" ] || apply_mm "$MM"
 
 [ -r /modules.order ] || fail "no /modules.order in the initramfs"
 while read -r mod; do

@@ -73,7 +73,7 @@ class VmConfig:
     save_tag: str = "pfhsave"
     # One host thread runs all vCPUs under TCG. With one thread per vCPU ("multi"), unloading a
     # kprobe while another vCPU faults hard crashed the guest (a jump to address 0 in the fault
-    # path) in 1 of about 6 tries here; with "single", 0 of 25 (see README, "How run works").
+    # path) in 1 of about 6 tries here; with "single", 0 of 25 (see docs/how-it-works.md, "How `run` works").
     tcg_threads: Literal["single", "multi"] = "single"
     firmware: Path | None = None  # -bios image; qboot starts a PVH kernel ~0.2 s sooner than SeaBIOS
     # Loops per jiffy, preset: the guest then skips measuring it on each secondary vCPU, which

@@ -19,6 +19,7 @@ from .. import proc
 from ..channel import ERR_PORT, OUT_PORT, PROTO_PORT, StepChannel, StepRun
 from ..errors import VmLost, VmTimeout
 from ..kernel import Kernel
+from ..mm_settings import GUEST_DEFAULTS, MmSettings
 from ..results import notes
 from . import accel as accel_mod
 from .boot import QBOOT, prepare_boot
@@ -52,6 +53,9 @@ class VmOptions:
     save_dir: Path | None = None  # the one host directory the guest may write (mounted on /run/pfh-save)
     icount_shift: int | None = None  # deterministic guest clock (machine.VmConfig.icount_shift); tcg, smp=1
     log_buf_mib: int = LARGE_LOG_BUF_MIB  # kernel log buffer; SMALL_LOG_BUF_MIB boots faster (machine.py)
+    # Memory-management settings written at boot (vm/init.sh, pfh.mm=): run copies the host's. The
+    # default leaves the guest kernel's own (Debian's: THP always).
+    mm: MmSettings = GUEST_DEFAULTS
 
 
 @dataclass
@@ -69,6 +73,11 @@ class VmSession:
     @property
     def kernel_release(self) -> str:
         return self.options.kernel.release
+
+    @property
+    def mm(self) -> MmSettings:
+        """The guest's memory-management settings (vm/init.sh stops the boot if one cannot be written)."""
+        return self.options.mm
 
     @property
     def transcript_path(self) -> Path:
@@ -102,7 +111,7 @@ class VmSession:
             accel=self.accelerator,
             smp=self.options.smp,
             memory_mib=self.options.memory_mib,
-            extra_append=(*artifacts.append, *self.options.extra_append),
+            extra_append=(*artifacts.append, *_mm_parameter(self.options.mm), *self.options.extra_append),
             qemu_binary=qemu,
             firmware=QBOOT if QBOOT.is_file() else None,
             save_dir=self.options.save_dir,
@@ -126,7 +135,12 @@ class VmSession:
         self.ports.accept(self.options.boot_timeout, child.isalive)
         self.console.note(
             notes.boot_note(
-                self.kernel_release, self.accelerator, smp=cfg.smp, memory_mib=cfg.memory_mib, pvh=int(artifacts.pvh)
+                self.kernel_release,
+                self.accelerator,
+                smp=cfg.smp,
+                memory_mib=cfg.memory_mib,
+                pvh=int(artifacts.pvh),
+                **notes.mm_fields(self.options.mm),
             )
         )
         self.console.wait_for(rb"PFH-READY\r*\n", "boot", self.options.boot_timeout)
@@ -203,3 +217,8 @@ class VmSession:
         finally:
             self.console.transcript.close()
             self.console = None
+
+
+def _mm_parameter(mm: MmSettings) -> tuple[str, ...]:
+    parameter = mm.kernel_parameter()
+    return (parameter,) if parameter else ()

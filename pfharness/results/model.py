@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..mm_settings import MmSettings
 from .module_output import ModuleReport
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ class RunContext:
     accelerator: str = ""  # kvm, tcg, or "host"
     target: str = "vm"  # vm, host, or "log" for a plain kernel log read by `parse`
     transcript: str = ""  # where the console transcript is kept
+    mm: MmSettings | None = None  # the target's memory-management settings (None: not known)
 
     @property
     def module_name(self) -> str:
@@ -60,6 +62,7 @@ class TraceResult:
     saved: SavedRecords | None = None  # what the module's procfs files held (B, C), read back losslessly
     saved_error: str | None = None  # why they could not be read back (the run itself stands)
     records_file: dict[str, Any] | None = None  # run.json's summary of the above (kept in the transcript too)
+    mm: MmSettings | None = None  # THP and overcommit settings the workload ran under (None: not known)
 
     def module_errors(self) -> list[str]:
         """The module's own error lines (why it refused to load)."""
@@ -72,7 +75,7 @@ class TraceResult:
         return None if counts is None else counts.exact
 
     def to_json(self) -> dict[str, Any]:
-        """The --json object (schema in the README), without the verdict (results/verdict.py adds it)."""
+        """The --json object (schema in docs/protocol.md, "JSON"), without the verdict (results/verdict.py adds it)."""
         r = self.report
         return {
             "module": self.module,
@@ -81,6 +84,7 @@ class TraceResult:
             "kernel_release": self.kernel_release,
             "accelerator": self.accelerator,
             "target": self.target,
+            "mm": None if self.mm is None else {"settings": self.mm.fields(), "source": self.mm.source},
             "pid": self.pid,
             "hold": self.hold,
             "pre_exec_faults": self.pre_exec_faults,

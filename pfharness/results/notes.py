@@ -22,7 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from .. import mm_settings
 from ..errors import SetupError
+from ..mm_settings import MmSettings
 
 HOST_NOTE = "##PFH-HOST##"
 NOTE_START = "\x1e"  # begins every note line; never left unescaped in console bytes
@@ -167,6 +169,20 @@ def read_saved_note(values: dict[str, str]) -> tuple[str, dict | None]:
 
 def timings_note(stage_seconds: dict[str, float]) -> str:
     return "timings " + " ".join(f"{k}={v:.3f}" for k, v in stage_seconds.items())
+
+
+def mm_fields(mm: MmSettings) -> dict[str, str]:
+    """A boot note's words for the target's memory-management settings (``parse`` reads them back)."""
+    return {"mm": ",".join(f"{k}:{v}" for k, v in mm.values) or "-", "mm_source": encode_command([mm.source])}
+
+
+def read_mm(values: dict[str, str]) -> MmSettings | None:
+    """The settings a boot note names; None for a transcript from before they were noted."""
+    if "mm" not in values:
+        return None
+    pairs = dict(p.split(":", 1) for p in values["mm"].split(",") if ":" in p)
+    source = decode_command(values.get("mm_source", ""))
+    return mm_settings.from_fields(pairs, source[0] if len(source) == 1 else "?")
 
 
 def boot_note(release: str, accelerator: str, **more: object) -> str:

@@ -61,4 +61,5 @@ def read_step(
         oom_kills=[kill.line for kill in splat.oom_kills(messages)],
         stage_seconds=dict(stage_seconds or {}),
         transcript=context.transcript,
+        mm=context.mm,
     )

@@ -55,6 +55,7 @@ def summary_lines(result: TraceResult) -> list[str]:
         f"module:          {result.module}",
         f"command:         {' '.join(result.command)}",
         f"kernel:          {result.kernel_release} ({result.target}, accelerator {result.accelerator})",
+        *([f"memory:          {result.mm.describe()}"] if result.mm is not None else []),
         f"pid:             {result.pid} ({held})",
         f"faults:          {counters}",
         *_count_lines(result),

@@ -110,6 +110,7 @@ def parse_transcript(path: Path) -> list[TraceResult]:
             accelerator=boot_values.get("accel", ""),
             target=step.values.get("target", "vm"),
             transcript=str(path),
+            mm=notes.read_mm(boot_values),
         )
         result = read_step(step.data(), context, step.stage_seconds, step.lost_reason)
         results.append(replace(result, run_dir=step.saved[0], records_file=step.saved[1]))
