@@ -57,15 +57,18 @@ def _fingerprint(sources: render.RenderedSources, kdir: Path, release: str, werr
     return h.hexdigest()
 
 
-def explain_failure(log: str) -> str:
-    """The compiler's errors and warnings, each with the rendered source line it points at."""
+def explain_failure(log: str, module_dir: Path) -> str:
+    """The compiler's errors and warnings, each with the rendered source line it points at.
+
+    A file named relative to the module directory (7.2's kbuild compiles there: ``pf_probe_A.c:785:``)
+    is shown by its whole path, as older kernels' kbuild names it."""
     shown = []
     for line in log.splitlines():
         m = _DIAGNOSTIC.match(line.strip())
         if not m:
             continue
-        shown.append(line.strip())
-        path = Path(m["file"])
+        path = module_dir / m["file"]  # an absolute file name stays as it is
+        shown.append(f"{path}{line.strip()[len(m['file']) :]}")
         try:
             src = path.read_text().splitlines()[int(m["line"]) - 1]
             shown.append(f"    {m['line']:>5} | {src.rstrip()}")
@@ -114,7 +117,7 @@ def _build_locked(request: BuildRequest, out_dir: Path, release: str, kdir: Path
         args.append("KCFLAGS=-Werror")
     result = proc.run(toolchain.make_argv(request.kernel.toolchain, out_dir, args), merge_stderr=True)
     if result.returncode != 0 or not all(p.is_file() for p in modules.values()):
-        details = explain_failure(result.stdout) or result.stdout[-4000:]
+        details = explain_failure(result.stdout, out_dir) or result.stdout[-4000:]
         raise BuildError(
             f"building {', '.join(sources.module_names())} against {kdir} failed "
             f"(make exit status {result.returncode}):\n{details}\n"
