@@ -14,7 +14,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pfharness"
 #: freely) may import units of lower floors, never of its own floor or a higher one.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.errors",),
-    ("pfharness.assets", "pfharness.proc", "pfharness.kernel", "pfharness.environment", "pfharness.mm_settings"),
+    ("pfharness.assets", "pfharness.proc", "pfharness.kernel", "pfharness.environment"),
+    ("pfharness.results.output_format",),  # the formats: the module's output, then the guest's step protocol
+    ("pfharness.results.step_protocol",),
+    ("pfharness.mm_settings",),
     ("pfharness.results",),
     ("pfharness.channel", "pfharness.kmod.spec", "pfharness.kmod.render"),
     ("pfharness.kmod.apt", "pfharness.kmod.arrange"),

@@ -56,8 +56,9 @@ def cell_mark(n: int) -> str:
 
 
 def hex_label(page: int) -> str:
-    """C's "%#llx": 0 prints as "0"."""
-    return f"{page:#x}" if page else "0"
+    """The kernel's "%#llx": 0 prints as "0x0" (lib/vsprintf.c, number(), writes "0x" for base 16 even for zero,
+    where libc prints "0"; tests/test_plot_equal.py, case "bottom of the address space")."""
+    return f"{page:#x}"
 
 
 def clean_name(name: str) -> str:
@@ -153,7 +154,8 @@ def _grid() -> list[list[int]]:
 
 def _row_line(label: str, border: str, cells: Iterable[int], tail: str = "") -> str:
     marks = "".join(cell_mark(n) for n in cells)
-    return f"{label[-fmt.LABEL_WIDTH :]:>{fmt.LABEL_WIDTH}} {border}{marks}|{tail}"
+    # A label longer than LABEL_WIDTH (a page at 2**48 or above) is cut at the end, as the module's put_text().
+    return f"{label[: fmt.LABEL_WIDTH]:>{fmt.LABEL_WIDTH}} {border}{marks}|{tail}"
 
 
 def folded_rows(records: Sequence[FaultRecord], regions: Sequence[Region]) -> tuple[list[str], list[Band]]:
