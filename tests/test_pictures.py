@@ -158,7 +158,6 @@ def assert_no_text_collides(fig) -> None:
     inside_legend = {id(t) for t in [*legend.get_texts(), legend.get_title()]}
     legend_box, axes_box = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
     assert not legend_box.overlaps(axes_box), (legend_box, axes_box)
-    band_labels = [t for t in ax.texts if t.get_gid() == pictures.BAND_LABEL_GID]
     for text in drawn_texts(fig):
         box = text.get_window_extent(renderer)
         what = (text.get_text(), box)
@@ -169,8 +168,9 @@ def assert_no_text_collides(fig) -> None:
         if id(text) not in inside_legend:
             assert not box.overlaps(legend_box), (what, legend_box)
             assert not box.overlaps(axes_box), (what, axes_box)
-    for a, b in itertools.pairwise(band_labels):
-        assert not a.get_window_extent(renderer).overlaps(b.get_window_extent(renderer)), (a, b)
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in drawn_texts(fig)]
+    for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):  # nor into each other (page labels, names)
+        assert not box_a.overlaps(box_b), (a, box_a, b, box_b)
 
 
 @pytest.mark.parametrize(
@@ -216,3 +216,39 @@ def test_no_label_runs_into_the_legend_under_stress(case, tmp_path, monkeypatch)
     labels = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == pictures.BAND_LABEL_GID]
     assert all(label.endswith(")") for label in labels), labels  # cut names keep their fault count
     assert name_length <= 24 or any("...  (" in label for label in labels), labels
+
+
+def test_a_lone_fault_beside_thousands_is_seen(monkeypatch, tmp_path):
+    """Marks are translucent so that dense places look dense; one alpha for the picture made the lone faults
+    of a big group nearly white on the band (25/sqrt(20000)). Measured on the rendered pixels."""
+    import numpy as np
+
+    regions = [
+        Region(0, "anon", 0x7F0000000000, 0x7F0000100000, 20000, "[anon]"),
+        Region(1, "anon", 0x7F8000000000, 0x7F8000001000, 1, "[anon]"),
+        Region(2, "file", 0x7FFFF7DD3000, 0x7FFFF7FA8000, 2, "libc.so.6"),
+    ]
+    records = [FaultRecord(i * 1000, 0x7F0000000000 + (i % 256) * 4096, 7, 0, 1, 0) for i in range(20000)]
+    records += [FaultRecord(5_000_000, 0x7F8000000000, 7, 1, 1, 0)]
+    records += [FaultRecord(9_000_000 + i, 0x7FFFF7DD3000 + i * 4096 * 99, 7, 2, 0, 0) for i in range(2)]
+    fig = figure_of(
+        Drawable(records, regions, [], ["walk"], "6", 7, "walk"), PlotRequest(png=tmp_path / "p.png"), monkeypatch
+    )
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    image = np.asarray(fig.canvas.buffer_rgba())[:, :, :3] / 255
+    lone = [t.get_position()[1] for t in ax.texts if t.get_gid() == pictures.BAND_LABEL_GID and "(1)" in t.get_text()]
+    lone += [t.get_position()[1] for t in ax.texts if t.get_gid() == pictures.BAND_LABEL_GID and "(2)" in t.get_text()]
+    checked = 0
+    for collection in ax.collections:
+        for x, y in collection.get_offsets():
+            if not any(abs(y - middle) < 1 for middle in lone):
+                continue
+            px, py = ax.transData.transform((x, y))
+            row, col = round(float(fig.bbox.height - py)), round(float(px))
+            window = image[row - 2 : row + 3, col - 2 : col + 3].reshape(-1, 3)
+            darkest = min(window, key=luminance)
+            background = max(window, key=luminance)  # the band around the mark
+            assert contrast(tuple(darkest), tuple(background)) >= 2.5, (x, y, darkest)
+            checked += 1
+    assert checked == 3
