@@ -135,7 +135,6 @@ def build_figure(picture: Picture) -> Any:
         which = np.zeros(n, dtype=np.int64)
         y = pages
     size = _scatter(ax, picture, t, y, which)
-    _time_axis(ax, picture, t)
     if layout is not None:
         _draw_bands(ax, layout)
     else:
@@ -144,6 +143,7 @@ def build_figure(picture: Picture) -> Any:
         ax.tick_params(axis="y", labelsize=7)
         for label in ax.get_yticklabels():
             label.set_family("monospace")
+    _time_axis(ax, picture, t)
     title = picture.title + (f"\n{picture.subtitle}" if picture.subtitle else "")
     ax.set_title(title, fontsize=11)
     legend = _legend(fig, ax, picture, size)
@@ -179,7 +179,8 @@ def _scatter(ax: Any, picture: Picture, t: Any, y: Any, band: Any) -> float:
 
 
 def _time_axis(ax: Any, picture: Picture, t: Any) -> None:
-    """X: seconds on the run's clock; a selection's first fault marked by a line and a small label."""
+    """X: seconds on the run's clock; a selection's first fault marked by a dashed line, named in the legend
+    (a label beside the line ran over the marks of the first moments)."""
     lo, hi = float(t.min()), float(t.max())
     pad = 0.01 * (hi - lo) + 1e-6
     ax.set_xlim(lo - pad, hi + pad)
@@ -188,25 +189,16 @@ def _time_axis(ax: Any, picture: Picture, t: Any) -> None:
         return
     ax.set_xlabel("time since the run's first fault (s)")
     if picture.mark:
-        ax.axvline(lo, color="k", linewidth=0.8, linestyle=(0, (4, 2)), zorder=3)
-        right = lo <= (lo + hi) / 2  # the label on the side of the line with more room
-        ax.text(
-            lo + (pad / 2 if right else -pad / 2),
-            0.99,
-            f"{picture.mark}: {lo:.3f} s",
-            transform=ax.get_xaxis_transform(),
-            rotation=90,
-            ha="left" if right else "right",
-            va="top",
-            fontsize=7,
-            zorder=4,
-            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1},
-        )
+        ax.axvline(lo, color="k", linewidth=0.8, linestyle=(0, (4, 2)), zorder=0.5, label=f"{picture.mark}: {lo:.3f} s")
 
 
 def _legend(fig: Any, ax: Any, picture: Picture, size: float) -> Any:
     """The legend at the picture's right edge, outside the axes and clear of the band names."""
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i].startswith(picture.mark or "\0"))  # mark last
     legend = ax.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
         title="process" if picture.color_by == "pid" else "region: faults",
         loc="upper right",
         bbox_to_anchor=(1.0 - LEGEND_MARGIN, 0.9),
