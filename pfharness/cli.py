@@ -163,9 +163,10 @@ def kernels_fetch_cmd(
     spec: str = typer.Argument(..., help="5.10, 6.1, 6.1-rt, 6.12, 7.2 or an exact release (6.12.48+deb12-amd64)."),
 ) -> None:
     """Download a Debian kernel (image, modules, headers) into the cache, or find it there."""
-    k = fetch.fetch(spec, assets.cache_dir())
-    typer.echo(f"{k.release}: {'cached' if k.cached else 'fetched'} in {k.seconds:.2f} s")
-    typer.echo(f"  root     {k.root}\n  image    {k.image}\n  headers  {k.headers}")
+    got = fetch.fetch(spec, assets.cache_dir())
+    k = got.kernel
+    typer.echo(f"{k.release}: {'cached' if got.cached else 'fetched'} in {got.seconds:.2f} s")
+    typer.echo(f"  root     {k.origin.root}\n  image    {k.image}\n  headers  {k.headers}")
 
 
 @app.command("render", cls=Command)
@@ -199,8 +200,8 @@ def build_cmd(
 ) -> None:
     """Render the modules and build them with kbuild (skipped when nothing changed)."""
     letters = render.normalize_modules(module)
-    target = kbuild.resolve_target(kernel_release, kdir)
-    result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / target.release, target, letters, werror))
+    kernel = kernels.from_kdir(kdir, kernel_release) if kdir is not None else kernels.select(kernel_release)
+    result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / kernel.release, kernel, letters, werror))
     state = "up to date" if result.skipped else "built"
     typer.echo(f"{state} for {result.kernel_release} in {result.seconds:.2f} s:")
     for path in result.modules.values():

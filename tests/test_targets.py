@@ -64,9 +64,10 @@ def test_one_boot_gets_the_log_buffer_its_largest_step_needs():
 
 
 def test_the_host_target_runs_only_on_the_running_kernel(monkeypatch, tmp_path):
+    from pfharness.kernel import Kernel
     from pfharness.kmod import kernels
 
-    other = kernels.KernelInfo("0.0.0-other", Path("/boot/vmlinuz-0"), Path("/usr/src/h"), Path("/"))
+    other = Kernel("0.0.0-other", Path("/boot/vmlinuz-0"), Path("/usr/src/h"), Path("/lib/modules/0"))
     monkeypatch.setattr(kernels, "select", lambda release, *a, **k: other)
     with pytest.raises(UsageError, match="--target host runs on this machine's kernel"):
         HostSpec().prepare("0.0.0-other", tmp_path)

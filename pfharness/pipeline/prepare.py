@@ -1,7 +1,7 @@
 """The kernel a run needs and the modules built for it: resolved and built once, here only.
 
-This is the one place the pipeline asks kmod/ for a kernel and a build (kernels.select,
-kbuild.target_for, kbuild.build); every target spec goes through prepare()."""
+This is the one place the pipeline asks kmod/ for a kernel and a build (kernels.select, kbuild.build);
+every target spec goes through prepare()."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from ..kmod import fetch, kbuild, kernels
+from ..kernel import Kernel
+from ..kmod import kbuild, kernels
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Prepared:
     kdir: Path  # the kbuild directory the modules were built against
     build_seconds: float = 0.0
     build_skipped: bool = False  # nothing had changed since the last build in that directory
-    kernel: kernels.KernelInfo | None = None  # what a VM boots (None: nothing to boot)
+    kernel: Kernel | None = None  # what a VM boots (None: nothing to boot)
     # For building inside the target (the study's kbuild workload): the make variables of the
     # kernel's toolchain, and whether its kbuild tools run on this machine at all.
     make_vars: tuple[str, ...] = field(default=())
@@ -41,13 +42,7 @@ def prepare(release: str | None, build_dir: Path, *, boot: bool, running: str | 
         )
     if boot:
         kernel.require_image()
-    target = kbuild.target_for(kernel)
-    build = kbuild.build(kbuild.BuildRequest(build_dir / target.release, target))
-    make_vars: tuple[str, ...] = ()
-    tools_run_here = True
-    if target.fetched is not None:
-        tools_run_here = fetch.host_can_build(target.fetched)
-        make_vars = tuple(fetch.host_toolchain(target.fetched) or ())
+    build = kbuild.build(kbuild.BuildRequest(build_dir / kernel.release, kernel))
     return Prepared(
         release=build.kernel_release,
         modules=dict(build.modules),
@@ -55,6 +50,6 @@ def prepare(release: str | None, build_dir: Path, *, boot: bool, running: str | 
         build_seconds=build.seconds,
         build_skipped=build.skipped,
         kernel=kernel if boot else None,
-        make_vars=make_vars,
-        tools_run_here=tools_run_here,
+        make_vars=kernel.toolchain.make_vars,
+        tools_run_here=kernel.toolchain.on_host,
     )
