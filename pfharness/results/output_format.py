@@ -244,7 +244,7 @@ PLOT_SCALES = ("folded", "linear")  # the first is the default
 MAX_BANDS = PLOT_ROWS // 2
 #: A band's label (its members' names, docs/folded-plot.md) beside its top row and in its band line, at most: names
 #: are listed while the label stays within BAND_NAME_MAX - 1 characters, then BAND_MORE if any was left out.
-BAND_NAME_MAX = 32
+BAND_NAME_MAX = 24
 BAND_NAME_SEPARATOR = ","  # between the names of a band's members (names have no blank)
 BAND_MORE = "+"  # ends a band's label when some of its members' names did not fit
 BAND_CONTINUED = '"'  # after a band's other rows: the same band as the row above (ditto)
