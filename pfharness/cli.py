@@ -155,11 +155,12 @@ def kernels_fetch_cmd(
 ) -> None:
     """Download a Debian kernel (image, modules, headers) into the cache, or find it there."""
     try:
-        k = fetch.fetch(spec, assets.cache_dir())
+        got = fetch.fetch(spec, assets.cache_dir())
     except PfhError as e:
         fail(e)
-    typer.echo(f"{k.release}: {'cached' if k.cached else 'fetched'} in {k.seconds:.2f} s")
-    typer.echo(f"  root     {k.root}\n  image    {k.image}\n  headers  {k.headers}")
+    k = got.kernel
+    typer.echo(f"{k.release}: {'cached' if got.cached else 'fetched'} in {got.seconds:.2f} s")
+    typer.echo(f"  root     {k.origin.root}\n  image    {k.image}\n  headers  {k.headers}")
 
 
 @app.command("render", cls=Command)
@@ -196,8 +197,8 @@ def build_cmd(
     """Render the modules and build them with kbuild (skipped when nothing changed)."""
     letters = letters_or_fail(module)
     try:
-        target = kbuild.resolve_target(kernel_release, kdir)
-        result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / target.release, target, letters, werror))
+        kernel = kernels.from_kdir(kdir, kernel_release) if kdir is not None else kernels.select(kernel_release)
+        result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / kernel.release, kernel, letters, werror))
     except PfhError as e:
         fail(e)
     state = "up to date" if result.skipped else "built"
