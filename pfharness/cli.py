@@ -20,7 +20,7 @@ import typer
 
 from . import __version__, assets, study
 from .errors import PfhError, UsageError
-from .kmod import fetch, handin, kbuild, kernels, render
+from .kmod import bring, fetch, handin, kbuild, kernels, render
 from .plot import Drawable, PlotRequest, load_drawable
 from .plot import draw as draw_run
 from .progress import Progress
@@ -185,7 +185,7 @@ def render_cmd(
 
 
 @app.command("build", cls=Command)
-def build_cmd(
+def build_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     kernel_release: str | None = typer.Option(
         None, help=f"Build against this release's headers (default: see `pfharness kernels`). {SERIES_HELP}"
     ),
@@ -193,11 +193,24 @@ def build_cmd(
     module: list[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
     out: Path | None = typer.Option(None, help="Build directory (default: out/<release>)."),
     werror: bool = typer.Option(False, help="Treat compiler warnings as errors."),
+    source: list[Path] = typer.Option(
+        [],
+        metavar="DIR",
+        help="Build your own module instead: its directory (with its Makefile) or its .c files (repeat). "
+        "Built in a sandbox in a copy under --out (default out/foreign/<release>); a failure is explained.",
+    ),
 ) -> None:
     """Render the modules and build them with kbuild (skipped when nothing changed)."""
     letters = letters_or_fail(module)
     try:
         kernel = kernels.from_kdir(kdir, kernel_release) if kdir is not None else kernels.select(kernel_release)
+        if source:
+            others = kernels.available(cache=assets.cache_dir())
+            built = bring.build(source, kernel, out or DEFAULT_OUT / "foreign" / kernel.release, others)
+            typer.echo(f"built for {built.kernel_release} in {built.seconds:.2f} s (log: {built.log_path}):")
+            for path in built.modules.values():
+                typer.echo(f"  {path}")
+            return
         result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / kernel.release, kernel, letters, werror))
     except PfhError as e:
         fail(e)

@@ -55,7 +55,7 @@ class ForeignSource:
 
 
 def _is_built(name: str) -> bool:
-    return name.endswith(BUILT_SUFFIXES) or name.startswith(".") and name.endswith(".cmd")
+    return name.endswith(BUILT_SUFFIXES)
 
 
 def _walk(top: Path) -> list[tuple[Path, str]]:
