@@ -29,9 +29,11 @@ def failure_message(built: foreign.ForeignBuild, entries: Sequence[matrix.Matrix
     return "\n".join(lines)
 
 
-def build(paths: Sequence[Path], kernel: Kernel, out_dir: Path, others: Sequence[Kernel] = ()) -> foreign.ForeignBuild:
+def build(
+    paths: Sequence[Path], kernel: Kernel, out_dir: Path, others: Sequence[Kernel] = (), store: Path | None = None
+) -> foreign.ForeignBuild:
     """Build the module at ``paths`` for ``kernel`` in ``out_dir``; on failure also for ``others``
-    (cached), and raise :class:`BuildError` with :func:`failure_message`."""
+    (outcomes cached in ``store``: :func:`matrix.builds_on`), and raise :class:`BuildError`."""
     source = foreign.parse_source(paths)
     out_dir.mkdir(parents=True, exist_ok=True)
     built = foreign.build_foreign(source, kernel, out_dir)
@@ -41,5 +43,5 @@ def build(paths: Sequence[Path], kernel: Kernel, out_dir: Path, others: Sequence
     if not built.limit_note:
         rest = [k for k in others if k.release != kernel.release and k.usable]
         entries = [matrix.MatrixEntry(kernel.release, False, False)]
-        entries += matrix.builds_on(source, rest, out_dir / "matrix")
+        entries += matrix.builds_on(source, rest, out_dir / "matrix", store)
     raise BuildError(failure_message(built, entries))

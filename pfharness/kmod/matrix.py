@@ -31,10 +31,11 @@ def _series(release: str) -> str:
 
 
 def builds_on(
-    source: foreign.ForeignSource, kernels: Sequence[Kernel], work_dir: Path, cache: Path | None = None
+    source: foreign.ForeignSource, kernels: Sequence[Kernel], work_dir: Path, store: Path | None = None
 ) -> list[MatrixEntry]:
-    """Build ``source`` for each usable kernel (oldest first) unless its outcome is cached."""
-    store = (cache or assets.cache_dir()) / "foreign-builds"
+    """Build ``source`` for each kernel with headers (oldest first) unless its outcome is in ``store``
+    (default ``<cache>/foreign-builds``)."""
+    store = store or assets.cache_dir() / "foreign-builds"
     store.mkdir(parents=True, exist_ok=True)
     digest = source.digest()
     entries = []
@@ -43,7 +44,7 @@ def builds_on(
         if record.is_file():
             entries.append(MatrixEntry(kernel.release, json.loads(record.read_text())["builds"], True))
             continue
-        built = foreign.build_foreign(source, kernel, work_dir / kernel.release, cache)
+        built = foreign.build_foreign(source, kernel, work_dir / kernel.release)
         if built.limit_note:
             entries.append(MatrixEntry(kernel.release, False, False))  # a limit is not the kernel's verdict
             continue

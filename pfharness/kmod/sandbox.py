@@ -7,8 +7,10 @@ harness, and is killed with everything it started when it exceeds its time or ou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
+import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -98,7 +100,7 @@ def run(argv: Sequence[str], limits: Limits = Limits()) -> SandboxRun:
                 break
     finally:
         if child.poll() is None:
-            proc.kill_group(child)
+            _kill(child)
         child.stdout.close()
     log = out[: limits.output_bytes].decode(errors="replace")
     if cut:
@@ -116,3 +118,35 @@ def _wait(child: subprocess.Popen, seconds: float) -> bool:
     except subprocess.TimeoutExpired:
         return True
     return False
+
+
+def _kill(child: subprocess.Popen, grace: float = 5.0) -> None:
+    """Kill bwrap and everything in its sandbox, and wait until all of it is gone.
+
+    The command runs in a session of its own inside a pid namespace whose first process (bwrap's
+    init) is bwrap's child: killing bwrap's process group leaves the namespace to die by itself a
+    moment later. That init is killed too, and waited for: it exits (a zombie until the host's init
+    reaps it) only after every process of its namespace is gone (the kernel's zap_pid_ns_processes)."""
+    inner = _children(child.pid)
+    proc.kill_group(child)
+    for pid in inner:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + grace
+    while any(_alive(pid) for pid in inner) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
