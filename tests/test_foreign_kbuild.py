@@ -96,6 +96,15 @@ def test_a_makefile_that_takes_kdir_is_driven_once(default_kernel, tmp_path):
     assert built.ok and built.driven == ("makefile",) and list(built.modules) == ["probe"], built.log
 
 
+def test_a_compiler_error_under_their_makefile_is_not_built_again(default_kernel, tmp_path):
+    src = tmp_path / "student"
+    shutil.copytree(BREAKS / "fault-handler-5.14", src)
+    (src / "Makefile").write_text("obj-m := x.o\nall:\n\t$(MAKE) -C $(KERNELDIR) M=$(CURDIR) modules\n")
+    built = foreign.build_foreign(foreign.parse_source([src]), default_kernel, tmp_path / "out")
+    assert not built.ok and built.driven == ("makefile",), built.log
+    assert [e.change.id for e in diagnose.explain(built.log)] == ["fault-handler-5.14"]
+
+
 def test_a_failure_names_the_kernels_it_builds_on_and_is_cached(default_kernel, newer_kernel, tmp_path):
     store = tmp_path / "store"
     module = BREAKS / "strlcpy-6.8"

@@ -103,3 +103,8 @@ def test_a_quiet_build_runs_to_its_end(tmp_path):
     build = str((tmp_path / "build").resolve())
     assert ran.returncode == 0 and not ran.limit_note
     assert f"{build} {build}" in ran.log  # HOME and PWD are the build directory, so $(PWD) Makefiles work
+
+
+def test_no_capability_is_left_even_for_root(tmp_path):
+    ran = _make(tmp_path, "grep CapEff /proc/self/status\n-insmod /nonexistent.ko")
+    assert "CapEff:\t0000000000000000" in ran.log, ran.log

@@ -22,7 +22,7 @@ from pathlib import Path
 from .. import assets
 from ..errors import UsageError
 from ..kernel import Kernel
-from . import sandbox, toolchain
+from . import diagnose, sandbox, toolchain
 
 MAX_BYTES = 16 << 20  # a module's source is a few files: anything larger is not one
 MAX_FILES = 500
@@ -180,6 +180,12 @@ def _sandboxed(kernel: Kernel, build_dir: Path, args: list[str], cache: Path | N
     return sandbox.run(sandbox.bwrap_argv(["make", *args], build_dir, root=root, readable=[spec.bind]))
 
 
+def _failed_on(kernel: Kernel, log: str) -> bool:
+    """Their Makefile did build for this kernel and the compiler failed: kbuild on the copy would fail alike."""
+    headers = kernel.require_headers()
+    return (str(headers) in log or str(headers.resolve()) in log) and bool(diagnose.errors(log))
+
+
 def build_foreign(source: ForeignSource, kernel: Kernel, out_dir: Path, cache: Path | None = None) -> ForeignBuild:
     """Build ``source`` for ``kernel`` in ``out_dir``/src (a copy), sandboxed; the log in ``out_dir``/build.log."""
     start = time.monotonic()
@@ -196,7 +202,7 @@ def build_foreign(source: ForeignSource, kernel: Kernel, out_dir: Path, cache: P
         driven.append("kbuild" if kbuild else "makefile")
         log.append(f"$ make {' '.join(args)}\n{ran.log}")
         note = ran.limit_note
-        if note or built_modules(build_dir, release):
+        if note or built_modules(build_dir, release) or _failed_on(kernel, ran.log):
             break
     text = "\n".join(log)
     log_path = out_dir.resolve() / "build.log"

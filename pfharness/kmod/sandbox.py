@@ -1,9 +1,10 @@
 """Run a command someone else wrote (a student's Makefile) in a bubblewrap sandbox.
 
 The host (or a kernel's build root, :mod:`pfharness.kmod.toolchain`) is mounted read-only, only
-one directory is writable, /tmp is private, there is no network (a namespace with loopback only)
-and no view of the host's processes; the command runs in a session of its own, dies with the
-harness, and is killed with everything it started when it exceeds its time or output limit."""
+one directory is writable, /tmp is private, there is no network (a namespace with loopback only),
+no view of the host's processes and no capability (even run by root: no insmod, no mount); the
+command runs in a session of its own, dies with the harness, and is killed with everything it
+started when it exceeds its time or output limit."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def bwrap_argv(
     for path in readable:
         argv += ["--ro-bind", str(path.resolve()), str(path.resolve())]
     argv += ["--bind", where, where, "--chdir", where]
-    argv += ["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
+    argv += ["--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv"]
     argv += ["--setenv", "PATH", PATH, "--setenv", "HOME", where, "--setenv", "PWD", where]
     argv += ["--setenv", "LC_ALL", "C.UTF-8", "--"]
     return [*argv, *command]
