@@ -117,6 +117,16 @@ def test_a_failure_names_the_kernels_it_builds_on_and_is_cached(default_kernel, 
     assert [(e.builds, e.cached) for e in again] == [(True, True)]
 
 
+def test_a_module_from_before_a_change_builds_on_the_older_kernel_of_the_matrix(default_kernel, tmp_path):
+    try:
+        older = kernels.select("5.10")
+    except PfhError:
+        pytest.skip("no 5.10 kernel in the cache: `pfharness kernels fetch 5.10`")
+    with pytest.raises(BuildError) as failed:
+        bring.build([BREAKS / "fault-handler-5.14"], default_kernel, tmp_path / "out", [older], tmp_path / "store")
+    assert "builds on 5.10; not on 6.1" in str(failed.value)
+
+
 def test_build_source_on_the_command_line(tmp_path):
     result = CliRunner().invoke(
         app, ["build", "--source", str(BREAKS / "fault-handler-5.14"), "--out", str(tmp_path / "out")]
