@@ -210,6 +210,8 @@ def build_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
             typer.echo(f"built for {built.kernel_release} in {built.seconds:.2f} s (log: {built.log_path}):")
             for path in built.modules.values():
                 typer.echo(f"  {path}")
+            if built.warnings:
+                typer.echo(f"{len(built.warnings)} compiler warning(s), the first: {built.warnings[0]}")
             return
         result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / kernel.release, kernel, letters, werror))
     except PfhError as e:

@@ -172,3 +172,9 @@ def test_the_matrix_reads_its_cache_and_builds_nothing(tmp_path, monkeypatch):
     ]
     assert matrix.matrix_line(entries) == "builds on 5.10, 6.1; not on 7.2"
     assert matrix.matrix_line(entries[2:]) == "builds on none of the kernels here (7.2)"
+
+
+def test_a_makefile_that_takes_the_running_kernel_is_noticed(tmp_path):
+    makefile = "obj-m += a.o\nall:\n\tmake -C /lib/modules/$(shell uname -r)/build M=$(PWD) modules\n"
+    source = foreign.parse_source([_dir(tmp_path, {"Makefile": makefile, "a.c": "// uname -r\n"})])
+    assert foreign.running_kernel_lines(source) == ["make -C /lib/modules/$(shell uname -r)/build M=$(PWD) modules"]

@@ -137,3 +137,9 @@ def test_build_source_on_the_command_line(tmp_path):
     ok = CliRunner().invoke(app, ["build", "--source", str(BREAKS / "div64" / "x.c"), "--out", str(tmp_path / "ok")])
     assert ok.exit_code == 0, ok.output
     assert str(tmp_path / "ok" / "src" / "x.ko") in ok.output
+    assert "compiler warning" not in ok.output
+    warned = tmp_path / "w.c"
+    warned.write_text(HELLO + "static int __init w_init(void) { int unused; return 0; }\nmodule_init(w_init);\n")
+    kept = CliRunner().invoke(app, ["build", "--source", str(warned), "--out", str(tmp_path / "w")])
+    assert kept.exit_code == 0 and "1 compiler warning(s), the first: " in kept.output, kept.output
+    assert "warning: unused variable 'unused'" in kept.output

@@ -112,6 +112,16 @@ def parse_source(paths: Sequence[Path]) -> ForeignSource:
     return source
 
 
+def running_kernel_lines(source: ForeignSource) -> list[str]:
+    """The lines of its Makefile or Kbuild that take the kernel from ``uname -r`` (finding makefile-kdir:
+    harmless here, where the chosen kernel is passed in, but it builds for the wrong kernel elsewhere)."""
+    lines = []
+    for path, rel in source.files:
+        if rel in MAKEFILES:
+            lines += [ln.strip() for ln in path.read_text(errors="replace").splitlines() if "uname -r" in ln]
+    return lines
+
+
 def copy_source(source: ForeignSource, build_dir: Path) -> Path:
     """A fresh copy of the source in ``build_dir`` (emptied first); writes a Kbuild when it has no Makefile."""
     shutil.rmtree(build_dir, ignore_errors=True)
@@ -142,6 +152,11 @@ class ForeignBuild:
     @property
     def ok(self) -> bool:
         return bool(self.modules)
+
+    @property
+    def warnings(self) -> list[str]:
+        """The compiler's warnings (finding build-warning)."""
+        return diagnose.warnings(self.log)
 
 
 def make_args(kernel: Kernel, build_dir: Path, kbuild: bool) -> list[str]:
