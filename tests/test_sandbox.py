@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pfharness import proc
+from pfharness.errors import SetupError
 from pfharness.kmod import sandbox
 
 
@@ -108,3 +109,9 @@ def test_a_quiet_build_runs_to_its_end(tmp_path):
 def test_no_capability_is_left_even_for_root(tmp_path):
     ran = _make(tmp_path, "grep CapEff /proc/self/status\n-insmod /nonexistent.ko")
     assert "CapEff:\t0000000000000000" in ran.log, ran.log
+
+
+def test_a_sandbox_bwrap_cannot_make_is_a_setup_error_not_a_build_failure():
+    argv = sandbox.bwrap_argv(["true"], Path("/nonexistent-pfh-build-dir"))
+    with pytest.raises(SetupError, match="bubblewrap cannot make the build sandbox here"):
+        sandbox.run(argv)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import proc
+from ..errors import SetupError
 
 TIME_LIMIT = 120.0  # seconds a build may take
 OUTPUT_LIMIT = 4 << 20  # bytes of log kept; a build printing more is stopped
@@ -75,7 +76,8 @@ def bwrap_argv(
 
 
 def run(argv: Sequence[str], limits: Limits = Limits()) -> SandboxRun:
-    """Run a :func:`bwrap_argv` command line within ``limits``; never raises for its failure."""
+    """Run a :func:`bwrap_argv` command line within ``limits``; never raises for the command's failure,
+    only when bwrap itself cannot make the sandbox."""
     start = time.monotonic()
     child = proc.start_group(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert child.stdout is not None
@@ -109,6 +111,13 @@ def run(argv: Sequence[str], limits: Limits = Limits()) -> SandboxRun:
     if timed_out:
         log += f"\n[pfharness: killed after {limits.seconds:.0f} s]\n"
     code = child.returncode if not (timed_out or cut) else -9
+    if code != 0 and log.startswith("bwrap: "):
+        first = log.splitlines()[0]
+        hint = "namespace" in first or "not permitted" in first
+        raise SetupError(
+            f"bubblewrap cannot make the build sandbox here ({first})"
+            + (": it needs user namespaces (sysctl kernel.unprivileged_userns_clone=1) or root" if hint else "")
+        )
     return SandboxRun(tuple(argv), code, log, time.monotonic() - start, timed_out, cut)
 
 
