@@ -178,3 +178,14 @@ def test_a_makefile_that_takes_the_running_kernel_is_noticed(tmp_path):
     makefile = "obj-m += a.o\nall:\n\tmake -C /lib/modules/$(shell uname -r)/build M=$(PWD) modules\n"
     source = foreign.parse_source([_dir(tmp_path, {"Makefile": makefile, "a.c": "// uname -r\n"})])
     assert foreign.running_kernel_lines(source) == ["make -C /lib/modules/$(shell uname -r)/build M=$(PWD) modules"]
+
+
+def test_the_build_directory_inside_the_source_is_left_out(tmp_path):
+    top = _dir(tmp_path, {"a.c": HELLO, "out/foreign/6.1/src/a.c": HELLO, "lib/b.c": HELLO})
+    source = foreign.parse_source([top], exclude=[top / "out" / "foreign" / "6.1"])
+    assert [rel for _, rel in source.files] == ["a.c", "lib/b.c"]
+
+
+def test_an_earlier_build_inside_the_source_is_left_out(tmp_path):
+    top = _dir(tmp_path, {"a.c": HELLO, f"out/7.2/{foreign.MARKER}": "", "out/7.2/src/a.c": HELLO})
+    assert [rel for _, rel in foreign.parse_source([top]).files] == ["a.c"]

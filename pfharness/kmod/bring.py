@@ -34,7 +34,7 @@ def build(
 ) -> foreign.ForeignBuild:
     """Build the module at ``paths`` for ``kernel`` in ``out_dir``; on failure also for ``others``
     (outcomes cached in ``store``: :func:`matrix.builds_on`), and raise :class:`BuildError`."""
-    source = foreign.parse_source(paths)
+    source = foreign.parse_source(paths, exclude=[out_dir])
     out_dir.mkdir(parents=True, exist_ok=True)
     built = foreign.build_foreign(source, kernel, out_dir)
     if built.ok:

@@ -31,6 +31,7 @@ KDIR_VARS = ("KDIR", "KERNELDIR", "KERNEL_DIR", "KSRC")
 #: What a previous build left beside the sources: never copied, so every build starts clean.
 BUILT_SUFFIXES = (".o", ".ko", ".mod", ".mod.c", ".cmd", ".symvers", ".order", ".a")
 SKIPPED_DIRS = (".git", ".tmp_versions", "__pycache__")
+MARKER = ".pfharness-foreign-build"  # in a build's output directory: never copied as source
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,19 @@ def _is_built(name: str) -> bool:
     return name.endswith(BUILT_SUFFIXES)
 
 
-def _walk(top: Path) -> list[tuple[Path, str]]:
-    """The files under ``top`` to copy, refusing a symbolic link that leaves it."""
+def _walk(top: Path, exclude: Sequence[Path]) -> list[tuple[Path, str]]:
+    """The files under ``top`` to copy (not those under ``exclude``), refusing a symbolic link that leaves it."""
     found: list[tuple[Path, str]] = []
+    skip = {p.resolve() for p in exclude}
     for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
+        kept = (
+            d
+            for d in dirnames
+            if d not in SKIPPED_DIRS
+            and (Path(dirpath) / d).resolve() not in skip
+            and not (Path(dirpath) / d / MARKER).exists()
+        )
+        dirnames[:] = sorted(kept)
         for d in dirnames:
             _inside(top, Path(dirpath) / d)
         for name in sorted(filenames):
@@ -84,8 +93,10 @@ def _inside(top: Path, path: Path) -> None:
         raise UsageError(f"{path} is a broken symbolic link: remove it or copy the file it meant")
 
 
-def parse_source(paths: Sequence[Path]) -> ForeignSource:
-    """The module source at ``paths``: one directory (with a Makefile or Kbuild, or .c files), or .c files."""
+def parse_source(paths: Sequence[Path], exclude: Sequence[Path] = ()) -> ForeignSource:
+    """The module source at ``paths``: one directory (with a Makefile or Kbuild, or .c files), or .c files.
+
+    ``exclude``: directories left out (the build's own output directory, when it lies in the source)."""
     if not paths:
         raise UsageError("no module source given: pass a directory with a Makefile, or .c files")
     for p in paths:
@@ -93,7 +104,7 @@ def parse_source(paths: Sequence[Path]) -> ForeignSource:
             raise UsageError(f"{p} does not exist: pass the directory of your module (with its Makefile) or .c files")
     if len(paths) == 1 and paths[0].is_dir():
         top = paths[0]
-        files = _walk(top)
+        files = _walk(top, exclude)
         has_makefile = any(rel in MAKEFILES for _, rel in files)
     else:
         bad = [str(p) for p in paths if p.is_dir() or p.suffix != ".c"]
@@ -205,6 +216,8 @@ def build_foreign(source: ForeignSource, kernel: Kernel, out_dir: Path, cache: P
     """Build ``source`` for ``kernel`` in ``out_dir``/src (a copy), sandboxed; the log in ``out_dir``/build.log."""
     start = time.monotonic()
     release = kernel.release
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MARKER).write_text("a pfharness build of a brought module: not part of any module's source\n")
     build_dir = copy_source(source, out_dir.resolve() / "src")
     log: list[str] = []
     driven: list[str] = []
