@@ -4,6 +4,7 @@ contained, reported, and nothing outside the build directory changes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pfharness import proc
+from pfharness import assets, proc
 from pfharness.errors import SetupError
 from pfharness.kmod import sandbox
 
@@ -115,3 +116,21 @@ def test_a_sandbox_bwrap_cannot_make_is_a_setup_error_not_a_build_failure():
     argv = sandbox.bwrap_argv(["true"], Path("/nonexistent-pfh-build-dir"))
     with pytest.raises(SetupError, match="bubblewrap cannot make the build sandbox here"):
         sandbox.run(argv)
+
+
+def test_a_build_root_is_read_only_too_and_builds_outside_tmp(tmp_path):
+    root = assets.cache_dir() / "buildroots" / "sid"
+    if not (root / "usr" / "bin" / "make").is_file():
+        pytest.skip("no sid build root in the cache (made when first building for 7.2)")
+    build = assets.cache_dir() / f"test-sandbox-{uuid.uuid4().hex}"  # not under /tmp: its parents are made
+    build.mkdir(parents=True)
+    try:
+        (build / "Makefile").write_text("all:\n\t-touch /etc/pfh-x /usr/pfh-x\n\ttouch inside\n")
+        ran = sandbox.run(sandbox.bwrap_argv(["make", "--silent"], build, root=root))
+        assert ran.returncode == 0, ran.log
+        assert ran.log.count("Read-only file system") == 2, ran.log
+        assert not (root / "etc" / "pfh-x").exists() and (build / "inside").is_file()
+    finally:
+        shutil.rmtree(build)
+        with contextlib.suppress(OSError):
+            (root / build.relative_to("/")).rmdir()  # the mount point bwrap made in the build root

@@ -65,10 +65,14 @@ def bwrap_argv(
     """
     bwrap = proc.require_program("bwrap", "bubblewrap")
     where = str(writable.resolve())
-    argv = [bwrap, "--ro-bind", str(root or "/"), "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    # The host's root is bound read-only, recursively. A build root is bound writable so that bwrap can
+    # make the mount points of the binds below in it (as toolchain.make_argv does), then remounted
+    # read-only before the command starts (not recursively: the build directory stays writable).
+    argv = [bwrap, *(["--bind", str(root), "/"] if root else ["--ro-bind", "/", "/"])]
+    argv += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     for path in readable:
         argv += ["--ro-bind", str(path.resolve()), str(path.resolve())]
-    argv += ["--bind", where, where, "--chdir", where]
+    argv += ["--bind", where, where, *(["--remount-ro", "/"] if root else []), "--chdir", where]
     argv += ["--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv"]
     argv += ["--setenv", "PATH", PATH, "--setenv", "HOME", where, "--setenv", "PWD", where]
     argv += ["--setenv", "LC_ALL", "C.UTF-8", "--"]
