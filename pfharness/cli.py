@@ -19,7 +19,7 @@ import typer
 
 from . import __version__, assets, environment, mm_settings, study
 from .errors import PfhError, UsageError
-from .kmod import fetch, handin, kbuild, kernels, render
+from .kmod import bring, fetch, handin, kbuild, kernels, render
 from .pipeline.events import Events, notes_to
 from .pipeline.targets import HostSpec, TargetSpec, VmSpec
 from .plot import Drawable, PlotRequest, load_drawable
@@ -189,7 +189,7 @@ def render_cmd(
 
 
 @app.command("build", cls=Command)
-def build_cmd(
+def build_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     kernel_release: str | None = typer.Option(
         None, help=f"Build against this release's headers (default: see `pfharness kernels`). {SERIES_HELP}"
     ),
@@ -197,10 +197,25 @@ def build_cmd(
     module: list[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
     out: Path | None = typer.Option(None, help="Build directory (default: out/<release>)."),
     werror: bool = typer.Option(False, help="Treat compiler warnings as errors."),
+    source: list[Path] = typer.Option(
+        [],
+        metavar="DIR",
+        help="Build your own module instead: its directory (with its Makefile) or its .c files (repeat). "
+        "Built in a sandbox in a copy under --out (default out/foreign/<release>); a failure is explained.",
+    ),
 ) -> None:
     """Render the modules and build them with kbuild (skipped when nothing changed)."""
     letters = render.normalize_modules(module)
     kernel = kernels.from_kdir(kdir, kernel_release) if kdir is not None else kernels.select(kernel_release)
+    if source:
+        others = kernels.available(cache=assets.cache_dir())
+        built = bring.build(source, kernel, out or DEFAULT_OUT / "foreign" / kernel.release, others)
+        typer.echo(f"built for {built.kernel_release} in {built.seconds:.2f} s (log: {built.log_path}):")
+        for path in built.modules.values():
+            typer.echo(f"  {path}")
+        if built.warnings:
+            typer.echo(f"{len(built.warnings)} compiler warning(s), the first: {built.warnings[0]}")
+        return
     result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / kernel.release, kernel, letters, werror))
     state = "up to date" if result.skipped else "built"
     typer.echo(f"{state} for {result.kernel_release} in {result.seconds:.2f} s:")
