@@ -4,31 +4,15 @@ parsed). The same for the VM's virtio ports (guest/ports.py) and --target host's
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .results import notes, protocol
+from .results import step_protocol as sp
 
 #: Where the workload's output goes as it arrives: (stream 1 or 2, bytes).
 Sink = Callable[[int, bytes], None]
-
-#: The virtio-serial port names in the guest (vm/init.sh links them under /dev/virtio-ports/).
-PROTO_PORT = "pfh.proto"
-OUT_PORT = "pfh.out"
-ERR_PORT = "pfh.err"
-PORTS = (PROTO_PORT, OUT_PORT, ERR_PORT)
-
-
-def new_token() -> str:
-    """A step's token: 128 random bits, hex (what run_step.sh's --token accepts)."""
-    return secrets.token_hex(16)
-
-
-def end_marker(token: str) -> bytes:
-    """What run_step.sh writes on each output stream when the step ends."""
-    return b"\x1epfh-end-" + token.encode() + b"\x1e"
 
 
 def discard(fd: int, data: bytes) -> None:
@@ -75,7 +59,7 @@ class ChannelResult:
     """What a step's channels gave."""
 
     data: protocol.StepData
-    complete: bool  # step-end came on the protocol channel
+    complete: bool  # the StepEnd event came on the protocol channel
     outputs_ended: bool  # both output streams reached their end marker
     rejected: int  # protocol lines without the step's token (ignored)
 
@@ -95,7 +79,7 @@ class StepChannel:
         self._rejected = 0
         self._complete = False
         self._closed = False
-        self._streams = {fd: _OutputStream(end_marker(token), self._emitter(fd)) for fd in (1, 2)}
+        self._streams = {fd: _OutputStream(sp.end_marker(token), self._emitter(fd)) for fd in (1, 2)}
 
     def _emitter(self, fd: int) -> Callable[[bytes], None]:
         def emit(data: bytes) -> None:
@@ -113,13 +97,13 @@ class StepChannel:
             lines = (self._partial + data).split(b"\n")
             self._partial = lines.pop()
             for raw in lines:
-                line = protocol.strip_token(raw.decode(errors="replace").rstrip("\r"), self.token)
+                line = sp.strip_token(raw.decode(errors="replace").rstrip("\r"), self.token)
                 if line is None:
                     self._rejected += 1
                     continue
                 self._transcript.proto(self.token, line)
                 self._proto_lines.append(line)
-                if line.startswith("step-end ") or line == "step-end":
+                if line.startswith(sp.StepEnd.NAME) and isinstance(sp.parse_event(line), sp.StepEnd):
                     self._complete = True
             self._changed.notify_all()
 
@@ -141,8 +125,9 @@ class StepChannel:
         """The workload's pid as the step script reported it (its `pid` event), None before that. The
         workload leads a session of its own, whose id is this pid (vm/run_step.sh)."""
         with self._lock:
-            value = protocol.parse_lines(list(self._proto_lines)).value("pid", "pid")
-        return int(value) if value is not None and value.isdigit() and int(value) > 1 else None
+            started = protocol.parse_lines(list(self._proto_lines)).event(sp.Pid)
+        pid = None if started is None else started.pid
+        return pid if pid is not None and pid > 1 else None
 
     @property
     def complete(self) -> bool:
@@ -158,7 +143,7 @@ class StepChannel:
         return self.wait(lambda: self._complete, timeout)
 
     def wait_outputs(self, timeout: float) -> bool:
-        """Wait for both output streams' end markers (the output written before step-end can trail it)."""
+        """Wait for both output streams' end markers (the output written before the step's end can trail it)."""
         return self.wait(lambda: all(s.ended for s in self._streams.values()), timeout)
 
     def finish(self, console: str = "") -> ChannelResult:

@@ -17,6 +17,7 @@ from . import mm_settings, proc
 from .channel import StepChannel, StepRun
 from .errors import SetupError, VmTimeout
 from .results import notes
+from .results import step_protocol as sp
 
 if TYPE_CHECKING:
     from .step import TraceRequest
@@ -82,9 +83,9 @@ class HostTarget:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            # The socket is run_step.sh's standard input (a shell names only descriptors 0-9, and
-            # its input is otherwise unused); it moves it to its fd 4 and gives the workload /dev/null.
-            argv = request.argv(channel.token, proto_fd=0)
+            # The socket is run_step.sh's standard input (sp.HOST_PROTO_FD, 0); it moves it to its own
+            # sp.SCRIPT_PROTO_FD and gives the workload /dev/null.
+            argv = request.argv(channel.token, proto_fd=sp.HOST_PROTO_FD)
             child = proc.start_group(
                 argv,
                 stdin=proto_w,

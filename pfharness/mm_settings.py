@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
+from .results.step_protocol import MM_PARAM
 
 #: Where each prefix lives on a machine (vm/init.sh maps them the same way).
 ROOTS = {"thp": "sys/kernel/mm/transparent_hugepage", "vm": "proc/sys/vm"}
@@ -75,7 +76,7 @@ class MmSettings:
         for key, value in self.values:
             if key.split("/", 1)[0] not in ROOTS or not _VALUE.match(value) or ".." in key or "," in key:
                 raise ValueError(f"memory setting {key}={value!r} cannot go on the kernel command line")
-        return "pfh.mm=" + ",".join(f"{k}:{v}" for k, v in self.values)
+        return f"{MM_PARAM}=" + ",".join(f"{k}:{v}" for k, v in self.values)
 
     def fields(self) -> dict[str, str]:
         """The settings as a flat mapping (the boot note, run.json's "mm")."""

@@ -18,6 +18,7 @@ from .kmod import kbuild, kernels, render
 from .progress import Progress
 from .results import run_dir, text
 from .results.model import TraceResult
+from .results.step_protocol import SAVE_MOUNT as GUEST_SAVE_MOUNT
 from .step import TraceRequest, check_params, trace
 
 DEFAULT_OUT = Path("out")
@@ -72,10 +73,6 @@ def log_buffer_mib(request: RunRequest) -> int:
     dumps (``dump_records=1``), small otherwise (a large one costs boot time: guest/machine.py)."""
     dumps = any(p.split("=", 1)[0] == "dump_records" and p.split("=", 1)[1] != "0" for p in request.params)
     return LARGE_LOG_BUF_MIB if request.module.upper() == "A" or dumps else SMALL_LOG_BUF_MIB
-
-
-#: Where the guest mounts its run directory's guest/ (vm/init.sh, kernel parameter pfh.save=TAG).
-GUEST_SAVE_MOUNT = "/run/pfh-save"
 
 
 def build_all(target: kbuild.BuildTarget, out_dir: Path) -> kbuild.BuildResult:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Protocol
 
 from . import assets
-from .channel import Sink, StepChannel, StepRun, discard, new_token
+from .channel import Sink, StepChannel, StepRun, discard
 from .errors import UsageError
 from .mm_settings import MmSettings
 from .results import notes, run_dir
+from .results import step_protocol as sp
 from .results.model import RunContext, TraceResult
 from .results.records_file import RecordsError
 from .results.step_result import read_step
@@ -78,28 +79,24 @@ class TraceRequest:
     save_dir_host: Path | None = None  # the same directory as the host sees it (read back after the step)
 
     def argv(self, token: str, *, proto: str | None = None, proto_fd: int | None = None) -> list[str]:
-        """The run_step.sh command line for this request: its protocol lines carry `token` and go to the
-        file `proto` or the inherited descriptor `proto_fd`."""
+        """The run_step.sh command line for this request (step_protocol.StepCommand): its protocol lines
+        carry `token` and go to the file `proto` or the inherited descriptor `proto_fd`."""
         check_params(self.params)
-        argv = ["/bin/sh", str(assets.vm_file("run_step.sh")), "--token", token]
-        if proto is not None:
-            argv += ["--proto", proto]
-        if proto_fd is not None:
-            argv += ["--proto-fd", str(proto_fd)]
-        if self.cwd is not None:
-            argv += ["--cwd", str(self.cwd)]
-        if self.ko is not None:
-            argv += ["--ko", str(Path(self.ko).resolve())]
         params = list(self.params)
         if self.follow and "follow=1" not in params:
             params.append("follow=1")
-        for p in params:
-            argv += ["--param", p]
-        if not self.hold:
-            argv.append("--no-hold")
-        if self.save_dir is not None:
-            argv += ["--save-dir", self.save_dir]
-        return [*argv, "--", *self.command]
+        command = sp.StepCommand(
+            token,
+            self.command,
+            proto=proto,
+            proto_fd=proto_fd,
+            cwd=None if self.cwd is None else str(self.cwd),
+            ko=None if self.ko is None else str(Path(self.ko).resolve()),
+            params=tuple(params),
+            hold=self.hold,
+            save_dir=self.save_dir,
+        )
+        return command.argv(str(assets.vm_file(sp.SCRIPT)))
 
 
 def trace(
@@ -118,7 +115,7 @@ def trace(
     the step's channels as notes with that token, and a note after it (stage timings), so that
     `parse` can give back what this returns.
     """
-    token = new_token()
+    token = sp.new_token()
     target.note(notes.step_note(request.module, target.kind, request.command, token))
     channel = StepChannel(token, target.transcript, sink)
     if on_stage is not None:

@@ -23,8 +23,9 @@ from .results import figures, run_dir, text, transcript
 from .results import output_format as fmt
 from .results.breakdown import breakdown_lines
 from .results.model import TraceResult, process_table_json
+from .results.step_protocol import SAVE_MOUNT
 from .results.verdict import harness_error
-from .run import DEFAULT_OUT, GUEST_SAVE_MOUNT, build_all
+from .run import DEFAULT_OUT, build_all
 from .step import TraceRequest, trace
 
 
@@ -205,7 +206,7 @@ def run_study(
                     params=workload.params,
                     timeout=workload.timeout,
                     follow=follow and workload.follow,
-                    save_dir=GUEST_SAVE_MOUNT,
+                    save_dir=SAVE_MOUNT,
                     save_dir_host=save_host,
                 )
                 t = time.monotonic()

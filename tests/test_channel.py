@@ -6,8 +6,9 @@ from __future__ import annotations
 import io
 import random
 
-from pfharness.channel import StepChannel, end_marker, new_token
+from pfharness.channel import StepChannel
 from pfharness.results import notes, transcript
+from pfharness.results.step_protocol import end_marker, new_token
 
 
 def channel(sink=lambda fd, data: None):

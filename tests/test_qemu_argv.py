@@ -98,8 +98,8 @@ def test_virtio_device_names_follow_the_transport():
 def test_ports_are_named_virtio_serial_ports_on_sockets():
     from dataclasses import replace
 
-    from pfharness.channel import PORTS
     from pfharness.guest.machine import kernel_cmdline
+    from pfharness.results.step_protocol import PORTS
 
     cfg = replace(CFG, ports=tuple((name, Path(f"/tmp/p/{name}.sock")) for name in PORTS))
     argv = qemu_argv(cfg)

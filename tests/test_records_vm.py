@@ -14,7 +14,7 @@ from pfharness import assets, step
 from pfharness.guest.session import VmOptions, VmSession
 from pfharness.results import folded, run_dir
 from pfharness.results.records_file import FaultRecord, Region, records_bytes, region_line
-from pfharness.run import GUEST_SAVE_MOUNT
+from pfharness.results.step_protocol import SAVE_MOUNT as GUEST_SAVE_MOUNT
 
 pytestmark = pytest.mark.vm
 MILLION = 1 << 20

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from pfharness.cli import app
 from pfharness.results import model, module_output, protocol, splat, step_result, transcript, verdict
+from pfharness.results import step_protocol as sp
 
 
 def parsed(name: str) -> model.TraceResult:
@@ -112,8 +113,9 @@ def test_protocol_lines_are_taken_apart():
         "kmsg  SUBSYSTEM=ignored", "not an event at all", "kmsg-end", "step-end status=0", "rmmod status=9",
     )  # fmt: skip
     step = protocol.parse_lines(lines)
-    assert step.complete and step.int_value("workload-end", "status") == 7
-    assert step.int_value("rmmod", "status") == 0  # nothing after step-end counts
+    assert step.complete and step.status(sp.WorkloadEnd) == 7
+    assert step.status(sp.Rmmod) == 0  # nothing after step-end counts
+    assert step.event(sp.Pid) == sp.Pid(pid=42, hold=True, prefaults=None)
     [record] = step.kernel_records
     assert record.seq == 10 and record.level == 6
     report = module_output.parse_module_output([record.message])
@@ -122,10 +124,10 @@ def test_protocol_lines_are_taken_apart():
 
 def test_a_token_is_stripped_only_when_it_is_the_steps():
     token = "0123456789abcdef" * 2
-    assert protocol.strip_token(f"{token} step-end status=0", token) == "step-end status=0"
-    assert protocol.strip_token(f"{token[:-1]}0 step-end status=0", token) is None
-    assert protocol.strip_token(f"x{token} step-end status=0", token) is None
-    assert protocol.strip_token("step-end status=0", "") is None
+    assert sp.strip_token(f"{token} step-end status=0", token) == "step-end status=0"
+    assert sp.strip_token(f"{token[:-1]}0 step-end status=0", token) is None
+    assert sp.strip_token(f"x{token} step-end status=0", token) is None
+    assert sp.strip_token("step-end status=0", "") is None
 
 
 def test_splat_scan_ignores_ordinary_lines():

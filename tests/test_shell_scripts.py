@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from pfharness import proc
-from pfharness.channel import end_marker
-from pfharness.results.protocol import StepOutput, parse_lines, strip_token
+from pfharness.results import step_protocol as sp
+from pfharness.results.protocol import StepOutput, parse_lines
+from pfharness.results.step_protocol import end_marker, strip_token
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_STEP = ROOT / "vm" / "run_step.sh"
@@ -126,7 +127,7 @@ def test_run_step_usage_error(shell, args, tmp_path):
     assert result.returncode == 2, result
     assert result.stdout == f"{TOKEN} error what=usage\n{END}{TOKEN} step-end status=2\n"
     step = parse_step(result.stdout)
-    assert step.complete and step.value("error", "what") == "usage"
+    assert step.complete and step.event(sp.Error) == sp.Error(what="usage")
     assert list(tmp_path.iterdir()) == []  # nothing created, nothing run
 
 
@@ -221,10 +222,10 @@ def test_run_step_never_writes_through_a_planted_symlink(fake_modules, planted_s
     result = _traced(env, ko, "true")
     assert result.returncode == 0, result
     step = parse_step(result.stdout)
-    assert step.complete and step.value("step-end", "status") == "0"
+    assert step.complete and step.status(sp.StepEnd) == 0
     # drain_kmsg ran (it is where the error file is written), after the fake rmmod.
     assert f"{TOKEN} kmsg-begin\n" in result.stdout and f"{TOKEN} kmsg-end\n" in result.stdout
-    pid = step.value("pid", "pid")
+    pid = step.event(sp.Pid).pid
     assert calls.read_text() == f"busybox insmod {ko} tpid={pid} max_records=4\nbusybox rmmod fake_mod\n"
     assert planted_symlink.read_text() == "precious\n"
     assert KMSG_ERR.is_symlink() and KMSG_ERR.readlink() == planted_symlink
@@ -415,9 +416,9 @@ def test_run_step_saves_the_procfs_files_before_rmmod(fake_modules, tmp_path, pr
     )
     assert result.returncode == 0, result
     step = parse_step(result.stdout)
-    assert step.value("saved", "files") == (",".join(present) or "none")
-    assert step.value("saved", "failed") == "none"
-    assert int(step.value("saved", "centiseconds") or "-1") >= 0
+    saved = step.event(sp.Saved)
+    assert saved is not None and saved.files == tuple(present) and saved.failed == ()
+    assert saved.centiseconds is not None and saved.centiseconds >= 0
     for name, data in contents.items():
         assert (save / name).read_bytes() == data
     assert not (tmp_path / "victim").exists()
@@ -445,7 +446,7 @@ def test_run_step_puts_the_workload_in_a_session_and_kills_what_it_leaves(fake_m
     stat = re.search(r"^stat: (\d+) \(sh\) \S+ (\d+) (\d+) (\d+) ", result.stdout, re.M)
     assert stat is not None, result.stdout
     pid, ppid, _pgrp, session = (int(x) for x in stat.groups())
-    assert pid == int(parse_step(result.stdout).value("pid", "pid") or -1)
+    assert pid == parse_step(result.stdout).event(sp.Pid).pid
     if hold:
         assert session == pid
     else:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..results.step_protocol import P9_PARAM, PORTS_PARAM, SAVE_PARAM
+
 __all__ = [
     "DEFAULT_APPEND",
     "LARGE_LOG_BUF_MIB",
@@ -66,9 +68,9 @@ class VmConfig:
     memory_mib: int = 1024  # guest RAM in MiB (also bounds the tmpfs upper layer)
     host_root: Path = Path("/")  # host directory exported read-only as tag hostroot
     mount_tag: str = "hostroot"  # 9p tag; the guest /init mounts this tag
-    p9_opts: str = "msize=512000,cache=loose"  # guest 9p mount options (pfh.9p=)
+    p9_opts: str = "msize=512000,cache=loose"  # guest 9p mount options (P9_PARAM=)
     # The one host directory the guest may write: a run's guest/ (results/run_dir.py), exported
-    # read-write under save_tag and mounted by the guest /init on /run/pfh-save (pfh.save=TAG).
+    # read-write under save_tag and mounted by the guest /init on SAVE_MOUNT (SAVE_PARAM=TAG; step_protocol).
     save_dir: Path | None = None
     save_tag: str = "pfhsave"
     # One host thread runs all vCPUs under TCG. With one thread per vCPU ("multi"), unloading a
@@ -100,11 +102,11 @@ def kernel_cmdline(cfg: VmConfig) -> str:
         raise ValueError(f"log_buf_mib must be at least 1, got {cfg.log_buf_mib}")
     parts = list(DEFAULT_APPEND)
     parts.append(f"log_buf_len={cfg.log_buf_mib}M")
-    parts.append(f"pfh.9p={cfg.p9_opts}")
+    parts.append(f"{P9_PARAM}={cfg.p9_opts}")
     if cfg.save_dir is not None:
-        parts.append(f"pfh.save={cfg.save_tag}")
+        parts.append(f"{SAVE_PARAM}={cfg.save_tag}")
     if cfg.ports:
-        parts.append("pfh.ports=" + ",".join(name for name, _ in cfg.ports))
+        parts.append(f"{PORTS_PARAM}=" + ",".join(name for name, _ in cfg.ports))
     if cfg.lpj is not None:
         parts.append(f"lpj={cfg.lpj}")
     if cfg.tsc_khz is not None:

@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..channel import ERR_PORT, OUT_PORT, PORTS, PROTO_PORT, StepChannel
+from ..channel import StepChannel
 from ..errors import VmLost
+from ..results.step_protocol import ERR_PORT, OUT_PORT, PORTS, PROTO_PORT
 
 _CHUNK = 1 << 20
 

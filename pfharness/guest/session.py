@@ -5,7 +5,6 @@ many steps)."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from collections.abc import Sequence
@@ -16,11 +15,12 @@ from typing import TYPE_CHECKING
 import pexpect
 
 from .. import proc
-from ..channel import ERR_PORT, OUT_PORT, PROTO_PORT, StepChannel, StepRun
+from ..channel import StepChannel, StepRun
 from ..errors import VmLost, VmTimeout
 from ..kmod.kernels import KernelInfo
 from ..mm_settings import GUEST_DEFAULTS, MmSettings
 from ..results import notes
+from ..results import step_protocol as sp
 from . import accel as accel_mod
 from .boot import QBOOT, prepare_boot
 from .console import Console, ShellResult
@@ -30,13 +30,7 @@ from .ports import PortListener
 if TYPE_CHECKING:
     from ..step import TraceRequest
 
-_PORT_DIR = "/dev/virtio-ports"  # where vm/init.sh links the ports by name
 _GRACE = 5.0  # seconds one channel may trail the other at a step's end
-# The console shell could not open a port for the step script: the command never started. A virtio port
-# opens once, and the previous step's last holder can still be releasing it (seen on 5.10): try again.
-_PORT_BUSY = re.compile(rb"cannot create /dev/virtio-ports/pfh\.\w+: Device or resource busy")
-_BUSY_TRIES = 5
-_BUSY_PAUSE = 0.2  # seconds
 
 
 @dataclass(frozen=True)
@@ -50,7 +44,7 @@ class VmOptions:
     memory_mib: int = 2048  # guest RAM
     boot_timeout: float = 90.0  # seconds to reach the shell
     extra_append: tuple[str, ...] = ()  # more kernel parameters
-    save_dir: Path | None = None  # the one host directory the guest may write (mounted on /run/pfh-save)
+    save_dir: Path | None = None  # the one host directory the guest may write (the guest mounts it on SAVE_MOUNT)
     icount_shift: int | None = None  # deterministic guest clock (machine.VmConfig.icount_shift); tcg, smp=1
     log_buf_mib: int = LARGE_LOG_BUF_MIB  # kernel log buffer; SMALL_LOG_BUF_MIB boots faster (machine.py)
     # Memory-management settings written at boot (vm/init.sh, pfh.mm=): run copies the host's. The
@@ -156,26 +150,28 @@ class VmSession:
         return self.console.run(argv, stage=stage, timeout=timeout)
 
     def step(self, request: TraceRequest, *, channel: StepChannel, stage: str, timeout: float) -> StepRun:
-        """Run one step: run_step.sh reports on the port pfh.proto, the workload writes to pfh.out and
-        pfh.err. The step's end is the protocol's step-end (the console's end marker follows it)."""
+        """Run one step: run_step.sh reports on the port PROTO_PORT, the workload writes to OUT_PORT and
+        ERR_PORT (step_protocol). The step's end is the protocol's StepEnd (the console's end marker follows it).
+        A step whose port was still held (PORT_BUSY: it never started) is sent again."""
         assert self.console is not None and self.ports is not None, "the VM is not booted"
         console = self.console
         start = time.monotonic()
-        argv = request.argv(channel.token, proto=f"{_PORT_DIR}/{PROTO_PORT}")
+        argv = request.argv(channel.token, proto=sp.port_path(sp.PROTO_PORT))
         if request.env is not None:
             argv = ["env", "-i", *(f"{k}={v}" for k, v in request.env), *argv]
-        redirect = f" >{_PORT_DIR}/{OUT_PORT} 2>{_PORT_DIR}/{ERR_PORT}"
+        redirect = sp.output_redirect()
         self.ports.attach(channel)
         status: int | None = None
         text = b""
         try:
-            for attempt in range(1, _BUSY_TRIES + 1):
+            for attempt in range(1, sp.BUSY_TRIES + 1):
                 token = console.send_command(argv, stage=stage, redirect=redirect)
                 done = console.wait_done(token, stage, timeout, stop=lambda: channel.complete)
-                if done is None or attempt == _BUSY_TRIES or not channel.untouched or not _PORT_BUSY.search(done[0]):
+                busy = done is not None and channel.untouched and sp.PORT_BUSY.search(done[0]) is not None
+                if not busy or attempt == sp.BUSY_TRIES:
                     break
-                time.sleep(_BUSY_PAUSE * attempt)
-            if done is None:  # step-end came: the shell's end marker follows at once
+                time.sleep(sp.BUSY_PAUSE * attempt)
+            if done is None:  # StepEnd came: the shell's end marker follows at once
                 left = max(_GRACE, timeout - (time.monotonic() - start))
                 try:
                     done = console.wait_done(token, stage, left)

@@ -25,13 +25,15 @@ from typing import BinaryIO
 from .. import mm_settings
 from ..errors import SetupError
 from ..mm_settings import MmSettings
+from .step_protocol import TOKEN_PATTERN
 
 HOST_NOTE = "##PFH-HOST##"
 NOTE_START = "\x1e"  # begins every note line; never left unescaped in console bytes
 _CONSOLE_ESCAPE = (b"\x1e", b"\x1e\x1f")
 NOTE_LINE = re.compile(r"^" + NOTE_START + re.escape(HOST_NOTE) + r" (\S+)(.*)$")
-PROTO_NOTE = re.compile(r"^" + NOTE_START + re.escape(HOST_NOTE) + r" proto ([0-9a-f]{16,64}) (.*)$")
-OUTPUT_NOTE = re.compile(r"^" + NOTE_START + re.escape(HOST_NOTE) + r" out ([0-9a-f]{16,64}) ([12]) ([A-Za-z0-9+/=]*)$")
+_NOTE_HEAD = r"^" + NOTE_START + re.escape(HOST_NOTE)
+PROTO_NOTE = re.compile(_NOTE_HEAD + rf" proto ({TOKEN_PATTERN}) (.*)$")
+OUTPUT_NOTE = re.compile(_NOTE_HEAD + rf" out ({TOKEN_PATTERN}) ([12]) ([A-Za-z0-9+/=]*)$")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 

@@ -1,10 +1,11 @@
-"""The protocol of vm/run_step.sh: the lines it writes on its own channel, and the kernel log
+"""A step's protocol lines taken apart: the typed events of vm/run_step.sh and the kernel log
 records among them.
 
 Every line on the channel is "TOKEN EVENT [key=value ...]" or "TOKEN kmsg <record>" (a
 /dev/kmsg record); TOKEN is the per-step random token the harness gave run_step.sh. The reader
 (pfharness/channel.py) keeps only the lines with the step's token and strips it; this module
-takes those lines apart. The workload's own output travels on other streams and is never parsed.
+takes those lines apart. The events and the line format are defined in results/step_protocol.py.
+The workload's own output travels on other streams and is never parsed.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from . import step_protocol as sp
+
 KERNEL_FACILITY = 0  # the syslog facility of the kernel's own records in /dev/kmsg
-TOKEN_RE = re.compile(r"[0-9a-f]{16,64}")  # what a token looks like
-_EVENT_RE = re.compile(r"([a-z-]+)((?: [a-z_]+=\S*)*)[ \t]*")
 # /dev/kmsg: "<prio>,<seq>,<usec>,<flags>[,...];<message>"
 _KMSG_RE = re.compile(r"^(\d{1,9}),(\d{1,20}),(\d{1,20}),[^;]*;(.*)$")
 _KMSG_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
@@ -33,12 +34,6 @@ class KernelRecord:
 
 
 @dataclass(frozen=True)
-class Event:
-    name: str  # e.g. "pid", "insmod", "workload-end"
-    values: dict[str, str]  # its key=value pairs
-
-
-@dataclass(frozen=True)
 class StepData:
     """What one step sent, as the harness received it (live) or read it back from a transcript."""
 
@@ -51,21 +46,19 @@ class StepData:
 class StepOutput:
     """The protocol lines of one step, taken apart."""
 
-    events: list[Event] = field(default_factory=list)
+    events: list[sp.StepEvent] = field(default_factory=list)
     kernel_records: list[KernelRecord] = field(default_factory=list)
     complete: bool = False  # step-end seen
     kmsg_lost: int = 0  # times the kernel log overwrote records before they were read
 
-    def event(self, name: str) -> Event | None:
-        return next((e for e in self.events if e.name == name), None)
+    def event(self, kind: type[sp.E]) -> sp.E | None:
+        """The first event of this kind, or None."""
+        return next((e for e in self.events if isinstance(e, kind)), None)
 
-    def value(self, name: str, key: str) -> str | None:
-        e = self.event(name)
-        return None if e is None else e.values.get(key)
-
-    def int_value(self, name: str, key: str) -> int | None:
-        v = self.value(name, key)
-        return int(v) if v is not None and re.fullmatch(r"-?\d{1,12}", v) else None
+    def status(self, kind: type[sp.StatusEvent]) -> int | None:
+        """The status the first event of this kind carries (insmod, workload-end, rmmod, step-end)."""
+        e = self.event(kind)
+        return None if e is None else e.status
 
 
 def parse_kmsg_line(line: str) -> KernelRecord | None:
@@ -78,12 +71,6 @@ def parse_kmsg_line(line: str) -> KernelRecord | None:
     return KernelRecord(int(prio) & 7, int(prio) >> 3, int(seq), int(usec), raw.decode("utf-8", "replace"))
 
 
-def strip_token(line: str, token: str) -> str | None:
-    """The line without its token, or None when it does not carry `token`."""
-    prefix = token + " "
-    return line[len(prefix) :] if token and line.startswith(prefix) else None
-
-
 def parse_lines(lines: Iterable[str]) -> StepOutput:
     """Take apart one step's protocol lines (token removed), up to step-end."""
     out = StepOutput()
@@ -91,24 +78,20 @@ def parse_lines(lines: Iterable[str]) -> StepOutput:
     for raw in lines:
         line = raw.rstrip("\r\n")
         name, _, rest = line.partition(" ")
-        if name == "kmsg":
+        if name == sp.KMSG:
             rec = parse_kmsg_line(rest) if in_kmsg else None
             if rec is not None:
                 out.kernel_records.append(rec)
             continue
-        m = _EVENT_RE.fullmatch(line)
-        if m is None:
+        event = sp.parse_event(line)
+        if event is None:
             continue
-        name = m.group(1)
-        values = dict(kv.split("=", 1) for kv in m.group(2).split())
-        out.events.append(Event(name, values))
-        if name == "kmsg-lost":
+        out.events.append(event)
+        if isinstance(event, sp.KmsgLost):
             out.kmsg_lost += 1
-        elif name == "kmsg-begin":
-            in_kmsg = True
-        elif name == "kmsg-end":
-            in_kmsg = False
-        elif name == "step-end":
+        elif isinstance(event, sp.KmsgBegin | sp.KmsgEnd):
+            in_kmsg = isinstance(event, sp.KmsgBegin)
+        elif isinstance(event, sp.StepEnd):
             out.complete = True
             break
     return out

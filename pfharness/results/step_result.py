@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 
 from . import module_output, protocol, splat
+from . import step_protocol as sp
 from .model import RunContext, TraceResult
 
 _CONSOLE_KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
@@ -24,13 +25,15 @@ def read_step(
     lost_reason: str | None = None,
 ) -> TraceResult:
     """Take a step's protocol lines apart and make its TraceResult. Whether the step is complete is
-    the protocol's word (its step-end), never the console's or the workload's."""
+    the protocol's word (its StepEnd event), never the console's or the workload's."""
     step = protocol.parse_lines(data.proto_lines)
     name = context.module_name
     # Only the kernel's own records (facility 0): what user space writes to /dev/kmsg is never taken
     # for the module's output or for a splat.
     messages = [r.message for r in step.kernel_records if r.facility == protocol.KERNEL_FACILITY]
-    error = step.value("error", "what")
+    failed = step.event(sp.Error)
+    error = None if failed is None else failed.what
+    started = step.event(sp.Pid) or sp.Pid()
     splats = splat.scan(messages)
     if not step.complete:
         # The step's kernel records were not all read (the VM was lost): the console's kernel lines
@@ -42,15 +45,15 @@ def read_step(
         kernel_release=context.kernel_release,
         accelerator=context.accelerator,
         target=context.target,
-        pid=step.int_value("pid", "pid"),
-        hold=step.value("pid", "hold") != "0",
-        pre_exec_faults=step.int_value("pid", "prefaults"),
-        insmod_status=step.int_value("insmod", "status"),
-        workload_status=step.int_value("workload-end", "status"),
-        rmmod_status=step.int_value("rmmod", "status"),
-        not_found=error == "not-found",
-        step_error=error if error not in (None, "not-found") else None,
-        step_status=step.int_value("step-end", "status"),
+        pid=started.pid,
+        hold=started.hold,
+        pre_exec_faults=started.prefaults,
+        insmod_status=step.status(sp.Insmod),
+        workload_status=step.status(sp.WorkloadEnd),
+        rmmod_status=step.status(sp.Rmmod),
+        not_found=error == sp.NOT_FOUND,
+        step_error=error if error not in (None, sp.NOT_FOUND) else None,
+        step_status=step.status(sp.StepEnd),
         kmsg_lost=step.kmsg_lost,
         lost_reason=lost_reason,
         complete=step.complete,
