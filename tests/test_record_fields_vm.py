@@ -37,7 +37,7 @@ def thp_vm(tmp_path_factory, default_kernel):
         yield session, directory
 
 
-def trace(thp_vm, built_modules, module: str, *command) -> tuple[TraceResult, list[FaultRecord]]:
+def trace(thp_vm, built_modules, module: str, *command, follow=False) -> tuple[TraceResult, list[FaultRecord]]:
     """Trace `command`, check the run, and return it with its saved records (equal to the dumped ones)."""
     vm, directory = thp_vm
     request = step.TraceRequest(
@@ -46,6 +46,7 @@ def trace(thp_vm, built_modules, module: str, *command) -> tuple[TraceResult, li
         tuple(str(c) for c in command),
         params=("dump_records=1",),
         timeout=300,
+        follow=follow,
         save_dir=GUEST_SAVE_MOUNT,
         save_dir_host=directory / run_dir.GUEST_SUBDIR,
     )
@@ -89,6 +90,24 @@ def test_each_exec_starts_the_next_number(thp_vm, built_modules, programs):
     first_of_2 = seqs.index(2)
     assert seqs.count(1) > 10, "the shell's own start-up faults"
     assert all(r.exec_seq == 2 for r in records[first_of_2:])
+
+
+def test_followed_children_number_their_own_execs(thp_vm, built_modules, programs):
+    """follow=1: the shell (exec 1 after the held one) forks two children, each first seen with a copy of the
+    shell's image (exec 0) that then execs touch_pages (exec 1): each child's region is under its own tgid
+    and exec 1, and every process's numbers never go back."""
+    command = f"{programs['touch_pages']} 8; {programs['touch_pages']} 8; true"  # true: no exec of the last
+    result, records = trace(thp_vm, built_modules, "B", "sh", "-c", command, follow=True)
+    found = re.findall(rf"region={RANGE} pages=8 tid=(\d+)", result.workload_output)
+    children = [int(tid) for _, _, tid in found]
+    assert len(set(children)) == 2 and result.report.pid not in children
+    for start, end, child in found:
+        mine = in_range(records, int(start, 16), int(end, 16))
+        assert len(mine) == 8 and {(r.tgid, r.tid, r.exec_seq) for r in mine} == {(int(child), int(child), 1)}
+    for tgid in {r.tgid for r in records}:
+        seqs = [r.exec_seq for r in records if r.tgid == tgid]
+        assert seqs == sorted(seqs) and set(seqs) <= {0, 1, 2}, (tgid, sorted(set(seqs)))
+    assert {r.exec_seq for r in records if r.tgid == result.report.pid} >= {1}
 
 
 def test_a_huge_page_fault_has_the_huge_flag(thp_vm, built_modules, programs):
