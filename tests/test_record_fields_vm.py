@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import re
 import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -21,20 +24,26 @@ pytestmark = pytest.mark.vm
 RANGE = r"0x([0-9a-f]+)-0x([0-9a-f]+)"
 
 
-@pytest.fixture(scope="module")
-def thp_vm(tmp_path_factory, default_kernel):
-    """A guest with THP "always" and a run directory's guest/ exported read-write for the procfs files."""
+@contextmanager
+def guest(tmp_path_factory, kernel, thp: str) -> Iterator[tuple[VmSession, Path]]:
+    """A guest with THP `thp` and a run directory's guest/ exported read-write for the procfs files."""
     directory = run_dir.new_run_dir(tmp_path_factory.mktemp("runs"), "pf_probe_B")
     options = VmOptions(
-        kernel=default_kernel,
+        kernel=kernel,
         transcript=directory / run_dir.TRANSCRIPT,
         accel="tcg",
         smp=2,
         save_dir=directory / run_dir.GUEST_SUBDIR,
-        mm=mm_settings.for_guest("always"),
+        mm=mm_settings.for_guest(thp),
     )
     with VmSession(options) as session:
         yield session, directory
+
+
+@pytest.fixture(scope="module")
+def thp_vm(tmp_path_factory, default_kernel):
+    with guest(tmp_path_factory, default_kernel, "always") as session:
+        yield session
 
 
 def trace(thp_vm, built_modules, module: str, *command, follow=False) -> tuple[TraceResult, list[FaultRecord]]:
@@ -118,6 +127,14 @@ def test_a_huge_page_fault_has_the_huge_flag(thp_vm, built_modules, programs):
     mine = in_range(records, start, end)
     assert len(mine) == 4 and all(r.huge for r in mine), [(hex(r.address), r.huge) for r in mine]
     assert sum(1 for r in records if not r.huge) > 20
+
+
+def test_without_thp_no_fault_has_the_huge_flag(tmp_path_factory, default_kernel, built_modules, programs):
+    """THP "never" (its own guest): the same 8 MiB region faults once per 4 KiB page, none flagged."""
+    with guest(tmp_path_factory, default_kernel, "never") as session:
+        result, records = trace(session, built_modules, "B", programs["touch_thp"], 8)
+        start, end = (int(x, 16) for x in re.search(rf"region={RANGE}", result.workload_output).groups())
+        assert len(in_range(records, start, end)) == 8 * 256 and not any(r.huge for r in records)
 
 
 @pytest.mark.parametrize("module", ["B", "C"])
