@@ -221,7 +221,7 @@ def test_svg_text_is_text(tmp_path):
     svg = tmp_path / "p.svg"
     assert runner.invoke(app, ["plot", str(run), "--svg", str(svg), "--range", "[anon]"]).exit_code == 0
     texts = ["".join(e.itertext()) for e in ET.parse(svg).getroot().iter() if e.tag.endswith("}text")]
-    for words in ("[anon]  (256)", "time since the first fault (s)", "region: faults", "[anon]: 256"):
+    for words in ("[anon]  (256)", "time since the run's first fault (s)", "region: faults", "[anon]: 256"):
         assert words in texts, (words, texts)
     title = next(t for t in texts if "walk.py" in t)
     assert "6.1.0-test" in title

@@ -80,7 +80,7 @@ class Plot:
     page_max: int | None = None
     outside: int | None = None  # points that fell outside the grid (must be 0)
     bands: list[Band] = field(default_factory=list)  # folded: bottom band first
-    row_bands: dict[int, str] = field(default_factory=dict)  # folded: row index -> band name printed beside it
+    row_bands: dict[int, str] = field(default_factory=dict)  # folded: a band's top row -> the name printed beside it
     cuts: list[int] = field(default_factory=list)  # folded: rows whose border is '~' (the axis is cut above)
     complete: bool = False  # END PLOT seen
     lines: list[str] = field(default_factory=list)  # the plot exactly as printed, prefix stripped
@@ -195,9 +195,14 @@ def _finish_plot(plot: Plot, body: list[str]) -> None:
             label = m.group("label").strip()
             if label:
                 plot.y_labels[len(plot.rows)] = label
-            if m.group("band"):
+            cut = m.group("border") == output_format.BAND_CUT
+            # A band's top row carries its name (the topmost band's first row, and every cut row), its other rows
+            # BAND_CONTINUED (a name too: a file may be called that). Older recorded plots name a band on its
+            # bottom row only, with no mark on its other rows: read as names too.
+            tail = m.group("band")
+            if tail and (tail != output_format.BAND_CONTINUED or cut or not plot.row_bands):
                 plot.row_bands[len(plot.rows)] = m.group("band")
-            if m.group("border") == "~":
+            if cut:
                 plot.cuts.append(len(plot.rows))
             plot.rows.append(m.group("cells"))
             continue

@@ -287,7 +287,13 @@ REGION_FIXED_NAMES = {
 # ---------------------------------------------------------------------------------------------
 PLOT_SCALES = ("folded", "linear")  # the first is the default
 MAX_BANDS = PLOT_ROWS // 2
-BAND_NAME_MAX = 24  # a band's name beside the plot, at most (cut, never wrapped)
+#: A band's label (its members' names, docs/folded-plot.md) beside its top row and in its band line, at most: names
+#: are listed while the label stays within BAND_NAME_MAX - 1 characters, then BAND_MORE if any was left out.
+BAND_NAME_MAX = 24
+BAND_NAME_SEPARATOR = ","  # between the names of a band's members (names have no blank)
+BAND_MORE = "+"  # ends a band's label when some of its members' names did not fit
+BAND_CONTINUED = '"'  # after a band's other rows: the same band as the row above (ditto)
+BAND_CUT = "~"  # the border of a band's top row: the address space is cut between it and the band above
 BAND_NONE_NAME = "?"  # the band of the faults with REGION_NONE
 
 #: One line of /proc/<module>/regions and one of /proc/<module>/processes.
@@ -315,9 +321,23 @@ def legend() -> str:
     return "legend: " + "  ".join(parts) + " (per cell)"
 
 
+def folded_legend() -> str:
+    """The folded plot's second legend line: what its marks beside the rows mean."""
+    return (
+        f"bands: names on a band's top row, '{BAND_CONTINUED}' on its other rows;"
+        f" '{BAND_CUT}' address space cut above; '{BAND_MORE}' more regions than named"
+    )
+
+
+def c_string(text: str) -> str:
+    """`text` inside a C string literal (without the quotes)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def plot_row_regex() -> re.Pattern[str]:
     """A plot row: a right-aligned label, " ", the border ('|', or '~' where the folded axis is cut), PLOT_COLS
-    cells, "|", and in a folded plot the band's name after a blank on a band's bottom row."""
+    cells, "|", and in a folded plot after a blank: the band's label on its top row, BAND_CONTINUED on the others
+    (a name may be BAND_CONTINUED too: a band's top row is its '~' row, or the topmost band's first labelled row)."""
     return re.compile(
         rf"^(?P<label>.{{{LABEL_WIDTH}}}) (?P<border>[|~])(?P<cells>.{{{PLOT_COLS}}})\|"
         rf"(?: (?P<band>\S{{1,{BAND_NAME_MAX}}}))?$"
@@ -370,4 +390,7 @@ def template_context() -> dict[str, object]:
         "max_bands": MAX_BANDS,
         "band_name_max": BAND_NAME_MAX,
         "band_none_name": BAND_NONE_NAME,
+        "band_continued": BAND_CONTINUED,
+        "band_continued_c": c_string(BAND_CONTINUED),
+        "folded_legend_c": c_string(folded_legend()),
     }
