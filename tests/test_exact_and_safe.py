@@ -177,12 +177,13 @@ def test_access_kinds_major_faults_and_the_proc_files(vm, built_modules, program
     # The file snapshot was taken while the workload ran: a prefix of what the module dumped at unload.
     assert 0 < len(records) <= r.recorded
     for raw, rec in zip(records, r.records, strict=False):
-        _t_ns, address, tgid, region, access, flags = raw
+        _t_ns, address, tgid, region, access, flags, tid, exec_seq, ip, service_ns = raw
         assert (address, tgid, region) == (rec.address, rec.tgid, rec.region)
         assert (
             output_format.ACCESS_KINDS[access] == rec.access
             and bool(flags & output_format.RECORD_FLAG_MAJOR) == rec.major
         )
+        assert (tid, exec_seq, ip, service_ns) == (rec.tid, rec.exec_seq, rec.ip, rec.service_ns)
     by_kind = {kind: {regions[rec.region]["kind"] for rec in kinds[kind]} for kind in kinds}
     names = {kind: {regions[rec.region]["name"] for rec in kinds[kind]} for kind in kinds}
     assert by_kind == {"read": {"file"}, "write": {"anon"}, "exec": {"file"}}, by_kind

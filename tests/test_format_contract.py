@@ -71,11 +71,19 @@ def test_every_line_shape_is_in_the_rendered_c_and_parses_back():
         "pmin": 0x7F0000000,
         "pmax": 0x7F0000010,
         "rows": 3,
+        "tid": 43,
+        "exec_seq": 2,
+        "huge": 1,
+        "ip": 0x401136,
+        "ip_mode": "kernel",
+        "service_ns": 1234,
     }
     for name, shape in output_format.LINES.items():
         assert shape.c_literal() in c, name  # the C prints exactly this format
         values = {k: samples[k] for k in shape.names()}
         assert shape.parse(c_lines(shape, values)) == values, name  # and the parser reads it back
+    for name, shape in output_format.LEGACY_LINES.items():
+        assert shape.c_literal() not in c, name  # printed by older modules only, still read
 
 
 def test_changing_a_constant_changes_the_c_and_the_parser(monkeypatch):
@@ -158,3 +166,17 @@ def test_folded_legend_and_continuation_mark_reach_the_c():
     assert 'pr_info("' + output_format.c_string(output_format.folded_legend()) + '\\n");' in c
     assert '"' + output_format.c_string(output_format.BAND_CONTINUED) + '"' in c
     assert f"#define PLOT_BAND_NAME_MAX {output_format.BAND_NAME_MAX}" in c
+
+
+def test_record_lines_of_both_versions_are_read():
+    """dump_records=1: a version-2 line gives the new fields; a version-1 line (older transcripts) leaves them None."""
+    v2 = (
+        "rec 0 t=5 addr=0x7f0000200000 tgid=42 region=1 access=write major=0 tid=44 exec=1 huge=1 ip=0x401136 "
+        "ipmode=kernel service_ns=900 class=other"
+    )
+    v1 = "rec 1 t=6 addr=0x7f0000201000 tgid=42 region=1 access=read major=1"
+    report = module_output.parse_module_output([f"pf_probe_C: {v2}", f"pf_probe_C: {v1}"])
+    new, old = report.records
+    assert (new.tid, new.exec_seq, new.huge, new.ip) == (44, 1, True, 0x401136)
+    assert (new.ip_mode, new.service_ns) == ("kernel", 900)
+    assert new.fault_class == "other" and old.major and old.tid is None and old.service_ns is None

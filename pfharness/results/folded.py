@@ -107,7 +107,7 @@ def _bands_and_members(records: Sequence[FaultRecord], regions: Sequence[Region]
     """The bands, and which band each region (REGION_NONE: the "?" band) went into."""
     per_region: dict[int, list[int]] = {}  # region -> [pmin, pmax, faults]
     known = len(regions)
-    for _t, address, _tgid, index, _access, _flags in records:
+    for _t, address, _tgid, index, *_ in records:
         page = address >> 12
         # No region (the table was full), or an index the table does not hold: the "?" band.
         region = index if index < known else fmt.REGION_NONE
@@ -200,7 +200,7 @@ def folded_rows(records: Sequence[FaultRecord], regions: Sequence[Region]) -> tu
         (b.pmin, b.pmax - b.pmin, b.rows, fmt.PLOT_ROWS - 1 - base[i], (b.rows - 1) // 2) for i, b in enumerate(bands)
     ]
     known, none = len(regions), fmt.REGION_NONE
-    for t, address, _tgid, region, _access, _flags in records:
+    for t, address, _tgid, region, *_ in records:
         pmin, span, rows, bottom, mid = geometry[band_of[region if region < known else none]]
         if span:
             within = ((address >> 12) - pmin) * rows // span
