@@ -12,31 +12,27 @@ import json
 import sys
 import tempfile
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
 import typer
 
-from . import __version__, assets, study
+from . import __version__, assets, environment, mm_settings, study
 from .errors import PfhError, UsageError
 from .kmod import bring, fetch, handin, kbuild, kernels, render
+from .pipeline.events import Events, notes_to
+from .pipeline.targets import HostSpec, TargetSpec, VmSpec
 from .plot import Drawable, PlotRequest, load_drawable
 from .plot import draw as draw_run
 from .progress import Progress
 from .results import text, transcript
 from .results.model import TraceResult
 from .run import DEFAULT_OUT, RunRequest, run
+from .values import Accelerator, Module
 
 INTERNAL_ERROR = 120
 INSTALL_KERNEL = "apt-get install linux-image-amd64 linux-headers-amd64"
 SERIES_HELP = "An exact release, or a series (5.10, 6.1, 6.1-rt, 6.12, 7.2) of one installed or fetched."
-
-
-class Accel(str, enum.Enum):
-    auto = "auto"
-    kvm = "kvm"
-    tcg = "tcg"
 
 
 class TargetKind(str, enum.Enum):
@@ -66,14 +62,25 @@ def _bare_flags(params):
     return params
 
 
-class Command(typer.core.TyperCommand):
+class _HarnessErrors:
+    """A harness error ends the command with its one line and its documented status: the one place
+    that handles them for every command (main() is the last resort outside a command)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)  # type: ignore[misc]
+        except PfhError as e:
+            fail(e)
+
+
+class Command(_HarnessErrors, typer.core.TyperCommand):
     """Help that reads like a CLI's: flags shown as flags."""
 
     def get_params(self, ctx):
         return _bare_flags(super().get_params(ctx))
 
 
-class Group(typer.core.TyperGroup):
+class Group(_HarnessErrors, typer.core.TyperGroup):
     """As Command, for a command with subcommands."""
 
     def get_params(self, ctx):
@@ -94,17 +101,22 @@ class RunCommand(Command):
         return params
 
 
+def target_spec(
+    kind: TargetKind, accel: Accelerator, *, smp: int = 2, memory_mib: int = 2048, thp: ThpMode | None = None
+) -> TargetSpec:
+    """Where `run` and `study` trace, from their options (the one place a command picks a target).
+    `thp` None: the guest kernel's own memory settings (the study's)."""
+    if thp is not None:
+        mm_settings.check_thp(thp.value, kind.value)
+    if kind is TargetKind.host:
+        return HostSpec()
+    return VmSpec(accel=accel, smp=smp, memory_mib=memory_mib, thp=None if thp is None else thp.value)
+
+
 def fail(error: PfhError) -> NoReturn:
     """Print a harness error and exit with its documented status."""
     typer.secho(f"pfharness: error: {error}", fg=typer.colors.RED, err=True)
     raise typer.Exit(error.exit_status)
-
-
-def letters_or_fail(modules: list[str]) -> tuple[str, ...]:
-    try:
-        return render.normalize_modules(modules)
-    except PfhError as e:
-        fail(e)
 
 
 app = typer.Typer(
@@ -126,10 +138,7 @@ def kernels_cmd(ctx: typer.Context) -> None:
     """List the kernels this machine can build for and boot (installed and fetched); * marks the default."""
     if ctx.invoked_subcommand is not None:
         return
-    try:
-        found = kernels.available(cache=assets.cache_dir())
-    except PfhError as e:
-        fail(e)
+    found = kernels.available(cache=assets.cache_dir())
     default = kernels.default_kernel(found)
     if not found:
         typer.echo(
@@ -154,10 +163,7 @@ def kernels_fetch_cmd(
     spec: str = typer.Argument(..., help="5.10, 6.1, 6.1-rt, 6.12, 7.2 or an exact release (6.12.48+deb12-amd64)."),
 ) -> None:
     """Download a Debian kernel (image, modules, headers) into the cache, or find it there."""
-    try:
-        got = fetch.fetch(spec, assets.cache_dir())
-    except PfhError as e:
-        fail(e)
+    got = fetch.fetch(spec, assets.cache_dir())
     k = got.kernel
     typer.echo(f"{k.release}: {'cached' if got.cached else 'fetched'} in {got.seconds:.2f} s")
     typer.echo(f"  root     {k.origin.root}\n  image    {k.image}\n  headers  {k.headers}")
@@ -172,14 +178,12 @@ def render_cmd(
     module: list[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
 ) -> None:
     """Write pf_probe_A.c, pf_probe_B.c, pf_probe_C.c and a kbuild Makefile."""
-    letters = letters_or_fail(module)
+    letters = render.normalize_modules(module)
     try:
         out.mkdir(parents=True, exist_ok=True)
         result = render.render(out, letters, kernel_release=kernel_release)
     except OSError as e:
         fail(PfhError(f"cannot write into {out} ({e.strerror or e}): pass --out with a writable directory"))
-    except PfhError as e:
-        fail(e)
     for path in [*result.sources.values(), result.makefile]:
         typer.echo(str(path))
 
@@ -201,21 +205,18 @@ def build_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     ),
 ) -> None:
     """Render the modules and build them with kbuild (skipped when nothing changed)."""
-    letters = letters_or_fail(module)
-    try:
-        kernel = kernels.from_kdir(kdir, kernel_release) if kdir is not None else kernels.select(kernel_release)
-        if source:
-            others = kernels.available(cache=assets.cache_dir())
-            built = bring.build(source, kernel, out or DEFAULT_OUT / "foreign" / kernel.release, others)
-            typer.echo(f"built for {built.kernel_release} in {built.seconds:.2f} s (log: {built.log_path}):")
-            for path in built.modules.values():
-                typer.echo(f"  {path}")
-            if built.warnings:
-                typer.echo(f"{len(built.warnings)} compiler warning(s), the first: {built.warnings[0]}")
-            return
-        result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / kernel.release, kernel, letters, werror))
-    except PfhError as e:
-        fail(e)
+    letters = render.normalize_modules(module)
+    kernel = kernels.from_kdir(kdir, kernel_release) if kdir is not None else kernels.select(kernel_release)
+    if source:
+        others = kernels.available(cache=assets.cache_dir())
+        built = bring.build(source, kernel, out or DEFAULT_OUT / "foreign" / kernel.release, others)
+        typer.echo(f"built for {built.kernel_release} in {built.seconds:.2f} s (log: {built.log_path}):")
+        for path in built.modules.values():
+            typer.echo(f"  {path}")
+        if built.warnings:
+            typer.echo(f"{len(built.warnings)} compiler warning(s), the first: {built.warnings[0]}")
+        return
+    result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / kernel.release, kernel, letters, werror))
     state = "up to date" if result.skipped else "built"
     typer.echo(f"{state} for {result.kernel_release} in {result.seconds:.2f} s:")
     for path in result.modules.values():
@@ -248,7 +249,9 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     kernel_release: str | None = typer.Option(
         None, metavar="RELEASE", help=f"Kernel to build for and boot (default: see `pfharness kernels`). {SERIES_HELP}"
     ),
-    accel: Accel = typer.Option(Accel.auto, help="auto (KVM only when a probe shows it works), kvm or tcg."),
+    accel: Accelerator = typer.Option(
+        Accelerator.auto, help="auto (KVM only when a probe shows it works), kvm or tcg."
+    ),
     smp: int = typer.Option(2, min=1, metavar="N", help="Virtual CPUs."),
     memory: int = typer.Option(2048, min=256, metavar="MIB", help="Guest memory, MiB."),
     thp: ThpMode = typer.Option(
@@ -299,34 +302,28 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     The workload's output streams to stdout and stderr as it is produced (to stderr with --json).
     """
     picture_request = PlotRequest(png=png, svg=svg, ascii=False)
+    picture_request.validate()
     try:
-        picture_request.validate()
-    except PfhError as e:
-        fail(e)
-    request = RunRequest(
-        module=module.value,
-        command=tuple(command),
-        target=target.value,
-        kernel_release=kernel_release,
-        accel=accel.value,
-        smp=smp,
-        memory_mib=memory,
-        thp=thp.value,
-        timeout=timeout,
-        transcript=transcript_path,
-        hold=hold,
-        params=tuple(param),
-        follow=follow,
-        out_dir=out,
-        cwd=cwd,
-        env=tuple(env),
-    )
-    try:
+        spec = target_spec(target, accel, smp=smp, memory_mib=memory, thp=thp)
+        request = RunRequest(
+            module=Module(module.value),
+            command=tuple(command),
+            target=spec,
+            kernel_release=kernel_release,
+            timeout=timeout,
+            transcript=transcript_path,
+            hold=hold,
+            params=tuple(param),
+            follow=follow,
+            out_dir=out,
+            cwd=cwd,
+            env=environment.overrides(env),
+        )
         # The stage line: only on a terminal, never with --json (docs/using.md, "Live progress").
         # The workload's output streams through it: stdout to stdout, stderr to stderr; all to stderr
         # with --json, so that stdout holds only the JSON object.
         with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
-            result = run(replace(request, sink=progress.sink(all_to_stderr=as_json)), progress)
+            result = run(request, Events(progress.subscriber(all_to_stderr=as_json)))
     except PfhError as e:
         if as_json:
             typer.echo(json.dumps({"harness_error": str(e), "exit_status": e.exit_status}, indent=2))
@@ -376,12 +373,9 @@ def plot_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
 ) -> None:
     """Draw a saved run again with no VM: the 30 x 70 plot, and PNG/SVG pictures."""
     request = PlotRequest(scale=scale, page_range=page_range, pid=pid, png=png, svg=svg, color_by=color_by)
-    try:
-        request.validate()
-        for path in draw_run(load_drawable(run_dir), request, typer.echo):
-            typer.echo(f"picture: {path}")
-    except PfhError as e:
-        fail(e)
+    request.validate()
+    for path in draw_run(load_drawable(run_dir), request, typer.echo):
+        typer.echo(f"picture: {path}")
 
 
 @app.command("parse", cls=Command)
@@ -392,11 +386,8 @@ def parse_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object, as `run --json`."),
 ) -> None:
     """Re-read a saved transcript (or a dmesg log) with no VM and print what `run` printed."""
-    try:
-        results = transcript.parse_transcript(transcript_file)
-        result = results[-1] if results else transcript.parse_kernel_log(transcript_file)
-    except PfhError as e:
-        fail(e)
+    results = transcript.parse_transcript(transcript_file)
+    result = results[-1] if results else transcript.parse_kernel_log(transcript_file)
     if not results and not result.report.lines:
         fail(
             UsageError(
@@ -414,7 +405,7 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     findings: Path | None = typer.Option(
         None, help="Text of the findings for report.txt (default: study/findings.txt)."
     ),
-    accel: Accel = typer.Option(Accel.auto, help="auto, kvm or tcg."),
+    accel: Accelerator = typer.Option(Accelerator.auto, help="auto, kvm or tcg."),
     workload: list[str] = typer.Option([], help="Only these workloads (by key, e.g. sysbench-cpu); repeatable."),
     kernel_release: str | None = typer.Option(
         None, help=f"Kernel to build for and boot (default: see `pfharness kernels`). {SERIES_HELP}"
@@ -428,22 +419,22 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
 ) -> None:
     """Trace the study's workloads with B and C in one boot and write report.txt."""
     if report_only:
-        try:
-            report = study.write_outputs(study.reread_study(out), out, findings)
-        except PfhError as e:
-            fail(e)
+        report = study.write_outputs(study.reread_study(out), out, findings)
         typer.echo(f"report: {report}")
         return
-    letters = tuple(m for m in letters_or_fail(module) if m in ("B", "C"))
+    letters = tuple(m for m in render.normalize_modules(module) if m in ("B", "C"))
     if not letters:
         fail(UsageError("the study uses B and/or C: pass --module B and/or --module C"))
-    try:
-        result = study.run_study(
-            out, letters, accel=accel.value, only=tuple(workload), kernel_release=kernel_release, follow=follow
-        )
-        report = study.write_outputs(result, out, findings)
-    except PfhError as e:
-        fail(e)
+    result = study.run_study(
+        out,
+        letters,
+        target=target_spec(TargetKind.vm, accel),
+        events=Events(notes_to(_stderr_line)),
+        only=tuple(workload),
+        kernel_release=kernel_release,
+        follow=follow,
+    )
+    report = study.write_outputs(result, out, findings)
     typer.echo("\n".join(study.figures_table(result)))
     typer.echo(f"report: {report}")
 
@@ -459,11 +450,12 @@ def dist_cmd(
     ),
 ) -> None:
     """Write the hand-in tar.gz: pf_probe_A/B/C.c, Makefile, README, report.txt."""
-    try:
-        path = handin.make_dist(out, report, kernel_release)
-    except PfhError as e:
-        fail(e)
+    path = handin.make_dist(out, report, kernel_release)
     typer.echo(str(path))
+
+
+def _stderr_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _report_internal_error(exc: BaseException) -> int:
