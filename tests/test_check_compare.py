@@ -7,12 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_pictures import real_run  # a recorded run's saved records and regions (tests/data/runs)
 
 from pfharness.check import compare, oracle_faults, plot_find
 from pfharness.check.findings import Finding
 from pfharness.check.oracle_faults import OracleFault
 from pfharness.results import output_format as fmt
-from pfharness.results import transcript
+from pfharness.results import run_dir, transcript
 from pfharness.results.records_file import FaultRecord
 
 DATA = Path(__file__).parent / "data"
@@ -227,3 +228,25 @@ def test_oracle_faults_from_the_records_file():
     records = [FaultRecord(5, 0x7F0000001234, 9, 0, 0, flag["data"] | fmt.RECORD_FLAG_MAJOR, tid=10)]
     assert oracle_faults.from_records_file(records) == [OracleFault(5, 0x7F0000001234, 9, 10, "data")]
     assert oracle_faults.from_records_file(records)[0].page == 0x7F0000001
+
+
+def test_a_folded_plot_is_compared_with_the_oracles_folded_plot():
+    """A plot on pfharness's folded scale (row labels not on a line) is compared with the oracle's own folded plot
+    of its saved records and regions (tests/data/runs/sort-B): the same plot agrees fully, one moved rows does not."""
+    real = real_run("sort-B")
+    saved = run_dir.SavedRecords(real.records, 0, real.regions)
+    tgid = real.pid
+    faults = oracle_faults.from_records_file(saved.records)
+    rows = compare.folded_rows(saved, tgid, "")
+    assert rows is not None and len(rows) == fmt.PLOT_ROWS
+    title = ["pf_probe_B: Page faults of process 1 (sort): virtual page number over time", "pf_probe_B:     page (hex)"]
+    same = compare.compare_plots([*title, *(f"pf_probe_B: {r}" for r in rows)], faults, tgid, saved=saved)
+    agree = same.figures["shown"][0]["agreement"]
+    assert agree["y_scale"] == "the oracle's folded plot" and agree["student_in_oracle"] == 1.0, agree
+    assert agree["oracle_in_student"] == 1.0 and set(ids(same)) == {Finding.PLOT_AGREEMENT}
+    moved = [r[:16] + r[16 + 20 : 86] + r[16 : 16 + 20] + r[86:] for r in rows]  # each row's cells rotated
+    lines = [*title, *(f"pf_probe_B: {r}" for r in moved)]
+    other = compare.compare_plots(lines, faults, tgid, saved=saved).figures["shown"][0]["agreement"]
+    assert other["student_in_oracle"] < 0.5, other
+    # Without the saved records a folded plot's scale cannot be inferred: no figure.
+    assert compare.compare_plots(lines, faults, tgid).figures["shown"][0]["agreement"] is None

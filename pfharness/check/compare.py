@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 
+from ..results import folded
 from ..results import output_format as fmt
+from ..results.run_dir import SavedRecords
 from .findings import Finding
 from .oracle_faults import CLASSES, PAGE_SHIFT, Comparison, Item, OracleFault
 from .plot_find import FoundPlot, agreement, find_plots, strip_prefixes
@@ -113,9 +115,17 @@ def _extra(extra: set[int], others: set[int], printed: int) -> Item:
     )
 
 
-def compare_plots(lines: Sequence[str], faults: Sequence[OracleFault], tgid: int, *, expected: int = 1) -> Comparison:
+def compare_plots(
+    lines: Sequence[str],
+    faults: Sequence[OracleFault],
+    tgid: int,
+    *,
+    expected: int = 1,
+    saved: SavedRecords | None = None,
+) -> Comparison:
     """B's plot (expected=1) or C's three: found, their size against 30 x 70, a title, axis labels, marks, and
-    the agreement of their marks with the oracle's faults (all of them for B; C's by the plot's class)."""
+    the agreement of their marks with the oracle's faults (all of them for B; C's by the plot's class). `saved`:
+    the oracle's saved records and regions, to draw its folded plot for a plot on a folded scale."""
     plots = find_plots(strip_prefixes(lines))
     own = [f for f in faults if f.tgid == tgid]
     if not plots:
@@ -133,7 +143,7 @@ def compare_plots(lines: Sequence[str], faults: Sequence[OracleFault], tgid: int
     for n, plot in enumerate(chosen):
         cls = plot_class(plot, n, len(chosen)) if expected > 1 else ""
         subset = [f for f in own if f.fault_class == cls] if cls else own
-        figures["shown"].append(_plot_figures(plot, subset, cls))
+        figures["shown"].append(_plot_figures(plot, subset, cls, folded_rows(saved, tgid, cls)))
         items += _plot_items(plot, cls, figures["shown"][-1])
     if len(chosen) < expected:
         items.append(
@@ -142,8 +152,21 @@ def compare_plots(lines: Sequence[str], faults: Sequence[OracleFault], tgid: int
     return Comparison(figures, tuple(items))
 
 
-def _plot_figures(plot: FoundPlot, faults: Sequence[OracleFault], cls: str) -> dict:
-    agree = agreement(plot, faults)
+def folded_rows(saved: SavedRecords | None, tgid: int, cls: str) -> list[str] | None:
+    """The oracle's own folded plot of its saved records of `tgid` (of class `cls`, if any), as the module
+    draws it; None without saved records."""
+    if saved is None:
+        return None
+    records = [r for r in saved.records if r.tgid == tgid]
+    if cls:
+        index = CLASSES.index(cls)
+        shift, mask = fmt.RECORD_FLAG_CLASS_SHIFT, fmt.RECORD_FLAG_CLASS_MASK
+        records = [r for r in records if (r.flags & mask) >> shift == index]
+    return folded.folded_rows(records, saved.regions)[0] if records else None
+
+
+def _plot_figures(plot: FoundPlot, faults: Sequence[OracleFault], cls: str, oracle_rows: list[str] | None) -> dict:
+    agree = agreement(plot, faults, oracle_rows)
     return {
         "class": cls or "all",
         "first_line": plot.first,

@@ -212,16 +212,20 @@ def _near(cells: set[tuple[int, int]], other: set[tuple[int, int]]) -> float:
     return hits / len(cells) if cells else 0.0
 
 
-def agreement(plot: FoundPlot, faults: Sequence[OracleFault]) -> Agreement | None:
+def agreement(
+    plot: FoundPlot, faults: Sequence[OracleFault], oracle_rows: Sequence[str] | None = None
+) -> Agreement | None:
     """The oracle's faults placed on the plot's grid (time linear over their own extent; pages by the row labels
     when they are linear, else over the faults' extent, the way up that agrees best) against the plot's marks.
-    None when there is nothing to compare or the plot's page scale is not linear (it cannot be inferred)."""
+    A plot whose page scale is not linear (folded) is compared with `oracle_rows`, the oracle's own folded plot of
+    the same faults (results/folded.py), when given and of the same size; else None, as when there is nothing
+    to compare."""
     student = plot.marked
     if not faults or not student or plot.columns == 0:
         return None
     fit = _label_fit(plot)
     if fit is False:
-        return None
+        return _against_rows(student, plot, oracle_rows)
     if isinstance(fit, tuple):
         a, b = fit
         candidates = [("row labels", lambda p: (p - a) / b)]
@@ -244,3 +248,16 @@ def agreement(plot: FoundPlot, faults: Sequence[OracleFault]) -> Agreement | Non
         ):
             best = found
     return best
+
+
+def _against_rows(
+    student: set[tuple[int, int]], plot: FoundPlot, oracle_rows: Sequence[str] | None
+) -> Agreement | None:
+    if not oracle_rows:
+        return None
+    cells, _labels = _grid(oracle_rows)
+    oracle = {(r, c) for r, row in enumerate(cells) for c, ch in enumerate(row) if not ch.isspace()}
+    if (len(cells), max(map(len, cells))) != (plot.rows, plot.columns):
+        return None
+    scale = "the oracle's folded plot"
+    return Agreement(len(student), len(oracle), _near(student, oracle), _near(oracle, student), scale)
