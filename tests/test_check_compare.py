@@ -98,6 +98,7 @@ def test_a_misses_threads():
     pid_not_tgid = compare.compare_a(_a_lines(range(0x55000, 0x55050)), faults, 100)
     assert Finding.A_MISSES_THREADS in ids(pid_not_tgid)
     assert pid_not_tgid.figures["thread_pages"] == 16 and pid_not_tgid.figures["thread_pages_printed"] == 0
+    assert Finding.A_MISSES_FAULTS not in ids(pid_not_tgid)  # the pages it misses are the other threads'
     tgid = compare.compare_a(_a_lines([*range(0x55000, 0x55050), *range(0x7F000, 0x7F010)]), faults, 100)
     assert ids(tgid) == {Finding.A_ADDRESSES: "info"}
     # tids names the target's threads: another tid's pages then do not count.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from test_student_corpus import case, corpus_built  # noqa: F401 - a fixture: the corpus, built
 
 from pfharness import step
 from pfharness.check import compare, oracle_faults
@@ -77,3 +78,41 @@ def test_the_oracle_records_what_a_prints_and_every_fault(save_vm, built_modules
     print(compared.figures)
     assert [i.finding for i in compared.items] == [Finding.A_ADDRESSES], compared.items
     assert compared.figures["matched"] == compared.figures["real_pages"] and compared.figures["thread_pages"] >= 60
+
+
+@pytest.mark.parametrize(
+    ("name", "command", "expected"),
+    [
+        ("correct-A", (60, 2), set()),
+        ("pid-not-tgid", (60, 2), {Finding.A_MISSES_THREADS}),
+        ("correct-B", (200,), set()),
+        ("plot-70x30", (200,), {Finding.PLOT_SIZE}),
+        ("plot-no-labels", (200,), {Finding.PLOT_NO_LABELS}),
+    ],
+)
+def test_the_corpus_against_the_oracle(save_vm, corpus_built, programs, oracle_ko, name, command, expected):  # noqa: PLR0917, F811 - fixtures (corpus_built's, imported) and parameters
+    """tests/student_modules beside the oracle: each gives the comparison's findings its expected.toml names."""
+    vm, directory = save_vm
+    c = case(name)
+    request = step.TraceRequest(
+        c.module,
+        corpus_built[name].ko,
+        (str(programs["touch_pages"]), *map(str, command)),
+        timeout=300,
+        save_dir=SAVE_MOUNT,
+        save_dir_host=directory / run_dir.GUEST_SUBDIR,
+        oracle_ko=oracle_ko,
+    )
+    result = step.trace(vm, request)
+    assert result.complete and result.oracle_insmod_status == 0 and result.insmod_status == 0, result.kernel_messages
+    assert result.saved is not None and result.saved.records
+    faults = oracle_faults.from_records_file(result.saved.records)
+    mine = [m for m in result.kernel_messages if m.startswith(f"pf_probe_{c.module}: ")]
+    if c.module == "A":
+        compared = compare.compare_a(mine, faults, result.pid)
+    else:
+        compared = compare.compare_plots(mine, faults, result.pid, saved=result.saved)
+    print(name, compared.figures)
+    found = {i.finding for i in compared.items if i.severity != "info"}
+    assert found == expected, compared.items
+    assert found <= {Finding(f["id"]) for f in c.data.get("finding", [])}

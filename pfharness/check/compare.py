@@ -72,11 +72,14 @@ def compare_a(
     }
     shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in figures.items())
     items = [Item(Finding.A_ADDRESSES, "info", f"pages: {shown}")]
-    if real and len(matched) < MISS_LIMIT * len(real):
-        items.append(_misses(missed, len(real), len(matched)))
+    misses_threads = bool(thread_pages) and len(thread_pages & printed) < THREAD_LIMIT * len(thread_pages)
+    # Pages missed because the module filters one thread are that finding's, not a-misses-faults's too.
+    counted = real - thread_pages if misses_threads else real
+    if counted and len(matched & counted) < MISS_LIMIT * len(counted):
+        items.append(_misses(missed & counted, len(counted), len(matched & counted)))
     if len(extra) >= EXTRA_MIN and len(extra) > EXTRA_LIMIT * len(printed):
         items.append(_extra(extra, others, len(printed)))
-    if thread_pages and len(thread_pages & printed) < THREAD_LIMIT * len(thread_pages):
+    if misses_threads:
         items.append(
             Item(
                 Finding.A_MISSES_THREADS,
