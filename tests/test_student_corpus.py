@@ -28,6 +28,7 @@ FINDING_KEYS = {"id", "stage", "detail", "evidence", "function"}
 REQUIRED_CASES = {
     "correct-A",
     "correct-B",
+    "correct-C",
     "api-fault-handler",
     "api-proc-ops",
     "api-timespec",
@@ -198,8 +199,8 @@ def printed_pages(lines: list[str]) -> set[int]:
 
 
 def plot_rows(lines: list[str]) -> list[tuple[str, str]]:
-    """(label, marks) of each plot line: `pf_probe_B: LABEL |MARKS|`."""
-    rows = [re.match(r"pf_probe_B: (.*?)\|(.*)\|$", line) for line in lines]
+    """(label, marks) of each plot line: `pf_probe_B: LABEL |MARKS|` (or pf_probe_C)."""
+    rows = [re.match(r"pf_probe_[BC]: (.*?)\|(.*)\|$", line) for line in lines]
     return [(m.group(1).strip(), m.group(2)) for m in rows if m]
 
 
@@ -253,6 +254,20 @@ def test_b_plots(vm, corpus_built, programs, name, shape):
     labels = [label for label, marks in plot_rows(lines) if not marks.startswith("-")]
     assert all(labels) if labelled else not any(labels)
     assert any("time (ms)" in line for line in lines) == labelled
+
+
+@pytest.mark.vm
+def test_c_plots_each_segment(vm, corpus_built, programs):
+    """correct-C: a 30 x 70 plot for each of code, data and other, the data plot with the 32 pages
+    segments writes in .data."""
+    result = trace(vm, case("correct-C"), corpus_built, (programs["segments"], 32, 16))
+    assert result.insmod_status == 0 and result.rmmod_status == 0 and not result.splats
+    lines = result.kernel_messages
+    titles = [re.search(r"in the (\w+) segment: (\d+) of", x) for x in lines]
+    counts = {m.group(1): int(m.group(2)) for m in titles if m}
+    assert list(counts) == ["code", "data", "other"] and counts["data"] >= 32, counts
+    plot = [marks for label, marks in plot_rows(lines) if label]
+    assert len(plot) == 3 * 30 and {len(r) for r in plot} == {70}
 
 
 @pytest.mark.vm
