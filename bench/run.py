@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from pfharness import proc, step  # noqa: E402
 from pfharness.guest.session import VmOptions, VmSession  # noqa: E402
+from pfharness.kernel import Kernel  # noqa: E402
 from pfharness.kmod import kbuild, kernels  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -41,16 +42,20 @@ def log(msg: str) -> None:
 
 @dataclass
 class Setup:
-    release: str
+    kernel: Kernel  # resolved once, in prepare()
     modules: dict[str, Path]  # A, B, C, bare (kprobe), bare-ret (kretprobe)
     program: Path  # fault_bench
     touch: Path  # tests/programs/touch_pages
     work: Path
 
+    @property
+    def release(self) -> str:
+        return self.kernel.release
+
 
 def prepare(work: Path) -> Setup:
     kernel = kernels.select(None)
-    build = kbuild.build(kbuild.BuildRequest(work / "modules", kbuild.resolve_target(kernel.release)))
+    build = kbuild.build(kbuild.BuildRequest(work / "modules", kernel))
     kmods = work / "kmods"
     shutil.copytree(BENCH / "kmods", kmods)
     made = proc.run(["make", "-C", kernel.require_headers(), f"M={kmods}", "modules"], merge_stderr=True)
@@ -62,7 +67,7 @@ def prepare(work: Path) -> Setup:
         if made.returncode != 0:
             raise SystemExit(made.stdout)
     modules = {**build.modules, "bare": kmods / "bare_kprobe.ko", "bare-ret": kmods / "bare_kretprobe.ko"}
-    return Setup(kernel.release, modules, program, touch, work)
+    return Setup(kernel, modules, program, touch, work)
 
 
 # ---- per-fault cost ----
@@ -257,9 +262,7 @@ def icount_costs(setup: Setup, pages: int, repeats: int) -> dict[str, list[float
     the tracer adds, on one vCPU (so a peer's user-space reader counts too). No warm-up is needed for
     a count, but one unmeasured run of each variant loads its files into the guest's page cache.
     """
-    options = VmOptions(
-        kernel=kernels.select(setup.release), transcript=setup.work / "icount.log", smp=1, icount_shift=0
-    )
+    options = VmOptions(kernel=setup.kernel, transcript=setup.work / "icount.log", smp=1, icount_shift=0)
     vs = variants(pages)
     with VmSession(options) as vm:
         mount_debugfs(vm)
@@ -414,7 +417,7 @@ def turnaround(setup: Setup, runs: int, with_vng: bool = True) -> tuple[dict, di
             vng = _vng_ready()
         except (subprocess.CalledProcessError, OSError) as e:
             vng_error = f"could not install virtme-ng: {e}"
-    image = kernels.select(setup.release).require_image()
+    image = setup.kernel.require_image()
     load = [os.getloadavg()[0]]
     totals, boots, vtimes = [], [], []
     for _i in range(runs):
@@ -439,8 +442,8 @@ def turnaround(setup: Setup, runs: int, with_vng: bool = True) -> tuple[dict, di
 def build_times(setup: Setup) -> dict:
     out = setup.work / "build-bench"
     shutil.rmtree(out, ignore_errors=True)
-    cold = kbuild.build(kbuild.BuildRequest(out, kbuild.resolve_target(setup.release)))
-    warm = kbuild.build(kbuild.BuildRequest(out, kbuild.resolve_target(setup.release)))
+    cold = kbuild.build(kbuild.BuildRequest(out, setup.kernel))
+    warm = kbuild.build(kbuild.BuildRequest(out, setup.kernel))
     return {"cold_s": cold.seconds, "unchanged_s": warm.seconds, "skipped": warm.skipped}
 
 
@@ -719,9 +722,7 @@ def main() -> int:
         data.setdefault("sections_date", {})["icount"] = f"{today} ({setup.release})"
         write_report(args.out, data, keep_other_sections=True)
         return 0
-    with VmSession(
-        VmOptions(kernel=kernels.select(setup.release), transcript=work / "bench.log", accel="auto", smp=2)
-    ) as vm:
+    with VmSession(VmOptions(kernel=setup.kernel, transcript=work / "bench.log", accel="auto", smp=2)) as vm:
         data["accel"] = vm.accelerator
         mount_debugfs(vm)
         data["per_fault"] = per_fault(vm, setup, args.pages, args.rounds)
@@ -744,7 +745,7 @@ def main() -> int:
 def only_outside_tree(args, setup: Setup, work: Path) -> int:
     """--only-outside-tree: one boot, the outside-the-tree rounds, that section of --out replaced."""
     data: dict = {"pages": args.pages, "outside_rounds": args.rounds}
-    kernel = kernels.select(setup.release)
+    kernel = setup.kernel
     if args.icount:
         options = VmOptions(kernel=kernel, transcript=work / "bench.log", accel="tcg", smp=1, icount_shift=0)
     else:

@@ -20,7 +20,7 @@ import typer
 
 from . import __version__, assets, study
 from .errors import PfhError, UsageError
-from .kmod import fetch, handin, kbuild, kernels, render
+from .kmod import bring, fetch, handin, kbuild, kernels, render
 from .plot import Drawable, PlotRequest, load_drawable
 from .plot import draw as draw_run
 from .progress import Progress
@@ -155,11 +155,12 @@ def kernels_fetch_cmd(
 ) -> None:
     """Download a Debian kernel (image, modules, headers) into the cache, or find it there."""
     try:
-        k = fetch.fetch(spec, assets.cache_dir())
+        got = fetch.fetch(spec, assets.cache_dir())
     except PfhError as e:
         fail(e)
-    typer.echo(f"{k.release}: {'cached' if k.cached else 'fetched'} in {k.seconds:.2f} s")
-    typer.echo(f"  root     {k.root}\n  image    {k.image}\n  headers  {k.headers}")
+    k = got.kernel
+    typer.echo(f"{k.release}: {'cached' if got.cached else 'fetched'} in {got.seconds:.2f} s")
+    typer.echo(f"  root     {k.origin.root}\n  image    {k.image}\n  headers  {k.headers}")
 
 
 @app.command("render", cls=Command)
@@ -184,7 +185,7 @@ def render_cmd(
 
 
 @app.command("build", cls=Command)
-def build_cmd(
+def build_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     kernel_release: str | None = typer.Option(
         None, help=f"Build against this release's headers (default: see `pfharness kernels`). {SERIES_HELP}"
     ),
@@ -192,12 +193,27 @@ def build_cmd(
     module: list[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
     out: Path | None = typer.Option(None, help="Build directory (default: out/<release>)."),
     werror: bool = typer.Option(False, help="Treat compiler warnings as errors."),
+    source: list[Path] = typer.Option(
+        [],
+        metavar="DIR",
+        help="Build your own module instead: its directory (with its Makefile) or its .c files (repeat). "
+        "Built in a sandbox in a copy under --out (default out/foreign/<release>); a failure is explained.",
+    ),
 ) -> None:
     """Render the modules and build them with kbuild (skipped when nothing changed)."""
     letters = letters_or_fail(module)
     try:
-        target = kbuild.resolve_target(kernel_release, kdir)
-        result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / target.release, target, letters, werror))
+        kernel = kernels.from_kdir(kdir, kernel_release) if kdir is not None else kernels.select(kernel_release)
+        if source:
+            others = kernels.available(cache=assets.cache_dir())
+            built = bring.build(source, kernel, out or DEFAULT_OUT / "foreign" / kernel.release, others)
+            typer.echo(f"built for {built.kernel_release} in {built.seconds:.2f} s (log: {built.log_path}):")
+            for path in built.modules.values():
+                typer.echo(f"  {path}")
+            if built.warnings:
+                typer.echo(f"{len(built.warnings)} compiler warning(s), the first: {built.warnings[0]}")
+            return
+        result = kbuild.build(kbuild.BuildRequest(out or DEFAULT_OUT / kernel.release, kernel, letters, werror))
     except PfhError as e:
         fail(e)
     state = "up to date" if result.skipped else "built"

@@ -97,6 +97,9 @@ def draw(run: Drawable, request: PlotRequest, echo: Callable[[str], None]) -> li
             ),
             scale=request.scale,
             color_by=request.color_by,
+            # A selection keeps the run's clock (its times read as in the whole picture), its start marked.
+            t0_ns=min(r.t_ns for r in run.records) if view.what else None,
+            mark="first selected fault" if view.what else "",
         )
         written.append(pictures.write_picture(picture, path, kind))
     return written

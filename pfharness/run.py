@@ -14,6 +14,7 @@ from .errors import SetupError, UsageError
 from .guest.machine import LARGE_LOG_BUF_MIB, SMALL_LOG_BUF_MIB
 from .guest.session import VmOptions, VmSession
 from .host import HostTarget, check_host_ready
+from .kernel import Kernel
 from .kmod import kbuild, kernels, render
 from .progress import Progress
 from .results import run_dir, text
@@ -75,9 +76,9 @@ def log_buffer_mib(request: RunRequest) -> int:
     return LARGE_LOG_BUF_MIB if request.module.upper() == "A" or dumps else SMALL_LOG_BUF_MIB
 
 
-def build_all(target: kbuild.BuildTarget, out_dir: Path) -> kbuild.BuildResult:
-    """Build all three modules for `target` into out_dir/<release> (one cache for every module)."""
-    return kbuild.build(kbuild.BuildRequest(out_dir / target.release, target))
+def build_all(kernel: Kernel, out_dir: Path) -> kbuild.BuildResult:
+    """Build all three modules for `kernel` into out_dir/<release> (one cache for every module)."""
+    return kbuild.build(kbuild.BuildRequest(out_dir / kernel.release, kernel))
 
 
 def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
@@ -101,7 +102,7 @@ def run(request: RunRequest, progress: Progress | None = None) -> TraceResult:
         kernel = kernels.select(request.kernel_release)
         kernel.require_image()
     progress.stage("build")
-    build = build_all(kbuild.target_for(kernel), request.out_dir)
+    build = build_all(kernel, request.out_dir)
     stages["build"] = build.seconds
     try:
         directory = run_dir.new_run_dir(request.out_dir, render.module_name(letter))

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__, assets
 from .errors import PfhError
 from .guest.session import VmOptions, VmSession
-from .kmod import fetch, kbuild, kernels
+from .kmod import kernels
 from .plot import Drawable, PlotRequest
 from .plot import draw as draw_run
 from .results import figures, run_dir, text, transcript
@@ -165,15 +165,12 @@ def run_study(
         ) from exc
     kernel = kernels.select(kernel_release)
     kernel.require_image()
-    target = kbuild.target_for(kernel)
-    build = build_all(target, DEFAULT_OUT)
-    make_vars: tuple[str, ...] = ()
+    build = build_all(kernel, DEFAULT_OUT)
+    make_vars = kernel.toolchain.make_vars
     left_out = ""
-    if target.fetched is not None:
-        if not fetch.host_can_build(target.fetched):  # its kbuild needs its own build root: not in the guest
-            progress(f"kbuild workload left out: {kernel.release}'s kbuild tools do not run on this machine")
-            left_out = "kbuild"
-        make_vars = tuple(fetch.host_toolchain(target.fetched) or ())
+    if not kernel.toolchain.on_host:  # its kbuild needs its own build root: not in the guest
+        progress(f"kbuild workload left out: {kernel.release}'s kbuild tools do not run on this machine")
+        left_out = "kbuild"
     chosen = [
         w
         for w in workloads(build.modules["B"].parent, build.kdir, make_vars)

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from pfharness.kernel import Kernel
 from pfharness.kmod import kernels
 
 DATA = Path(__file__).parent / "data"
 
 
-def kernel_from_env() -> kernels.KernelInfo | None:
+def kernel_from_env() -> Kernel | None:
     """$PFHARNESS_KERNEL_RELEASE names the kernel to test with, as `run --kernel-release` does: an
     installed release, or one in the pfharness cache (fetched by `pfharness kernels fetch`, or built
     by scripts/build-debug-kernel.sh), by exact release or series (5.10, 6.1-rt, 6.12, 7.2)."""
@@ -35,24 +36,18 @@ def kernel_from_env() -> kernels.KernelInfo | None:
     return kernel
 
 
-def build_target(kernel: kernels.KernelInfo):
-    """How to build for `kernel` (a fetched one with its own toolchain: CC=gcc-12, a build root)."""
-    from pfharness.kmod import kbuild
-
-    return kbuild.target_for(kernel)
-
-
-def has_kasan(kernel: kernels.KernelInfo) -> bool:
+def has_kasan(kernel: Kernel) -> bool:
     """Is `kernel` built with KASAN (its config in <root>/boot)?"""
-    config = kernel.root / "boot" / f"config-{kernel.release}"
+    if kernel.config is None:
+        return False
     try:
-        return "CONFIG_KASAN=y" in config.read_text()
+        return "CONFIG_KASAN=y" in kernel.config.read_text()
     except OSError:
         return False
 
 
 @pytest.fixture(scope="session")
-def default_kernel() -> kernels.KernelInfo:
+def default_kernel() -> Kernel:
     """The kernel the real tests build for; they fail (not skip) without one: `make test` installs it."""
     kernel = kernel_from_env() or kernels.default_kernel(kernels.discover())
     assert kernel is not None, (
@@ -67,7 +62,7 @@ def built_modules(tmp_path_factory, default_kernel):
     from pfharness.kmod import kbuild
 
     out = tmp_path_factory.mktemp("modules")
-    return kbuild.build(kbuild.BuildRequest(out, build_target(default_kernel), werror=True))
+    return kbuild.build(kbuild.BuildRequest(out, default_kernel, werror=True))
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +72,7 @@ def host_run_out(tmp_path_factory, default_kernel) -> Path:
     from pfharness.kmod import kbuild
 
     out = tmp_path_factory.mktemp("run-out")
-    kbuild.build(kbuild.BuildRequest(out / default_kernel.release, build_target(default_kernel)))
+    kbuild.build(kbuild.BuildRequest(out / default_kernel.release, default_kernel))
     return out
 
 
@@ -115,12 +110,13 @@ def programs(tmp_path_factory) -> dict[str, Path]:
 def warn_module(tmp_path_factory, default_kernel) -> Path:
     """tests/kmods/pfh_warn.ko, a test-only module whose load prints a kernel WARNING."""
     from pfharness import proc
+    from pfharness.kmod import toolchain
 
     out = tmp_path_factory.mktemp("kmods")
     for source in (Path(__file__).parent / "kmods").iterdir():
         shutil.copy(source, out)
-    target = build_target(default_kernel)
-    result = proc.run(target.make_command(out, "-C", str(target.kdir), f"M={out}", "modules"), merge_stderr=True)
+    args = ["-C", str(default_kernel.headers), f"M={out}", "modules"]
+    result = proc.run(toolchain.make_argv(default_kernel.toolchain, out, args), merge_stderr=True)
     assert result.returncode == 0, result.stdout
     return out / "pfh_warn.ko"
 

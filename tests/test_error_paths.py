@@ -4,6 +4,7 @@ no traceback reaches the user (issue: one error hierarchy)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import lzma
 import shutil
@@ -122,7 +123,7 @@ def test_run_with_broken_kernel_modules_exits_126_without_traceback(tmp_path, mo
     """The whole path of `pfharness run`: a kernel whose modules directory has no modules.dep."""
     modules_dir = tmp_path / "lib" / default_kernel.release  # exists, but has no modules.dep
     modules_dir.mkdir(parents=True)
-    broken = kernels.KernelInfo(default_kernel.release, default_kernel.image, default_kernel.headers, modules_dir)
+    broken = dataclasses.replace(default_kernel, modules_dir=modules_dir)
     monkeypatch.setattr(kernels, "select", lambda release=None, root=None: broken)
     monkeypatch.setenv("PFHARNESS_CACHE", str(tmp_path / "cache"))
     status, err = run_main(monkeypatch, capsys, "run", "--accel", "tcg", "--out", str(tmp_path / "out"), "--", "true")

@@ -39,16 +39,17 @@ def test_two_bands_by_hand():
         (1000, 1000, 1, 1, "libc.so.6"),
     ]
     assert rows[:25] == [EMPTY_ROW] * 25
+    # A band's name on its top row, '"' on its other rows; the heap's top row is cut ('~') from libc above.
     assert rows[25:] == [
         row("0x3e8", {69: "."}, tail=" libc.so.6"),
-        row("0x67", {69: "."}, border="~"),  # the heap's top row: the address space is cut above it
-        row("", {46: "."}),
-        row("", {23: "."}),
-        row("0x64", {0: "."}, tail=" [heap]"),
+        row("0x67", {69: "."}, border="~", tail=" [heap]"),
+        row("", {46: "."}, tail=' "'),
+        row("", {23: "."}, tail=' "'),
+        row("0x64", {0: "."}, tail=' "'),
     ]
 
 
-def test_overlapping_regions_merge_and_take_the_biggest_name():
+def test_overlapping_regions_merge_and_list_their_names_by_faults():
     regions = [
         Region(0, "file", 0, 0, 0, "a"),
         Region(1, "anon", 0, 0, 0, "[anon]"),
@@ -56,7 +57,30 @@ def test_overlapping_regions_merge_and_take_the_biggest_name():
     ]
     records = [rec(0, 10, 0), rec(0, 20, 0), rec(1, 15, 1), rec(1, 16, 1), rec(1, 17, 1), rec(2, 500, 2)]
     bands = folded.make_bands(records, regions)
-    assert [(b.pmin, b.pmax, b.faults, b.name) for b in bands] == [(10, 20, 5, "[anon]+"), (500, 500, 1, "[stack]")]
+    assert [(b.pmin, b.pmax, b.faults, b.name) for b in bands] == [(10, 20, 5, "[anon],a"), (500, 500, 1, "[stack]")]
+
+
+def test_the_programs_name_comes_first_however_few_its_faults():
+    """gcc's cc1 (code: 1 fault, data: 1) inside a band of libc (50) and [anon] (20): cc1 first, named once."""
+    regions = [
+        Region(0, "file", 0, 0, 0, "libc.so.6"),
+        Region(1, "code", 0, 0, 0, "cc1"),
+        Region(2, "anon", 0, 0, 0, "[anon]"),
+        Region(3, "data", 0, 0, 0, "cc1"),
+        Region(4, "anon", 0, 0, 0, "[anon]"),
+    ]
+    records = [rec(t, 100 + t % 50, 0) for t in range(50)] + [rec(0, 120, 1), rec(0, 121, 3)]
+    records += [rec(t, 130 + t % 5, 2 + 2 * (t % 2)) for t in range(20)]
+    assert [b.name for b in folded.make_bands(records, regions)] == ["cc1,libc.so.6,[anon]"]
+
+
+def test_a_label_lists_names_while_they_fit_then_a_plus():
+    width = fmt.BAND_NAME_MAX
+    assert folded.band_label(["cc1", "[anon]", "cc1", "libc.so.6"]) == "cc1,[anon],libc.so.6"
+    names = ["n" * 10, "m" * 10, "k" * 10, "j"]  # 10 + 1 + 10 = 21; + 11 = 32 > width - 1: cut before "k..."
+    assert folded.band_label(names) == "n" * 10 + "," + "m" * 10 + "+"
+    assert folded.band_label(["x" * (width - 1)]) == "x" * (width - 1)
+    assert folded.band_label(["x" * width, "y"]) == "x" * (width - 1) + "+"  # a first name too long alone
 
 
 def test_at_most_15_bands_closest_gaps_merged_first():
@@ -66,8 +90,8 @@ def test_at_most_15_bands_closest_gaps_merged_first():
     bands = folded.make_bands(records, regions)
     assert len(bands) == folded.MAX_BANDS == 15
     # gap 10 (300-310) first; then 50 and 50: the lower pair (1300-1350) is merged
-    assert (bands[3].pmin, bands[3].pmax, bands[3].name, bands[3].faults) == (300, 310, "r4+", 3)
-    assert (bands[13].pmin, bands[13].pmax, bands[13].name) == (1300, 1350, "r14+")
+    assert (bands[3].pmin, bands[3].pmax, bands[3].name, bands[3].faults) == (300, 310, "r4,r3", 3)
+    assert (bands[13].pmin, bands[13].pmax, bands[13].name) == (1300, 1350, "r14,r15")
     assert (bands[14].pmin, bands[14].name) == (1400, "r16")
 
 
@@ -87,12 +111,12 @@ def test_unknown_region_is_its_own_band():
     records = [rec(0, 7, fmt.REGION_NONE), rec(5, 9, 3)]
     rows, bands = folded.folded_rows(records, [])
     assert [(b.name, b.rows) for b in bands] == [("?", 3)]
-    assert rows[-1] == row("0x7", {0: "."}, tail=" ?")
-    assert rows[-3] == row("0x9", {69: "."})
+    assert rows[-1] == row("0x7", {0: "."}, tail=' "')
+    assert rows[-3] == row("0x9", {69: "."}, tail=" ?")
 
 
 def test_names_are_cut_and_cleaned():
-    regions = [Region(0, "file", 0, 0, 1, "a very long name\twith blanks.so"), Region(1, "file", 0, 0, 1, "é")]
+    regions = [Region(0, "file", 0, 0, 1, "a very long name\twith blanks.so, ok"), Region(1, "file", 0, 0, 1, "é")]
     rows, _ = folded.folded_rows([rec(0, 1, 0)], regions)
-    assert rows[-1].endswith("| a?very?long?name?with?bl")
+    assert rows[-1].endswith("| a?very?long?name?with?b+")
     assert folded.clean_name("é~!") == "?~!" and folded.clean_name("") == "?"

@@ -71,11 +71,19 @@ def test_every_line_shape_is_in_the_rendered_c_and_parses_back():
         "pmin": 0x7F0000000,
         "pmax": 0x7F0000010,
         "rows": 3,
+        "tid": 43,
+        "exec_seq": 2,
+        "huge": 1,
+        "ip": 0x401136,
+        "ip_mode": "kernel",
+        "service_ns": 1234,
     }
     for name, shape in output_format.LINES.items():
         assert shape.c_literal() in c, name  # the C prints exactly this format
         values = {k: samples[k] for k in shape.names()}
         assert shape.parse(c_lines(shape, values)) == values, name  # and the parser reads it back
+    for name, shape in output_format.LEGACY_LINES.items():
+        assert shape.c_literal() not in c, name  # printed by older modules only, still read
 
 
 def test_changing_a_constant_changes_the_c_and_the_parser(monkeypatch):
@@ -133,15 +141,42 @@ def test_proc_file_layouts_match_the_c_structs():
 
 
 def test_folded_rows_parse_with_border_and_band_name():
+    """Two bands: rows 0-9 (top row named) and 10-29 (its top row cut, '~', and named), the rest '"'. A file
+    named '"' is a name on a top row, not a continuation mark."""
     rows = []
     for i in range(output_format.PLOT_ROWS):
-        label = "0x7f00" if i in (0, 29) else ""
-        border = "~" if i == 10 else "|"
-        tail = " libc.so.6" if i == 29 else ""
-        rows.append(f"{label:>{output_format.LABEL_WIDTH}} {border}{'.' * output_format.PLOT_COLS}|{tail}")
+        label = "0x7f00" if i in (0, 9, 10, 29) else ""
+        border = output_format.BAND_CUT if i == 10 else "|"
+        tail = {0: '"', 10: "cc1,libc.so.6+"}.get(i, output_format.BAND_CONTINUED)
+        rows.append(f"{label:>{output_format.LABEL_WIDTH}} {border}{'.' * output_format.PLOT_COLS}| {tail}")
     lines = ["---- BEGIN PLOT pid=1 comm=x class=all scale=folded ----", "title", *rows]
-    lines += ["band 0 name=libc.so.6 pages=0x7f00-0x7f10 rows=30 faults=70", "---- END PLOT ----"]
+    lines += [output_format.legend(), output_format.folded_legend()]
+    lines += ["band 0 name=cc1,libc.so.6+ pages=0x7f00-0x7f10 rows=20 faults=70"]
+    lines += ['band 1 name=" pages=0x8000-0x8010 rows=10 faults=3', "---- END PLOT ----"]
     plot = module_output.parse_module_output([f"pf_probe_B: {ln}" for ln in lines]).plots[0]
     assert plot.scale == "folded" and len(plot.rows) == output_format.PLOT_ROWS
-    assert plot.cuts == [10] and plot.row_bands == {29: "libc.so.6"}
-    assert plot.bands == [module_output.Band(0, "libc.so.6", 0x7F00, 0x7F10, 30, 70)]
+    assert plot.cuts == [10] and plot.row_bands == {0: '"', 10: "cc1,libc.so.6+"}
+    assert plot.bands[0] == module_output.Band(0, "cc1,libc.so.6+", 0x7F00, 0x7F10, 20, 70)
+    assert [b.name for b in plot.bands] == ["cc1,libc.so.6+", '"']
+
+
+def test_folded_legend_and_continuation_mark_reach_the_c():
+    """The legend line of the marks and the mark on a band's other rows are output_format's, in the module."""
+    c = render.render_module("B")
+    assert 'pr_info("' + output_format.c_string(output_format.folded_legend()) + '\\n");' in c
+    assert '"' + output_format.c_string(output_format.BAND_CONTINUED) + '"' in c
+    assert f"#define PLOT_BAND_NAME_MAX {output_format.BAND_NAME_MAX}" in c
+
+
+def test_record_lines_of_both_versions_are_read():
+    """dump_records=1: a version-2 line gives the new fields; a version-1 line (older transcripts) leaves them None."""
+    v2 = (
+        "rec 0 t=5 addr=0x7f0000200000 tgid=42 region=1 access=write major=0 tid=44 exec=1 huge=1 ip=0x401136 "
+        "ipmode=kernel service_ns=900 class=other"
+    )
+    v1 = "rec 1 t=6 addr=0x7f0000201000 tgid=42 region=1 access=read major=1"
+    report = module_output.parse_module_output([f"pf_probe_C: {v2}", f"pf_probe_C: {v1}"])
+    new, old = report.records
+    assert (new.tid, new.exec_seq, new.huge, new.ip) == (44, 1, True, 0x401136)
+    assert (new.ip_mode, new.service_ns) == ("kernel", 900)
+    assert new.fault_class == "other" and old.major and old.tid is None and old.service_ns is None

@@ -9,7 +9,7 @@ from conftest import copy_templates
 
 from pfharness import proc
 from pfharness.errors import BuildError, HeadersMissing
-from pfharness.kmod import kbuild
+from pfharness.kmod import arrange, kbuild, kernels, toolchain
 
 pytestmark = pytest.mark.kbuild
 
@@ -31,16 +31,25 @@ def test_modinfo_shows_tpid_with_description(built_modules):
             assert re.search(r"^parm:\s+max_records:Capacity .*\(ulong\)$", info, re.M), info
 
 
-def test_second_build_is_skipped(built_modules):
-    again = kbuild.build(
-        kbuild.BuildRequest(
-            built_modules.modules["A"].parent, kbuild.resolve_target(built_modules.kernel_release), werror=True
-        )
-    )
+def test_second_build_is_skipped(built_modules, default_kernel):
+    again = kbuild.build(kbuild.BuildRequest(built_modules.modules["A"].parent, default_kernel, werror=True))
     assert again.skipped and again.modules == built_modules.modules
 
 
-def test_broken_template_points_at_rendered_line(tmp_path, default_kernel):
+def _no_second_look(monkeypatch) -> None:
+    """Building takes the kernel as resolved: selecting, the fetched marker and the toolchain probes fail."""
+
+    def looked(*args, **kwargs):
+        raise AssertionError("the kernel was looked up again while building")
+
+    monkeypatch.setattr(kernels, "select", looked)
+    monkeypatch.setattr(arrange, "read_marker", looked)
+    monkeypatch.setattr(toolchain, "resolve", looked)
+    monkeypatch.setattr(toolchain, "host_make_vars", looked)
+
+
+def test_broken_template_points_at_rendered_line(tmp_path, default_kernel, monkeypatch):
+    _no_second_look(monkeypatch)
     templates = copy_templates(tmp_path / "templates")
     kprobe = templates / "common" / "kprobe.c.j2"
     kprobe.write_text(
@@ -48,9 +57,7 @@ def test_broken_template_points_at_rendered_line(tmp_path, default_kernel):
     )
     out = tmp_path / "out"
     with pytest.raises(BuildError) as err:
-        kbuild.build(
-            kbuild.BuildRequest(out, kbuild.resolve_target(default_kernel.release), ("A",), template_dir=templates)
-        )
+        kbuild.build(kbuild.BuildRequest(out, default_kernel, ("A",), template_dir=templates))
     message = str(err.value)
     rendered = (out / "pf_probe_A.c").read_text().splitlines()
     line_no = next(i for i, line in enumerate(rendered, 1) if "no_such_probe" in line)
@@ -61,4 +68,4 @@ def test_broken_template_points_at_rendered_line(tmp_path, default_kernel):
 
 def test_missing_headers_names_the_package(tmp_path):
     with pytest.raises(HeadersMissing, match=r"apt-get install linux-headers-9\.9\.9-nope"):
-        kbuild.build(kbuild.BuildRequest(tmp_path, kbuild.resolve_target("9.9.9-nope"), ("B",)))
+        kbuild.build(kbuild.BuildRequest(tmp_path, kernels.select("9.9.9-nope"), ("B",)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pfharness.errors import HeadersMissing, KernelNotFound
+from pfharness.kernel import BUILT, HOST_TOOLCHAIN, INSTALLED, Origin
 from pfharness.kmod import kernels
 
 
@@ -66,3 +67,27 @@ def test_no_usable_kernel_names_the_packages(tmp_path):
 
 def test_empty_machine(tmp_path):
     assert kernels.discover(tmp_path) == []
+
+
+def test_a_selected_kernel_comes_whole(tmp_path):
+    """What boots and builds it is found once: image, headers, modules, config, origin, toolchain."""
+    root = make_tree(tmp_path, {"6.1.0-56-amd64": (True, True)})
+    (root / "boot" / "config-6.1.0-56-amd64").write_text("CONFIG_HZ=250\n")
+    k = kernels.select(None, root)
+    assert (k.image, k.headers) == (root / "boot/vmlinuz-6.1.0-56-amd64", root / "lib/modules/6.1.0-56-amd64/build")
+    assert k.modules_dir == root / "lib/modules/6.1.0-56-amd64" and k.config == root / "boot/config-6.1.0-56-amd64"
+    assert k.origin == Origin(INSTALLED, root) and k.installed and k.toolchain == HOST_TOOLCHAIN
+
+
+def test_a_kdir_is_a_built_kernel_with_headers_only(tmp_path):
+    kdir = tmp_path / "linux"
+    (kdir / "include" / "config").mkdir(parents=True)
+    (kdir / "Makefile").write_text("# kbuild\n")
+    (kdir / "include" / "config" / "kernel.release").write_text("6.19.0-dbg\n")
+    k = kernels.from_kdir(kdir, "6.1.0-56-amd64")  # the tree's own release wins over --kernel-release
+    assert (k.release, k.headers, k.image, k.origin.kind) == ("6.19.0-dbg", kdir.resolve(), None, BUILT)
+    assert k.toolchain == HOST_TOOLCHAIN
+    (kdir / "include" / "config" / "kernel.release").unlink()
+    assert kernels.from_kdir(kdir, "6.1.0-56-amd64").release == "6.1.0-56-amd64"
+    with pytest.raises(HeadersMissing, match="no Makefile there"):
+        kernels.from_kdir(tmp_path / "nope")

@@ -7,7 +7,6 @@ really fetch from the Debian archive named in this machine's apt sources; with
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -18,199 +17,37 @@ import pytest
 from pfharness import assets, proc
 from pfharness.errors import KernelNotFound, SetupError
 from pfharness.guest import initramfs
+from pfharness.kernel import HOST_TOOLCHAIN, BuildRoot, Toolchain
+from pfharness.kmod import apt, arrange, kbuild, kernels, toolchain
 from pfharness.kmod import fetch as kf
-from pfharness.kmod import kernels, render
+from pfharness.kmod import spec as kspec
 
 # A made-up archive (the .invalid top-level domain never resolves).
 MAIN = "http://archive.invalid/debian"
 SECURITY = "http://archive.invalid/debian-security"
 
-SOURCES = f"""\
-Types: deb
-# a comment
-URIs: {MAIN}
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: {SECURITY}
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-"""
-
-
-# ----------------------------------------------------------------- deb822 sources
-
-
-def test_deb822_stanzas_and_archive_uris():
-    stanzas = kf.parse_deb822(SOURCES)
-    assert len(stanzas) == 2
-    assert stanzas[0]["Suites"] == "bookworm bookworm-updates"
-    assert kf.archive_uris_from_stanzas(stanzas) == {"main": MAIN, "security": SECURITY}
-
-
-def test_deb822_skips_disabled_and_source_stanzas():
-    text = (
-        f"Types: deb-src\nURIs: http://src.invalid/debian\nSuites: bookworm\n\n"
-        f"Types: deb\nURIs: http://off.invalid/debian\nSuites: bookworm\nEnabled: no\n\n"
-        f"Types: deb\nURIs: {MAIN}/\nSuites: sid\n"
-    )
-    assert kf.archive_uris_from_stanzas(kf.parse_deb822(text)) == {"main": MAIN}
-
-
-def test_system_archive_uris_reads_sources_and_list_files(tmp_path):
-    d = tmp_path / "sources.list.d"
-    d.mkdir()
-    (d / "debian.sources").write_text(SOURCES)
-    assert kf.system_archive_uris((d,)) == {"main": MAIN, "security": SECURITY}
-    one_line = tmp_path / "sources.list"
-    one_line.write_text(f"# old style\ndeb [signed-by=/k.gpg] {MAIN} bookworm main\n")
-    assert kf.system_archive_uris((one_line,)) == {"main": MAIN}
-    with pytest.raises(SetupError, match="no Debian archive"):
-        kf.system_archive_uris((tmp_path / "nothing",))
-
-
-def test_messages_never_name_the_archive_host():
-    text = f"Err:1 {MAIN} sid InRelease; E: Failed to fetch {SECURITY}/dists/x"
-    out = kf.redact(text, [MAIN, SECURITY])
-    assert "archive.invalid" not in out and "<archive>/debian" in out
-
-
-def test_own_apt_configuration_never_uses_the_systems(tmp_path):
-    apt = kf.Apt(tmp_path, "bookworm", {"main": MAIN, "security": SECURITY})
-    apt.prepare()
-    text = apt.sources.read_text()
-    assert "Suites: bookworm\n" in text and "Suites: bookworm-security\n" in text
-    assert text.count(f"Signed-By: {kf.KEYRING}") == 2
-    opts = apt.options()
-    values = dict(o.split("=", 1) for o in opts[1::2])
-    for key in ("Dir::Etc::SourceList", "Dir::Etc::SourceParts", "Dir::State", "Dir::State::status", "Dir::Cache"):
-        assert values[key].startswith(str(tmp_path / "apt" / "bookworm")), key
-    assert (tmp_path / "apt" / "bookworm" / "state" / "status").read_text() == ""
-    with pytest.raises(SetupError, match="no security archive"):
-        kf.Apt(tmp_path, "bookworm", {"main": MAIN}).sources_text()
-
-
-# ----------------------------------------------------------------- specs and packages
-
-
-@pytest.mark.parametrize(
-    "spec, series, flavour, release",
-    [
-        ("5.10", "5.10", "amd64", None),
-        ("6.1", "6.1", "amd64", None),
-        ("6.1-rt", "6.1", "rt-amd64", None),
-        ("6.12", "6.12", "amd64", None),
-        ("7.2", "7.2", "amd64", None),
-        ("6.12.48+deb12-amd64", None, "amd64", "6.12.48+deb12-amd64"),
-        ("6.1.0-56-rt-amd64", None, "amd64", "6.1.0-56-rt-amd64"),
-    ],
-)
-def test_parse_spec(spec, series, flavour, release):
-    s = kf.parse_spec(spec)
-    assert (s.series, s.flavour, s.release) == (series, flavour, release)
-
-
-@pytest.mark.parametrize("bad", ["", "6", "latest", "6.1-foo", "6.1.0-56-arm64", "../6.1.0-56-amd64"])
-def test_bad_spec_names_what_is_accepted(bad):
-    with pytest.raises(KernelNotFound, match=r"6\.1-rt") as e:
-        kf.parse_spec(bad)
-    assert "\n" not in str(e.value)
-
-
-def test_series_matches_only_its_own_releases_and_flavour():
-    six_one, rt, six_twelve = kf.parse_spec("6.1"), kf.parse_spec("6.1-rt"), kf.parse_spec("6.12")
-    assert six_one.matches("6.1.0-56-amd64")
-    assert not six_one.matches("6.12.117+deb12-amd64")
-    assert not six_one.matches("6.1.0-56-rt-amd64") and not six_one.matches("6.1.0-56-cloud-amd64")
-    assert rt.matches("6.1.0-56-rt-amd64") and not rt.matches("6.1.0-56-amd64")
-    assert six_twelve.matches("6.12.117+deb12-amd64")
-    assert kf.parse_spec("7.2").matches("7.2.13+deb14-amd64")
-    assert kf.parse_spec("5.10").matches("5.10.0-32-amd64")
-
-
-def test_series_and_releases_map_to_distributions():
-    assert [kf.parse_spec(s).dists()[0] for s in ("5.10", "6.1", "6.1-rt", "6.12", "7.2")] == [
-        "bullseye",
-        "bookworm",
-        "bookworm",
-        "bookworm",
-        "sid",
-    ]
-    assert kf.guess_dist("6.12.48+deb12-amd64") == "bookworm"
-    assert kf.guess_dist("6.12.48+deb13-amd64") == "trixie"
-    assert kf.guess_dist("5.10.0-32-amd64") == "bullseye"
-    assert kf.guess_dist("7.2.13+deb14-amd64") == "sid"
-    assert set(kf.parse_spec("6.1.0-1-amd64").dists()) == set(kf.DISTS)  # exact releases: all, best guess first
-    assert kf.parse_spec("9.9").dists() == list(kf.DISTS)
-
-
-def test_releases_need_image_and_headers_newest_first():
-    names = [
-        "linux-image-6.1.0-47-amd64",
-        "linux-image-6.1.0-50-amd64",
-        "linux-image-6.1.0-56-amd64",
-        "linux-image-6.1.0-9-amd64",
-        "linux-image-amd64",
-        "linux-image-6.1.0-50-amd64-unsigned",
-        "linux-headers-6.1.0-50-amd64",
-        "linux-headers-6.1.0-9-amd64",
-        "linux-headers-6.1.0-56-amd64",
-        "linux-image-6.12-amd64",
-    ]
-    assert kf.releases_in(names, names) == ["6.1.0-56-amd64", "6.1.0-50-amd64", "6.1.0-9-amd64"]
-
-
-def test_depends_kernel_parts_and_compiler():
-    sid = (
-        "gcc-16-for-host, linux-base (>= 4.12~), linux-base-7.2.13+deb14-amd64 (= 7.2.13-1), "
-        "linux-headers-7.2.13+deb14-common (= 7.2.13-1), linux-kbuild-7.2.13+deb14"
-    )
-    assert kf.kernel_parts(sid) == [
-        ("linux-base-7.2.13+deb14-amd64", "7.2.13-1"),
-        ("linux-headers-7.2.13+deb14-common", "7.2.13-1"),
-        ("linux-kbuild-7.2.13+deb14", None),
-    ]
-    assert kf.compiler_of(sid) == "gcc-16-for-host"
-    bookworm = (
-        "linux-headers-6.1.0-56-common (= 6.1.192-2), linux-kbuild-6.1 (= 6.1.192-2), "
-        "linux-compiler-gcc-12-x86 (>= 6.1.192-2)"
-    )
-    assert kf.kernel_parts(bookworm) == [
-        ("linux-headers-6.1.0-56-common", "6.1.192-2"),
-        ("linux-kbuild-6.1", "6.1.192-2"),
-    ]
-    assert kf.compiler_of(bookworm) == "gcc-12"
-    image = (
-        "dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, "
-        "linux-modules-7.2.13+deb14-amd64 (= 7.2.13-1)"
-    )
-    assert kf.kernel_parts(image) == [("linux-modules-7.2.13+deb14-amd64", "7.2.13-1")]
-
 
 def test_not_found_is_one_line_naming_the_request_and_what_exists():
     msg = kf.not_found_message(
-        kf.parse_spec("6.1.0-999-amd64"), {"bookworm": ["6.1.0-56-amd64", "6.1.0-50-amd64"], "sid": []}
+        kspec.parse_spec("6.1.0-999-amd64"), {"bookworm": ["6.1.0-56-amd64", "6.1.0-50-amd64"], "sid": []}
     )
     assert "\n" not in msg
     assert "6.1.0-999-amd64" in msg and "bookworm+bookworm-security: 6.1.0-56-amd64, 6.1.0-50-amd64" in msg
     assert "sid: none" in msg
-    many = kf.not_found_message(kf.parse_spec("6.1"), {"bookworm": [f"6.1.0-{n}-amd64" for n in range(40)]})
+    many = kf.not_found_message(kspec.parse_spec("6.1"), {"bookworm": [f"6.1.0-{n}-amd64" for n in range(40)]})
     assert "(40 in all)" in many and "a 6.1 kernel (amd64)" in many
 
 
 def _fake_apt(monkeypatch, offered: dict[str, list[str]]):
     """Apt with no network: update does nothing, pkgnames answers from `offered`."""
     monkeypatch.setattr(kf, "system_archive_uris", lambda *a: {"main": MAIN, "security": SECURITY})
-    monkeypatch.setattr(kf.Apt, "update", lambda self, max_age=0: None)
+    monkeypatch.setattr(apt.Apt, "update", lambda self, max_age=0: None)
 
     def pkgnames(self, prefix):
         rels = offered.get(self.dist, [])
         return sorted([f"linux-image-{r}" for r in rels] + [f"linux-headers-{r}" for r in rels])
 
-    monkeypatch.setattr(kf.Apt, "pkgnames", pkgnames)
+    monkeypatch.setattr(apt.Apt, "pkgnames", pkgnames)
 
 
 def test_fetch_of_a_release_no_suite_has_lists_what_exists(tmp_path, monkeypatch):
@@ -237,7 +74,7 @@ def test_network_failure_without_lists_is_a_setup_error(tmp_path, monkeypatch):
             "",
         )
 
-    monkeypatch.setattr(kf.proc, "run", fake_run)
+    monkeypatch.setattr(proc, "run", fake_run)
     with pytest.raises(SetupError) as e:
         kf.fetch("5.10", tmp_path)
     msg = str(e.value)
@@ -251,14 +88,14 @@ def test_network_failure_without_lists_is_a_setup_error(tmp_path, monkeypatch):
 def test_absolute_symlinks_become_relative_inside_the_root(tmp_path):
     root = tmp_path / "k"
     link = root / "lib" / "modules" / "R" / "build"
-    assert kf.relative_target(root, link, "/usr/src/linux-headers-R") == "../../../usr/src/linux-headers-R"
-    assert kf.relative_target(root, link, "../x") is None
+    assert arrange.relative_target(root, link, "/usr/src/linux-headers-R") == "../../../usr/src/linux-headers-R"
+    assert arrange.relative_target(root, link, "../x") is None
     (root / "usr" / "lib" / "linux-kbuild-6.1" / "scripts").mkdir(parents=True)
     hdr = root / "usr" / "src" / "linux-headers-R"
     hdr.mkdir(parents=True)
     (hdr / "scripts").symlink_to("/usr/lib/linux-kbuild-6.1/scripts")
     (hdr / "rel").symlink_to("scripts")
-    assert kf.rewrite_absolute_symlinks(root) == 1
+    assert arrange.rewrite_absolute_symlinks(root) == 1
     assert os.readlink(hdr / "scripts") == "../../lib/linux-kbuild-6.1/scripts"
     assert (hdr / "scripts").resolve() == (root / "usr/lib/linux-kbuild-6.1/scripts").resolve()
     assert os.readlink(hdr / "rel") == "scripts"
@@ -271,9 +108,9 @@ def test_headers_makefile_names_the_tree_it_is_in(tmp_path):
     flavour.mkdir(parents=True)
     (common / "Makefile").write_text("all:\n\t@echo included out=$(KBUILD_OUTPUT)\n")
     original = "KBUILD_OUTPUT=/usr/src/linux-headers-R-amd64\ninclude /usr/src/linux-headers-R-common/Makefile\n"
-    text = kf.rewrite_makefile_paths(original)
-    assert "/usr/src/" not in text and kf.rewrite_makefile_paths(text) == text
-    assert kf.rewrite_makefile_paths("include foo\n") == "include foo\n"
+    text = arrange.rewrite_makefile_paths(original)
+    assert "/usr/src/" not in text and arrange.rewrite_makefile_paths(text) == text
+    assert arrange.rewrite_makefile_paths("include foo\n") == "include foo\n"
     (flavour / "Makefile").write_text(text)
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
@@ -309,7 +146,7 @@ def test_arrange_gives_the_fixed_layout_discover_finds(tmp_path, merged_usr):
     release = "7.2.13+deb14-amd64" if merged_usr else "6.1.0-56-amd64"
     root = tmp_path / "kernels" / release
     _fake_debian_tree(root, release, merged_usr)
-    headers = kf.arrange(root, release)
+    headers = arrange.arrange(root, release)
     mods = root / "lib" / "modules" / release
     assert os.readlink(mods / "build") == f"../../../usr/src/linux-headers-{release}"
     assert (mods / "build").resolve() == headers.resolve()
@@ -329,11 +166,11 @@ def test_arrange_gives_the_fixed_layout_discover_finds(tmp_path, merged_usr):
 def _fake_fetched(cache: Path, release: str) -> Path:
     root = cache / "kernels" / release
     _fake_debian_tree(root, release, False)
-    kf.arrange(root, release)
+    arrange.arrange(root, release)
     (root / "lib" / "modules" / release / "modules.dep").write_text("")
     (root / "usr" / "src" / f"linux-headers-{release}-common" / "Makefile").write_text("")
-    (root / kf._MARKER).write_text(
-        json.dumps({"layout": kf._LAYOUT_VERSION, "release": release, "dist": "bookworm", "compiler": "gcc-12"})
+    (root / arrange.MARKER).write_text(
+        json.dumps({"layout": arrange.LAYOUT_VERSION, "release": release, "dist": "bookworm", "compiler": "gcc-12"})
     )
     return root
 
@@ -341,17 +178,20 @@ def _fake_fetched(cache: Path, release: str) -> Path:
 def test_cached_exact_release_needs_no_apt(tmp_path, monkeypatch):
     _fake_fetched(tmp_path, "6.1.0-56-amd64")
     monkeypatch.setattr(kf, "system_archive_uris", lambda *a: pytest.fail("apt was consulted"))
-    k = kf.fetch("6.1.0-56-amd64", tmp_path)
-    assert k.cached and k.release == "6.1.0-56-amd64" and k.seconds < 1
+    got = kf.fetch("6.1.0-56-amd64", tmp_path)
+    k = got.kernel
+    assert got.cached and k.release == "6.1.0-56-amd64" and got.seconds < 1
     assert k.headers == k.modules_dir / "build" and k.image.name == "vmlinuz-6.1.0-56-amd64"
-    assert [x.release for x in kf.list_fetched(tmp_path)] == ["6.1.0-56-amd64"]
+    assert (k.origin.kind, k.origin.dist, k.origin.compiler) == ("fetched", "bookworm", "gcc-12")
+    assert [x.release for x in kernels.in_cache(tmp_path)] == ["6.1.0-56-amd64"]
 
 
 def test_incomplete_fetch_is_not_listed(tmp_path):
     root = _fake_fetched(tmp_path, "6.1.0-56-amd64")
     (root / "lib" / "modules" / "6.1.0-56-amd64" / "modules.dep").unlink()
     (tmp_path / "kernels" / ".6.1.0-50-amd64.123.tmp").mkdir()
-    assert kf.list_fetched(tmp_path) == []
+    assert kernels.in_cache(tmp_path) == []
+    assert kernels.cached(root) is None
 
 
 def _installed(root: Path, release: str) -> Path:
@@ -372,11 +212,11 @@ def test_select_sees_fetched_kernels_by_release_and_series(tmp_path):
     assert [(k.release, k.installed) for k in found][:2] == [("6.1.0-57-amd64", True), ("6.12.117+deb12-amd64", False)]
     assert kernels.select(None, host, cache).release == "6.1.0-57-amd64"  # the default stays the installed one
     assert kernels.select("6.12", host, cache).release == "6.12.117+deb12-amd64"  # the newest of the series
-    assert kernels.select("6.12.48+deb12-amd64", host, cache).root == cache / "kernels" / "6.12.48+deb12-amd64"
+    assert kernels.select("6.12.48+deb12-amd64", host, cache).origin.root == cache / "kernels" / "6.12.48+deb12-amd64"
     assert kernels.select("6.1-rt", host, cache).release == "6.1.0-57-rt-amd64"
     assert kernels.select("6.1", host, cache).release == "6.1.0-57-amd64"  # not the -rt flavour
     five = kernels.select("5.10", host, cache)
-    assert five.usable and not five.installed and five.modules_dir == five.root / "lib/modules/5.10.0-32-amd64"
+    assert five.usable and not five.installed and five.modules_dir == five.origin.root / "lib/modules/5.10.0-32-amd64"
 
 
 def test_select_of_a_series_nothing_here_has_names_what_exists_and_the_fetch(tmp_path):
@@ -393,68 +233,83 @@ def test_select_of_a_series_nothing_here_has_names_what_exists_and_the_fetch(tmp
         unknown.require_image()
 
 
-def test_a_fetched_kernel_builds_with_its_own_toolchain(tmp_path, monkeypatch):
-    from pfharness.kmod import kbuild
+def _fixdep(headers: Path, message: str) -> None:
+    fixdep = headers / "scripts" / "basic" / "fixdep"
+    fixdep.parent.mkdir(parents=True, exist_ok=True)
+    fixdep.write_text(f"#!/bin/sh\ncat >&2 <<'EOF'\n{message}\nEOF\nexit 1\n")
+    fixdep.chmod(0o755)
 
+
+def test_a_fetched_kernels_toolchain_is_resolved_with_it(tmp_path, monkeypatch):
+    """select() gives the toolchain with the kernel: the host's (CC=gcc-N when its compiler is missing), or
+    a build root of its distribution when its kbuild tools do not run here; an installed kernel: the host's."""
     cache = tmp_path / "cache"
-    _fake_fetched(cache, "5.10.0-32-amd64")
-    monkeypatch.setenv("PFHARNESS_CACHE", str(cache))
+    root = _fake_fetched(cache, "5.10.0-32-amd64")
+    monkeypatch.setattr(toolchain, "host_gcc_major", lambda: 12)
+    monkeypatch.setattr(toolchain.shutil, "which", lambda name: "/usr/bin/gcc-12" if name == "gcc-12" else None)
     kernel = kernels.select("5.10", tmp_path / "nothing", cache)
-    target = kbuild.target_for(kernel)
-    assert target.fetched is not None and target.fetched.compiler == "gcc-12"
-    monkeypatch.setattr(kf, "host_can_build", lambda k: True)
-    monkeypatch.setattr(kf, "host_toolchain", lambda k: ["CC=gcc-12"])
-    argv = target.make_command(tmp_path, "-C", str(target.kdir), "modules")
-    assert argv[1:] == ["-C", str(target.kdir), "modules", "CC=gcc-12"]
-    installed = kbuild.target_for(kernels.select(None, _installed(tmp_path / "host", "6.1.0-57-amd64"), cache))
-    assert installed.fetched is None and installed.make_command(tmp_path, "modules")[1:] == ["modules"]
+    assert kernel.origin.compiler == "gcc-12" and kernel.toolchain == HOST_TOOLCHAIN  # its compiler is installed
+    (root / arrange.MARKER).write_text(json.dumps({"layout": 1, "release": kernel.release, "compiler": "gcc-10"}))
+    assert kernels.select("5.10", tmp_path / "nothing", cache).toolchain == Toolchain(("CC=gcc-12",))  # a newer gcc
+    _fixdep(kernel.require_headers(), "fixdep: /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.38' not found")
+    in_root = kernels.select("5.10", tmp_path / "nothing", cache)
+    assert in_root.toolchain == Toolchain(build_root=BuildRoot("bullseye", "gcc-10", root))  # guessed from 5.10.0-
+    installed = kernels.select(None, _installed(tmp_path / "host", "6.1.0-57-amd64"), cache)
+    assert installed.installed and installed.toolchain == HOST_TOOLCHAIN
 
 
-# ----------------------------------------------------------------- how to build
+def test_toolchain_probes_once_per_kernel(tmp_path, monkeypatch):
+    """Resolving a fetched kernel runs its fixdep once; building with it runs no probe again."""
+    cache = tmp_path / "cache"
+    _fake_fetched(cache, "6.1.0-56-amd64")
+    runs: list[list[str]] = []
+    real = proc.run
+    monkeypatch.setattr(proc, "run", lambda argv, **kw: runs.append([str(a) for a in argv]) or real(argv, **kw))
+    [kernel] = kernels.in_cache(cache)
+    _fixdep(kernel.require_headers(), "Usage: fixdep <depfile> <target> <cmdline>")
+    runs.clear()
+    kernel = kernels.select("6.1", tmp_path / "nothing", cache)
+    assert [r for r in runs if r[0].endswith("fixdep")] == [[str(kernel.headers / "scripts/basic/fixdep")]]
+    runs.clear()
+    toolchain.make_argv(kernel.toolchain, tmp_path, ["modules"])
+    assert runs == []
 
 
-def test_build_argv_on_the_host_and_in_a_build_root(tmp_path, monkeypatch):
+def test_make_argv_on_the_host_and_in_a_build_root(tmp_path, monkeypatch):
     root = _fake_fetched(tmp_path, "6.1.0-56-amd64")
-    k = kf.fetch("6.1.0-56-amd64", tmp_path)
     src = tmp_path / "src"
     src.mkdir()
-    monkeypatch.setattr(kf, "host_can_build", lambda kernel: True)
-    argv = kf.build_argv(k, tmp_path, src)
-    assert argv[1:3] == ["-C", str(k.headers.resolve())] and f"M={src.resolve()}" in argv
-    assert argv[-1] == "KCFLAGS=-Werror"
-    monkeypatch.setattr(kf, "host_can_build", lambda kernel: False)
-    monkeypatch.setattr(kf, "ensure_buildroot", lambda cache, dist, compiler: (cache / "buildroots" / dist, 0.0))
-    monkeypatch.setattr(kf.proc, "require_program", lambda name, package: f"/usr/bin/{name}")
-    argv = kf.build_argv(k, tmp_path, src)
-    sep = argv.index("--")
-    assert argv[0] == "/usr/bin/bwrap" and argv[sep + 1] == "make"
-    prefix = argv[:sep]
-    assert ["--bind", str(tmp_path / "buildroots" / "bookworm"), "/"] == prefix[1:4]
-    assert str(root.resolve()) in prefix and str(src.resolve()) in prefix
-
-
-def test_host_toolchain_is_refused_when_kbuild_tools_need_a_newer_glibc(tmp_path, monkeypatch):
-    _fake_fetched(tmp_path, "6.1.0-56-amd64")
-    k = kf.fetch("6.1.0-56-amd64", tmp_path)
-    fixdep = k.headers / "scripts" / "basic" / "fixdep"
-    fixdep.parent.mkdir(parents=True)
-    fixdep.write_text(
-        '#!/bin/sh\necho "fixdep: /lib/x86_64-linux-gnu/libc.so.6: version \\`GLIBC_2.38\' not found" >&2\nexit 1\n'
+    monkeypatch.setattr(toolchain.proc, "require_program", lambda name, package: f"/usr/bin/{name}")
+    args = ["-C", "/k", f"M={src}", "modules"]
+    assert toolchain.make_argv(Toolchain(("CC=gcc-12",)), src, args) == ["/usr/bin/make", *args, "CC=gcc-12"]
+    made: list[tuple] = []
+    monkeypatch.setattr(
+        toolchain, "ensure_buildroot", lambda cache, dist, cc: made.append((dist, cc)) or (cache / "br" / dist, 0.0)
     )
-    fixdep.chmod(0o755)
-    assert not kf.host_can_build(k)
-    fixdep.write_text("#!/bin/sh\necho 'Usage: fixdep <depfile> <target> <cmdline>' >&2\nexit 1\n")
-    host = kf.host_gcc_major()
-    assert kf.host_can_build(k) == (host is not None and host >= 12)
+    argv = toolchain.make_argv(Toolchain(build_root=BuildRoot("sid", "gcc-16", root)), src, args, tmp_path)
+    sep = argv.index("--")
+    assert argv[0] == "/usr/bin/bwrap" and argv[sep + 1 :] == ["make", *args]
+    prefix = argv[:sep]
+    assert ["--bind", str(tmp_path / "br" / "sid"), "/"] == prefix[1:4]
+    assert ["--ro-bind", str(root.resolve()), str(root.resolve())] == prefix[10:13]
+    assert ["--bind", str(src.resolve()), str(src.resolve())] == prefix[13:16]
+    assert made == [("sid", "gcc-16")]  # the root is made (or found) when building, not when resolving
+
+
+def test_host_make_vars_are_refused_when_kbuild_tools_need_a_newer_glibc(tmp_path, monkeypatch):
+    headers = tmp_path / "headers"
+    _fixdep(headers, "fixdep: /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.38' not found")
+    assert toolchain.host_make_vars(headers, "gcc-12") is None
+    _fixdep(headers, "Usage: fixdep <depfile> <target> <cmdline>")
+    host = toolchain.host_gcc_major()
+    assert (toolchain.host_make_vars(headers, "gcc-12") is not None) == (host is not None and host >= 12)
     if shutil.which("gcc-12"):
-        assert kf.host_toolchain(k) == []
-    monkeypatch.setattr(kf, "host_gcc_major", lambda: 12)
-    k10 = dataclasses.replace(k, compiler="gcc-10")
+        assert toolchain.host_make_vars(headers, "gcc-12") == ()
+    monkeypatch.setattr(toolchain, "host_gcc_major", lambda: 12)
     if not shutil.which("gcc-10") and shutil.which("gcc-12"):
-        assert kf.host_toolchain(k10) == ["CC=gcc-12"]  # 5.10's headers name gcc-10
-    k16 = dataclasses.replace(k, compiler="gcc-16-for-host")
+        assert toolchain.host_make_vars(headers, "gcc-10") == ("CC=gcc-12",)  # 5.10's headers name gcc-10
     if not shutil.which("gcc-16"):
-        assert kf.host_toolchain(k16) is None  # sid's 7.2: a build root
+        assert toolchain.host_make_vars(headers, "gcc-16-for-host") is None  # sid's 7.2: a build root
 
 
 # ----------------------------------------------------------------- the real archive
@@ -469,12 +324,12 @@ def cache():
 def test_fetch_6_1_then_cached(cache):
     first = kf.fetch("6.1", cache)
     again = kf.fetch("6.1", cache)
-    assert again.cached and again.release == first.release and again.seconds < 10
-    exact = kf.fetch(first.release, cache)
+    assert again.cached and again.kernel == first.kernel and again.seconds < 10
+    exact = kf.fetch(first.kernel.release, cache)
     assert exact.cached and exact.seconds < 0.5
-    found = kernels.discover(first.root)
-    assert [k.release for k in found] == [first.release] and found[0].usable
-    assert first.release in [k.release for k in kf.list_fetched(cache)]
+    found = kernels.discover(first.kernel.origin.root)
+    assert [k.release for k in found] == [first.kernel.release] and found[0].usable
+    assert first.kernel in kernels.in_cache(cache)
 
 
 @pytest.mark.network
@@ -490,14 +345,12 @@ def test_fetch_of_a_missing_release_lists_the_suites_kernels(cache):
 @pytest.mark.kbuild
 @pytest.mark.parametrize("spec", ["5.10", "6.1", "6.1-rt", "6.12", "7.2"])
 def test_modules_build_against_each_fetched_kernel(cache, spec, tmp_path):
-    k = kf.fetch(spec, cache)
+    k = kf.fetch(spec, cache).kernel
     assert initramfs.modules_closure(k.modules_dir, list(initramfs.DEFAULT_MODULES))
-    render.render(tmp_path, render.MODULES, kernel_release=k.release)
-    r = proc.run(kf.build_argv(k, cache, tmp_path, werror=True), merge_stderr=True, timeout=1800)
-    assert r.returncode == 0, r.stdout[-4000:]
-    assert "warning:" not in r.stdout, r.stdout[-4000:]
+    built = kbuild.build(kbuild.BuildRequest(tmp_path, k, werror=True))
+    assert "warning:" not in built.log, built.log[-4000:]
     for m in ("A", "B", "C"):
-        assert (tmp_path / f"pf_probe_{m}.ko").is_file()
+        assert built.modules[m] == tmp_path.resolve() / f"pf_probe_{m}.ko" and built.modules[m].is_file()
 
 
 def test_what_is_listed_when_not_found():
@@ -510,14 +363,14 @@ def test_what_is_listed_when_not_found():
         "6.1.0-56-rt-amd64",
         "6.1.0-56-cloud-amd64",
     ]
-    assert kf.offered_like(kf.parse_spec("6.1.0-999-amd64"), rels) == ["6.1.0-56-amd64"]
-    assert kf.offered_like(kf.parse_spec("6.1.0-999-rt-amd64"), rels) == ["6.1.0-56-rt-amd64"]
-    assert kf.offered_like(kf.parse_spec("6.5"), rels) == [
+    assert kf.offered_like(kspec.parse_spec("6.1.0-999-amd64"), rels) == ["6.1.0-56-amd64"]
+    assert kf.offered_like(kspec.parse_spec("6.1.0-999-rt-amd64"), rels) == ["6.1.0-56-rt-amd64"]
+    assert kf.offered_like(kspec.parse_spec("6.5"), rels) == [
         "7.2.13+deb14-amd64",
         "6.12.117+deb12-amd64",
         "6.1.0-56-amd64",
     ]
-    assert kf.offered_like(kf.parse_spec("6.12-rt"), rels) == ["6.12.117+deb12-rt-amd64"]
+    assert kf.offered_like(kspec.parse_spec("6.12-rt"), rels) == ["6.12.117+deb12-rt-amd64"]
 
 
 def test_a_preempt_rt_kernel_boots_with_noirqdebug(tmp_path):

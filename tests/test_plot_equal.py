@@ -42,7 +42,7 @@ class Case:
     def driver_input(self) -> str:
         key, title = ("all", "") if self.cls is None else fmt.FAULT_CLASSES[self.cls]
         head = f"plot {self.scale} {self.pid} {self.cls or 0} {len(self.regions)} {len(self.records)} {key}\n"
-        lines = [head, self.comm + "\n", title + "\n", *(r.name + "\n" for r in self.regions)]
+        lines = [head, self.comm + "\n", title + "\n", *(f"{r.kind} {r.name}\n" for r in self.regions)]
         lines += [f"{r.t_ns} {r.address} {r.region} {r.flags}\n" for r in self.records]
         return "".join(lines)
 
@@ -66,8 +66,9 @@ def rec(t: int, address: int, region: int, flags: int = 0) -> FaultRecord:
     return FaultRecord(t, address, 1, region, 0, flags)
 
 
-def table(names: Sequence[str]) -> tuple[Region, ...]:
-    return tuple(Region(i, "file", 0, 0, 0, name) for i, name in enumerate(names))
+def table(names: Sequence[str], kinds: Sequence[str] = ()) -> tuple[Region, ...]:
+    """Regions of kind file, or of the given kinds (code and data: the program's own, named first in a label)."""
+    return tuple(Region(i, kinds[i] if i < len(kinds) else "file", 0, 0, 0, name) for i, name in enumerate(names))
 
 
 # ---- building and running the C side ----
@@ -158,7 +159,9 @@ def random_times(rng: random.Random, n: int) -> list[int]:
 def random_case(rng: random.Random, number: int) -> Case:
     """Regions at low, typical and extreme pages, of any width, often overlapping; records in them, some in no
     region of the table; times anywhere; either scale; B's plot or one of C's."""
-    regions = table([random_name(rng) for _ in range(rng.choice([0, 1, 1, 2, 3, 5, 8, 15, 16, 17, 30, 60]))])
+    count = rng.choice([0, 1, 1, 2, 3, 5, 8, 15, 16, 17, 30, 60])
+    kinds = rng.choices(fmt.REGION_KINDS, k=count)
+    regions = table([random_name(rng) for _ in range(count)], kinds)
     spots = []
     for _ in range(max(1, len(regions)) + (rng.random() < 0.2)):
         base = rng.choice([0, rng.randrange(2**10), 0x555555554, 0x7F0000000, 0x7FFFFFFF0, rng.randrange(PAGES)])
@@ -185,7 +188,22 @@ def named_cases() -> list[Case]:
     libs = table(["[heap]", "libc.so.6", "[stack]"])
     hundred = table([f"lib{i}.so" for i in range(100)])
     thousand = table([f"r{i}" for i in range(1000)])
+    # gcc's cc1 among its libraries: the program's code (kind code, few faults) and data (kind data) are named
+    # first in a band of bigger members; a file mapped twice far apart (ld.so.cache) is two regions, two bands.
+    gcc_names = ["[anon]", "cc1", "libc.so.6", "cc1", "[anon]", "libm.so.6", "ld.so.cache", "ld.so.cache", "[heap]"]
+    gcc = table(gcc_names, ["anon", "code", "file", "data", "anon", "file", "file", "file", "heap"])
+    gcc_spots = [(0x7F00000, 300), (0x7F00350, 2), (0x7F00300, 500), (0x7F00400, 1), (0x7F01000, 80)]
+    gcc_spots += [(0x7F01100, 40), (0x7F02000, 3), (0x7F09000, 3), (0x5555000, 100)]
+    gcc_records = [
+        rec(t, (base + t % width) << 12, r)
+        for r, (base, width) in enumerate(gcc_spots)
+        for t in range([400, 3, 600, 2, 90, 50, 1, 2, 150][r])
+    ]
+    members = table([f"m{i}" for i in range(20)] + ["prog"], ["anon"] * 20 + ["code"])
+    crowded = [rec(t, (0x1000 + t % 23) << 12, t % 20) for t in range(2100)] + [rec(1, 0x1010 << 12, 20)]
     sets: dict[str, tuple[list[FaultRecord], tuple[Region, ...]]] = {
+        "several members, the program among the small": (gcc_records, gcc),
+        "a band of more names than fit, the program's last by faults": (crowded, members),
         "one fault": ([rec(5, 0x7F0000001234, 1)], libs),
         "all faults in one page": ([rec(t, 0x7F0000001000 + t % 4096, 1) for t in range(500)], libs),
         "three regions in one page": ([rec(t, 0x55550000, t % 3) for t in range(30)], libs),

@@ -134,14 +134,15 @@ def test_preset_lpj_from_the_hosts_bogomips_and_the_guests_hz(tmp_path):
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nbogomips\t: 5192.28\n")
-    image = tmp_path / "vmlinuz-9.9"
-    (tmp_path / "config-9.9").write_text("CONFIG_HZ_250=y\nCONFIG_HZ=250\n")
-    assert preset_lpj(image, "9.9", cpuinfo) == 10384560  # 2596.14 MHz TSC / 250 Hz
-    (tmp_path / "config-9.9").write_text("CONFIG_HZ=1000\n")
-    assert preset_lpj(image, "9.9", cpuinfo) == 2596140
-    assert preset_lpj(image, "8.8", cpuinfo) is None  # no config: the guest measures
+    config = tmp_path / "config-9.9"
+    config.write_text("CONFIG_HZ_250=y\nCONFIG_HZ=250\n")
+    assert preset_lpj(config, cpuinfo) == 10384560  # 2596.14 MHz TSC / 250 Hz
+    config.write_text("CONFIG_HZ=1000\n")
+    assert preset_lpj(config, cpuinfo) == 2596140
+    assert preset_lpj(None, cpuinfo) is None  # no config: the guest measures
+    assert preset_lpj(tmp_path / "config-8.8", cpuinfo) is None  # unreadable: the guest measures
     cpuinfo.write_text("processor\t: 0\n")
-    assert preset_lpj(image, "9.9", cpuinfo) is None
+    assert preset_lpj(config, cpuinfo) is None
 
 
 def test_tsc_frequency_is_given():

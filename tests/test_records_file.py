@@ -57,9 +57,44 @@ def test_hand_made_bytes_read_back():
     )
 
 
+def hand_made_v2() -> bytes:
+    """One version-2 record written out field by field: a kernel-mode write fault of thread 44 of process 42,
+    in its exec 1, on a huge page, 5000 ns of service."""
+    header = b"PFHREC2\0" + (32).to_bytes(4, "little") + (48).to_bytes(4, "little")
+    header += (1).to_bytes(8, "little") + (0).to_bytes(8, "little")
+    rec = (1000).to_bytes(8, "little") + (0x7F0000200000).to_bytes(8, "little") + (42).to_bytes(4, "little")
+    rec += (3).to_bytes(2, "little") + bytes([1, 0x10 | 0x20])
+    rec += (44).to_bytes(4, "little") + (1).to_bytes(4, "little") + (0x401136).to_bytes(8, "little")
+    rec += (5000).to_bytes(8, "little")
+    return header + rec
+
+
+def test_version_2_bytes_read_back():
+    f = parse_records(hand_made_v2())
+    (r,) = f.records
+    assert f.version == 2 and fmt.RECORD.size == 48
+    assert (r.tgid, r.tid, r.exec_seq, r.ip, r.service_ns, r.access) == (42, 44, 1, 0x401136, 5000, "write")
+    assert r.huge and r.ip_mode == "kernel" and not r.major
+    no_ip = hand_made_v2()[: 32 + 23] + bytes([0x40]) + hand_made_v2()[32 + 24 :]
+    assert parse_records(no_ip).records[0].ip_mode == "none"
+
+
+def test_version_1_is_read_and_another_version_refused():
+    """Version 1 (before tid ... service_ns): read, the new fields 0 and the file's version 1. A version this
+    pfharness does not know: one line that says so."""
+    f = parse_records(hand_made())
+    assert f.version == 1 and f.records[0].tid == 0 and f.records[0].service_ns == 0
+    with pytest.raises(RecordsError, match=r"from another pfharness version .*PFHREC2"):
+        parse_records(b"PFHREC3\0" + hand_made_v2()[8:])
+    with pytest.raises(RecordsError, match=r"records of 48 bytes, expected 32 and 24 \(version 1\)"):
+        parse_records(b"PFHREC1\0" + hand_made_v2()[8:])
+
+
 def test_round_trip_and_empty_file():
-    recs = [FaultRecord(i, 0x1000 * i, 1, 0, i % 3, i % 2) for i in range(100)]
+    recs = [FaultRecord(i, 0x1000 * i, 1, 0, i % 3, i % 2, i + 1, i % 4, 0x400000 + i, 10 * i) for i in range(100)]
     assert parse_records(records_bytes(recs, 5)).records == recs
+    old = [r._replace(tid=0, exec_seq=0, ip=0, service_ns=0) for r in recs]
+    assert parse_records(records_bytes(recs, 5, version=1)).records == old
     empty = parse_records(records_bytes([]))
     assert empty.records == [] and empty.dropped == 0
 

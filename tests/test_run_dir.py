@@ -31,7 +31,8 @@ REGIONS = [
 
 def walk_records(order: list[int]) -> list[FaultRecord]:
     """A small walk: a few start-up faults, then 256 pages of [anon] in `order` (pid 7), libc by pid 8."""
-    recs = [FaultRecord(t, 0x555555554000 + t * 4096, 7, 0, 2, 0) for t in range(3)]
+    code = 0x555555554000
+    recs = [FaultRecord(t, code + t * 4096, 7, 0, 2, 0, 7, 1, code + t * 4096, 900) for t in range(3)]
     recs += [FaultRecord(10, 0x555555559000, 7, 1, 1, 0), FaultRecord(11, 0x555555579000, 7, 1, 1, 0)]
     recs += [FaultRecord(100 + i * 10, 0x7F0000000000 + p * 4096, 7, 2, 1, 0) for i, p in enumerate(order)]
     recs += [FaultRecord(5000 + i, 0x7FFFF7DD3000 + i * 4096 * 100, 8, 3, 0, 1) for i in range(4)]
@@ -66,6 +67,12 @@ def test_csvs_hold_every_record(tmp_path):
         "kind": "code",
         "access": "exec",
         "major": "0",
+        "tid": "7",
+        "exec": "1",
+        "huge": "0",
+        "ip": "0x555555554000",
+        "ip_mode": "user",
+        "service_ns": "900",
     }
     assert rows[-2]["major"] == "1" and rows[-2]["kind"] == "file" and rows[-2]["access"] == "read"
     assert rows[-1]["region"] == "" and rows[-1]["kind"] == ""  # no region (the module's table was full)
@@ -73,6 +80,21 @@ def test_csvs_hold_every_record(tmp_path):
     assert [r["name"] for r in regions] == ["walk", "[heap]", "[anon]", "libc.so.6"]
     procs = list(csv.reader((tmp_path / "r" / "processes.csv").open()))
     assert procs == [["pid", "ppid", "faults", "comm"], ["7", "1", "262", "python3"], ["8", "7", "4", "cat"]]
+
+
+def test_a_version_1_records_file_is_read_with_its_new_columns_empty(tmp_path):
+    """A run directory saved before the records' version 2: read, its records.csv has the columns of version
+    2 with tid .. service_ns empty, and the summary says which version it was."""
+    records = walk_records([0, 1])
+    run = make_run(tmp_path / "r", [])
+    (run / "guest" / "records").write_bytes(records_bytes(records, dropped=2, version=1))
+    saved = run_dir.read_saved(run / "guest")
+    assert saved is not None and saved.version == 1 and saved.summary()["record_version"] == 1
+    assert [r[:6] for r in saved.records] == [r[:6] for r in records]
+    run_dir.write_csvs(run, saved)
+    rows = list(csv.DictReader((run / "records.csv").open()))
+    assert rows[0]["pid"] == "7" and rows[0]["access"] == "exec"
+    assert {rows[0][k] for k in ("tid", "exec", "huge", "ip", "ip_mode", "service_ns")} == {""}
 
 
 def test_guest_files_are_untrusted(tmp_path):
@@ -199,7 +221,7 @@ def test_svg_text_is_text(tmp_path):
     svg = tmp_path / "p.svg"
     assert runner.invoke(app, ["plot", str(run), "--svg", str(svg), "--range", "[anon]"]).exit_code == 0
     texts = ["".join(e.itertext()) for e in ET.parse(svg).getroot().iter() if e.tag.endswith("}text")]
-    for words in ("[anon]  (256)", "time since the first fault (s)", "region: faults", "[anon]: 256"):
+    for words in ("[anon]  (256)", "time since the run's first fault (s)", "region: faults", "[anon]: 256"):
         assert words in texts, (words, texts)
     title = next(t for t in texts if "walk.py" in t)
     assert "6.1.0-test" in title

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import build_target
 
 from pfharness import proc, step
 from pfharness.check.findings import STAGES, ApiChange, Finding
 from pfharness.errors import VmLost, VmTimeout
+from pfharness.kmod import toolchain
 
 tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
 
@@ -146,7 +146,6 @@ class Built:
 def corpus_built(tmp_path_factory, default_kernel) -> dict[str, Built]:
     """Every case built as the student's own directory, `make -C <headers> M=<dir> modules` (their
     Makefile is read by kbuild for obj-m; a case without one gets a one-line Makefile)."""
-    target = build_target(default_kernel)
     out = tmp_path_factory.mktemp("corpus")
     built = {}
     for name in CASES:
@@ -155,7 +154,8 @@ def corpus_built(tmp_path_factory, default_kernel) -> dict[str, Built]:
         shutil.copytree(c.path, src, ignore=shutil.ignore_patterns("expected.toml"))
         if not (src / "Makefile").exists():
             (src / "Makefile").write_text(f"obj-m += pf_probe_{c.module}.o\n")
-        argv = target.make_command(src, "-C", str(target.kdir), f"M={src}", "modules")
+        args = ["-C", str(default_kernel.headers), f"M={src}", "modules"]
+        argv = toolchain.make_argv(default_kernel.toolchain, src, args)
         result = proc.run(argv, merge_stderr=True)
         built[name] = Built(result.returncode, result.stdout, src / f"pf_probe_{c.module}.ko")
     return built

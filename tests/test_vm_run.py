@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import build_target, qemu_pids, traced
+from conftest import qemu_pids, traced
 
 from pfharness import step
 
@@ -213,7 +213,7 @@ def test_handin_archive_builds_with_plain_make_and_plots(vm, tmp_path, default_k
     import tarfile
 
     from pfharness import proc
-    from pfharness.kmod import handin
+    from pfharness.kmod import handin, toolchain
 
     report = tmp_path / "report.txt"
     report.write_text("findings\n")
@@ -222,8 +222,8 @@ def test_handin_archive_builds_with_plain_make_and_plots(vm, tmp_path, default_k
         tar.extractall(tmp_path / "x")
     src = tmp_path / "x" / "pf_probe"
     # plain `make`; for a kernel not installed, its headers' directory and its toolchain (KERNELS.md)
-    target = build_target(default_kernel)
-    argv = ["make"] if default_kernel.installed else target.make_command(src, f"KDIR={target.kdir}")
+    kdir = f"KDIR={default_kernel.headers}"
+    argv = ["make"] if default_kernel.installed else toolchain.make_argv(default_kernel.toolchain, src, [kdir])
     build = proc.run(argv, cwd=src, merge_stderr=True)
     assert build.returncode == 0, build.stdout
     assert not re.search(r"\bwarning:", build.stdout)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import assets
 from ..errors import SetupError
-from ..kmod.kernels import KernelInfo
+from ..kernel import Kernel
 from . import initramfs, kernel_image
 
 QBOOT = Path("/usr/share/qemu/qboot.rom")  # minimal firmware shipped with Debian's qemu-system-x86
@@ -26,7 +26,7 @@ class BootArtifacts:
     tsc_khz: int | None = None  # the host's TSC frequency (host_tsc_khz), given to the guest; None: it measures
 
 
-def kernel_params(kernel: KernelInfo) -> tuple[str, ...]:
+def kernel_params(kernel: Kernel) -> tuple[str, ...]:
     """Parameters a kernel needs in the VM, from its config (``<root>/boot/config-<release>``).
 
     PREEMPT_RT (6.1-rt): ``noirqdebug``. Its serial interrupt runs in a thread; under TCG on a busy
@@ -34,9 +34,10 @@ def kernel_params(kernel: KernelInfo) -> tuple[str, ...]:
     "nobody cared" and disables it at boot, and the console (the harness's channel) goes silent:
     seen once in the matrix's core suite with the host's load at 7 on 2 cores.
     """
-    config = kernel.root / "boot" / f"config-{kernel.release}"
+    if kernel.config is None:
+        return ()
     try:
-        text = config.read_text()
+        text = kernel.config.read_text()
     except OSError:
         return ()
     return ("noirqdebug",) if "\nCONFIG_PREEMPT_RT=y\n" in text else ()
@@ -58,17 +59,17 @@ def host_tsc_khz(cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
     return khz if 100_000 <= khz <= 10_000_000 else None
 
 
-def preset_lpj(image: Path, release: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
+def preset_lpj(config: Path | None, cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
     """The guest's loops per jiffy, from the host's TSC: None when either is unknown.
 
     Under TCG and KVM the guest's TSC runs at the host's rate, and on x86 the kernel's delay loop
-    counts TSC cycles, so lpj = TSC Hz / guest HZ (CONFIG_HZ in the config file beside the image;
+    counts TSC cycles, so lpj = TSC Hz / guest HZ (CONFIG_HZ in the kernel's ``config``;
     Debian: 250). A preset only changes how udelay() converts microseconds.
     """
     khz = host_tsc_khz(cpuinfo)
     try:
-        config = (image.parent / f"config-{release}").read_text()
-        hz = int(next(line.split("=", 1)[1] for line in config.splitlines() if line.startswith("CONFIG_HZ=")))
+        text = config.read_text() if config is not None else ""
+        hz = int(next(line.split("=", 1)[1] for line in text.splitlines() if line.startswith("CONFIG_HZ=")))
     except (OSError, StopIteration, ValueError, IndexError):
         return None
     if khz is None or hz <= 0:
@@ -76,7 +77,7 @@ def preset_lpj(image: Path, release: str, cpuinfo: Path = Path("/proc/cpuinfo"))
     return khz * 1000 // hz
 
 
-def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
+def prepare_boot(kernel: Kernel) -> BootArtifacts:
     """Extract the PVH vmlinux (cached) and build the initramfs (cached)."""
     image = kernel.require_image()
     if kernel.modules_dir is None:
@@ -107,6 +108,6 @@ def prepare_boot(kernel: KernelInfo) -> BootArtifacts:
         initrd=initrd,
         pvh=vmlinux is not None,
         append=kernel_params(kernel),
-        lpj=preset_lpj(image, kernel.release),
+        lpj=preset_lpj(kernel.config),
         tsc_khz=host_tsc_khz(),
     )

@@ -17,7 +17,7 @@ import pexpect
 from .. import proc
 from ..channel import StepChannel, StepRun
 from ..errors import VmLost, VmTimeout
-from ..kmod.kernels import KernelInfo
+from ..kernel import Kernel
 from ..mm_settings import GUEST_DEFAULTS, MmSettings
 from ..results import notes
 from ..results import step_protocol as sp
@@ -37,7 +37,7 @@ _GRACE = 5.0  # seconds one channel may trail the other at a step's end
 class VmOptions:
     """How to start the VM."""
 
-    kernel: KernelInfo  # the release to boot (its image and modules)
+    kernel: Kernel  # the release to boot (its image and modules)
     transcript: Path  # every byte of the console goes here
     accel: str = "auto"  # auto, kvm or tcg
     smp: int = 2  # vCPUs

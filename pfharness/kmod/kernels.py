@@ -8,69 +8,19 @@ here of that series and flavour)."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import assets
 from ..errors import HeadersMissing, KernelNotFound
-from . import fetch
+from ..kernel import BUILT, FETCHED, INSTALLED, Kernel, Origin
+from . import arrange, toolchain
+from .spec import Spec, parse_spec, version_key
 
 
-@dataclass(frozen=True)
-class KernelInfo:
-    """One kernel release found on this machine."""
-
-    release: str  # e.g. "6.1.0-56-amd64"
-    image: Path | None  # the bootable image (/boot/vmlinuz-<release>), if present
-    headers: Path | None  # the kbuild directory (/lib/modules/<release>/build), if present
-    modules_dir: Path | None  # /lib/modules/<release>, if present (the VM's initramfs modules come from here)
-    root: Path = Path("/")  # the root it was found under: / (installed) or <cache>/kernels/<release>
-    cached: bool = False  # True for a kernel in pfharness's cache (fetched or built), not installed
-
-    @property
-    def installed(self) -> bool:
-        """Installed on this machine, rather than in pfharness's cache."""
-        return not self.cached
-
-    @property
-    def usable(self) -> bool:
-        """Both an image to boot and headers to build against."""
-        return self.image is not None and self.headers is not None
-
-    def require_headers(self) -> Path:
-        """The kbuild directory, or an error naming the package to install."""
-        if self.headers is None:
-            raise HeadersMissing(headers_missing_message(self.release))
-        return self.headers
-
-    def require_image(self) -> Path:
-        """The kernel image, or an error naming the package to install."""
-        if self.image is None:
-            raise KernelNotFound(
-                f"no kernel image /boot/vmlinuz-{self.release} to boot in the VM: "
-                f"install it with `apt-get install linux-image-{self.release}` "
-                f"or fetch it with `pfharness kernels fetch {self.release}`"
-            )
-        return self.image
-
-
-def headers_missing_message(release: str, where: Path | None = None) -> str:
-    place = f" at {where}" if where else ""
-    return (
-        f"no kernel headers for {release}{place}: install them with "
-        f"`apt-get install linux-headers-{release}`, fetch them with `pfharness kernels fetch {release}` "
-        "(or pass --kdir DIR of a built kernel tree)"
-    )
-
-
-def release_sort_key(release: str) -> tuple:
-    """Sort releases by their numbers: 6.12.0 > 6.1.99 > 6.1.0-56 > 6.1.0-9."""
-    return tuple(int(n) for n in re.findall(r"\d+", release))
-
-
-def discover(root: Path = Path("/"), *, cached: bool = False) -> list[KernelInfo]:
-    """All releases with an image or a modules directory under `root`, newest first."""
+def discover(root: Path = Path("/"), origin: Origin | None = None) -> list[Kernel]:
+    """All releases with an image or a modules directory under `root`, newest first (``origin``:
+    where they came from, default installed under ``root``); their toolchain is resolved once here."""
+    origin = origin or Origin(INSTALLED, root)
     boot = root / "boot"
     modules = root / "lib" / "modules"
     releases: set[str] = set()
@@ -83,59 +33,82 @@ def discover(root: Path = Path("/"), *, cached: bool = False) -> list[KernelInfo
         image = boot / f"vmlinuz-{release}"
         mod_dir = modules / release
         build = mod_dir / "build"
+        config = boot / f"config-{release}"
+        headers = build if (build / "Makefile").is_file() else None
         found.append(
-            KernelInfo(
+            Kernel(
                 release=release,
                 image=image if image.is_file() else None,
-                headers=build if (build / "Makefile").is_file() else None,
+                headers=headers,
                 modules_dir=mod_dir if mod_dir.is_dir() else None,
-                root=root,
-                cached=cached,
+                config=config if config.is_file() else None,
+                origin=origin,
+                toolchain=toolchain.resolve(release, headers, origin),
             )
         )
-    return sorted(found, key=lambda k: release_sort_key(k.release), reverse=True)
+    return sorted(found, key=lambda k: version_key(k.release), reverse=True)
 
 
-def default_kernel(kernels: list[KernelInfo]) -> KernelInfo | None:
+def default_kernel(kernels: list[Kernel]) -> Kernel | None:
     """The newest release that has both an image and headers."""
     return next((k for k in kernels if k.usable), None)
 
 
-def in_cache(cache: Path) -> list[KernelInfo]:
+def cache_kernels_dir(cache: Path) -> Path:
+    """Where the cache keeps kernels: ``<cache>/kernels/<release>/``."""
+    return cache / "kernels"
+
+
+def cached(root: Path) -> Kernel | None:
+    """The usable kernel in the cache at ``root`` (``<cache>/kernels/<release>``): fetched (a complete
+    tree with its marker) or built (no marker); None when there is none, or an incomplete fetch."""
+    marker = arrange.read_marker(root)
+    if marker is not None:
+        origin = Origin(FETCHED, root, marker.dist, marker.compiler)
+    elif arrange.has_marker(root):
+        return None  # a fetch that did not finish
+    else:
+        origin = Origin(BUILT, root)
+    return next((k for k in discover(root, origin) if k.release == root.name and k.usable), None)
+
+
+def in_cache(cache: Path) -> list[Kernel]:
     """The usable kernels under ``<cache>/kernels/<release>/`` (fetched or built), newest first."""
-    base = cache / "kernels"
-    found: list[KernelInfo] = []
+    base = cache_kernels_dir(cache)
+    found: list[Kernel] = []
     if base.is_dir():
         for root in sorted(base.iterdir()):
             if root.name.startswith(".") or not root.is_dir():
                 continue
-            found += [k for k in discover(root, cached=True) if k.release == root.name and k.usable]
-    return sorted(found, key=lambda k: release_sort_key(k.release), reverse=True)
+            kernel = cached(root)
+            if kernel is not None:
+                found.append(kernel)
+    return sorted(found, key=lambda k: version_key(k.release), reverse=True)
 
 
-def available(root: Path = Path("/"), cache: Path | None = None) -> list[KernelInfo]:
+def available(root: Path = Path("/"), cache: Path | None = None) -> list[Kernel]:
     """Installed kernels (under ``root``), then those in ``cache`` that are not installed too."""
     installed = discover(root)
     usable = {k.release for k in installed if k.usable}
     return installed + [k for k in in_cache(cache) if k.release not in usable] if cache else installed
 
 
-def _series_of(spec: str) -> fetch.Spec | None:
-    """A series spelling (``6.12``, ``6.1-rt``) as a fetch spec; None for anything else."""
+def _series_of(spec: str) -> Spec | None:
+    """A series spelling (``6.12``, ``6.1-rt``) as a spec; None for anything else."""
     try:
-        parsed = fetch.parse_spec(spec)
+        parsed = parse_spec(spec)
     except KernelNotFound:
         return None
     return parsed if parsed.series is not None else None
 
 
-def _listing(kernels: list[KernelInfo]) -> str:
+def _listing(kernels: list[Kernel]) -> str:
     installed = ", ".join(k.release for k in kernels if k.installed and k.usable) or "none"
-    cached = ", ".join(k.release for k in kernels if not k.installed) or "none"
-    return f"installed: {installed}; fetched: {cached}"
+    in_the_cache = ", ".join(k.release for k in kernels if not k.installed) or "none"
+    return f"installed: {installed}; fetched: {in_the_cache}"
 
 
-def select(release: str | None, root: Path = Path("/"), cache: Path | None = None) -> KernelInfo:
+def select(release: str | None, root: Path = Path("/"), cache: Path | None = None) -> Kernel:
     """The kernel named by ``release`` (an exact release or a series), or the default one.
 
     Looks at the kernels installed under ``root`` and, for ``root`` = /, at those in the
@@ -167,6 +140,23 @@ def select(release: str | None, root: Path = Path("/"), cache: Path | None = Non
             raise KernelNotFound(
                 f"no {release} kernel here ({_listing(kernels)}): fetch one with `pfharness kernels fetch {release}`"
             )
-        newest = max(release_sort_key(k.release) for k in matching)
-        return next(k for k in matching if release_sort_key(k.release) == newest)
-    return KernelInfo(release=release, image=None, headers=None, modules_dir=None)
+        newest = max(version_key(k.release) for k in matching)
+        return next(k for k in matching if version_key(k.release) == newest)
+    return Kernel(release=release, image=None, headers=None, modules_dir=None)
+
+
+def _kdir_release(kdir: Path) -> str | None:
+    """The release a kbuild directory is for, from include/config/kernel.release."""
+    f = kdir / "include" / "config" / "kernel.release"
+    return f.read_text().strip() if f.is_file() else None
+
+
+def from_kdir(kdir: Path, release: str | None = None) -> Kernel:
+    """The kernel of a built kbuild directory (``--kdir``): headers only, built with the host's toolchain."""
+    resolved = kdir.resolve()
+    if not (resolved / "Makefile").is_file():
+        raise HeadersMissing(
+            f"{kdir} is not a kernel build directory (no Makefile there): pass the headers directory, "
+            "e.g. --kdir /lib/modules/<release>/build, after `apt-get install linux-headers-<release>`"
+        )
+    return Kernel(_kdir_release(resolved) or release or "unknown", None, resolved, None, origin=Origin(BUILT, resolved))

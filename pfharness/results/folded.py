@@ -25,7 +25,7 @@ class Band:
     pmin: int  # lowest page with a fault
     pmax: int  # highest page with a fault
     faults: int
-    name: str  # the name of its member with the most faults; "+" when regions were merged into it
+    name: str  # its label: its members' names, the program's first, then by faults (band_label())
     rows: int = 0  # rows given to it (0 until assigned)
 
 
@@ -73,6 +73,29 @@ class _Member:
     faults: int
     name: str
     key: int  # the region index (REGION_NONE for the "?" band)
+    program: bool  # the traced program's own file: a region of kind code or data
+
+    def order(self) -> tuple[bool, int, int, int]:
+        """The order members are named in a label (the module's plot_member_cmp())."""
+        return (not self.program, -self.faults, self.pmin, self.key)
+
+
+def band_label(names: Iterable[str]) -> str:
+    """A band's label from its members' names in label order: the distinct names joined by BAND_NAME_SEPARATOR
+    while the label stays within NAME_MAX - 1 characters, then BAND_MORE if one was left out (a first name too
+    long alone: its first NAME_MAX - 1 characters and BAND_MORE)."""
+    shown: list[str] = []
+    length = 0
+    for name in names:
+        if name in shown:
+            continue
+        added = len(name) + (1 if shown else 0)
+        if len(shown) == NAME_MAX // 2 + 1 or length + added > NAME_MAX - 1:
+            kept = shown or [name[: NAME_MAX - 1]]
+            return fmt.BAND_NAME_SEPARATOR.join(kept) + fmt.BAND_MORE
+        shown.append(name)
+        length += added
+    return fmt.BAND_NAME_SEPARATOR.join(shown)
 
 
 def make_bands(records: Sequence[FaultRecord], regions: Sequence[Region]) -> list[Band]:
@@ -84,7 +107,7 @@ def _bands_and_members(records: Sequence[FaultRecord], regions: Sequence[Region]
     """The bands, and which band each region (REGION_NONE: the "?" band) went into."""
     per_region: dict[int, list[int]] = {}  # region -> [pmin, pmax, faults]
     known = len(regions)
-    for _t, address, _tgid, index, _access, _flags in records:
+    for _t, address, _tgid, index, *_ in records:
         page = address >> 12
         # No region (the table was full), or an index the table does not hold: the "?" band.
         region = index if index < known else fmt.REGION_NONE
@@ -100,7 +123,8 @@ def _bands_and_members(records: Sequence[FaultRecord], regions: Sequence[Region]
     singles = []
     for index, (pmin, pmax, faults) in per_region.items():
         name = clean_name(regions[index].name) if index < known else UNKNOWN_REGION
-        singles.append((pmin, index, _Member(pmin, pmax, faults, name, index)))
+        program = index < known and regions[index].kind in ("code", "data")
+        singles.append((pmin, index, _Member(pmin, pmax, faults, name, index, program)))
     singles.sort(key=lambda s: (s[0], s[1]))
     groups: list[list[_Member]] = []
     for _, _, member in singles:
@@ -115,13 +139,12 @@ def _bands_and_members(records: Sequence[FaultRecord], regions: Sequence[Region]
     bands = []
     band_of = {m.key: i for i, group in enumerate(groups) for m in group}
     for group in groups:
-        top = min(group, key=lambda m: (-m.faults, m.pmin))
         bands.append(
             Band(
                 pmin=min(m.pmin for m in group),
                 pmax=max(m.pmax for m in group),
                 faults=sum(m.faults for m in group),
-                name=top.name + ("+" if len(group) > 1 else ""),
+                name=band_label(m.name for m in sorted(group, key=_Member.order)),
             )
         )
     return bands, band_of
@@ -177,7 +200,7 @@ def folded_rows(records: Sequence[FaultRecord], regions: Sequence[Region]) -> tu
         (b.pmin, b.pmax - b.pmin, b.rows, fmt.PLOT_ROWS - 1 - base[i], (b.rows - 1) // 2) for i, b in enumerate(bands)
     ]
     known, none = len(regions), fmt.REGION_NONE
-    for t, address, _tgid, region, _access, _flags in records:
+    for t, address, _tgid, region, *_ in records:
         pmin, span, rows, bottom, mid = geometry[band_of[region if region < known else none]]
         if span:
             within = ((address >> 12) - pmin) * rows // span
@@ -199,8 +222,8 @@ def folded_rows(records: Sequence[FaultRecord], regions: Sequence[Region]) -> tu
             row = fmt.PLOT_ROWS - 1 - (base[i] + k)
             top, bottom = k == b.rows - 1, k == 0
             label = hex_label(b.pmin) if bottom else hex_label(b.pmax) if top else ""
-            border = "~" if top and i != len(bands) - 1 else "|"
-            tail = " " + b.name[:NAME_MAX] if bottom else ""
+            border = fmt.BAND_CUT if top and i != len(bands) - 1 else "|"
+            tail = " " + (b.name if top else fmt.BAND_CONTINUED)
             lines.append(_row_line(label, border, grid[row], tail))
     return lines, bands
 
@@ -250,7 +273,7 @@ def axis_lines(t_span_ns: int) -> list[str]:
 def band_line(index: int, band: Band) -> str:
     return fmt.LINES["band"].template.format(
         index=index,
-        name=band.name[:NAME_MAX],
+        name=band.name,
         pmin=hex_label(band.pmin),
         pmax=hex_label(band.pmax),
         rows=band.rows,
@@ -287,6 +310,7 @@ def draw(
         f"{'page (hex)':>{fmt.LABEL_WIDTH}}",
         *rows,
         *axis_lines(t_max - t_min),
+        *([fmt.folded_legend()] if scale == "folded" else []),
         *[band_line(i, b) for i, b in enumerate(bands)],
         fmt.LINES["plot_summary"].template.format(
             pid=pid,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import output_format
 
@@ -79,7 +80,7 @@ class Plot:
     page_max: int | None = None
     outside: int | None = None  # points that fell outside the grid (must be 0)
     bands: list[Band] = field(default_factory=list)  # folded: bottom band first
-    row_bands: dict[int, str] = field(default_factory=dict)  # folded: row index -> band name printed beside it
+    row_bands: dict[int, str] = field(default_factory=dict)  # folded: a band's top row -> the name printed beside it
     cuts: list[int] = field(default_factory=list)  # folded: rows whose border is '~' (the axis is cut above)
     complete: bool = False  # END PLOT seen
     lines: list[str] = field(default_factory=list)  # the plot exactly as printed, prefix stripped
@@ -101,6 +102,13 @@ class Record:
     region: int | None = None  # index in the region table (output_format.REGION_NONE: none)
     access: str | None = None  # output_format.ACCESS_KINDS
     major: bool | None = None
+    # Version 2 of the records (None in a version-1 line): see output_format.RECORD.
+    tid: int | None = None
+    exec_seq: int | None = None
+    huge: bool | None = None
+    ip: int | None = None
+    ip_mode: str | None = None  # output_format.IP_MODES
+    service_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -187,9 +195,14 @@ def _finish_plot(plot: Plot, body: list[str]) -> None:
             label = m.group("label").strip()
             if label:
                 plot.y_labels[len(plot.rows)] = label
-            if m.group("band"):
+            cut = m.group("border") == output_format.BAND_CUT
+            # A band's top row carries its name (the topmost band's first row, and every cut row), its other rows
+            # BAND_CONTINUED (a name too: a file may be called that). Older recorded plots name a band on its
+            # bottom row only, with no mark on its other rows: read as names too.
+            tail = m.group("band")
+            if tail and (tail != output_format.BAND_CONTINUED or cut or not plot.row_bands):
                 plot.row_bands[len(plot.rows)] = m.group("band")
-            if m.group("border") == "~":
+            if cut:
                 plot.cuts.append(len(plot.rows))
             plot.rows.append(m.group("cells"))
             continue
@@ -261,11 +274,25 @@ def _read_process_line(report: ModuleReport, text: str) -> bool:
     return True
 
 
+_RECORD_SHAPES = (
+    output_format.LINES["record"],
+    output_format.LINES["record_class"],
+    *output_format.LEGACY_LINES.values(),
+)
+
+
+def _record_values(text: str) -> dict[str, Any] | None:
+    """A record line's values (version 2, or version 1 from an older transcript), or None."""
+    if not text.startswith("rec "):
+        return None
+    return next((v for shape in _RECORD_SHAPES if (v := shape.parse(text)) is not None), None)
+
+
 def _read_line(report: ModuleReport, mod: str, text: str) -> None:
     """One module line outside a plot: a record, a fault line, a summary, an empty-plot note."""
     if _read_process_line(report, text):
         return
-    if (v := _LINE["record"].parse(text)) or (v := _LINE["record_class"].parse(text)):
+    if v := _record_values(text):
         report.records.append(
             Record(
                 v["index"],
@@ -276,6 +303,12 @@ def _read_line(report: ModuleReport, mod: str, text: str) -> None:
                 v["region"],
                 v["access"],
                 bool(v["major"]),
+                v.get("tid"),
+                v.get("exec_seq"),
+                None if "huge" not in v else bool(v["huge"]),
+                v.get("ip"),
+                v.get("ip_mode"),
+                v.get("service_ns"),
             )
         )
     elif v := _LINE["records_begin"].parse(text):

@@ -16,9 +16,9 @@ from typing import Any
 PLOT_ROWS = 30  # the assignment's plot: 30 lines high ...
 PLOT_COLS = 70  # ... and 70 columns wide
 LABEL_WIDTH = 14  # width of the Y-axis labels, e.g. "0x7ffd1234567"
-LINE_MAX = 160  # longer than any line a module prints
+LINE_MAX = 160  # longer than any plot line a module prints (the plot's line buffer)
 DEFAULT_MAX_RECORDS = 1_048_576  # B, C: record buffer capacity by default
-MAX_RECORDS_LIMIT = 16_777_216  # 16 Mi records: 256 MiB of vmalloc at most (B), 384 MiB (C, 24-byte records)
+MAX_RECORDS_LIMIT = 16_777_216  # 16 Mi records: 768 MiB of vmalloc at most (48-byte records, B and C)
 FOLLOW_TABLE_SIZE = 4096  # follow=1: processes the module keeps a line for (more are traced, counted as overflow)
 FOLLOW_TOP = 20  # follow=1: processes printed one per line at unload, by faults; the rest share one line
 
@@ -100,6 +100,26 @@ def _compiled(shape: LineShape) -> re.Pattern[str]:
     return pattern
 
 
+#: The fields of a record line (dump_records=1), version 1, and what version 2 adds after major=.
+_REC_FIELDS = {
+    "index": U64,
+    "t_ns": U64,
+    "address": ADDRESS,
+    "tgid": U64,
+    "region": U64,
+    "access": WORD,
+    "major": U64,
+}
+_REC_V2 = " tid={tid} exec={exec_seq} huge={huge} ip={ip} ipmode={ip_mode} service_ns={service_ns}"
+_REC_V2_FIELDS = {
+    "tid": U64,
+    "exec_seq": U64,
+    "huge": U64,
+    "ip": HEX64,
+    "ip_mode": WORD,
+    "service_ns": U64,
+}
+
 LINES: dict[str, LineShape] = {
     # pf_probe_A
     "a_fault": LineShape("pid={pid} addr={address}", {"pid": INT, "address": ADDRESS}),
@@ -110,23 +130,16 @@ LINES: dict[str, LineShape] = {
         {"pid": INT, "comm": TEXT, "recorded": U64, "dropped": U64, "capacity": ULONG},
     ),
     "records_begin": LineShape("---- BEGIN RECORDS count={count} ----", {"count": U64}),
+    # dump_records=1, one line per record (version 2: tid ... service_ns added; version 1 in LEGACY_LINES).
     "record": LineShape(
-        "rec {index} t={t_ns} addr={address} tgid={tgid} region={region} access={access} major={major}",
-        {"index": U64, "t_ns": U64, "address": ADDRESS, "tgid": U64, "region": U64, "access": WORD, "major": U64},
+        "rec {index} t={t_ns} addr={address} tgid={tgid} region={region} access={access} major={major}" + _REC_V2,
+        {**_REC_FIELDS, **_REC_V2_FIELDS},
     ),
     "record_class": LineShape(
-        "rec {index} t={t_ns} addr={address} tgid={tgid} region={region} access={access} major={major} "
-        "class={fault_class}",
-        {
-            "index": U64,
-            "t_ns": U64,
-            "address": ADDRESS,
-            "tgid": U64,
-            "region": U64,
-            "access": WORD,
-            "major": U64,
-            "fault_class": WORD,
-        },
+        "rec {index} t={t_ns} addr={address} tgid={tgid} region={region} access={access} major={major}"
+        + _REC_V2
+        + " class={fault_class}",
+        {**_REC_FIELDS, **_REC_V2_FIELDS, "fault_class": WORD},
     ),
     "records_end": LineShape("---- END RECORDS ----"),
     # A, B and C at unload: what the kretprobe saw (issue 11). completed = records (B, C) or fault lines (A);
@@ -200,6 +213,19 @@ LINES: dict[str, LineShape] = {
 }
 
 
+#: Lines no module prints any more, still read from older transcripts: the records version 1 (before tid,
+#: exec, huge, IP and service time).
+LEGACY_LINES: dict[str, LineShape] = {
+    "record_v1": LineShape(
+        "rec {index} t={t_ns} addr={address} tgid={tgid} region={region} access={access} major={major}", _REC_FIELDS
+    ),
+    "record_class_v1": LineShape(
+        "rec {index} t={t_ns} addr={address} tgid={tgid} region={region} access={access} major={major} "
+        "class={fault_class}",
+        {**_REC_FIELDS, "fault_class": WORD},
+    ),
+}
+
 # ---------------------------------------------------------------------------------------------
 # Lossless records (issue 11, part 4): B and C expose read-only procfs files (mode 0400) under
 # /proc/<module name>/ that the harness reads before it unloads the module. Binary records (no
@@ -208,17 +234,36 @@ LINES: dict[str, LineShape] = {
 # build-time assertion of their sizes; tests/test_format_contract.py reads a real file back.
 # ---------------------------------------------------------------------------------------------
 PROC_FILES = ("records", "regions", "processes")  # /proc/<module>/<file>
-RECORDS_MAGIC = b"PFHREC1\0"
+#: The version of the records file: in its magic ("PFHREC2\0") and its record size. Version 1 (24-byte records,
+#: "PFHREC1\0", before tid, exec, IP and service time) is still read: its first 24 bytes are version 2's.
+RECORDS_VERSION = 2
+RECORDS_MAGIC = b"PFHREC2\0"
+RECORDS_MAGIC_V1 = b"PFHREC1\0"
 #: magic, header_size, record_size, records in the file, records dropped (buffer full)
 RECORDS_HEADER = struct.Struct("<8sIIQQ")
-#: time_ns (local_clock), address, tgid, region index, access kind, flags
-RECORD = struct.Struct("<QQIHBB")
+#: Version 2, 48 bytes, no padding (1 Mi records: 48 MiB of vmalloc):
+#: time_ns (local_clock at completion), address, tgid, region index, access kind, flags (as version 1), then
+#: tid (the thread that faulted), exec (which exec of the process: 0 for the image it had when the module first
+#: saw it, +1 at each successful exec; EXEC_UNKNOWN: a followed process without a line in the table),
+#: ip (the user instruction pointer, see the IP flags) and service_ns (from the entry of the fault's first
+#: handle_mm_fault() attempt to the return of its completing one).
+RECORD = struct.Struct("<QQIHBBIIQQ")
+RECORD_V1 = struct.Struct("<QQIHBB")  # version 1: the first six fields
 ACCESS_KINDS = ("read", "write", "exec")  # the record's access byte indexes this
 RECORD_FLAG_MAJOR = 0x1  # a major fault, as the kernel counts it: VM_FAULT_MAJOR in the result, or FAULT_FLAG_TRIED
 #: bits 1-2 of the flags: pf_probe_C's class of the fault (an index into FAULT_CLASSES); B stores it too
 RECORD_FLAG_CLASS_SHIFT = 1
 RECORD_FLAG_CLASS_MASK = 0x6
 RECORD_FLAG_REMOTE = 0x8  # another process faulted in this memory (counted in that process's minflt/majflt)
+RECORD_FLAG_HUGE = 0x10  # version 2: after the fault the address is mapped by a PMD-sized page (2 MiB on x86-64)
+#: version 2: the fault was taken in kernel mode on the user's behalf (copy_to_user in a system call): ip is the
+#: user IP where the system call was made (task_pt_regs(current)), not the faulting instruction
+RECORD_FLAG_KERNEL_MODE = 0x20
+#: version 2: the fault has no user IP (ip = 0): get_user_pages() (no pt_regs) or a kernel thread's
+RECORD_FLAG_NO_IP = 0x40
+EXEC_UNKNOWN = 0xFFFFFFFF
+#: ipmode= in a record line (dump_records=1), from the two IP flags
+IP_MODES = ("user", "kernel", "none")
 REGION_NONE = 0xFFFF  # the region table was full: the fault has no region
 #: What a region is, in the order the module numbers them (the kind word in the regions file).
 REGION_KINDS = ("code", "data", "heap", "stack", "file", "anon", "vdso", "vvar", "other")
@@ -242,7 +287,13 @@ REGION_FIXED_NAMES = {
 # ---------------------------------------------------------------------------------------------
 PLOT_SCALES = ("folded", "linear")  # the first is the default
 MAX_BANDS = PLOT_ROWS // 2
-BAND_NAME_MAX = 24  # a band's name beside the plot, at most (cut, never wrapped)
+#: A band's label (its members' names, docs/folded-plot.md) beside its top row and in its band line, at most: names
+#: are listed while the label stays within BAND_NAME_MAX - 1 characters, then BAND_MORE if any was left out.
+BAND_NAME_MAX = 24
+BAND_NAME_SEPARATOR = ","  # between the names of a band's members (names have no blank)
+BAND_MORE = "+"  # ends a band's label when some of its members' names did not fit
+BAND_CONTINUED = '"'  # after a band's other rows: the same band as the row above (ditto)
+BAND_CUT = "~"  # the border of a band's top row: the address space is cut between it and the band above
 BAND_NONE_NAME = "?"  # the band of the faults with REGION_NONE
 
 #: One line of /proc/<module>/regions and one of /proc/<module>/processes.
@@ -270,9 +321,23 @@ def legend() -> str:
     return "legend: " + "  ".join(parts) + " (per cell)"
 
 
+def folded_legend() -> str:
+    """The folded plot's second legend line: what its marks beside the rows mean."""
+    return (
+        f"bands: names on a band's top row, '{BAND_CONTINUED}' on its other rows;"
+        f" '{BAND_CUT}' address space cut above; '{BAND_MORE}' more regions than named"
+    )
+
+
+def c_string(text: str) -> str:
+    """`text` inside a C string literal (without the quotes)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def plot_row_regex() -> re.Pattern[str]:
     """A plot row: a right-aligned label, " ", the border ('|', or '~' where the folded axis is cut), PLOT_COLS
-    cells, "|", and in a folded plot the band's name after a blank on a band's bottom row."""
+    cells, "|", and in a folded plot after a blank: the band's label on its top row, BAND_CONTINUED on the others
+    (a name may be BAND_CONTINUED too: a band's top row is its '~' row, or the topmost band's first labelled row)."""
     return re.compile(
         rf"^(?P<label>.{{{LABEL_WIDTH}}}) (?P<border>[|~])(?P<cells>.{{{PLOT_COLS}}})\|"
         rf"(?: (?P<band>\S{{1,{BAND_NAME_MAX}}}))?$"
@@ -316,8 +381,16 @@ def template_context() -> dict[str, object]:
         "record_flag_class_shift": RECORD_FLAG_CLASS_SHIFT,
         "record_flag_class_mask": RECORD_FLAG_CLASS_MASK,
         "record_flag_remote": RECORD_FLAG_REMOTE,
+        "record_flag_huge": RECORD_FLAG_HUGE,
+        "record_flag_kernel_mode": RECORD_FLAG_KERNEL_MODE,
+        "record_flag_no_ip": RECORD_FLAG_NO_IP,
+        "exec_unknown": EXEC_UNKNOWN,
+        "ip_modes": IP_MODES,
         "plot_scales": PLOT_SCALES,
         "max_bands": MAX_BANDS,
         "band_name_max": BAND_NAME_MAX,
         "band_none_name": BAND_NONE_NAME,
+        "band_continued": BAND_CONTINUED,
+        "band_continued_c": c_string(BAND_CONTINUED),
+        "folded_legend_c": c_string(folded_legend()),
     }

@@ -16,12 +16,16 @@ from typing import Any
 
 from ..errors import SetupError, UsageError
 from . import folded
+from . import picture_style as style
 from .records_file import FaultRecord, ProcessEntry, Region
 
 FORMATS = ("png", "svg")
 WIDTH_IN, HEIGHT_IN, DPI = 12.0, 7.5, 100  # 1200 x 750 pixels
 GAP = 0.8  # the space between two bands, in rows
-LEGEND_MAX = 12  # groups named in the legend; the rest are "other"
+LEGEND_MAX = len(style.PALETTE)  # groups named in the legend, each with a colour of its own; the rest are grey
+LEGEND_MARGIN = 0.005  # between the legend and the picture's right edge, in picture widths
+LABEL_GAP_PX = 8  # at least this between a band's name and the legend
+BAND_LABEL_GID = "band-label"  # the gid of a band's name beside the axes (to find them again)
 LEGEND_NAME_MAX = 30  # a region's name in the legend, at most (longer ones end in "...")
 TITLE_MAX_CHARS = 112  # the longest first title line that fits the picture's width (measured: 123 was cut)
 INSTALL_HINT = "pip install 'pfharness[plot]'"
@@ -58,6 +62,8 @@ class Picture:
     scale: str = "folded"  # or "linear"
     color_by: str = "region"  # or "pid"
     processes: Sequence[ProcessEntry] = ()
+    t0_ns: int | None = None  # the run's first fault (a selection's times count from it); None: the first shown
+    mark: str = ""  # with t0_ns: a line at the first shown fault, labelled with this ("first fault of ...")
 
 
 @dataclass(frozen=True)
@@ -111,10 +117,11 @@ def build_figure(picture: Picture) -> Any:
 
     records = picture.records
     n = len(records)
-    t0 = min(r.t_ns for r in records)
+    t0 = min(r.t_ns for r in records) if picture.t0_ns is None else picture.t0_ns
     t = np.fromiter((r.t_ns - t0 for r in records), dtype=np.float64, count=n) / 1e9
     pages = np.fromiter((r.address >> 12 for r in records), dtype=np.float64, count=n)
     fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    fig.subplots_adjust(left=0.1, right=0.68, top=0.9, bottom=0.09)
     layout = None
     if picture.scale == "folded":
         layout = _layout(records, picture.regions)
@@ -125,25 +132,9 @@ def build_figure(picture: Picture) -> Any:
         which = np.searchsorted(pmin, pages, side="right") - 1
         y = bottom[which] + (pages - pmin[which] + 0.5) / span[which] * rows[which]
     else:
+        which = np.zeros(n, dtype=np.int64)
         y = pages
-    keys, order = _groups(picture)
-    key_index = {k: i for i, k in enumerate(order)}
-    group_of = np.fromiter((key_index[k] for k in keys), dtype=np.int64, count=n)
-    alpha = float(min(0.9, max(0.06, 25 / np.sqrt(n))))
-    size = 14.0 if n < 2000 else 6.0 if n < 50000 else 2.0
-    cmap = plt.get_cmap("tab10" if len(order) <= 10 else "tab20")
-    counts = Counter(keys)
-    for i, key in enumerate(order):
-        mask = group_of == i
-        shown = i < LEGEND_MAX
-        color = cmap(i % cmap.N) if shown else (0.45, 0.45, 0.45)
-        label = _label(picture, key, counts[key]) if shown else None
-        ax.scatter(t[mask], y[mask], s=size, color=color, alpha=alpha, linewidths=0, label=label, rasterized=n > 5000)
-    if len(order) > LEGEND_MAX:
-        ax.scatter([], [], s=size, color=(0.45, 0.45, 0.45), label=f"{len(order) - LEGEND_MAX} more")
-    span_t = float(t.max()) if n else 0.0
-    ax.set_xlim(-0.01 * span_t - 1e-6, span_t * 1.01 + 1e-6)
-    ax.set_xlabel("time since the first fault (s)")
+    size = _scatter(ax, picture, t, y, which)
     if layout is not None:
         _draw_bands(ax, layout)
     else:
@@ -152,12 +143,66 @@ def build_figure(picture: Picture) -> Any:
         ax.tick_params(axis="y", labelsize=7)
         for label in ax.get_yticklabels():
             label.set_family("monospace")
+    _time_axis(ax, picture, t)
     title = picture.title + (f"\n{picture.subtitle}" if picture.subtitle else "")
     ax.set_title(title, fontsize=11)
+    legend = _legend(fig, ax, picture, size)
+    _fit_band_labels(fig, ax, legend)
+    return fig
+
+
+def _scatter(ax: Any, picture: Picture, t: Any, y: Any, band: Any) -> float:
+    """The marks, one scatter per group (legend order); returns the marker size. `band`: each mark's band."""
+    import numpy as np  # noqa: PLC0415 - comes with matplotlib
+    from matplotlib.colors import to_rgba  # noqa: PLC0415
+
+    n = len(picture.records)
+    keys, order = _groups(picture)
+    key_index = {k: i for i, k in enumerate(order)}
+    group_of = np.fromiter((key_index[k] for k in keys), dtype=np.int64, count=n)
+    size = 14.0 if n < 2000 else 6.0 if n < 50000 else 2.0
+    counts = Counter(keys)
+    for i, key in enumerate(order):
+        mask = group_of == i
+        shown = i < LEGEND_MAX
+        color = style.PALETTE[i] if shown else style.OTHER_COLOR
+        label = _label(picture, key, counts[key]) if shown else None
+        # Translucent by how many marks the group has in the band: dense places look dense, and a few faults
+        # beside thousands still show (one alpha for the whole picture made them vanish on the band background).
+        _, where, in_band = np.unique(band[mask], return_inverse=True, return_counts=True)
+        rgba = np.tile(to_rgba(color), (int(mask.sum()), 1))
+        rgba[:, 3] = np.clip(25 / np.sqrt(in_band[where]), 0.06, 0.9)
+        ax.scatter(t[mask], y[mask], s=size, color=rgba, linewidths=0, label=label, rasterized=n > 5000)
+    if len(order) > LEGEND_MAX:
+        ax.scatter([], [], s=size, color=style.OTHER_COLOR, label=f"{len(order) - LEGEND_MAX} more")
+    return size
+
+
+def _time_axis(ax: Any, picture: Picture, t: Any) -> None:
+    """X: seconds on the run's clock; a selection's first fault marked by a dashed line, named in the legend
+    (a label beside the line ran over the marks of the first moments)."""
+    lo, hi = float(t.min()), float(t.max())
+    pad = 0.01 * (hi - lo) + 1e-6
+    ax.set_xlim(lo - pad, hi + pad)
+    if picture.t0_ns is None:
+        ax.set_xlabel("time since the first fault (s)")
+        return
+    ax.set_xlabel("time since the run's first fault (s)")
+    if picture.mark:
+        ax.axvline(lo, color="k", linewidth=0.8, linestyle=(0, (4, 2)), zorder=0.5, label=f"{picture.mark}: {lo:.3f} s")
+
+
+def _legend(fig: Any, ax: Any, picture: Picture, size: float) -> Any:
+    """The legend at the picture's right edge, outside the axes and clear of the band names."""
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i].startswith(picture.mark or "\0"))  # mark last
     legend = ax.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
         title="process" if picture.color_by == "pid" else "region: faults",
-        loc="upper left",
-        bbox_to_anchor=(1.2, 1.0),
+        loc="upper right",
+        bbox_to_anchor=(1.0 - LEGEND_MARGIN, 0.9),
+        bbox_transform=fig.transFigure,
         fontsize=8,
         title_fontsize=9,
         frameon=False,
@@ -165,22 +210,36 @@ def build_figure(picture: Picture) -> Any:
     )
     for handle in legend.legend_handles if hasattr(legend, "legend_handles") else legend.legendHandles:
         handle.set_alpha(1.0)
-    fig.subplots_adjust(left=0.1, right=0.68, top=0.9, bottom=0.09)
-    return fig
+    return legend
+
+
+def _fit_band_labels(fig: Any, ax: Any, legend: Any) -> None:
+    """Cut each band's name (keeping its count) to the room between the axes and the legend."""
+    renderer = fig.canvas.get_renderer()
+    room = legend.get_window_extent(renderer).x0 - LABEL_GAP_PX
+    for text in ax.texts:
+        if text.get_gid() == BAND_LABEL_GID:
+            left = text.get_window_extent(renderer).x0
+            count = text.get_text().rpartition("  ")[2]
+            style.fit_text(text, renderer, room - left, keep=f"  {count}")
 
 
 def _draw_bands(ax: Any, layout: _Layout) -> None:
-    """Band shading, page labels, names beside the axis and break marks between bands."""
+    """Band shading, page labels (the ends and round pages inside a tall band), names beside the axis and
+    break marks between bands."""
     ticks, labels = [], []
     top = layout.bottoms[-1] + layout.bands[-1].rows
+    ax.set_ylim(-GAP / 2, top + GAP / 2)
+    px_per_row = ax.get_window_extent().height / (top + GAP)
     for i, (b, y0) in enumerate(zip(layout.bands, layout.bottoms, strict=True)):
         y1 = y0 + b.rows
-        ax.axhspan(y0, y1, color=(0.93, 0.93, 0.96) if i % 2 else (0.97, 0.97, 0.97), zorder=0, linewidth=0)
-        ticks.append(y0)
-        labels.append(folded.hex_label(b.pmin))
-        if b.pmax != b.pmin:
-            ticks.append(y1)
-            labels.append(folded.hex_label(b.pmax))
+        ax.axhspan(y0, y1, color=style.BAND_BACKGROUNDS[i % 2], zorder=0, linewidth=0)
+        span = b.pmax - b.pmin + 1
+        pages = [b.pmin, *style.page_ticks(b.pmin, b.pmax, b.rows * px_per_row)]
+        pages += [b.pmax] if b.pmax != b.pmin else []
+        for page in pages:  # the page's own row position, as the marks: its middle, ends at the band's edges
+            ticks.append(y0 if page == b.pmin else y1 if page == b.pmax else y0 + (page - b.pmin + 0.5) / span * b.rows)
+            labels.append(folded.hex_label(page))
         ax.text(
             1.01,
             (y0 + y1) / 2,
@@ -189,24 +248,27 @@ def _draw_bands(ax: Any, layout: _Layout) -> None:
             va="center",
             fontsize=8,
             clip_on=False,
+            gid=BAND_LABEL_GID,
         )
         if i + 1 < len(layout.bands):  # the address space is cut here: break marks on both spines
-            mid = y1 + GAP / 2
-            for x in (0.0, 1.0):
-                ax.plot(
-                    [x - 0.006, x + 0.006],
-                    [mid - GAP / 4, mid + GAP / 4],
-                    transform=ax.get_yaxis_transform(),
-                    color="k",
-                    linewidth=1,
-                    clip_on=False,
-                )
-            ax.axhline(mid, color=(0.6, 0.6, 0.6), linewidth=0.6, linestyle=(0, (2, 3)))
-    ax.set_ylim(-GAP / 2, top + GAP / 2)
+            _break_marks(ax, y1 + GAP / 2)
     ax.set_yticks(ticks)
     ax.set_yticklabels(labels, fontsize=7, family="monospace")
     ax.set_ylabel("virtual page number (folded: the empty address space is cut out)")
     ax.tick_params(axis="y", length=2)
+
+
+def _break_marks(ax: Any, mid: float) -> None:
+    for x in (0.0, 1.0):
+        ax.plot(
+            [x - 0.006, x + 0.006],
+            [mid - GAP / 4, mid + GAP / 4],
+            transform=ax.get_yaxis_transform(),
+            color="k",
+            linewidth=1,
+            clip_on=False,
+        )
+    ax.axhline(mid, color=(0.6, 0.6, 0.6), linewidth=0.6, linestyle=(0, (2, 3)))
 
 
 def write_picture(picture: Picture, path: Path, kind: str) -> Path:

@@ -18,9 +18,16 @@ from . import output_format as fmt
 MAX_RECORDS_BYTES = 4096 + fmt.MAX_RECORDS_LIMIT * fmt.RECORD.size
 MAX_TABLE_BYTES = 16 * 1024 * 1024  # regions and processes: text tables, far smaller in practice
 MAX_TABLE_ROWS = 65536  # the region index is a u16; the process table is smaller still
-#: The flag bits a record may carry: major, C's class (bits 1-2), remote (output_format).
-KNOWN_FLAGS = fmt.RECORD_FLAG_MAJOR | fmt.RECORD_FLAG_CLASS_MASK | fmt.RECORD_FLAG_REMOTE
-_ALLOWED_FLAGS = bytes(b for b in range(256) if not b & ~KNOWN_FLAGS)  # the flag bytes with known bits only
+#: The flag bits a record may carry: major, C's class (bits 1-2), remote; since version 2 huge and the IP's.
+KNOWN_FLAGS_V1 = fmt.RECORD_FLAG_MAJOR | fmt.RECORD_FLAG_CLASS_MASK | fmt.RECORD_FLAG_REMOTE
+KNOWN_FLAGS = KNOWN_FLAGS_V1 | fmt.RECORD_FLAG_HUGE | fmt.RECORD_FLAG_KERNEL_MODE | fmt.RECORD_FLAG_NO_IP
+#: The versions read: magic -> (version, record layout, known flags). Version 1 records get tid, exec, ip and
+#: service_ns of 0 (RecordsFile.version says they are not known).
+_VERSIONS = {
+    fmt.RECORDS_MAGIC: (fmt.RECORDS_VERSION, fmt.RECORD, KNOWN_FLAGS),
+    fmt.RECORDS_MAGIC_V1: (1, fmt.RECORD_V1, KNOWN_FLAGS_V1),
+}
+_V1_PAD = (0, 0, 0, 0)  # tid, exec_seq, ip, service_ns of a version-1 record
 
 
 class RecordsError(PfhError):
@@ -38,6 +45,10 @@ class FaultRecord(NamedTuple):
     region: int  # index into the region table, or output_format.REGION_NONE
     access_index: int  # index into output_format.ACCESS_KINDS
     flags: int  # output_format.RECORD_FLAG_*
+    tid: int = 0  # version 2: the thread that faulted
+    exec_seq: int = 0  # version 2: which exec of the process (output_format.EXEC_UNKNOWN: not known)
+    ip: int = 0  # version 2: the user IP (see flags: KERNEL_MODE, NO_IP)
+    service_ns: int = 0  # version 2: entry of the fault's first handle_mm_fault() attempt to its return
 
     @property
     def page(self) -> int:
@@ -51,6 +62,17 @@ class FaultRecord(NamedTuple):
     def major(self) -> bool:
         return bool(self.flags & fmt.RECORD_FLAG_MAJOR)
 
+    @property
+    def huge(self) -> bool:
+        return bool(self.flags & fmt.RECORD_FLAG_HUGE)
+
+    @property
+    def ip_mode(self) -> str:
+        """ "user" (the faulting instruction), "kernel" (the system call's user IP) or "none" (no IP)."""
+        if self.flags & fmt.RECORD_FLAG_NO_IP:
+            return "none"
+        return "kernel" if self.flags & fmt.RECORD_FLAG_KERNEL_MODE else "user"
+
 
 @dataclass(frozen=True)
 class RecordsFile:
@@ -58,6 +80,7 @@ class RecordsFile:
 
     records: list[FaultRecord]  # in buffer order (the order the faults claimed their slots)
     dropped: int  # faults the module saw after its buffer was full
+    version: int = fmt.RECORDS_VERSION  # 1: tid, exec_seq, ip and service_ns are not known (0)
 
 
 @dataclass(frozen=True)
@@ -90,12 +113,19 @@ def parse_records(data: bytes, *, source: str = "records") -> RecordsFile:
     if len(data) < header.size:
         raise RecordsError(f"{source}: {len(data)} bytes, shorter than the {header.size}-byte header (truncated?)")
     magic, header_size, record_size, count, dropped = header.unpack_from(data)
-    if magic != fmt.RECORDS_MAGIC:
-        raise RecordsError(f"{source}: not a pf_probe records file (magic {magic!r}, expected {fmt.RECORDS_MAGIC!r})")
-    if header_size != header.size or record_size != fmt.RECORD.size:
+    known = _VERSIONS.get(magic)
+    if known is None:
+        what = "from another pfharness version" if magic.startswith(b"PFHREC") else "not a pf_probe records file"
+        raise RecordsError(
+            f"{source}: {what} (magic {magic!r}; this pfharness reads {fmt.RECORDS_MAGIC!r} and "
+            f"{fmt.RECORDS_MAGIC_V1!r}): read it with the pfharness that made it, or run again"
+        )
+    version, layout, known_flags = known
+    if header_size != header.size or record_size != layout.size:
         raise RecordsError(
             f"{source}: header of {header_size} bytes and records of {record_size} bytes, expected "
-            f"{header.size} and {fmt.RECORD.size}: the module and pfharness are of different versions (rebuild)"
+            f"{header.size} and {layout.size} (version {version}): the module and pfharness are of different "
+            "versions (rebuild)"
         )
     if count > fmt.MAX_RECORDS_LIMIT:
         raise RecordsError(
@@ -108,16 +138,20 @@ def parse_records(data: bytes, *, source: str = "records") -> RecordsFile:
             f"{source}: {len(data)} bytes, but the header announces {count} records ({expected} bytes): {what}"
         )
     body = memoryview(data)[header.size :]
-    # Checked in C loops over byte columns (access is byte 22 of a record, flags byte 23).
+    # Checked in C loops over byte columns (access is byte 22 of a record, flags byte 23, in both versions).
     if count:
-        access_col = bytes(body[fmt.RECORD.size - 2 :: fmt.RECORD.size])
-        flags_col = bytes(body[fmt.RECORD.size - 1 :: fmt.RECORD.size])
+        access_col = bytes(body[22::record_size])
+        flags_col = bytes(body[23::record_size])
         if max(access_col) >= len(fmt.ACCESS_KINDS):
             raise RecordsError(f"{source}: a record has access kind {max(access_col)} (known: 0..2)")
-        if flags_col.translate(None, _ALLOWED_FLAGS):
-            raise RecordsError(f"{source}: a record has unknown flag bits (known: {KNOWN_FLAGS:#x})")
-    records = list(map(partial(tuple.__new__, FaultRecord), fmt.RECORD.iter_unpack(body)))
-    return RecordsFile(records=records, dropped=dropped)
+        allowed = bytes(b for b in range(256) if not b & ~known_flags)
+        if flags_col.translate(None, allowed):
+            raise RecordsError(f"{source}: a record has unknown flag bits (known: {known_flags:#x})")
+    rows = layout.iter_unpack(body)
+    if version == 1:
+        rows = (row + _V1_PAD for row in rows)
+    records = list(map(partial(tuple.__new__, FaultRecord), rows))
+    return RecordsFile(records=records, dropped=dropped, version=version)
 
 
 def _table_lines(text: str, shape: str, source: str) -> list[dict]:
@@ -166,10 +200,14 @@ def check_region_indexes(records: list[FaultRecord], regions: list[Region], *, s
         raise RecordsError(f"{source}: a record names region {bad}, but the region table has {known} regions")
 
 
-def records_bytes(records: list[FaultRecord], dropped: int = 0) -> bytes:
-    """The bytes of a records file holding `records` (the inverse of parse_records: tests, fakes)."""
-    header = fmt.RECORDS_HEADER.pack(fmt.RECORDS_MAGIC, fmt.RECORDS_HEADER.size, fmt.RECORD.size, len(records), dropped)
-    return header + b"".join(fmt.RECORD.pack(*r) for r in records)
+def records_bytes(records: list[FaultRecord], dropped: int = 0, *, version: int = fmt.RECORDS_VERSION) -> bytes:
+    """The bytes of a records file holding `records` (the inverse of parse_records: tests, fakes); version 1 keeps
+    each record's first six fields."""
+    v1 = version == 1
+    magic, layout = (fmt.RECORDS_MAGIC_V1, fmt.RECORD_V1) if v1 else (fmt.RECORDS_MAGIC, fmt.RECORD)
+    fields = len(FaultRecord._fields) - len(_V1_PAD) if v1 else len(FaultRecord._fields)
+    header = fmt.RECORDS_HEADER.pack(magic, fmt.RECORDS_HEADER.size, layout.size, len(records), dropped)
+    return header + b"".join(layout.pack(*r[:fields]) for r in records)
 
 
 def region_line(region: Region) -> str:

@@ -3,7 +3,8 @@ writes from them (run.json, records.csv, regions.csv, processes.csv).
 
 Layout:
     run.json        the --json object of the run
-    records.csv     time_ns,address,page,pid,region,kind,access,major (one row per fault, buffer order)
+    records.csv     time_ns,address,page,pid,region,kind,access,major,tid,exec,huge,ip,ip_mode,service_ns
+                    (one row per fault, buffer order; from tid on empty for a version-1 records file)
     regions.csv     index,kind,start,end,faults,name
     processes.csv   pid,ppid,faults,comm (when the module keeps a process table)
     transcript.log  the console transcript (unless --transcript put it elsewhere)
@@ -22,6 +23,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,23 @@ RECORDS_CSV = "records.csv"
 REGIONS_CSV = "regions.csv"
 PROCESSES_CSV = "processes.csv"
 TRANSCRIPT = "transcript.log"
-RECORDS_CSV_HEADER = ("time_ns", "address", "page", "pid", "region", "kind", "access", "major")
+#: Version 2 of the records added the columns from tid on (empty for a version-1 records file).
+RECORDS_CSV_HEADER = (
+    "time_ns",
+    "address",
+    "page",
+    "pid",
+    "region",
+    "kind",
+    "access",
+    "major",
+    "tid",
+    "exec",
+    "huge",
+    "ip",
+    "ip_mode",
+    "service_ns",
+)
 MAX_RUN_JSON = 64 * 1024 * 1024
 
 
@@ -57,6 +75,7 @@ class SavedRecords:
     dropped: int
     regions: list[Region] = field(default_factory=list)
     processes: list[ProcessEntry] = field(default_factory=list)
+    version: int = fmt.RECORDS_VERSION  # of the records file (output_format.RECORDS_VERSION; 1 is still read)
 
     def region_name(self, index: int) -> str:
         return self.regions[index].name if index < len(self.regions) else "?"
@@ -67,6 +86,7 @@ class SavedRecords:
     def summary(self) -> dict[str, int]:
         return {
             "records": len(self.records),
+            "record_version": self.version,
             "dropped": self.dropped,
             "regions": len(self.regions),
             "processes": len(self.processes),
@@ -138,7 +158,38 @@ def read_saved(guest_dir: Path) -> SavedRecords | None:
     regions = parse_regions(_text(regions_bytes), source=str(guest_dir / "regions")) if regions_bytes else []
     processes_bytes = read_untrusted(guest_dir / "processes", MAX_TABLE_BYTES)
     processes = parse_processes(_text(processes_bytes), source=str(guest_dir / "processes")) if processes_bytes else []
-    return SavedRecords(records.records, records.dropped, regions, processes)
+    return SavedRecords(records.records, records.dropped, regions, processes, records.version)
+
+
+def _csv_rows(saved: SavedRecords, kinds: list[str]) -> Iterator[tuple[object, ...]]:
+    """records.csv's rows, in RECORDS_CSV_HEADER's order."""
+    access = fmt.ACCESS_KINDS
+    major, huge, none = fmt.RECORD_FLAG_MAJOR, fmt.RECORD_FLAG_HUGE, fmt.REGION_NONE
+    unknown_exec = fmt.EXEC_UNKNOWN
+    v1 = saved.version == 1
+    for r in saved.records:
+        row = (
+            r.t_ns,
+            f"0x{r.address:x}",
+            f"0x{r.address >> 12:x}",
+            r.tgid,
+            "" if r.region == none else r.region,
+            kinds[r.region] if r.region < len(kinds) else "",
+            access[r.access_index],
+            1 if r.flags & major else 0,
+        )
+        if v1:
+            yield (*row, "", "", "", "", "", "")
+        else:
+            yield (
+                *row,
+                r.tid,
+                "" if r.exec_seq == unknown_exec else r.exec_seq,
+                1 if r.flags & huge else 0,
+                f"0x{r.ip:x}",
+                r.ip_mode,
+                r.service_ns,
+            )
 
 
 def write_csvs(run_dir: Path, saved: SavedRecords) -> None:
@@ -147,22 +198,7 @@ def write_csvs(run_dir: Path, saved: SavedRecords) -> None:
     with open(run_dir / RECORDS_CSV, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(RECORDS_CSV_HEADER)
-        access = fmt.ACCESS_KINDS
-        major = fmt.RECORD_FLAG_MAJOR
-        none = fmt.REGION_NONE
-        w.writerows(
-            (
-                r.t_ns,
-                f"0x{r.address:x}",
-                f"0x{r.address >> 12:x}",
-                r.tgid,
-                "" if r.region == none else r.region,
-                kinds[r.region] if r.region < len(kinds) else "",
-                access[r.access_index],
-                1 if r.flags & major else 0,
-            )
-            for r in saved.records
-        )
+        w.writerows(_csv_rows(saved, kinds))
     with open(run_dir / REGIONS_CSV, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(("index", "kind", "start", "end", "faults", "name"))

@@ -41,7 +41,7 @@ def _tell(vm) -> int:
 def record() -> None:
     kernel = kernels.default_kernel(kernels.discover())
     work = Path(tempfile.mkdtemp(prefix="pfh-data-"))
-    build = kbuild.build(kbuild.BuildRequest(work / "modules", kbuild.resolve_target(kernel.release)))
+    build = kbuild.build(kbuild.BuildRequest(work / "modules", kernel))
     program = work / "touch_pages"
     proc.run(["gcc", "-O1", "-pthread", "-o", program, HERE.parent / "programs" / "touch_pages.c"])
     transcripts = {}

@@ -12,7 +12,8 @@
  *   plot SCALE PID CLASS NREGIONS NRECORDS CLASS_KEY
  *   COMM                  (the rest of the line)
  *   CLASS_TITLE           (the rest of the line, empty for a plot of all faults)
- *   NAME                  (NREGIONS lines: the region table, as region_name() gives it)
+ *   KIND NAME             (NREGIONS lines: the region table: its kind, e.g. code,
+ *                         and its name as region_name() gives it)
  *   TIME ADDRESS REGION FLAGS   (NRECORDS lines)
  * SCALE is folded or linear; CLASS the fault class of the plot (only used
  * when the core was rendered with classify).
@@ -38,11 +39,18 @@ static int tpid;
 static bool plot_folded;
 static unsigned int regions_used;
 static char (*region_names)[REGION_NAME_MAX];
+static bool *region_program;	/* kind code or data: the traced program's own file */
 
 /* region_name() - the name of region @index, "?" for one the table does not hold. */
 static void region_name(unsigned int index, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s", index < regions_used ? region_names[index] : BAND_NONE_NAME);
+}
+
+/* region_is_program() - is region @index of kind code or data? */
+static bool region_is_program(unsigned int index)
+{
+	return index < regions_used && region_program[index];
 }
 
 #include "plot_core.c"
@@ -72,15 +80,23 @@ static void read_set(unsigned long long set, unsigned int nregions, u64 nrecords
 	unsigned int r;
 	u64 i;
 
+	char *name;
+
 	region_names = calloc(nregions ? nregions : 1, sizeof(*region_names));
+	region_program = calloc(nregions ? nregions : 1, sizeof(*region_program));
 	records = calloc(nrecords ? nrecords : 1, sizeof(*records));
-	if (!region_names || !records)
+	if (!region_names || !region_program || !records)
 		die("out of memory", set);
 	for (r = 0; r < nregions; r++) {
 		read_text(line, sizeof(line), set);
-		if (strlen(line) >= sizeof(region_names[r]))
+		name = strchr(line, ' ');
+		if (!name)
+			die("a region line is not KIND NAME", set);
+		*name++ = '\0';
+		if (strlen(name) >= sizeof(region_names[r]))
 			die("a region name is longer than the module's REGION_NAME_MAX - 1", set);
-		memcpy(region_names[r], line, strlen(line) + 1);
+		memcpy(region_names[r], name, strlen(name) + 1);
+		region_program[r] = !strcmp(line, "code") || !strcmp(line, "data");
 	}
 	for (i = 0; i < nrecords; i++) {
 		unsigned long long t, address;
@@ -116,13 +132,17 @@ int main(void)
 		plot_folded = !strcmp(scale, "folded");
 		/* plot_begin(), with calloc for kvcalloc */
 		plot_slots = regions_used + 1;
+		plot_members = calloc(plot_slots, sizeof(*plot_members));
 		plot_bands = calloc(plot_slots, sizeof(*plot_bands));
-		if (!plot_bands)
+		plot_order = calloc(plot_slots, sizeof(*plot_order));
+		if (!plot_members || !plot_bands || !plot_order)
 			die("out of memory", set);
 		plot_one(nrecords, cls, comm, class_key, title);
+		free(plot_order);
 		free(plot_bands);
-		plot_bands = NULL;
+		free(plot_members);
 		free(records);
+		free(region_program);
 		free(region_names);
 		puts(SET_END);
 		set++;

@@ -63,6 +63,14 @@ static inline void cond_resched(void)
 {
 }
 
+/* sort() - lib/sort.c's heapsort is not stable, nor is qsort: the core's orders are total. */
+static inline void sort(void *base, size_t num, size_t size,
+			int (*cmp)(const void *, const void *), void *swap)
+{
+	(void)swap;
+	qsort(base, num, size, cmp);
+}
+
 /* kfmt() - @fmt with every "%#llx" written as the kernel prints it, "0x%llx". */
 static inline const char *kfmt(const char *fmt, char *buf, size_t size)
 {

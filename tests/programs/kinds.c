@@ -12,10 +12,14 @@
  * - exec, minor: writes a `ret` instruction every 16 pages of a memfd (in
  *   the page cache) and calls each of N of them through a PROT_EXEC
  *   mapping: one instruction-fetch fault per 64 KiB fault-around window.
- * Prints the three address ranges, then (with MODULE) the files
+ * - a file mapped twice: one page of FILE mapped again 64 MiB and 128 MiB
+ *   below its first mapping (as ld.so maps ld.so.cache twice), read once
+ *   each: two more regions of FILE, not one stretched over the gap.
+ * Prints the five address ranges, then (with MODULE) the files
  * /proc/MODULE/records and /proc/MODULE/regions in hex, then exact_end()'s
  * count:
- *   read=0x<start>-0x<end> write=0x<start>-0x<end> exec=0x<start>-0x<end> stride=<pages>
+ *   read=0x<start>-0x<end> write=0x<start>-0x<end> exec=0x<start>-0x<end> stride=<pages> sum=<n>
+ *   twice=0x<start>-0x<end> again=0x<start>-0x<end>
  *   proc <name> <hex>
  *   rusage_faults=<n>
  */
@@ -32,6 +36,7 @@
 
 #define PAGE 4096UL
 #define EXEC_STRIDE 16
+#define MIB (1024UL * 1024)
 
 static void die(const char *what)
 {
@@ -63,7 +68,7 @@ int main(int argc, char **argv)
 {
 	unsigned long n, i;
 	volatile unsigned long sum = 0;
-	char *file, *anon, *code;
+	char *file, *anon, *code, *twice, *again;
 	int fd, mfd;
 
 	if (argc < 3)
@@ -101,9 +106,18 @@ int main(int argc, char **argv)
 	for (i = 0; i < n; i++)
 		((void (*)(void))(code + i * EXEC_STRIDE * PAGE))();
 
+	/* Hints below the first mapping, where nothing is mapped yet (mmap grows down). */
+	twice = mmap(file - 64 * MIB, PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+	again = mmap(file - 128 * MIB, PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (twice == MAP_FAILED || again == MAP_FAILED)
+		die("mmap file again");
+	sum += (unsigned char)twice[0] + (unsigned char)again[0];
+
 	printf("read=%p-%p write=%p-%p exec=%p-%p stride=%d sum=%lu\n", (void *)file, (void *)(file + n * PAGE),
 	       (void *)anon, (void *)(anon + n * PAGE), (void *)code, (void *)(code + n * EXEC_STRIDE * PAGE),
 	       EXEC_STRIDE, (unsigned long)sum);
+	printf("twice=%p-%p again=%p-%p\n", (void *)twice, (void *)(twice + PAGE), (void *)again,
+	       (void *)(again + PAGE));
 	if (argc > 3) {
 		dump(argv[3], "records");
 		dump(argv[3], "regions");

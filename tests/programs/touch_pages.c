@@ -12,7 +12,7 @@
  * with EINVAL: nothing to turn off. Each page is written once. With THREADS > 1,
  * each thread touches its own N pages. Prints the region(s) and the
  * process's own count of faults (ru_minflt + ru_majflt) at the very end:
- *   region=0x<start>-0x<end> pages=<N>
+ *   region=0x<start>-0x<end> pages=<N> tid=<the thread that touched it>
  *   rusage_faults=<minflt + majflt>
  * Nothing faults after that count is taken (see say_faults()), so it is the
  * process's whole count: a tracer must record exactly as many faults.
@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "exact_end.h"
@@ -48,7 +49,8 @@ static void *touch(void *unused)
 	}
 	for (i = 0; i < pages; i++)
 		region[i * PAGE] = 1;
-	printf("region=%p-%p pages=%lu\n", (void *)region, (void *)(region + pages * PAGE), pages);
+	printf("region=%p-%p pages=%lu tid=%ld\n", (void *)region, (void *)(region + pages * PAGE), pages,
+	       (long)syscall(SYS_gettid));
 	return NULL;
 }
 
