@@ -8,6 +8,7 @@ build times and scale, in one guest boot. Writes BENCHMARKS.md. Prints figures; 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -26,9 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pfharness import proc, step  # noqa: E402
-from pfharness.guest.session import VmOptions, VmSession  # noqa: E402
-from pfharness.kernel import Kernel  # noqa: E402
-from pfharness.kmod import kbuild, kernels  # noqa: E402
+from pfharness.pipeline.events import Events, notes_to  # noqa: E402
+from pfharness.pipeline.prepare import Prepared  # noqa: E402
+from pfharness.pipeline.prepare import prepare as prepare_kernel  # noqa: E402
+from pfharness.pipeline.steps import Step  # noqa: E402
+from pfharness.pipeline.targets import VmSpec  # noqa: E402
+from pfharness.values import LETTERS, Accelerator, Module  # noqa: E402
 
 BENCH = ROOT / "bench"
 PFHARNESS = [sys.executable, "-m", "pfharness.cli"]
@@ -42,23 +46,19 @@ def log(msg: str) -> None:
 
 @dataclass
 class Setup:
-    kernel: Kernel  # resolved once, in prepare()
+    release: str
     modules: dict[str, Path]  # A, B, C, bare (kprobe), bare-ret (kretprobe)
     program: Path  # fault_bench
     touch: Path  # tests/programs/touch_pages
     work: Path
-
-    @property
-    def release(self) -> str:
-        return self.kernel.release
+    prepared: Prepared  # the kernel (resolved once) and pf_probe_A/B/C built for it
 
 
 def prepare(work: Path) -> Setup:
-    kernel = kernels.select(None)
-    build = kbuild.build(kbuild.BuildRequest(work / "modules", kernel))
+    prepared = VmSpec().prepare(None, work / "modules")
     kmods = work / "kmods"
     shutil.copytree(BENCH / "kmods", kmods)
-    made = proc.run(["make", "-C", kernel.require_headers(), f"M={kmods}", "modules"], merge_stderr=True)
+    made = proc.run(["make", "-C", prepared.kdir, f"M={kmods}", "modules"], merge_stderr=True)
     if made.returncode != 0:
         raise SystemExit(made.stdout)
     program, touch = work / "fault_bench", work / "touch_pages"
@@ -66,8 +66,22 @@ def prepare(work: Path) -> Setup:
         made = proc.run(["gcc", "-O2", "-pthread", "-o", out, src], merge_stderr=True)
         if made.returncode != 0:
             raise SystemExit(made.stdout)
-    modules = {**build.modules, "bare": kmods / "bare_kprobe.ko", "bare-ret": kmods / "bare_kretprobe.ko"}
-    return Setup(kernel, modules, program, touch, work)
+    modules = {**prepared.modules, "bare": kmods / "bare_kprobe.ko", "bare-ret": kmods / "bare_kretprobe.ko"}
+    return Setup(prepared.release, modules, program, touch, work, prepared)
+
+
+#: The modules a benchmark boot may load: its guest's kernel log is sized for pf_probe_A's line per fault.
+EVERY_MODULE = [Step(Module(letter), ("true",)) for letter in LETTERS]
+
+
+@contextlib.contextmanager
+def booted(setup: Setup, transcript: Path, *, icount: bool = False):
+    """One boot of the benchmark's kernel: 2 vCPUs (KVM when it works), or with `icount` one vCPU under
+    TCG with -icount shift=0 (a guest nanosecond is one instruction)."""
+    spec = VmSpec(smp=1, icount_shift=0) if icount else VmSpec(accel=Accelerator.auto, smp=2)
+    events = Events(notes_to(log))
+    with spec.open(setup.prepared, transcript=transcript, save_dir=None, steps=EVERY_MODULE, events=events) as on:
+        yield on.target
 
 
 # ---- per-fault cost ----
@@ -262,9 +276,8 @@ def icount_costs(setup: Setup, pages: int, repeats: int) -> dict[str, list[float
     the tracer adds, on one vCPU (so a peer's user-space reader counts too). No warm-up is needed for
     a count, but one unmeasured run of each variant loads its files into the guest's page cache.
     """
-    options = VmOptions(kernel=setup.kernel, transcript=setup.work / "icount.log", smp=1, icount_shift=0)
     vs = variants(pages)
-    with VmSession(options) as vm:
+    with booted(setup, setup.work / "icount.log", icount=True) as vm:
         mount_debugfs(vm)
         for v in vs:
             run_variant(vm, setup, v, pages)
@@ -310,14 +323,7 @@ def scale(vm, setup: Setup, capacity: int, faults: int) -> dict:
 def _pfharness_true(out: Path) -> tuple[float, float]:
     """One `pfharness run --module B -- true` (modules built): (wall seconds, boot seconds)."""
     t = time.monotonic()
-    r = subprocess.run(
-        [*PFHARNESS, "run", "--module", "B", "--out", str(out), "--json", "--", "true"],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    r = proc.run([*PFHARNESS, "run", "--module", "B", "--out", str(out), "--json", "--", "true"], cwd=ROOT, timeout=300)
     wall = time.monotonic() - t
     return wall, json.loads(r.stdout)["stage_seconds"]["boot"]
 
@@ -330,7 +336,7 @@ def _pfharness_output(out: Path) -> dict:
     the virtio port to the harness, which streams them on (here to /dev/null) and keeps them in the
     transcript. Returns the run stage's seconds, the wall time and the bytes the transcript received."""
     t = time.monotonic()
-    r = subprocess.run(
+    r = proc.run(
         [
             *PFHARNESS,
             "run",
@@ -344,12 +350,9 @@ def _pfharness_output(out: Path) -> dict:
             "-c",
             f"yes | head -c {OUTPUT_BYTES}",
         ],
-        check=False,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,  # with --json the workload's output goes to stderr
-        text=True,
         cwd=ROOT,
         timeout=600,
+        discard_stderr=True,  # with --json the workload's output goes to stderr
     )
     wall = time.monotonic() - t
     result = json.loads(r.stdout)
@@ -377,22 +380,24 @@ def _vng_ready() -> Path:
     """virtme-ng in a virtualenv of its own under the cache (never a dependency of pfharness)."""
     vng = VNG_VENV / "bin" / "vng"
     if not vng.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VNG_VENV)], check=True)
-        subprocess.run([str(VNG_VENV / "bin" / "pip"), "install", "-q", "virtme-ng"], check=True)
+        for argv in (
+            [sys.executable, "-m", "venv", VNG_VENV],
+            [VNG_VENV / "bin" / "pip", "install", "-q", "virtme-ng"],
+        ):
+            done = proc.run(argv, merge_stderr=True)
+            if done.returncode != 0:
+                raise OSError(f"{' '.join(map(str, argv))} failed: {done.stdout[-300:]}")
     return vng
 
 
 def _vng_true(vng: Path, image: Path) -> tuple[float, int, str]:
     t = time.monotonic()
-    env = {**os.environ, "PATH": f"{VNG_VENV / 'bin'}:{os.environ['PATH']}"}
+    env = {"PATH": f"{VNG_VENV / 'bin'}:{os.environ['PATH']}"}  # over the caller's (proc.run)
     try:
-        r = subprocess.run(
-            [str(vng), "--run", str(image), "--disable-kvm", "--force-9p", "-e", "true"],
-            check=False,
-            capture_output=True,
-            text=True,
+        r = proc.run(
+            [vng, "--run", image, "--disable-kvm", "--force-9p", "-e", "true"],
             env=env,
-            cwd=tempfile.gettempdir(),
+            cwd=Path(tempfile.gettempdir()),
             timeout=300,
         )
     except subprocess.TimeoutExpired:
@@ -415,9 +420,10 @@ def turnaround(setup: Setup, runs: int, with_vng: bool = True) -> tuple[dict, di
     if with_vng:
         try:
             vng = _vng_ready()
-        except (subprocess.CalledProcessError, OSError) as e:
+        except OSError as e:
             vng_error = f"could not install virtme-ng: {e}"
-    image = setup.kernel.require_image()
+    assert setup.prepared.kernel is not None, "a VM's kernel"
+    image = setup.prepared.kernel.require_image()
     load = [os.getloadavg()[0]]
     totals, boots, vtimes = [], [], []
     for _i in range(runs):
@@ -442,9 +448,9 @@ def turnaround(setup: Setup, runs: int, with_vng: bool = True) -> tuple[dict, di
 def build_times(setup: Setup) -> dict:
     out = setup.work / "build-bench"
     shutil.rmtree(out, ignore_errors=True)
-    cold = kbuild.build(kbuild.BuildRequest(out, setup.kernel))
-    warm = kbuild.build(kbuild.BuildRequest(out, setup.kernel))
-    return {"cold_s": cold.seconds, "unchanged_s": warm.seconds, "skipped": warm.skipped}
+    cold = prepare_kernel(setup.release, out, boot=False)
+    warm = prepare_kernel(setup.release, out, boot=False)
+    return {"cold_s": cold.build_seconds, "unchanged_s": warm.build_seconds, "skipped": warm.build_skipped}
 
 
 # ---- report ----
@@ -722,7 +728,7 @@ def main() -> int:
         data.setdefault("sections_date", {})["icount"] = f"{today} ({setup.release})"
         write_report(args.out, data, keep_other_sections=True)
         return 0
-    with VmSession(VmOptions(kernel=setup.kernel, transcript=work / "bench.log", accel="auto", smp=2)) as vm:
+    with booted(setup, work / "bench.log") as vm:
         data["accel"] = vm.accelerator
         mount_debugfs(vm)
         data["per_fault"] = per_fault(vm, setup, args.pages, args.rounds)
@@ -745,12 +751,7 @@ def main() -> int:
 def only_outside_tree(args, setup: Setup, work: Path) -> int:
     """--only-outside-tree: one boot, the outside-the-tree rounds, that section of --out replaced."""
     data: dict = {"pages": args.pages, "outside_rounds": args.rounds}
-    kernel = setup.kernel
-    if args.icount:
-        options = VmOptions(kernel=kernel, transcript=work / "bench.log", accel="tcg", smp=1, icount_shift=0)
-    else:
-        options = VmOptions(kernel=kernel, transcript=work / "bench.log", accel="auto", smp=2)
-    with VmSession(options) as vm:
+    with booted(setup, work / "bench.log", icount=args.icount) as vm:
         data["outside_tree"] = outside_tree(vm, setup, args.pages, args.rounds)
         accel = vm.accelerator
     heading = OUTSIDE_ICOUNT_HEADING if args.icount else OUTSIDE_HEADING

@@ -43,8 +43,10 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     merge_stderr: bool = False,
+    discard_stderr: bool = False,
 ) -> Completed:
-    """Run `argv` to completion and capture its output as text. Never raises for a non-zero status."""
+    """Run `argv` to completion and capture its output as text (its standard error too, unless
+    merged into the output or discarded). Never raises for a non-zero status."""
     args = tuple(str(a) for a in argv)
     full_env = None if env is None else {**os.environ, **env}
     result = subprocess.run(
@@ -53,7 +55,7 @@ def run(
         env=full_env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.DEVNULL if discard_stderr else subprocess.PIPE,
         text=True,
         errors="replace",
         timeout=timeout,

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from .channel import Sink
+from .pipeline.events import Event, Note, Output, StageStarted, Subscriber
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -99,6 +100,15 @@ class Progress:
             self._stdout.write(line + "\n")
             self._stdout.flush()
 
+    def note(self, line: str) -> None:
+        """Print a line for the person watching (e.g. the KVM probe's verdict) on stderr, above the
+        status line when it is shown."""
+        if self._live is not None:
+            self._print_above(line)
+        else:
+            self._stderr.write(line + "\n")
+            self._stderr.flush()
+
     def sink(self, *, all_to_stderr: bool = False) -> Sink:
         """Where the workload's output goes as it streams in (channel.Sink: fd 1 or 2, bytes).
 
@@ -120,6 +130,21 @@ class Progress:
             _write_bytes(stream, data)
 
         return write
+
+    def subscriber(self, *, all_to_stderr: bool = False) -> Subscriber:
+        """This view as a subscriber of a run's events: the stages on the status line, the
+        workload's output as sink() writes it, notes on stderr."""
+        write = self.sink(all_to_stderr=all_to_stderr)
+
+        def on_event(event: Event) -> None:
+            if isinstance(event, StageStarted):
+                self.stage(event.name)
+            elif isinstance(event, Output):
+                write(event.fd, event.data)
+            elif isinstance(event, Note):
+                self.note(event.text)
+
+        return on_event
 
     def _print_above(self, line: str) -> None:
         assert self._live is not None

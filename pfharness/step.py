@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from . import assets
-from .channel import Sink, StepChannel, StepRun, discard
+from .channel import StepChannel, StepRun
 from .errors import UsageError
 from .mm_settings import MmSettings
+from .pipeline.events import Events
 from .results import notes, run_dir
 from .results import step_protocol as sp
-from .results.model import RunContext, TraceResult
+from .results.model import Kept, RunContext, TraceResult
 from .results.records_file import RecordsError
 from .results.step_result import read_step
 
@@ -103,32 +104,32 @@ def trace(
     target: Target,
     request: TraceRequest,
     *,
-    stage_seconds: dict[str, float] | None = None,
-    sink: Sink = discard,
-    on_stage: Callable[[str], None] | None = None,
+    stage_seconds: Mapping[str, float] | None = None,
+    events: Events | None = None,
+    run_dir: Path | None = None,
 ) -> TraceResult:
-    """Run one traced workload on `target` and read the result; the workload's output goes to `sink`
-    as it arrives. `on_stage` is told when the "run" and the "collect" stages start (the live
-    progress line).
+    """Run one traced workload on `target` and read the result. `events` hears the "run" and the
+    "collect" stages start and the workload's output as it arrives; `run_dir` is the run directory
+    the result will be kept in (default: the save directory's parent).
 
     The transcript gets a note before the step (module, target, command, the step's random token),
     the step's channels as notes with that token, and a note after it (stage timings), so that
     `parse` can give back what this returns.
     """
+    events = events or Events()
     token = sp.new_token()
     target.note(notes.step_note(request.module, target.kind, request.command, token))
-    channel = StepChannel(token, target.transcript, sink)
-    if on_stage is not None:
-        on_stage("run")
+    channel = StepChannel(token, target.transcript, events.output)
+    events.stage("run")
+    run: StepRun | None = None
     try:
         run = target.step(
             request, channel=channel, stage=f"the run of {' '.join(request.command)!s}", timeout=request.timeout
         )
     finally:
-        received = channel.finish()
+        received = channel.finish(run.console if run is not None else "")
     start = time.monotonic()
-    if on_stage is not None:
-        on_stage("collect")
+    events.stage("collect")
     context = RunContext(
         module=request.module,
         command=request.command,
@@ -142,26 +143,21 @@ def trace(
     if not received.complete:
         lost = "no-step-end"
         target.note(f"lost why={lost} status={run.status}")
-    stages = {**(stage_seconds or {}), "run": run.seconds}
-    data = replace(received.data, console=run.console)
-    result = read_step(data, context, stages, lost_reason=lost)
-    saved, saved_error, summary, directory = None, None, None, ""
+    kept = Kept()
     if request.save_dir_host is not None:
-        directory = str(request.save_dir_host.parent)
-        if result.complete:
-            try:
-                saved = run_dir.read_saved(request.save_dir_host)
-            except RecordsError as e:
-                saved_error = str(e)
-        summary = run_dir.records_file_summary(saved, saved_error)
-        target.note(notes.saved_note(directory, summary))
-    stages["collect"] = time.monotonic() - start
+        kept = _read_back(request.save_dir_host, run_dir or request.save_dir_host.parent, received.complete)
+        target.note(notes.saved_note(kept.run_dir, kept.records_file))
+    stages = {**(stage_seconds or {}), "run": run.seconds, "collect": time.monotonic() - start}
     target.note(notes.timings_note(stages))
-    return replace(
-        result,
-        stage_seconds=stages,
-        saved=saved,
-        saved_error=saved_error,
-        records_file=summary,
-        run_dir=directory,
-    )
+    return read_step(received.data, context, stages, lost_reason=lost, kept=kept)
+
+
+def _read_back(save_dir: Path, directory: Path, complete: bool) -> Kept:
+    """What the target saved in `save_dir` (only after a complete step), kept in `directory`."""
+    saved, saved_error = None, None
+    if complete:
+        try:
+            saved = run_dir.read_saved(save_dir)
+        except RecordsError as e:
+            saved_error = str(e)
+    return Kept(str(directory), saved, saved_error, run_dir.records_file_summary(saved, saved_error))

@@ -13,7 +13,7 @@ import pytest
 from conftest import traced
 
 from pfharness import step
-from pfharness.results import module_output, output_format, protocol, splat, verdict
+from pfharness.results import module_output, output_format, protocol, splat
 from pfharness.results import text as text_output
 
 pytestmark = [pytest.mark.vm, pytest.mark.core]
@@ -293,7 +293,7 @@ def test_a_refused_load_is_a_harness_error_with_the_modules_reason(vm, built_mod
     result = step.trace(
         vm, step.TraceRequest("B", built_modules.modules["B"], ("echo", "ran"), params=("max_records=0",))
     )
-    error = verdict.harness_error(result)
+    error = result.verdict.error
     assert result.insmod_status != 0 and error is not None and error.exit_status == 122
     assert "max_records=0 is out of range" in str(error) and not result.splats
     assert "ran" not in result.workload_output
@@ -301,18 +301,18 @@ def test_a_refused_load_is_a_harness_error_with_the_modules_reason(vm, built_mod
 
 def test_command_not_found(vm, built_modules):
     result = step.trace(vm, step.TraceRequest("B", built_modules.modules["B"], ("no-such-command-pfh",)))
-    assert result.not_found and verdict.exit_status(result) == 127
-    assert "command not found" in str(verdict.harness_error(result))
+    assert result.not_found and result.verdict.exit_status == 127
+    assert "command not found" in str(result.verdict.error)
 
 
 def test_workload_that_exits_at_once(vm, built_modules):
     result = traced(vm, built_modules, "B", "true")
-    assert result.workload_status == 0 and result.report.recorded > 0 and verdict.exit_status(result) == 0
+    assert result.workload_status == 0 and result.report.recorded > 0 and result.verdict.exit_status == 0
 
 
 def test_workload_killed_by_a_signal(vm, built_modules):
     result = traced(vm, built_modules, "C", "sh", "-c", "kill -KILL $$")
-    assert result.workload_status == 128 + 9 and verdict.exit_status(result) == 137
+    assert result.workload_status == 128 + 9 and result.verdict.exit_status == 137
     assert result.report.recorded > 0
 
 
@@ -361,7 +361,7 @@ def test_a_kernel_warning_fails_the_run(vm, built_modules, warn_module):
     result = step.trace(vm, request)
     assert result.workload_status == 0
     assert any("WARNING:" in s for s in result.splats), result.kernel_messages[-30:]
-    error = verdict.harness_error(result)
+    error = result.verdict.error
     assert error.exit_status == 125 and "deliberate warning" in "\n".join(result.kernel_messages)
     assert "WARNING:" in str(error)
     assert result.to_json()["kernel_warnings"] == result.splats

@@ -11,7 +11,7 @@ import pytest
 from conftest import DATA
 
 from pfharness.errors import PfhError
-from pfharness.results import model, splat, text, transcript, verdict
+from pfharness.results import model, splat, text, transcript
 
 RUN_B = DATA / "run_b.log"
 
@@ -65,7 +65,7 @@ def same_report(result: model.TraceResult, honest: model.TraceResult) -> None:
         honest.report.comm,
     )
     assert [p.rows for p in result.report.plots] == [p.rows for p in honest.report.plots]
-    assert result.splats == [] and verdict.exit_status(result) == verdict.exit_status(honest) == 0
+    assert result.splats == [] and result.verdict.exit_status == honest.verdict.exit_status == 0
 
 
 def test_user_space_kmsg_records_are_not_the_modules(honest, tmp_path):
@@ -84,7 +84,7 @@ def test_a_kernel_splat_counts_once(tmp_path):
     line = "4,99990,1,-;WARNING: CPU: 1 PID: 7 at mm/memory.c:1 handle_mm_fault+0x1/0x2"
     result = write(tmp_path, inject_kmsg(RUN_B.read_bytes(), line, line.replace("99990", "99991")))
     assert result.splats == ["WARNING: CPU: 1 PID: 7 at mm/memory.c:1 handle_mm_fault+0x1/0x2"]
-    assert verdict.exit_status(result) == 125
+    assert result.verdict.exit_status == 125
 
 
 FORGED_PROTOCOL = [

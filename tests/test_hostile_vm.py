@@ -11,7 +11,6 @@ import pytest
 from conftest import traced
 
 from pfharness import step
-from pfharness.results import verdict
 
 pytestmark = [pytest.mark.vm, pytest.mark.core]
 
@@ -30,13 +29,13 @@ def test_kmsg_forgeries_do_not_change_the_report(vm, built_modules):
     assert report.pid == result.pid and report.comm == "sh" and report.recorded not in (5, 7)
     [plot] = report.plots
     assert plot.complete and plot.comm == "sh" and plot.faults == report.recorded
-    assert result.splats == [] and verdict.harness_error(result) is None and verdict.exit_status(result) == 0
+    assert result.splats == [] and result.verdict.error is None and result.verdict.exit_status == 0
 
 
 def test_a_newline_in_the_process_name_is_shown_as_a_question_mark(vm, built_modules):
     script = "import ctypes; ctypes.CDLL(None).prctl(15, b'two\\nlines', 0, 0, 0); bytearray(1 << 20)"
     result = traced(vm, built_modules, "C", "python3", "-c", script)
-    assert verdict.harness_error(result) is None, verdict.harness_error(result)
+    assert result.verdict.error is None, result.verdict.error
     assert result.report.comm == "two?lines" and result.report.recorded and result.report.plots
 
 
@@ -52,13 +51,13 @@ def timed(vm, built_modules, *command, timeout=120.0):
 def assert_real(result, status: int, comm: str) -> None:
     """The report is the module's and the status the workload's: complete, no harness error."""
     assert result.complete and result.lost_reason is None
-    assert result.workload_status == status and verdict.exit_status(result) == status
+    assert result.workload_status == status and result.verdict.exit_status == status
     assert result.insmod_status == 0 and result.rmmod_status == 0
     report = result.report
     assert report.pid == result.pid and report.comm == comm and report.recorded not in (None, 5)
     [plot] = report.plots
     assert plot.complete and plot.comm == comm and plot.faults == report.recorded
-    assert verdict.harness_error(result) is None and result.splats == []
+    assert result.verdict.error is None and result.splats == []
 
 
 def test_forged_protocol_everywhere_changes_nothing(vm, built_modules):

@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pfharness"
 #: The floors, lowest first. A unit (a module, or a package whose modules import each other
 #: freely) may import units of lower floors, never of its own floor or a higher one.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("pfharness.errors",),
-    ("pfharness.assets", "pfharness.proc", "pfharness.kernel", "pfharness.environment"),
+    ("pfharness.errors", "pfharness.pipeline"),
+    ("pfharness.assets", "pfharness.proc", "pfharness.kernel", "pfharness.environment", "pfharness.values"),
     ("pfharness.results.output_format",),  # the formats: the module's output, then the guest's step protocol
     ("pfharness.results.step_protocol",),
     ("pfharness.mm_settings",),
@@ -25,16 +25,20 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "pfharness.kmod.render",
         "pfharness.kmod.diagnose",
         "pfharness.kmod.sandbox",
+        "pfharness.pipeline.steps",
     ),
-    ("pfharness.kmod.apt", "pfharness.kmod.arrange"),
+    ("pfharness.kmod.apt", "pfharness.kmod.arrange", "pfharness.pipeline.events", "pfharness.pipeline.store"),
     ("pfharness.kmod.toolchain",),
     ("pfharness.kmod.kernels", "pfharness.kmod.kbuild", "pfharness.kmod.foreign"),
     ("pfharness.kmod.fetch", "pfharness.kmod.handin", "pfharness.step", "pfharness.progress", "pfharness.plot"),
     ("pfharness.kmod.matrix",),
     ("pfharness.kmod.bring",),
-    ("pfharness.guest", "pfharness.host"),
-    ("pfharness.run",),
-    ("pfharness.study",),
+    ("pfharness.guest", "pfharness.host", "pfharness.pipeline.prepare"),
+    ("pfharness.pipeline.targets",),  # the pipeline: targets (over guest and host), then the steps on one
+    ("pfharness.pipeline.core",),
+    ("pfharness.run", "pfharness.study"),
+    ("pfharness.commands", "pfharness.commands.base"),
+    ("pfharness.commands.kmod", "pfharness.commands.reading"),
     ("pfharness.cli",),
 )
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from pfharness.pipeline.events import Events
 from pfharness.progress import Progress
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,6 +48,23 @@ def test_show_goes_above_the_status_line_when_stdout_is_the_terminal():
         progress.show("hello [bold]not markup[/bold]")
     assert out.getvalue() == ""
     assert "hello [bold]not markup[/bold]" in err.getvalue()  # printed as it is, no markup
+
+
+def test_as_a_subscriber_it_shows_stages_output_and_notes():
+    """The terminal view of a run's events: the KVM probe's note goes to stderr, as accel.py printed it."""
+    err, out = io.StringIO(), io.StringIO()
+    with Progress(enabled=False, stderr=err, stdout=out) as progress:
+        events = Events(progress.subscriber())
+        events.stage("boot")
+        events.note("pfharness: KVM probe: ...; using tcg")
+        events.output(1, b"to stdout\n")
+        events.output(2, b"to stderr\n")
+    assert out.getvalue() == "to stdout\n"
+    assert err.getvalue() == "pfharness: KVM probe: ...; using tcg\nto stderr\n"
+    err = io.StringIO()
+    with Progress(enabled=False, stderr=err, stdout=out) as progress:
+        Events(progress.subscriber(all_to_stderr=True)).output(1, b"json run\n")
+    assert err.getvalue() == "json run\n", "--json: the workload's output on stderr"
 
 
 def test_disabled_draws_nothing():

@@ -46,12 +46,18 @@ def test_the_log_buffer_is_sized_per_run():
 
 
 def test_a_run_gets_a_large_log_buffer_only_when_it_prints_per_fault():
-    from pfharness.run import RunRequest, log_buffer_mib
+    from pfharness.pipeline.steps import Step
+    from pfharness.pipeline.targets import log_buffer_mib
+    from pfharness.values import Module
 
-    assert log_buffer_mib(RunRequest(module="A", command=("true",))) == 16
-    assert log_buffer_mib(RunRequest(module="B", command=("true",))) == 1
-    assert log_buffer_mib(RunRequest(module="C", command=("true",), params=("dump_records=1",))) == 16
-    assert log_buffer_mib(RunRequest(module="C", command=("true",), params=("dump_records=0",))) == 1
+    def step(letter, *params):
+        return Step(Module(letter), ("true",), params=params)
+
+    assert log_buffer_mib([step("A")]) == 16
+    assert log_buffer_mib([step("B")]) == 1
+    assert log_buffer_mib([step("C", "dump_records=1")]) == 16
+    assert log_buffer_mib([step("C", "dump_records=0")]) == 1
+    assert log_buffer_mib([step("B"), step("A")]) == 16, "one boot for both: the larger buffer"
 
 
 def test_bad_values_are_refused():

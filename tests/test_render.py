@@ -8,6 +8,7 @@ import pytest
 
 from pfharness import assets
 from pfharness.kmod import render
+from pfharness.values import UnknownModule
 
 
 @pytest.fixture(scope="module")
@@ -142,5 +143,5 @@ def test_makefile_without_release_uses_running_kernel():
 
 
 def test_unknown_module_is_refused():
-    with pytest.raises(render.UnknownModule, match="choose A, B or C"):
+    with pytest.raises(UnknownModule, match="choose A, B or C"):
         render.normalize_modules(["D"])

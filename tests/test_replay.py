@@ -10,7 +10,7 @@ from conftest import DATA
 from typer.testing import CliRunner
 
 from pfharness.cli import app
-from pfharness.results import model, module_output, protocol, splat, step_result, transcript, verdict
+from pfharness.results import model, module_output, protocol, splat, step_result, transcript
 from pfharness.results import step_protocol as sp
 
 
@@ -36,7 +36,7 @@ def test_run_b_transcript(run_b):
     assert plot.complete and len(plot.rows) == 30 and {len(row) for row in plot.rows} == {70}
     assert plot.faults == r.recorded and plot.outside == 0
     assert plot.lines[0].startswith("---- BEGIN PLOT") and plot.lines[-1] == "---- END PLOT ----"
-    assert run_b.splats == [] and verdict.exit_status(run_b) == 0
+    assert run_b.splats == [] and run_b.verdict.exit_status == 0
 
 
 def test_run_c_transcript_has_a_plot_or_a_line_per_class():
@@ -69,14 +69,14 @@ def test_panic_in_the_middle_of_a_plot():
     [plot] = result.report.plots
     assert not plot.complete and 0 < len(plot.rows) < 30
     assert any("Kernel panic - not syncing" in s for s in result.splats)
-    error = verdict.harness_error(result)
+    error = result.verdict.error
     assert error.exit_status == 123 and "panicked" in str(error)
 
 
 def test_truncated_transcript():
     result = parsed("run_b_truncated.log")
     assert not result.complete and not result.report.plots[0].complete
-    assert verdict.exit_status(result) == 123
+    assert result.verdict.exit_status == 123
 
 
 def test_panic_transcript_shows_the_splat():
@@ -157,7 +157,7 @@ def test_workload_output_and_a_complete_steps_console_are_not_scanned_for_splats
     output = "WARNING: this is pip talking, not the kernel\nKernel panic - not syncing: just a string\n"
     console = "[   12.5] Kernel panic - not syncing: written to /dev/kmsg by the workload\nPFH-INIT-ERROR: printed\n"
     result = step_result.read_step(step_data(*COMPLETE, output=output, console=console), model.RunContext("B", ("x",)))
-    assert result.splats == [] and result.complete and verdict.exit_status(result) == 0
+    assert result.splats == [] and result.complete and result.verdict.exit_status == 0
     assert result.workload_output == output
     assert splat.scan(step_result.console_kernel_lines(console)) == [
         "[   12.5] Kernel panic - not syncing: written to /dev/kmsg by the workload"
@@ -167,14 +167,14 @@ def test_workload_output_and_a_complete_steps_console_are_not_scanned_for_splats
 def test_a_step_without_step_end_is_not_complete_whatever_the_output_says():
     output = "".join(f"{line}\n" for line in COMPLETE)  # the workload printing the whole protocol
     result = step_result.read_step(step_data(*COMPLETE[:4], output=output), model.RunContext("B", ("x",)))
-    assert not result.complete and result.report.recorded is None and verdict.exit_status(result) == 123
+    assert not result.complete and result.report.recorded is None and result.verdict.exit_status == 123
 
 
 def test_a_failed_hold_is_a_harness_error():
     data = step_data("error what=hold state=", "step-end status=1")
     result = step_result.read_step(data, model.RunContext("B", ("x",)))
-    error = verdict.harness_error(result)
-    assert error is not None and "hold" in str(error) and verdict.exit_status(result) == 120
+    error = result.verdict.error
+    assert error is not None and "hold" in str(error) and result.verdict.exit_status == 120
 
 
 def test_lost_kernel_log_lines_fail_the_run():
@@ -182,13 +182,13 @@ def test_lost_kernel_log_lines_fail_the_run():
         *COMPLETE[:6], "kmsg-lost", "kmsg 6,9,1,-;pf_probe_A: summary pid=5 comm=x faults=3", *COMPLETE[7:]
     )
     result = step_result.read_step(data, model.RunContext("A", ("x",)))
-    assert result.kmsg_lost == 1 and "overwrote" in str(verdict.harness_error(result))
+    assert result.kmsg_lost == 1 and "overwrote" in str(result.verdict.error)
 
 
 def test_missing_summary_fails_the_run():
     data = step_data(*COMPLETE[:6], *COMPLETE[7:])
     result = step_result.read_step(data, model.RunContext("B", ("x",)))
-    assert "no summary" in str(verdict.harness_error(result))
+    assert "no summary" in str(result.verdict.error)
 
 
 def test_parse_of_a_timed_out_run_gives_the_timeout_status(tmp_path):
@@ -196,7 +196,7 @@ def test_parse_of_a_timed_out_run_gives_the_timeout_status(tmp_path):
     path = tmp_path / "timeout.log"
     path.write_text(cut)
     [result] = transcript.parse_transcript(path)
-    assert verdict.exit_status(result) == 124
+    assert result.verdict.exit_status == 124
 
 
 def test_kmsg_utf8_is_decoded():
@@ -208,8 +208,8 @@ def test_kmsg_utf8_is_decoded():
 
 def test_a_working_directory_that_cannot_be_entered_is_a_harness_error():
     result = step_result.read_step(step_data("error what=cwd", "step-end status=2"), model.RunContext("B", ("x",)))
-    error = verdict.harness_error(result)
-    assert error is not None and "--cwd" in str(error) and verdict.exit_status(result) == 120
+    error = result.verdict.error
+    assert error is not None and "--cwd" in str(error) and result.verdict.exit_status == 120
 
 
 def test_counts_regions_and_bands_of_a_recorded_b_run(run_b):

@@ -9,11 +9,12 @@ import tarfile
 
 import pytest
 from conftest import DATA
+from replay_target import saved_of
 
 from pfharness import study
 from pfharness.errors import PfhError
 from pfharness.kmod import handin
-from pfharness.results import figures, module_output, output_format, run_dir, transcript
+from pfharness.results import figures, output_format, run_dir, transcript
 from pfharness.results.records_file import FaultRecord, records_bytes
 
 
@@ -21,24 +22,6 @@ def records_of(name):
     [result] = transcript.parse_transcript(DATA / name)
     assert result.report.records, "the recorded run has no dumped records"
     return result
-
-
-def saved_of(report: module_output.ModuleReport) -> list[FaultRecord]:
-    """The dumped records of a recorded run as the module's /proc records file holds them (the same
-    records: tests/test_records_vm.py compares the two in one run)."""
-    classes = [k for k, _ in output_format.FAULT_CLASSES]
-    return [
-        FaultRecord(
-            r.t_ns,
-            r.address,
-            r.tgid or 0,
-            output_format.REGION_NONE if r.region is None else r.region,
-            output_format.ACCESS_KINDS.index(r.access or "read"),
-            (output_format.RECORD_FLAG_MAJOR if r.major else 0)
-            | (classes.index(r.fault_class) << output_format.RECORD_FLAG_CLASS_SHIFT if r.fault_class else 0),
-        )
-        for r in sorted(report.records, key=lambda r: r.index)
-    ]
 
 
 def flags_of(cls: str) -> int:

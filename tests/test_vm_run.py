@@ -327,11 +327,10 @@ def test_a_step_waits_for_a_port_that_is_still_held(vm, built_modules):
     0.6 s; on 5.10 the previous step's last holder still being released), the console shell cannot start the
     step script: the harness tries again (for up to 2 s) instead of reporting a lost step."""
     from pfharness.results import step_protocol as sp
-    from pfharness.results import verdict
 
     hold = f"(sleep 0.6 </dev/null >{sp.port_path(sp.OUT_PORT)} 2>&1 &)"
     held = vm.run(["sh", "-c", hold], stage="hold", timeout=30)
     assert held.status == 0
     result = traced(vm, built_modules, "B", "echo", "ran after the port was free")
-    assert verdict.harness_error(result) is None, verdict.harness_error(result)
+    assert result.verdict.error is None, result.verdict.error
     assert "ran after the port was free" in result.workload_output and result.report.recorded

@@ -9,12 +9,13 @@ import hashlib
 import json
 import os
 import platform
-import sys
 import time
+from collections.abc import Callable
 
 from .. import assets, proc
-from ..errors import SetupError, UsageError, VmLost
+from ..errors import SetupError, VmLost
 from ..results import notes
+from ..values import Accelerator
 from .boot import BootArtifacts
 from .console import Console
 from .machine import Accel, VmConfig, qemu_argv
@@ -52,16 +53,16 @@ def probe_kvm(artifacts: BootArtifacts, qemu: str, seconds: float = PROBE_SECOND
             child.close(force=True)
 
 
-def choose(requested: str, artifacts: BootArtifacts, qemu: str) -> Accel:
-    """The accelerator to use for `requested` (auto, kvm or tcg)."""
-    if requested == "tcg":
+def choose(
+    requested: Accelerator, artifacts: BootArtifacts, qemu: str, tell: Callable[[str], None] = lambda line: None
+) -> Accel:
+    """The accelerator to use for `requested`; a KVM probe's verdict is told to `tell` (one line)."""
+    if requested == Accelerator.tcg:
         return "tcg"
-    if requested == "kvm":
+    if requested == Accelerator.kvm:
         if not kvm_device_usable():
             raise SetupError("--accel kvm: /dev/kvm is missing or not accessible; use --accel tcg (or auto)")
         return "kvm"
-    if requested != "auto":
-        raise UsageError(f"unknown accelerator {requested!r}: use --accel auto, kvm or tcg")
     if not kvm_device_usable():
         return "tcg"
     path = _verdict_path(artifacts, qemu)
@@ -72,9 +73,5 @@ def choose(requested: str, artifacts: BootArtifacts, qemu: str) -> Accel:
             pass
     works, why = probe_kvm(artifacts, qemu)
     path.write_text(json.dumps({"kvm_works": works, "why": why}) + "\n")
-    print(
-        f"pfharness: KVM probe: {why}; using {'kvm' if works else 'tcg'} (cached in {path})",
-        file=sys.stderr,
-        flush=True,
-    )
+    tell(f"pfharness: KVM probe: {why}; using {'kvm' if works else 'tcg'} (cached in {path})")
     return "kvm" if works else "tcg"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +21,7 @@ from ..kernel import Kernel
 from ..mm_settings import GUEST_DEFAULTS, MmSettings
 from ..results import notes
 from ..results import step_protocol as sp
+from ..values import Accelerator
 from . import accel as accel_mod
 from .boot import QBOOT, prepare_boot
 from .console import Console, ShellResult
@@ -39,7 +40,7 @@ class VmOptions:
 
     kernel: Kernel  # the release to boot (its image and modules)
     transcript: Path  # every byte of the console goes here
-    accel: str = "auto"  # auto, kvm or tcg
+    accel: Accelerator = Accelerator.auto
     smp: int = 2  # vCPUs
     memory_mib: int = 2048  # guest RAM
     boot_timeout: float = 90.0  # seconds to reach the shell
@@ -62,6 +63,7 @@ class VmSession:
     console: Console | None = None
     argv: list[str] = field(default_factory=list)
     ports: PortListener | None = None
+    on_note: Callable[[str], None] = lambda line: None  # hears a line for the person watching (the KVM probe's)
     kind = "vm"
 
     @property
@@ -97,7 +99,10 @@ class VmSession:
         qemu = proc.require_program("qemu-system-x86_64", "qemu-system-x86")
         artifacts = prepare_boot(self.options.kernel)
         self.accelerator = accel_mod.choose(
-            "tcg" if self.options.icount_shift is not None else self.options.accel, artifacts, qemu
+            Accelerator.tcg if self.options.icount_shift is not None else self.options.accel,
+            artifacts,
+            qemu,
+            self.on_note,
         )
         cfg = VmConfig(
             kernel=artifacts.kernel,

@@ -11,20 +11,15 @@ import jinja2
 from .. import assets
 from ..errors import PfhError
 from ..results import output_format
+from ..values import LETTERS, Module
 
-MODULES = ("A", "B", "C")
+MODULES = LETTERS
 
 _RESIDUE = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 
 
 class TemplateResidue(PfhError):
     """A template that does not render, or leaves Jinja syntax in the file (a template bug)."""
-
-
-class UnknownModule(PfhError, ValueError):
-    """A module letter that is not A, B or C (a usage error: exit status 2)."""
-
-    exit_status = 2
 
 
 @dataclass(frozen=True)
@@ -40,21 +35,14 @@ class RenderedSources:
 
 
 def module_name(letter: str) -> str:
-    return f"pf_probe_{letter}"
+    return Module(letter).name
 
 
 def normalize_modules(modules: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     """Upper-case, de-duplicate and check module letters; all three when none given."""
     if not modules:
         return MODULES
-    chosen = []
-    for m in modules:
-        letter = m.strip().upper().removeprefix("PF_PROBE_")
-        if letter not in MODULES:
-            raise UnknownModule(f"unknown module {m!r}: choose A, B or C (--module B)")
-        if letter not in chosen:
-            chosen.append(letter)
-    return tuple(sorted(chosen))
+    return tuple(sorted({Module.parse(m).letter for m in modules}))
 
 
 def environment(template_dir: Path | None = None) -> jinja2.Environment:

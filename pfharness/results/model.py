@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from .module_output import ModuleReport
 
 if TYPE_CHECKING:
     from .run_dir import SavedRecords
+    from .verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,16 @@ class RunContext:
     @property
     def module_name(self) -> str:
         return f"pf_probe_{self.module}" if len(self.module) == 1 else self.module
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What was kept of a step beside its channels: its run directory and the records read back."""
+
+    run_dir: str = ""  # out/runs/<stamp>-<module>/ (results/run_dir.py), "" when there is none
+    saved: SavedRecords | None = None  # what the module's procfs files held (B, C), read back losslessly
+    saved_error: str | None = None  # why they could not be read back (the run itself stands)
+    records_file: dict[str, Any] | None = None  # run.json's summary of the above (kept in the transcript too)
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,13 @@ class TraceResult:
     saved_error: str | None = None  # why they could not be read back (the run itself stands)
     records_file: dict[str, Any] | None = None  # run.json's summary of the above (kept in the transcript too)
     mm: MmSettings | None = None  # THP and overcommit settings the workload ran under (None: not known)
+
+    @functools.cached_property
+    def verdict(self) -> Verdict:
+        """The harness failure this result shows, if any, and its exit status (results/verdict.py)."""
+        from .verdict import judge  # noqa: PLC0415 - the verdict reads the model
+
+        return judge(self)
 
     def module_errors(self) -> list[str]:
         """The module's own error lines (why it refused to load)."""

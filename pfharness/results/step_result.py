@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from . import module_output, protocol, splat
 from . import step_protocol as sp
-from .model import RunContext, TraceResult
+from .model import Kept, RunContext, TraceResult
 
 _CONSOLE_KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
 
@@ -23,10 +23,12 @@ def read_step(
     context: RunContext,
     stage_seconds: Mapping[str, float] | None = None,
     lost_reason: str | None = None,
+    kept: Kept | None = None,
 ) -> TraceResult:
     """Take a step's protocol lines apart and make its TraceResult. Whether the step is complete is
     the protocol's word (its StepEnd event), never the console's or the workload's."""
     step = protocol.parse_lines(data.proto_lines)
+    kept = kept or Kept()
     name = context.module_name
     # Only the kernel's own records (facility 0): what user space writes to /dev/kmsg is never taken
     # for the module's output or for a splat.
@@ -64,5 +66,9 @@ def read_step(
         oom_kills=[kill.line for kill in splat.oom_kills(messages)],
         stage_seconds=dict(stage_seconds or {}),
         transcript=context.transcript,
+        run_dir=kept.run_dir,
+        saved=kept.saved,
+        saved_error=kept.saved_error,
+        records_file=kept.records_file,
         mm=context.mm,
     )

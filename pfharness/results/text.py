@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .model import TraceResult
-from .verdict import exit_status, harness_error
 
 
 def _count_lines(result: TraceResult) -> list[str]:
@@ -98,17 +97,17 @@ def run_dir_line(result: TraceResult) -> str | None:
 
 def json_object(result: TraceResult) -> dict[str, Any]:
     """The --json object (also a run directory's run.json): the result and its verdict."""
-    error = harness_error(result)
+    error = result.verdict.error
     data = result.to_json()
     data["harness_error"] = str(error) if error else None
-    data["exit_status"] = exit_status(result)
+    data["exit_status"] = result.verdict.exit_status
     return data
 
 
 def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = False, with_output: bool = True) -> int:
     """Print the result (text or one JSON object) and return the exit status. `with_output`: print
     the workload's output first (parse; `run` has streamed it already)."""
-    error = harness_error(result)
+    error = result.verdict.error
     if as_json:
         data = json_object(result)
         echo(json.dumps(data, indent=2))
@@ -127,4 +126,4 @@ def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = Fa
         echo(f"pfharness: error: {error}")
     if (last := run_dir_line(result)) is not None:
         echo(last)
-    return exit_status(result)
+    return result.verdict.exit_status

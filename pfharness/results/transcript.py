@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PfhError
 from . import module_output, notes, protocol, splat
-from .model import RunContext, TraceResult
+from .model import Kept, RunContext, TraceResult
 from .step_result import read_step
 
 MAX_BYTES = 512 * 1024 * 1024  # a transcript larger than this is not one pfharness wrote
@@ -40,12 +40,13 @@ def read_text(path: Path) -> str:
 
 
 @dataclass
-class _Step:
+class RecordedStep:
     """A step found in a transcript: its note, its channels' notes (with its token) and the console."""
 
     values: dict[str, str]
+    boot: dict[str, str] = field(default_factory=dict)  # the note of the boot it ran in
     proto_lines: list[str] = field(default_factory=list)
-    output: list[bytes] = field(default_factory=list)
+    output: list[tuple[int, bytes]] = field(default_factory=list)  # (stream 1 or 2, bytes), in order
     console: list[str] = field(default_factory=list)
     lost_reason: str | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -57,17 +58,16 @@ class _Step:
 
     def data(self) -> protocol.StepData:
         return protocol.StepData(
-            tuple(self.proto_lines), b"".join(self.output).decode(errors="replace"), "".join(self.console)
+            tuple(self.proto_lines), b"".join(d for _, d in self.output).decode(errors="replace"), "".join(self.console)
         )
 
 
-def parse_transcript(path: Path) -> list[TraceResult]:
-    """Every traced step in a saved transcript, as `run` reported it. Only the harness's notes are
-    read as such, and a step's channel notes only with that step's token."""
-    text = read_text(path)
+def recorded_steps(text: str) -> list[RecordedStep]:
+    """Every step in a transcript's text, with what its channels carried. Only the harness's notes
+    are read as such, and a step's channel notes only with that step's token."""
     boot: dict[str, str] = {}
-    steps: list[tuple[dict[str, str], _Step]] = []
-    current: _Step | None = None
+    steps: list[RecordedStep] = []
+    current: RecordedStep | None = None
     for piece in re.split(r"^(" + notes.NOTE_START + re.escape(notes.HOST_NOTE) + r" .*)$", text, flags=re.M):
         if not notes.is_note(piece):
             if current is not None:  # the console's text during the step
@@ -81,7 +81,7 @@ def parse_transcript(path: Path) -> list[TraceResult]:
         output = notes.read_output(piece)
         if output is not None:
             if current is not None and output[0] == current.token:
-                current.output.append(output[2])
+                current.output.append((output[1], output[2]))
             continue
         note = notes.read_note(piece)
         if note is None:
@@ -91,29 +91,34 @@ def parse_transcript(path: Path) -> list[TraceResult]:
             boot = values
             current = None
         elif name == "step":
-            current = _Step(values)
-            steps.append((boot, current))
+            current = RecordedStep(values, boot)
+            steps.append(current)
         elif name == "lost" and steps:
-            steps[-1][1].lost_reason = values.get("why", "lost")
+            steps[-1].lost_reason = values.get("why", "lost")
         elif name == "saved" and steps:
-            steps[-1][1].saved = notes.read_saved_note(values)
+            steps[-1].saved = notes.read_saved_note(values)
         elif name == "timings" and steps:
             for key, value in values.items():
                 with contextlib.suppress(ValueError):
-                    steps[-1][1].stage_seconds[key] = float(value)
+                    steps[-1].stage_seconds[key] = float(value)
+    return steps
+
+
+def parse_transcript(path: Path) -> list[TraceResult]:
+    """Every traced step in a saved transcript, as `run` reported it."""
     results = []
-    for boot_values, step in steps:
+    for step in recorded_steps(read_text(path)):
         context = RunContext(
             module=step.values.get("module", "?"),
             command=tuple(notes.decode_command(step.values.get("command", ""))),
-            kernel_release=boot_values.get("release", ""),
-            accelerator=boot_values.get("accel", ""),
+            kernel_release=step.boot.get("release", ""),
+            accelerator=step.boot.get("accel", ""),
             target=step.values.get("target", "vm"),
             transcript=str(path),
-            mm=notes.read_mm(boot_values),
+            mm=notes.read_mm(step.boot),
         )
-        result = read_step(step.data(), context, step.stage_seconds, step.lost_reason)
-        results.append(replace(result, run_dir=step.saved[0], records_file=step.saved[1]))
+        kept = Kept(run_dir=step.saved[0], records_file=step.saved[1])
+        results.append(read_step(step.data(), context, step.stage_seconds, step.lost_reason, kept))
     return results
 
 

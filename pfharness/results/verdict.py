@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from ..errors import KernelSplat, ModuleLoadError, PfhError, VmLost, VmTimeout, WorkloadNotFound
-from .model import TraceResult
+
+if TYPE_CHECKING:
+    from .model import TraceResult
 
 
-def harness_error(result: TraceResult) -> PfhError | None:
+@dataclass(frozen=True)
+class Verdict:
+    """What a result means for the harness: the failure it shows (None: the harness did its job), and
+    the exit status `run` and `parse` give (the workload's own when the harness succeeded)."""
+
+    error: PfhError | None
+    exit_status: int
+
+
+def judge(result: TraceResult) -> Verdict:
+    """The verdict on `result` (TraceResult.verdict: computed once per result)."""
+    error = _harness_error(result)
+    if error is not None:
+        return Verdict(error, error.exit_status)
+    return Verdict(None, result.workload_status if result.workload_status is not None else 0)
+
+
+def _harness_error(result: TraceResult) -> PfhError | None:
     """The harness failure this result shows, if any (the workload's own status is not one)."""
     if result.not_found:
         return WorkloadNotFound(
@@ -61,11 +83,3 @@ def harness_error(result: TraceResult) -> PfhError | None:
             f"rmmod {result.module} failed with status {result.rmmod_status}; transcript: {result.transcript}"
         )
     return None
-
-
-def exit_status(result: TraceResult) -> int:
-    """The workload's exit status when the harness succeeded, else the harness failure's status."""
-    error = harness_error(result)
-    if error is not None:
-        return error.exit_status
-    return result.workload_status if result.workload_status is not None else 0

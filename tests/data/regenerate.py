@@ -27,9 +27,20 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from pfharness import proc, step  # noqa: E402
-from pfharness.kmod import kbuild, kernels  # noqa: E402
 from pfharness.errors import VmLost  # noqa: E402
-from pfharness.guest.session import VmOptions, VmSession  # noqa: E402
+from pfharness.pipeline.events import Events  # noqa: E402
+from pfharness.pipeline.steps import Step  # noqa: E402
+from pfharness.pipeline.targets import VmSpec  # noqa: E402
+from pfharness.values import LETTERS, Accelerator, Module  # noqa: E402
+
+SPEC = VmSpec(accel=Accelerator.tcg)
+EVERY_MODULE = [Step(Module(letter), ("true",)) for letter in LETTERS]  # the guest's log sized for A
+
+
+def booted(prepared, transcript: Path):
+    """One boot of the default kernel under TCG (the pipeline's VM target, opened directly: the steps
+    below are traced one by one, with the console used between them)."""
+    return SPEC.open(prepared, transcript=transcript, save_dir=None, steps=EVERY_MODULE, events=Events())
 
 
 def _tell(vm) -> int:
@@ -39,19 +50,19 @@ def _tell(vm) -> int:
 
 
 def record() -> None:
-    kernel = kernels.default_kernel(kernels.discover())
     work = Path(tempfile.mkdtemp(prefix="pfh-data-"))
-    build = kbuild.build(kbuild.BuildRequest(work / "modules", kernel))
+    prepared = SPEC.prepare(None, work / "modules")
     program = work / "touch_pages"
     proc.run(["gcc", "-O1", "-pthread", "-o", program, HERE.parent / "programs" / "touch_pages.c"])
     transcripts = {}
-    with VmSession(VmOptions(kernel=kernel, transcript=work / "session.log", accel="tcg")) as vm:
+    with booted(prepared, work / "session.log") as opened:
+        vm = opened.target
         for letter, params, name in (("B", (), "run_b"), ("C", (), "run_c"), ("A", (), "run_a"),
                                      ("B", ("dump_records=1",), "run_b_records"), ("C", ("dump_records=1",), "run_c_records")):
             path = work / f"{name}.log"
-            request = step.TraceRequest(letter, build.modules[letter], (str(program), "40"), params=params)
+            request = step.TraceRequest(letter, prepared.modules[letter], (str(program), "40"), params=params)
             start = _tell(vm)
-            vm.console.note(f"boot release={kernel.release} accel={vm.accelerator}")
+            vm.console.note(f"boot release={prepared.release} accel={vm.accelerator}")
             step.trace(vm, request)
             transcripts[name] = (start, _tell(vm), path)
             if name == "run_b":
@@ -66,9 +77,9 @@ def record() -> None:
     panic_log = HERE / "panic.log"
     panic_log.unlink(missing_ok=True)
     try:
-        with VmSession(VmOptions(kernel=kernel, transcript=panic_log, accel="tcg")) as vm:
-            request = step.TraceRequest("B", build.modules["B"], ("sh", "-c", "echo c > /proc/sysrq-trigger"))
-            step.trace(vm, request)
+        with booted(prepared, panic_log) as opened:
+            request = step.TraceRequest("B", prepared.modules["B"], ("sh", "-c", "echo c > /proc/sysrq-trigger"))
+            step.trace(opened.target, request)
     except VmLost:
         pass
     shutil.rmtree(work)

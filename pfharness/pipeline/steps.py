@@ -1,0 +1,24 @@
+"""A step as a client of the pipeline asks for it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..values import Module
+
+
+@dataclass(frozen=True)
+class Step:
+    """One workload to trace with one module, as a client asks for it (the target fills in the rest)."""
+
+    module: Module
+    command: tuple[str, ...]  # the workload's argv
+    params: tuple[str, ...] = ()  # more module parameters, NAME=VALUE (checked at the edge)
+    timeout: float = 600.0  # seconds for the whole step
+    follow: bool = False  # trace every process the workload creates too (follow=1)
+    hold: bool = True  # hold the workload before exec until the module is armed
+    cwd: Path | None = None  # the workload's working directory (None: where the target's shell is)
+    env: Mapping[str, str] | None = None  # over the caller's environment (None: the target's own)
+    run_dir: Path | None = None  # the run directory its result will be kept in (default: the save dir's parent)

@@ -1,0 +1,48 @@
+"""The small values a run is made of, parsed once at the edge (the CLI) and trusted below."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+LETTERS = ("A", "B", "C")
+
+
+class UnknownModule(UsageError, ValueError):
+    """A module letter that is not A, B or C."""
+
+
+class Accelerator(str, enum.Enum):
+    """What the user asked QEMU to run the guest with; `auto` is KVM only when a probe shows it works."""
+
+    auto = "auto"
+    kvm = "kvm"
+    tcg = "tcg"
+
+
+@dataclass(frozen=True, order=True)
+class Module:
+    """One of the three modules: its letter ("B") and its name ("pf_probe_B")."""
+
+    letter: str
+
+    def __post_init__(self) -> None:
+        if self.letter not in LETTERS:
+            raise UnknownModule(f"unknown module {self.letter!r}: choose A, B or C (--module B)")
+
+    @property
+    def name(self) -> str:
+        return f"pf_probe_{self.letter}"
+
+    @classmethod
+    def parse(cls, text: str) -> Module:
+        """ "b", "B" or "pf_probe_B"; an UnknownModule for anything else."""
+        letter = text.strip().upper().removeprefix("PF_PROBE_")
+        if letter not in LETTERS:
+            raise UnknownModule(f"unknown module {text!r}: choose A, B or C (--module B)")
+        return cls(letter)
+
+    def __str__(self) -> str:
+        return self.letter
