@@ -27,12 +27,6 @@ class ThpMode(str, enum.Enum):
     guest = "guest"
 
 
-class ModuleLetter(str, enum.Enum):
-    A = "A"
-    B = "B"
-    C = "C"
-
-
 def _bare_flags(params):
     """An on/off option (--json, --help) is shown as a bare flag, with no "<bool>" after it."""
     for param in params:

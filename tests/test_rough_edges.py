@@ -1,0 +1,62 @@
+"""Rough edges of the command line (issue 27): each one's fix, with no VM."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from typer.testing import CliRunner
+
+from pfharness import assets, environment
+from pfharness.cli import app
+from pfharness.errors import WorkloadNotFound
+
+runner = CliRunner()
+
+
+def test_system_path_is_run_step_shs():
+    """The host's look-up appends what run_step.sh appends to the workload's PATH."""
+    script = assets.vm_file("run_step.sh").read_text()
+    assert f"PATH=$PATH:{environment.SYSTEM_PATH}\n" in script
+
+
+def test_not_found_with_json_is_the_json_object(tmp_path):
+    result = runner.invoke(app, ["run", "--json", "--out", str(tmp_path), "--", "no-such-program-pfh"])
+    assert result.exit_code == 127
+    data = json.loads(result.stdout)
+    assert data["exit_status"] == 127
+    assert "command not found: no-such-program-pfh" in data["harness_error"]
+    assert not (tmp_path / "runs").exists()  # nothing was built or kept
+
+
+def test_a_program_found_in_the_path_passes(tmp_path):
+    program = tmp_path / "prog"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o700)
+    environment.check_program("prog", (("PATH", str(tmp_path)),), tmp_path)
+    environment.check_program("./prog", (("PATH", ""),), tmp_path)
+    environment.check_program("sh", (("PATH", "/nonexistent"),), tmp_path)  # SYSTEM_PATH's /bin
+    program.chmod(0o600)
+    assert re.search("command not found", _refusal("prog", str(tmp_path), tmp_path))
+
+
+def _refusal(name, path, cwd) -> str:
+    try:
+        environment.check_program(name, (("PATH", path),), cwd)
+    except WorkloadNotFound as e:
+        return str(e)
+    raise AssertionError(f"{name} was found")
+
+
+def test_plot_of_a_directory_that_is_no_run_says_what_a_run_directory_is(tmp_path):
+    result = runner.invoke(app, ["plot", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "is not a run directory: it has no run.json and no guest/records" in result.output
+    assert "out/runs/<stamp>-<module>/" in result.output and "--module B" not in result.output
+
+
+def test_plot_of_a_run_of_a_advises_b(tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps({"module": "pf_probe_A"}))
+    result = runner.invoke(app, ["plot", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "a run of pf_probe_A, which saves no records: run again with --module B" in result.output
