@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import typer
 from typer.testing import CliRunner
 
 from pfharness import assets, environment
@@ -60,3 +61,26 @@ def test_plot_of_a_run_of_a_advises_b(tmp_path):
     result = runner.invoke(app, ["plot", str(tmp_path)])
     assert result.exit_code != 0
     assert "a run of pf_probe_A, which saves no records: run again with --module B" in result.output
+
+
+def _commands(command, path=()):
+    """Every command of the tree under `command`, with the words that invoke it."""
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_keeps_words_in_brackets():
+    """typer reads help as rich markup; [heap] and pfharness[plot] must survive every --help."""
+    checked = set()
+    for path, command in _commands(typer.main.get_command(app)):
+        texts = [command.help, command.epilog, *(getattr(p, "help", None) for p in command.params)]
+        words = {w.replace("\\[", "[") for t in texts if t for w in re.findall(r"\\?\[[^\]\s]+\]", t)}
+        if not words:
+            continue
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"})
+        assert result.exit_code == 0, result.output
+        for word in words:
+            assert word in result.output, (path, word)
+            checked.add(word)
+    assert {"[heap]", "[plot]"} <= checked
