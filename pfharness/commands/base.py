@@ -42,7 +42,7 @@ class _HarnessErrors:
     plain text: typer reads help as rich markup, which would eat words in brackets ([heap], [plot])."""
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(*args, **kwargs)
         for owner in (self, *self.params):  # type: ignore[attr-defined]
             for name in ("help", "short_help", "epilog"):
                 if isinstance(text := getattr(owner, name, None), str):
