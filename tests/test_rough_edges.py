@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 import typer
 from typer.testing import CliRunner
@@ -11,6 +12,8 @@ from typer.testing import CliRunner
 from pfharness import assets, environment
 from pfharness.cli import app
 from pfharness.errors import WorkloadNotFound
+from pfharness.results import text
+from pfharness.results.model import TraceResult
 
 runner = CliRunner()
 
@@ -84,3 +87,16 @@ def test_help_keeps_words_in_brackets():
             assert word in result.output, (path, word)
             checked.add(word)
     assert {"[heap]", "[plot]"} <= checked
+
+
+def test_summary_quotes_the_command_and_names_what_did_not_happen():
+    """The command line can be pasted back into a shell; no pid or status reads as "None"."""
+    command = ["sh", "-c", "gzip -c f > /dev/null", "it's"]
+    lines = text.summary_lines(TraceResult(module="pf_probe_B", command=command))
+    assert f"command:         {shlex.join(command)}" in lines
+    assert shlex.split(lines[2].removeprefix("command:")) == command
+    assert "pid:             not started" in lines
+    assert "workload status: none: it did not end in the run" in lines
+    assert not [line for line in lines if "None" in line]
+    ran = text.summary_lines(TraceResult(module="pf_probe_B", command=["true"], pid=42, workload_status=0))
+    assert "pid:             42 (held before exec)" in ran and "workload status: 0" in ran

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -52,10 +53,10 @@ def summary_lines(result: TraceResult) -> list[str]:
     return [
         "---- pfharness summary ----",
         f"module:          {result.module}",
-        f"command:         {' '.join(result.command)}",
+        f"command:         {shlex.join(result.command)}",
         f"kernel:          {result.kernel_release} ({result.target}, accelerator {result.accelerator})",
         *([f"memory:          {result.mm.describe()}"] if result.mm is not None else []),
-        f"pid:             {result.pid} ({held})",
+        f"pid:             {'not started' if result.pid is None else f'{result.pid} ({held})'}",
         f"faults:          {counters}",
         *_count_lines(result),
         f"plots:           {plots}",
@@ -67,7 +68,7 @@ def summary_lines(result: TraceResult) -> list[str]:
             if table is not None
             else []
         ),
-        f"workload status: {result.workload_status}",
+        f"workload status: {'none: it did not end in the run' if (ws := result.workload_status) is None else ws}",
         f"stages:          {stages}",
         f"transcript:      {result.transcript}",
         *saved_lines(result),
