@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import re
 import shlex
+from pathlib import Path
 
 import typer
 from typer.testing import CliRunner
@@ -12,7 +15,7 @@ from typer.testing import CliRunner
 from pfharness import assets, environment
 from pfharness.cli import app
 from pfharness.errors import WorkloadNotFound
-from pfharness.results import text
+from pfharness.results import model, module_output, run_dir, text
 from pfharness.results.model import TraceResult
 
 runner = CliRunner()
@@ -100,3 +103,32 @@ def test_summary_quotes_the_command_and_names_what_did_not_happen():
     assert not [line for line in lines if "None" in line]
     ran = text.summary_lines(TraceResult(module="pf_probe_B", command=["true"], pid=42, workload_status=0))
     assert "pid:             42 (held before exec)" in ran and "workload status: 0" in ran
+
+
+def _keys_written() -> set[str]:
+    """Every key the --json object is made of: the dict literals of the functions that build it, and the
+    fields of the dataclasses it writes whole (dataclasses.asdict)."""
+    sources = [
+        model.TraceResult.to_json,
+        model.process_table_json,
+        text.json_object,
+        run_dir.SavedRecords.summary,
+        run_dir.records_file_summary,
+    ]
+    keys = {k for f in sources for k in re.findall(r'(?:"|data\[")(\w+)"\]?(?::| =)', inspect.getsource(f))}
+    return keys | {f.name for c in (module_output.FaultCounts, module_output.Band) for f in dataclasses.fields(c)}
+
+
+def _keys_documented() -> set[str]:
+    doc = (Path(__file__).parents[1] / "docs" / "protocol.md").read_text()
+    block = doc.split("## JSON", 1)[1].split("```", 2)[1]
+    return set(re.findall(r'"([\w/]+)":', block))
+
+
+def test_the_json_schema_names_every_key():
+    written = _keys_written()
+    assert {"module", "pre_exec_faults", "records", "oom_kills", "harness_error", "kp_nmissed", "pmin"} <= written
+    assert written - _keys_documented() == set()
+    # Keys of maps (mm settings, y_labels, stage_seconds) are examples; no other key is documented.
+    examples = {"thp/enabled", "thp/defrag", "0", "10", "20", "29", "build", "boot", "run", "collect"}
+    assert _keys_documented() - examples - written == set()
