@@ -7,8 +7,12 @@ import inspect
 import json
 import re
 import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -132,3 +136,25 @@ def test_the_json_schema_names_every_key():
     # Keys of maps (mm settings, y_labels, stage_seconds) are examples; no other key is documented.
     examples = {"thp/enabled", "thp/defrag", "0", "10", "20", "29", "build", "boot", "run", "collect"}
     assert _keys_documented() - examples - written == set()
+
+
+@pytest.mark.vm
+def test_a_command_not_found_is_refused_before_the_vm_boots(tmp_path):
+    """The whole command, as a user types it: exit 127 with one line on stderr, nothing on stdout, no run
+    directory, and far too soon for a build or a boot (a TCG boot takes seconds)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pfharness.cli", "run", "--out", str(tmp_path), "--", "no-such-program-pfh", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 127, done
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "pfharness: error: command not found: no-such-program-pfh (not in the workload's PATH): install it, "
+        "or give its path"
+    ]
+    assert not (tmp_path / "runs").exists() and elapsed < 5, elapsed
