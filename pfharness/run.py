@@ -46,9 +46,7 @@ class RunRequest:
         if not (math.isfinite(self.timeout) and self.timeout > 0):
             raise UsageError(f"--timeout {self.timeout} is not a number of seconds above 0: e.g. --timeout 600")
         check_params(self.params)
-        cwd = environment.working_directory(self.cwd)
-        # The target shares this machine's root: a command not found here is not found there.
-        environment.check_program(self.command[0], self.target.environment(self.env, cwd), cwd)
+        self.target.check_command(self.command[0], self.env, environment.working_directory(self.cwd))
 
 
 def run(request: RunRequest, events: Events | None = None) -> TraceResult:
