@@ -162,7 +162,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         else:
             typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
         raise typer.Exit(130) from None
-    status = text.show(result, typer.echo, as_json=as_json, with_output=False)
+    status = text.show(result, typer.echo, as_json=as_json, with_output=False, err=_stderr_line)
     if png is not None or svg is not None:
         status = _run_pictures(result, picture_request, status, quiet=as_json)
     raise typer.Exit(status)

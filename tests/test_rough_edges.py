@@ -158,3 +158,11 @@ def test_a_command_not_found_is_refused_before_the_vm_boots(tmp_path):
         "or give its path"
     ]
     assert not (tmp_path / "runs").exists() and elapsed < 5, elapsed
+
+
+def test_the_harness_error_line_is_on_stderr():
+    """What the run showed stays on stdout; the harness's error is on stderr, as every other error."""
+    result = runner.invoke(app, ["parse", str(Path(__file__).parent / "data" / "run_b_panic_mid_plot.log")])
+    assert result.exit_code == 123
+    assert "---- pfharness summary ----" in result.stdout and "pfharness: error" not in result.stdout
+    assert result.stderr.startswith("pfharness: error: the run ended before its last step (the kernel panicked")

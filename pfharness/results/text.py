@@ -105,9 +105,17 @@ def json_object(result: TraceResult) -> dict[str, Any]:
     return data
 
 
-def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = False, with_output: bool = True) -> int:
+def show(
+    result: TraceResult,
+    echo: Callable[[str], None],
+    *,
+    as_json: bool = False,
+    with_output: bool = True,
+    err: Callable[[str], None] | None = None,
+) -> int:
     """Print the result (text or one JSON object) and return the exit status. `with_output`: print
-    the workload's output first (parse; `run` has streamed it already)."""
+    the workload's output first (parse; `run` has streamed it already). `err`: where the harness
+    error's line goes (stderr; default `echo`)."""
     error = result.verdict.error
     if as_json:
         data = json_object(result)
@@ -124,7 +132,7 @@ def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = Fa
         if not line.startswith("rec "):  # dumped records: in --json and the transcript
             echo(line)
     if error is not None:
-        echo(f"pfharness: error: {error}")
+        (err or echo)(f"pfharness: error: {error}")
     if (last := run_dir_line(result)) is not None:
         echo(last)
     return result.verdict.exit_status
