@@ -19,7 +19,7 @@ from pfharness.errors import PfhError, SetupError
 from pfharness.guest import cpio, initramfs, kernel_image
 from pfharness.guest.console import Console
 from pfharness.kmod import kernels
-from pfharness.results import notes
+from pfharness.results import notes, transcript
 
 COMPRESSORS = {
     ".ko": lambda b: b,
@@ -138,7 +138,7 @@ def test_an_unexpected_exception_is_one_line_and_a_file(tmp_path, monkeypatch, c
     def boom(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(cli.transcript, "parse_transcript", boom)
+    monkeypatch.setattr(transcript, "parse_transcript", boom)
     log = tmp_path / "t.log"
     log.write_text("x\n")
     status, err = run_main(monkeypatch, capsys, "parse", str(log))
@@ -158,7 +158,16 @@ def test_an_unexpected_exception_is_one_line_and_a_file(tmp_path, monkeypatch, c
         (["run", "--param", "tpid=1", "--", "true"], 2, "tpid is set by pfharness"),
         (["run", "--param", "x y", "--", "true"], 2, "NAME=VALUE"),
         (["run", "--", ""], 2, "no workload"),
-        (["run", "--module", "Q", "--", "true"], 2, "is not one of"),
+        (["run", "--module", "Q", "--", "true"], 2, "--module Q: not a module: use A, B or C"),
+        (["build", "--module", "D"], 2, "--module D: not a module: use A, B or C"),
+        (["render", "--module", "D"], 2, "--module D: not a module: use A, B or C"),
+        (["study", "--module", "D"], 2, "--module D: not a module: use A, B or C"),
+        (["run", "--", "no-such-program-pfh"], 127, "command not found: no-such-program-pfh"),
+        (["run", "--target", "host", "--", "no-such-program-pfh"], 127, "command not found"),
+        (["run", "--env", "PATH=/nonexistent", "--", "no-such-program-pfh"], 127, "command not found"),
+        (["run", "--", "cd", "/"], 127, "cd is a shell builtin, not a program"),
+        (["run", "--", "./no-such-program-pfh"], 127, "./no-such-program-pfh: no such program"),
+        (["run", "--cwd", "/", "--", "tmp"], 127, "command not found: tmp"),
         (["parse", "/nonexistent/file"], 2, "cannot read /nonexistent/file"),
     ],
 )

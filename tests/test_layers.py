@@ -40,6 +40,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.pipeline.targets",),  # the pipeline: targets (over guest and host), then the steps on one
     ("pfharness.pipeline.core",),
     ("pfharness.run", "pfharness.study"),
+    ("pfharness.commands", "pfharness.commands.base"),
+    ("pfharness.commands.kmod", "pfharness.commands.reading"),
     ("pfharness.cli",),
 )
 
