@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..mm_settings import MmSettings
 from .module_output import ModuleReport
+from .tables import TopTables, top_tables
 
 if TYPE_CHECKING:
     from .run_dir import SavedRecords
@@ -152,7 +153,14 @@ class TraceResult:
             "transcript": self.transcript,
             "run_dir": self.run_dir or None,
             "records_file": self.records_file,
+            "top": self.top_tables().to_json() if self.saved is not None else None,
         }
+
+    def top_tables(self) -> TopTables:
+        """The top-5 tables of the saved records (results/tables.py); empty when none were saved."""
+        if self.saved is None:
+            return top_tables([], [])
+        return top_tables(self.saved.records, self.saved.regions, self.saved.processes)
 
 
 def process_table_json(report: ModuleReport) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from . import tables
 from .model import TraceResult
 
 
@@ -78,7 +79,10 @@ def saved_lines(result: TraceResult) -> list[str]:
     """What came back from the module's procfs files (B, C)."""
     if result.saved is not None:
         s = result.saved
-        return [f"records:         {len(s.records)} saved, {len(s.regions)} regions (records.csv, regions.csv)"]
+        return [
+            f"records:         {len(s.records)} saved, {len(s.regions)} regions (records.csv, regions.csv)",
+            *tables.table_lines(result.top_tables()),
+        ]
     if result.saved_error:
         return [f"records:         not saved: {result.saved_error}"]
     return []
