@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from . import tables
+from . import reconcile, tables
 from .model import TraceResult
 
 
@@ -59,6 +59,7 @@ def summary_lines(result: TraceResult) -> list[str]:
         f"pid:             {result.pid} ({held})",
         f"faults:          {counters}",
         *_count_lines(result),
+        *reconcile.summary_lines(result.reconciliation()),
         f"plots:           {plots}",
         *(
             [
