@@ -20,7 +20,8 @@ def test_one_process_tables_count_each_region_and_library():
     assert t.total == 262
     assert [(r.name, r.faults) for r in t.regions] == [("[anon]", 256), ("walk", 3), ("[heap]", 2), ("?", 1)]
     assert t.regions[0].percent == round(100 * 256 / 262, 1)
-    assert t.libraries == [] and t.processes == []
+    assert [(r.name, r.faults) for r in t.libraries] == [("walk", 3)]  # the program's own code is a file too
+    assert t.processes == []
 
 
 def test_libraries_group_file_regions_by_name_and_keep_five():
@@ -45,7 +46,7 @@ def test_several_processes_name_each_region_by_pid_and_rank_the_processes():
     t = top_tables(recs, REGIONS, processes)
     assert [(r.name, r.faults) for r in t.processes] == [("7 python3", 262), ("8 cat", 4)]
     assert ("libc.so.6 (pid 8)", 4) in [(r.name, r.faults) for r in t.regions]
-    assert t.libraries == [TopRow("libc.so.6", 4, round(100 * 4 / 266, 1))]
+    assert t.libraries == [TopRow("libc.so.6", 4, round(100 * 4 / 266, 1)), TopRow("walk", 3, round(300 / 266, 1))]
     assert t.to_json()["processes"][0] == {"name": "7 python3", "faults": 262, "percent": round(100 * 262 / 266, 1)}
     lines = table_lines(t)
     assert lines[0].startswith("top by region:   [anon] (pid 7) 256 (96.2%)")
@@ -70,3 +71,15 @@ def test_plot_table_prints_the_tables_of_a_saved_run(tmp_path):
     one = runner.invoke(app, ["plot", str(run), "--table", "--pid", "8"])
     assert one.exit_code == 0 and "(only pid 8: 4 of 266 faults)" in one.output.splitlines()[0]
     assert any(line.split() == ["libc.so.6", "4", "100.0%"] for line in one.output.splitlines())
+
+
+def test_two_regions_of_one_name_are_two_rows_told_apart_by_address():
+    regions = [Region(0, "file", 0x7F0000000000, 0x7F0000001000, 0, "libc.so.6")]
+    regions.append(Region(1, "file", 0x7F0000005000, 0x7F0000006000, 0, "libc.so.6"))
+    recs = [FaultRecord(0, 0, 5, 0, 0, 0)] * 3 + [FaultRecord(0, 0, 5, 1, 0, 0)] * 2
+    t = top_tables(recs, regions)
+    assert [(r.name, r.faults) for r in t.regions] == [
+        ("libc.so.6 @0x7f0000000000", 3),
+        ("libc.so.6 @0x7f0000005000", 2),
+    ]
+    assert [(r.name, r.faults) for r in t.libraries] == [("libc.so.6", 5)]

@@ -1,5 +1,6 @@
 """The top-N tables of a run's saved records, as `perf report --sort dso` gives: faults by region, by library
-(the file regions grouped by name) and by process. Pure: computed from SavedRecords' records and regions."""
+(the file-backed regions, the program's own among them, grouped by name) and by process. Pure: computed from
+SavedRecords' records and regions."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from . import output_format as fmt
 from .records_file import FaultRecord, ProcessEntry, Region
 
 TOP_N = 5
+#: The regions a file backs: the program's own code and data, and every other file mapping (libraries, ...).
+FILE_KINDS = ("code", "data", "file")
 
 
 @dataclass(frozen=True)
@@ -45,33 +48,44 @@ def _top(counts: Counter[str], total: int, n: int) -> list[TopRow]:
     return [TopRow(name, faults, round(100.0 * faults / total, 1) if total else 0.0) for name, faults in ranked]
 
 
-def _region_label(region: Region | None, tgid: int, several: bool) -> str:
-    name = fmt.BAND_NONE_NAME if region is None else region.name
-    return f"{name} (pid {tgid})" if several else name
+def _region_names(keys: Iterable[tuple[int, int]], regions: list[Region], several: bool) -> dict[tuple[int, int], str]:
+    """A name for each (region index, pid): the region's name (with the pid when the run holds several
+    processes), and its start address when another region has the same name (a library's code and data)."""
+    names = {}
+    for index, tgid in keys:
+        region = regions[index] if index < len(regions) else None
+        name = fmt.BAND_NONE_NAME if region is None else region.name
+        names[index, tgid] = f"{name} (pid {tgid})" if several else name
+    seen = Counter(names.values())
+    for (index, tgid), name in names.items():
+        if seen[name] > 1 and index < len(regions):
+            names[index, tgid] = f"{name} @{regions[index].start:#x}"
+    return names
 
 
 def top_tables(
     records: Iterable[FaultRecord], regions: list[Region], processes: list[ProcessEntry] | None = None, n: int = TOP_N
 ) -> TopTables:
     """The top `n` regions, libraries and (when the records hold more than one process) processes."""
-    by_region: Counter[str] = Counter()
+    by_key: Counter[tuple[int, int]] = Counter()
     by_library: Counter[str] = Counter()
     by_pid: Counter[int] = Counter()
-    total = 0
     rows = list(records)
-    several = len({r.tgid for r in rows}) > 1
     for rec in rows:
-        total += 1
         by_pid[rec.tgid] += 1
+        by_key[rec.region, rec.tgid] += 1
         region = regions[rec.region] if rec.region < len(regions) else None
-        by_region[_region_label(region, rec.tgid, several)] += 1
-        if region is not None and region.kind == "file":
+        if region is not None and region.kind in FILE_KINDS:
             by_library[region.name] += 1
+    several = len(by_pid) > 1
+    names = _region_names(by_key, regions, several)
+    by_region: Counter[str] = Counter({names[key]: faults for key, faults in by_key.items()})
     comms = {p.tgid: p.comm for p in processes or []}
     by_process: Counter[str] = Counter()
     if several:
         for tgid, faults in by_pid.items():
             by_process[f"{tgid} {comms.get(tgid, '?')}"] = faults
+    total = len(rows)
     return TopTables(total, _top(by_region, total, n), _top(by_library, total, n), _top(by_process, total, n))
 
 
