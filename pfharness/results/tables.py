@@ -94,7 +94,7 @@ def table_lines(tables: TopTables) -> list[str]:
     lines = []
     for title, rows in (("region", tables.regions), ("library", tables.libraries), ("process", tables.processes)):
         if rows:
-            cells = ", ".join(f"{r.name} {r.faults} ({r.percent:g}%)" for r in rows)
+            cells = ", ".join(f"{r.name} {r.faults} ({r.percent:.1f}%)" for r in rows)
             lines.append(f"{f'top by {title}:':<17}{cells}")
     return lines
 
