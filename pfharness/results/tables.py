@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import output_format as fmt
 from .records_file import FaultRecord, ProcessEntry, Region
@@ -16,9 +17,8 @@ TOP_N = 5
 FILE_KINDS = ("code", "data", "file")
 
 
-@dataclass(frozen=True)
-class TopRow:
-    """One row of a top table: what it names, its faults and their share of the run's records."""
+class TopRow(NamedTuple):
+    """One row of a top table: what it names, its faults and their share of the run's records (percent)."""
 
     name: str
     faults: int
@@ -36,9 +36,9 @@ class TopTables:
 
     def to_json(self) -> dict[str, list[dict[str, object]]]:
         return {
-            "regions": [asdict(r) for r in self.regions],
-            "libraries": [asdict(r) for r in self.libraries],
-            "processes": [asdict(r) for r in self.processes],
+            "regions": [r._asdict() for r in self.regions],
+            "libraries": [r._asdict() for r in self.libraries],
+            "processes": [r._asdict() for r in self.processes],
         }
 
 
