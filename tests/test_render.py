@@ -143,5 +143,5 @@ def test_makefile_without_release_uses_running_kernel():
 
 
 def test_unknown_module_is_refused():
-    with pytest.raises(UnknownModule, match="choose A, B or C"):
+    with pytest.raises(UnknownModule, match="--module D: not a module: use A, B or C"):
         render.normalize_modules(["D"])

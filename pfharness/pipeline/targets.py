@@ -61,6 +61,10 @@ class TargetSpec(Protocol):
     def environment(self, overrides: Mapping[str, str], cwd: Path) -> tuple[tuple[str, str], ...]:
         """The workload's whole environment: the caller's as it applies in the target, and `overrides`."""
 
+    def check_command(self, name: str, overrides: Mapping[str, str], cwd: Path) -> None:
+        """Raise WorkloadNotFound when the workload's command `name` surely cannot be run there (before
+        anything is built or booted)."""
+
     def open(
         self, prepared: Prepared, *, transcript: Path, save_dir: Path | None, steps: Sequence[Step], events: Events
     ) -> contextlib.AbstractContextManager[Opened]:
@@ -116,6 +120,10 @@ class VmSpec:
     def environment(self, overrides: Mapping[str, str], cwd: Path) -> tuple[tuple[str, str], ...]:
         return environment.workload_env(os.environ, overrides, cwd, in_guest=True)
 
+    def check_command(self, name: str, overrides: Mapping[str, str], cwd: Path) -> None:
+        # The VM shares this machine's root (the host target is this machine): not here is not there.
+        environment.check_program(name, self.environment(overrides, cwd), cwd)
+
     @contextlib.contextmanager
     def open(
         self, prepared: Prepared, *, transcript: Path, save_dir: Path | None, steps: Sequence[Step], events: Events
@@ -167,6 +175,10 @@ class HostSpec:
 
     def environment(self, overrides: Mapping[str, str], cwd: Path) -> tuple[tuple[str, str], ...]:
         return environment.workload_env(os.environ, overrides, cwd, in_guest=False)
+
+    def check_command(self, name: str, overrides: Mapping[str, str], cwd: Path) -> None:
+        # The VM shares this machine's root (the host target is this machine): not here is not there.
+        environment.check_program(name, self.environment(overrides, cwd), cwd)
 
     @contextlib.contextmanager
     def open(
