@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
-from .results import folded, pictures, views
+from .results import folded, pictures, tables, views
 from .results.model import TraceResult
 from .results.records_file import FaultRecord, ProcessEntry, Region
 from .results.run_dir import load_run
@@ -25,6 +25,7 @@ class PlotRequest:
     svg: Path | None = None
     color_by: str = "region"  # or pid
     ascii: bool = True  # print the 30 x 70 plot
+    table: bool = False  # print the top-5 tables (by region, library, process) instead of the plot
 
     def validate(self) -> None:
         if self.scale not in folded.SCALES:
@@ -69,7 +70,12 @@ def draw(run: Drawable, request: PlotRequest, echo: Callable[[str], None]) -> li
     """Print the ASCII plot and write the pictures asked for; returns the pictures written."""
     request.validate()
     view = views.select(run.records, run.regions, page_range=request.page_range, pid=request.pid)
-    if request.ascii:
+    if request.table:
+        if view.what:
+            echo(f"(only {view.what}: {len(view.records)} of {len(run.records)} faults)")
+        for line in tables.table_text(tables.top_tables(view.records, run.regions, run.processes)):
+            echo(line)
+    elif request.ascii:
         pid = request.pid or run.pid
         comm = next((p.comm for p in run.processes if p.tgid == pid), run.comm)
         text = folded.draw(view.records, run.regions, scale=request.scale, pid=pid, comm=comm)

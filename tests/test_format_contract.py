@@ -77,6 +77,9 @@ def test_every_line_shape_is_in_the_rendered_c_and_parses_back():
         "ip": 0x401136,
         "ip_mode": "kernel",
         "service_ns": 1234,
+        "kernel_faults": 120,
+        "seen_at_exit": 117,
+        "untraced_children": 1,
     }
     for name, shape in output_format.LINES.items():
         assert shape.c_literal() in c, name  # the C prints exactly this format

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from pfharness import assets, environment
 from pfharness.cli import app
 from pfharness.errors import WorkloadNotFound
-from pfharness.results import model, module_output, run_dir, text
+from pfharness.results import model, module_output, reconcile, run_dir, tables, text
 from pfharness.results.model import TraceResult
 
 runner = CliRunner()
@@ -118,9 +118,11 @@ def _keys_written() -> set[str]:
         text.json_object,
         run_dir.SavedRecords.summary,
         run_dir.records_file_summary,
+        tables.TopTables.to_json,
     ]
     keys = {k for f in sources for k in re.findall(r'(?:"|data\[")(\w+)"\]?(?::| =)', inspect.getsource(f))}
-    return keys | {f.name for c in (module_output.FaultCounts, module_output.Band) for f in dataclasses.fields(c)}
+    whole = (module_output.FaultCounts, module_output.Band, reconcile.Reconciliation)
+    return keys | {f.name for c in whole for f in dataclasses.fields(c)} | set(tables.TopRow._fields)
 
 
 def _keys_documented() -> set[str]:

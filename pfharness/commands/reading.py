@@ -26,9 +26,12 @@ def plot_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         None, "--svg", metavar="FILE", help="Write an SVG picture (needs pfharness[plot])."
     ),
     color_by: str = typer.Option("region", help="Colour the picture's marks by region or by pid."),
+    table: bool = typer.Option(
+        False, "--table", help="Print the top-5 tables (faults by region, library, process) instead of the plot."
+    ),
 ) -> None:
-    """Draw a saved run again with no VM: the 30 x 70 plot, and PNG/SVG pictures."""
-    request = PlotRequest(scale=scale, page_range=page_range, pid=pid, png=png, svg=svg, color_by=color_by)
+    """Draw a saved run again with no VM: the 30 x 70 plot (or the top-5 tables), and PNG/SVG pictures."""
+    request = PlotRequest(scale=scale, page_range=page_range, pid=pid, png=png, svg=svg, color_by=color_by, table=table)
     request.validate()
     for path in draw_run(load_drawable(run_dir), request, typer.echo):
         typer.echo(f"picture: {path}")

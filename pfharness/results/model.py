@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..mm_settings import MmSettings
 from .module_output import ModuleReport
+from .reconcile import Reconciliation, reconcile
+from .tables import TopTables, top_tables
 
 if TYPE_CHECKING:
     from .run_dir import SavedRecords
@@ -154,7 +156,19 @@ class TraceResult:
             "transcript": self.transcript,
             "run_dir": self.run_dir or None,
             "records_file": self.records_file,
+            "reconcile": None if (rec := self.reconciliation()) is None else rec.to_json(),
+            "top": self.top_tables().to_json() if self.saved is not None else None,
         }
+
+    def reconciliation(self) -> Reconciliation | None:
+        """The kernel's own count beside what was recorded (results/reconcile.py); None without the line."""
+        return reconcile(self.report, self.pre_exec_faults)
+
+    def top_tables(self) -> TopTables:
+        """The top-5 tables of the saved records (results/tables.py); empty when none were saved."""
+        if self.saved is None:
+            return top_tables([], [])
+        return top_tables(self.saved.records, self.saved.regions, self.saved.processes)
 
 
 def process_table_json(report: ModuleReport) -> dict[str, Any] | None:

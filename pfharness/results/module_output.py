@@ -59,6 +59,17 @@ class FaultCounts:
         return self.completed - self.remote
 
 
+@dataclass(frozen=True)
+class Reconcile:
+    """B and C with follow=0: the kernel's own count of the traced process's faults, taken as it exited."""
+
+    tgid: int
+    exited: bool  # False: it had not exited at unload, so there is no count
+    kernel_faults: int  # its threads' min_flt + maj_flt as they exited (getrusage(RUSAGE_SELF)'s sum)
+    seen_at_exit: int  # the faults the module had seen when its last thread exited
+    untraced_children: int  # processes it created, not traced (follow=0)
+
+
 @dataclass
 class Plot:
     """One scatter plot as a module printed it."""
@@ -158,6 +169,7 @@ class ModuleReport:
     regions_used: int | None = None  # B, C: regions in the table
     regions_capacity: int | None = None
     regions_full: int | None = None  # faults that found the table full (no region)
+    reconcile: Reconcile | None = None  # B, C with follow=0: the kernel's own count at exit
     lines: list[str] = field(default_factory=list)  # every line of the module, prefix stripped
 
     @property
@@ -321,6 +333,8 @@ def _read_line(report: ModuleReport, mod: str, text: str) -> None:
         report.recorded, report.dropped, report.capacity = v["recorded"], v["dropped"], v["capacity"]
     elif v := _LINE["fault_counts"].parse(text):
         report.counts = FaultCounts(**v)
+    elif v := _LINE["reconcile"].parse(text):
+        report.reconcile = Reconcile(**{**v, "exited": bool(v["exited"])})
     elif v := _LINE["regions_summary"].parse(text):
         report.regions_used, report.regions_capacity, report.regions_full = v["used"], v["capacity"], v["full"]
     elif v := _LINE["a_summary"].parse(text):

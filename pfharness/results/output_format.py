@@ -164,6 +164,15 @@ LINES: dict[str, LineShape] = {
             "kp_nmissed": ULONG,
         },
     ),
+    # B and C with follow=0, at unload: the kernel's own count of the traced process's faults (its threads'
+    # min_flt + maj_flt as they exited, getrusage(RUSAGE_SELF)'s sum; exited=0: it had not exited, the count
+    # is 0), the faults the module had seen when its last thread exited, and the processes it created (not
+    # traced: follow=0).
+    "reconcile": LineShape(
+        "reconcile tgid={tgid} exited={exited} kernel_faults={kernel_faults} seen_at_exit={seen_at_exit} "
+        "untraced_children={untraced_children}",
+        {"tgid": INT, "exited": INT, "kernel_faults": U64, "seen_at_exit": U64, "untraced_children": U64},
+    ),
     # B and C at unload: the region table (regions used of capacity; faults left without a region, table full).
     "regions_summary": LineShape(
         "regions used={used} capacity={capacity} full={full}", {"used": U64, "capacity": U64, "full": U64}

@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
+from . import reconcile, tables
 from .model import TraceResult
 
 
@@ -59,6 +60,7 @@ def summary_lines(result: TraceResult) -> list[str]:
         f"pid:             {'not started' if result.pid is None else f'{result.pid} ({held})'}",
         f"faults:          {counters}",
         *_count_lines(result),
+        *reconcile.summary_lines(result.reconciliation()),
         f"plots:           {plots}",
         *(
             [
@@ -79,7 +81,10 @@ def saved_lines(result: TraceResult) -> list[str]:
     """What came back from the module's procfs files (B, C)."""
     if result.saved is not None:
         s = result.saved
-        return [f"records:         {len(s.records)} saved, {len(s.regions)} regions (records.csv, regions.csv)"]
+        return [
+            f"records:         {len(s.records)} saved, {len(s.regions)} regions (records.csv, regions.csv)",
+            *tables.table_lines(result.top_tables()),
+        ]
     if result.saved_error:
         return [f"records:         not saved: {result.saved_error}"]
     return []
