@@ -1,4 +1,4 @@
-"""The command line: pfharness kernels | render | build | run | parse | plot | study | dist.
+"""The command line: pfharness kernels | render | build | check | run | parse | plot | study | dist.
 
 Every failure is a PfhError with a one-line cause and fix; this module maps it to its exit
 status (docs/using.md, "Exit status"). Nothing else reaches the user: an unexpected exception is
@@ -18,6 +18,8 @@ from typing import NoReturn
 import typer
 
 from . import __version__, assets, environment, mm_settings, study
+from .check import run as check_run
+from .check import text as check_text
 from .errors import PfhError, UsageError
 from .kmod import bring, fetch, handin, kbuild, kernels, render
 from .pipeline.events import Events, notes_to
@@ -221,6 +223,32 @@ def build_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     typer.echo(f"{state} for {result.kernel_release} in {result.seconds:.2f} s:")
     for path in result.modules.values():
         typer.echo(f"  {path}")
+
+
+@app.command("check", cls=Command, epilog="Exit status: 0 no error finding, 1 error findings, else a harness error's.")
+def check_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
+    source: list[Path] = typer.Option(
+        ..., metavar="DIR", help="Your module's directory (with its Makefile) or .c files."
+    ),
+    module: list[ModuleLetter] = typer.Option([], "--module", "-m", help="A, B or C; repeat (default: all built)."),
+    kernel_release: str | None = typer.Option(None, metavar="RELEASE", help=f"Kernel to check on. {SERIES_HELP}"),
+    pid_param: str = typer.Option("tpid", metavar="NAME", help="The module's own name for the pid parameter."),
+    hold: bool = typer.Option(True, help="Hold the workload before exec (--no-hold: as the course's script)."),
+    out: Path = typer.Option(DEFAULT_OUT / "check", metavar="DIR", help="The build, each VM's console, the workload."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    accel: Accelerator = typer.Option(Accelerator.auto, help="auto, kvm or tcg."),
+) -> None:
+    """Check your own pf_probe module: build it, run each module in a fresh VM, report what is wrong."""
+    request = check_run.CheckRequest(
+        tuple(source), out, tuple(m.value for m in module), kernel_release, pid_param, hold, accel
+    )
+    with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
+        report = check_run.check(request, Events(progress.subscriber(all_to_stderr=True)))
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        check_text.show(report, typer.echo)
+    raise typer.Exit(0 if report.passed else 1)
 
 
 EXIT_HELP = (
