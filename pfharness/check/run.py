@@ -133,6 +133,7 @@ def check_module(  # noqa: PLR0917 - one module's check: what it runs with
     save = work / "save"
     save.mkdir(parents=True, exist_ok=True)
     transcript = work / "console.log"
+    transcript.unlink(missing_ok=True)  # a fresh VM: the transcript of an earlier check is not this one's
     prepared = Prepared(kernel.release, {letter: ko}, ko.parent, kernel=kernel)
     spec = VmSpec(accel=request.accel, extra_append=KERNEL_PARAMS)
     step = Step(Module(letter), (str(workload), *WORKLOAD_ARGS), timeout=request.timeout, hold=request.hold)
