@@ -19,7 +19,7 @@ from pfharness.errors import PfhError, SetupError
 from pfharness.guest import cpio, initramfs, kernel_image
 from pfharness.guest.console import Console
 from pfharness.kmod import kernels
-from pfharness.results import notes
+from pfharness.results import notes, transcript
 
 COMPRESSORS = {
     ".ko": lambda b: b,
@@ -138,7 +138,7 @@ def test_an_unexpected_exception_is_one_line_and_a_file(tmp_path, monkeypatch, c
     def boom(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(cli.transcript, "parse_transcript", boom)
+    monkeypatch.setattr(transcript, "parse_transcript", boom)
     log = tmp_path / "t.log"
     log.write_text("x\n")
     status, err = run_main(monkeypatch, capsys, "parse", str(log))

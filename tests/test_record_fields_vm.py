@@ -18,7 +18,7 @@ from pfharness.guest.session import VmOptions, VmSession
 from pfharness.results import run_dir
 from pfharness.results.model import TraceResult
 from pfharness.results.records_file import FaultRecord
-from pfharness.run import GUEST_SAVE_MOUNT
+from pfharness.results.step_protocol import SAVE_MOUNT as GUEST_SAVE_MOUNT
 
 pytestmark = pytest.mark.vm
 RANGE = r"0x([0-9a-f]+)-0x([0-9a-f]+)"

@@ -28,6 +28,7 @@ FINDING_KEYS = {"id", "stage", "detail", "evidence", "function"}
 REQUIRED_CASES = {
     "correct-A",
     "correct-B",
+    "correct-C",
     "api-fault-handler",
     "api-proc-ops",
     "api-timespec",
@@ -198,8 +199,8 @@ def printed_pages(lines: list[str]) -> set[int]:
 
 
 def plot_rows(lines: list[str]) -> list[tuple[str, str]]:
-    """(label, marks) of each plot line: `pf_probe_B: LABEL |MARKS|`."""
-    rows = [re.match(r"pf_probe_B: (.*?)\|(.*)\|$", line) for line in lines]
+    """(label, marks) of each plot line: `pf_probe_B: LABEL |MARKS|` (or pf_probe_C)."""
+    rows = [re.match(r"pf_probe_[BC]: (.*?)\|(.*)\|$", line) for line in lines]
     return [(m.group(1).strip(), m.group(2)) for m in rows if m]
 
 
@@ -253,6 +254,20 @@ def test_b_plots(vm, corpus_built, programs, name, shape):
     labels = [label for label, marks in plot_rows(lines) if not marks.startswith("-")]
     assert all(labels) if labelled else not any(labels)
     assert any("time (ms)" in line for line in lines) == labelled
+
+
+@pytest.mark.vm
+def test_c_plots_each_segment(vm, corpus_built, programs):
+    """correct-C: a 30 x 70 plot for each of code, data and other, the data plot with the 32 pages
+    segments writes in .data."""
+    result = trace(vm, case("correct-C"), corpus_built, (programs["segments"], 32, 16))
+    assert result.insmod_status == 0 and result.rmmod_status == 0 and not result.splats
+    lines = result.kernel_messages
+    titles = [re.search(r"in the (\w+) segment: (\d+) of", x) for x in lines]
+    counts = {m.group(1): int(m.group(2)) for m in titles if m}
+    assert list(counts) == ["code", "data", "other"] and counts["data"] >= 32, counts
+    plot = [marks for label, marks in plot_rows(lines) if label]
+    assert len(plot) == 3 * 30 and {len(r) for r in plot} == {70}
 
 
 @pytest.mark.vm
@@ -314,8 +329,8 @@ def console_lines(transcript: Path) -> list[str]:
 @pytest.mark.parametrize("crash", CRASHES, ids=[c.name for c in CRASHES])
 def test_a_crash_case_in_its_own_vm(tmp_path, default_kernel, corpus_built, programs, crash):
     """Each in a fresh guest (oops=panic: the Oops ends it; a hang is killed at the step's timeout):
-    the kernel's lines name the defect, the module's function, and the stage (a workload-end
-    before the splat: unload)."""
+    the kernel's lines name the defect, the module's function, and the stage (the module's state
+    in the report's "Modules linked in:": "-" while it is being unloaded)."""
     from pfharness.guest.session import VmOptions, VmSession
 
     c = case(crash.name)
@@ -331,8 +346,12 @@ def test_a_crash_case_in_its_own_vm(tmp_path, default_kernel, corpus_built, prog
     assert hits, f"no {splat['evidence']} in {transcript}"
     at = hits[0]
     assert any(re.match(rf"RIP: 0010:{splat['function']}\+0x[0-9a-f]+/0x[0-9a-f]+ \[pf_probe_", x) for x in lines)
+    # An Oops's module list marks a module being unloaded with "-": pf_probe_B(OE-). An RCU stall
+    # report has no module list: before the workload's end (the protocol's line) is the run.
+    flags = [m.group(1) for x in lines[at:] if (m := re.search(rf"\bpf_probe_{c.module}\((\w*-?)\)", x))]
     ended = any(" workload-end status=" in line for line in lines[:at])
-    assert ended == (splat["stage"] == "unload")
+    unloading = flags[0].endswith("-") if flags else ended
+    assert unloading == (splat["stage"] == "unload"), (flags, ended)
 
 
 @pytest.mark.vm

@@ -31,7 +31,7 @@ module_param(tpid, int, 0444);
 MODULE_PARM_DESC(tpid, "pid of the process to trace");
 
 struct fault_rec {
-	u64 time_s;
+	u64 time_ns;
 	unsigned long page;
 };
 
@@ -47,7 +47,7 @@ static int handler_pre(struct kprobe *p, struct pt_regs *regs)
 		return 0;
 	spin_lock_irqsave(&lock, flags);
 	if (count < MAX_FAULTS) {
-		records[count].time_s = ktime_get_real_seconds();
+		records[count].time_ns = ktime_get_ns();
 		records[count].page = regs->si >> PAGE_SHIFT;
 		count++;
 	} else {
@@ -74,11 +74,11 @@ static void print_plot(void)
 		pr_info("pf_probe_B: no page faults recorded for pid %d\n", tpid);
 		return;
 	}
-	tmin = tmax = records[0].time_s;
+	tmin = tmax = records[0].time_ns;
 	pmin = pmax = records[0].page;
 	for (i = 1; i < count; i++) {
-		tmin = min(tmin, records[i].time_s);
-		tmax = max(tmax, records[i].time_s);
+		tmin = min(tmin, records[i].time_ns);
+		tmax = max(tmax, records[i].time_ns);
 		pmin = min(pmin, records[i].page);
 		pmax = max(pmax, records[i].page);
 	}
@@ -87,7 +87,7 @@ static void print_plot(void)
 
 	memset(grid, ' ', sizeof(grid));
 	for (i = 0; i < count; i++) {
-		c = div64_u64((records[i].time_s - tmin) * (COLS - 1), tspan);
+		c = tspan ? div64_u64((records[i].time_ns - tmin) * (COLS - 1), tspan) : 0;
 		r = pspan ? div64_u64((u64)(pmax - records[i].page) * (ROWS - 1), pspan) : ROWS - 1;
 		if (r < 0 || r >= ROWS || c < 0 || c >= COLS) {
 			pr_info("pf_probe_B: point %lu outside the plot (row %d col %d)\n", i, r, c);
@@ -96,8 +96,9 @@ static void print_plot(void)
 		grid[r][c] = '*';
 	}
 
-	pr_info("pf_probe_B: Page faults of pid %d: %lu recorded, %lu dropped\n", tpid, count, dropped);
-	pr_info("pf_probe_B: Y axis: virtual page number, X axis: time (s)\n");
+	pr_info("pf_probe_B: Page faults of pid %d: %lu recorded, %lu dropped, %llu per second\n",
+		tpid, count, dropped, div64_u64(count, div64_u64(tspan, NSEC_PER_SEC)));
+	pr_info("pf_probe_B: Y axis: virtual page number, X axis: time (ms)\n");
 	for (r = 0; r < ROWS; r++) {
 		unsigned long page = pmax - div64_u64((u64)pspan * r, ROWS - 1);
 
@@ -105,7 +106,7 @@ static void print_plot(void)
 		pr_info("pf_probe_B: %12lx |%s|\n", page, grid[r]);
 	}
 	pr_info("pf_probe_B: %12s +%.*s+\n", "", COLS, DASHES);
-	pr_info("pf_probe_B: %12s  0%*llu\n", "time (s)", COLS - 1, tspan);
+	pr_info("pf_probe_B: %12s  0%*llu\n", "time (ms)", COLS - 1, div64_u64(tspan, NSEC_PER_MSEC));
 }
 
 static int __init pf_probe_init(void)
