@@ -17,20 +17,27 @@
 
 static unsigned long pages = 200;
 
-static void *touch(void *unused)
+/* Write each page of the region `arg` once, in order, from the calling thread. */
+static void *touch(void *arg)
 {
-	char *region = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *region = arg;
 	unsigned long i;
 
-	(void)unused;
-	if (region == MAP_FAILED) {
-		perror("mmap");
-		exit(1);
-	}
 	for (i = 0; i < pages; i++)
 		region[i * PAGE] = 1;
 	printf("region=%p-%p pages=%lu\n", (void *)region, (void *)(region + pages * PAGE), pages);
 	return NULL;
+}
+
+static char *new_region(void)
+{
+	void *p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	return p;
 }
 
 int main(int argc, char **argv)
@@ -45,9 +52,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
-	touch(NULL);
+	touch(new_region());
 	for (i = 1; i < threads; i++)
-		if (pthread_create(&tid[i], NULL, touch, NULL) != 0) {
+		if (pthread_create(&tid[i], NULL, touch, new_region()) != 0) {
 			perror("pthread_create");
 			return 1;
 		}
