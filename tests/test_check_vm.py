@@ -17,9 +17,9 @@ CORPUS = Path(__file__).parent / "student_modules"
 pytestmark = pytest.mark.vm
 
 
-def run_check(tmp_path, default_kernel, name):
+def run_check(tmp_path, default_kernel, name, timeout=120.0):
     request = CheckRequest(
-        (CORPUS / name,), tmp_path / name, kernel_release=default_kernel.release, accel=Accelerator.tcg
+        (CORPUS / name,), tmp_path / name, kernel_release=default_kernel.release, accel=Accelerator.tcg, timeout=timeout
     )
     return check(request)
 
@@ -72,3 +72,13 @@ def test_a_build_break_is_an_api_change(tmp_path, default_kernel):
     report = run_check(tmp_path, default_kernel, "api-fault-handler")
     [api] = findings(report, Finding.API_CHANGE)
     assert api.detail == "fault-handler-5.14" and findings(report, Finding.BUILD_FAILED) and not report.modules
+
+
+def test_a_handler_that_loops_hangs_its_vm_in_the_run(tmp_path, default_kernel):
+    """The RCU stall names the handler; the VM is killed at the step's timeout (40 s here)."""
+    report = run_check(tmp_path, default_kernel, "handler-loops", timeout=40.0)
+    [splat] = findings(report, Finding.KERNEL_SPLAT)
+    assert splat.stage == "run" and "self-detected stall" in splat.evidence[0]
+    assert splat.source_line.startswith("pf_probe_A.c:") and "handler_pre" in splat.source_line
+    [lost] = findings(report, Finding.VM_LOST)
+    assert lost.stage == "run" and "killed" in lost.message and not findings(report, Finding.RMMOD_HUNG)

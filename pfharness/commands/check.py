@@ -33,10 +33,13 @@ def check_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     out: Path = typer.Option(DEFAULT_OUT / "check", metavar="DIR", help="The build, each VM's console, the workload."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     accel: Accelerator = typer.Option(Accelerator.auto, help="auto, kvm or tcg."),
+    timeout: float = typer.Option(
+        120.0, min=10.0, metavar="SECONDS", help="Limit on each module's step; a module that hangs its VM: vm-lost."
+    ),
 ) -> None:
     """Check your own pf_probe module: build it, run each module in a fresh VM, report what is wrong."""
     request = check_run.CheckRequest(
-        tuple(source), out, tuple(m.value for m in module), kernel_release, pid_param, hold, accel
+        tuple(source), out, tuple(m.value for m in module), kernel_release, pid_param, hold, accel, timeout
     )
     with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
         report = check_run.check(request, Events(progress.subscriber(all_to_stderr=True)))
