@@ -25,7 +25,6 @@ from .commands.base import (
     EXIT_HELP,
     SERIES_HELP,
     Command,
-    ModuleLetter,
     RunCommand,
     TargetKind,
     ThpMode,
@@ -65,11 +64,10 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     command: list[str] = typer.Argument(
         ..., metavar="CMD [ARG...]", show_default=False, help="The workload to trace, after --, as you would type it."
     ),
-    module: ModuleLetter = typer.Option(
-        ModuleLetter.B,
+    module: str = typer.Option(
+        "B",
         "--module",
         "-m",
-        case_sensitive=False,
         metavar="<A|B|C>",
         help="A (print each fault), B (plot) or C (plot per segment).",
     ),
@@ -136,7 +134,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     try:
         spec = target_spec(target, accel, smp=smp, memory_mib=memory, thp=thp)
         request = RunRequest(
-            module=Module(module.value),
+            module=Module.parse(module),
             command=tuple(command),
             target=spec,
             kernel_release=kernel_release,
@@ -165,7 +163,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         else:
             typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
         raise typer.Exit(130) from None
-    status = text.show(result, typer.echo, as_json=as_json, with_output=False)
+    status = text.show(result, typer.echo, as_json=as_json, with_output=False, err=_stderr_line)
     if png is not None or svg is not None:
         status = _run_pictures(result, picture_request, status, quiet=as_json)
     raise typer.Exit(status)

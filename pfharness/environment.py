@@ -3,14 +3,28 @@ guest, with the user's --cwd and --env on top."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import UsageError, WorkloadNotFound
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: What vm/run_step.sh appends to the workload's PATH before it looks the command up (for insmod and rmmod).
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#: POSIX shell builtins: a word the shell knows but `exec` does not (named in the not-found message).
+SHELL_BUILTINS = frozenset(
+    {
+        *("alias", "bg", "break", "cd", "command", "continue", "eval", "exec", "exit", "export", "fc", "fg"),
+        *("getopts", "hash", "jobs", "read", "readonly", "return", "set", "shift", "source", "times", "trap"),
+        *("type", "ulimit", "umask", "unalias", "unset", "wait", "."),
+    }
+)
 
 #: Variables left out inside the VM, and why (docs/using.md, "The workload's directory, environment and output").
 NOT_IN_GUEST: dict[str, str] = {
@@ -85,3 +99,29 @@ def workload_env(
     env.update(extra)
     env["PWD"] = str(cwd)
     return tuple(sorted(env.items()))
+
+
+def check_program(name: str, env: Sequence[tuple[str, str]], cwd: Path) -> None:
+    """Raise WorkloadNotFound when `name` is surely no program the workload could exec: a name with a '/'
+    is a path from `cwd`; another is looked up in the workload's PATH (with SYSTEM_PATH after it, as
+    run_step.sh does), as execvp would, so a shell builtin (cd) is not a program. The target shares this
+    machine's root and runs the workload as root: any x bit will do, and a file this process may not
+    stat (EACCES) is left for the target to decide."""
+    path = dict(env).get("PATH", "")
+    dirs = [cwd] if "/" in name else [cwd / (d or ".") for d in f"{path}:{SYSTEM_PATH}".split(":")]
+    if any(_maybe_program(d / name) for d in dirs):
+        return
+    if "/" in name:
+        raise WorkloadNotFound(f"{name}: no such program (from {cwd}): give the path of an executable file")
+    if name in SHELL_BUILTINS:
+        raise WorkloadNotFound(f"{name} is a shell builtin, not a program: run it in a shell: -- sh -c '{name} ...'")
+    raise WorkloadNotFound(f"command not found: {name} (not in the workload's PATH): install it, or give its path")
+
+
+def _maybe_program(path: Path) -> bool:
+    """Whether `path` may be a program: a regular file with an x bit, or one this process cannot stat."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return exc.errno == errno.EACCES
+    return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)

@@ -46,7 +46,7 @@ class RunRequest:
         if not (math.isfinite(self.timeout) and self.timeout > 0):
             raise UsageError(f"--timeout {self.timeout} is not a number of seconds above 0: e.g. --timeout 600")
         check_params(self.params)
-        environment.working_directory(self.cwd)
+        self.target.check_command(self.command[0], self.env, environment.working_directory(self.cwd))
 
 
 def run(request: RunRequest, events: Events | None = None) -> TraceResult:

@@ -78,11 +78,16 @@ class TraceRequest:
     env: tuple[tuple[str, str], ...] | None = None  # the workload's whole environment (None: the target's)
     save_dir: str | None = None  # where the target copies /proc/<module>/{records,regions,processes} (its path)
     save_dir_host: Path | None = None  # the same directory as the host sees it (read back after the step)
+    #: pfharness's own recorder (B with records, built under another name: kbuild.build_oracle), loaded before
+    #: `ko` for the same pid; the save directory then holds its files, while the report is `ko`'s output
+    oracle_ko: Path | None = None
+    oracle_params: tuple[str, ...] = ()  # the oracle's parameters, NAME=VALUE (e.g. max_records=...)
 
     def argv(self, token: str, *, proto: str | None = None, proto_fd: int | None = None) -> list[str]:
         """The run_step.sh command line for this request (step_protocol.StepCommand): its protocol lines
         carry `token` and go to the file `proto` or the inherited descriptor `proto_fd`."""
         check_params(self.params)
+        check_params(self.oracle_params)
         params = list(self.params)
         if self.follow and "follow=1" not in params:
             params.append("follow=1")
@@ -96,6 +101,8 @@ class TraceRequest:
             params=tuple(params),
             hold=self.hold,
             save_dir=self.save_dir,
+            oracle_ko=None if self.oracle_ko is None else str(Path(self.oracle_ko).resolve()),
+            oracle_params=self.oracle_params,
         )
         return command.argv(str(assets.vm_file(sp.SCRIPT)))
 

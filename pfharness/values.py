@@ -41,7 +41,7 @@ class Module:
         """ "b", "B" or "pf_probe_B"; an UnknownModule for anything else."""
         letter = text.strip().upper().removeprefix("PF_PROBE_")
         if letter not in LETTERS:
-            raise UnknownModule(f"unknown module {text!r}: choose A, B or C (--module B)")
+            raise UnknownModule(f"--module {text}: not a module: use A, B or C")
         return cls(letter)
 
     def __str__(self) -> str:

@@ -132,6 +132,9 @@ class ReplaySpec:
     def environment(self, overrides: Mapping[str, str], cwd: Path) -> tuple[tuple[str, str], ...]:
         return tuple(sorted({**overrides, "PWD": str(cwd)}.items()))
 
+    def check_command(self, name: str, overrides: Mapping[str, str], cwd: Path) -> None:
+        """A recording's command ran where it was recorded."""
+
     @contextlib.contextmanager
     def open(
         self, prepared: Prepared, *, transcript: Path, save_dir: Path | None, steps: Sequence[Step], events: Events

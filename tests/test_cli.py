@@ -28,7 +28,7 @@ def test_command_help(command):
 def test_render_refuses_unknown_module(tmp_path):
     result = runner.invoke(app, ["render", "--out", str(tmp_path), "--module", "Z"])
     assert result.exit_code == 2
-    assert "choose A, B or C" in result.output
+    assert "--module Z: not a module: use A, B or C" in result.output
 
 
 def test_build_with_missing_kdir_names_the_fix(tmp_path):

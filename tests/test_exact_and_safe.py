@@ -117,7 +117,8 @@ def test_a_full_region_table_is_counted_and_its_faults_form_the_question_band(vm
     none = [rec for rec in r.records if rec.region == output_format.REGION_NONE]
     assert len(none) == r.regions_full and all(rec.region < 3 for rec in r.records if rec not in none)
     [plot] = r.plots
-    [question] = [b for b in plot.bands if b.name.rstrip("+") == output_format.BAND_NONE_NAME or b.name == "?+"]
+    # A band is named by its members (docs/folded-plot.md): the '?' band may hold others beside it.
+    [question] = [b for b in plot.bands if output_format.BAND_NONE_NAME in b.name.rstrip("+").split(",")]
     assert question.faults >= r.regions_full
     assert_exact(result)
 

@@ -19,6 +19,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.results.step_protocol",),
     ("pfharness.mm_settings",),
     ("pfharness.results",),
+    ("pfharness.check.findings", "pfharness.check.oracle_faults"),  # the module check: its comparisons with the oracle
+    ("pfharness.check.plot_find",),
+    ("pfharness.check.compare",),
     (
         "pfharness.channel",
         "pfharness.kmod.spec",

@@ -84,7 +84,7 @@ def test_a_million_records_come_back(save_vm, built_modules, programs, tmp_path)
     assert result.saved is not None and result.records_file == {**result.records_file, "error": None}
     # The workload's time: from its first fault to its last, as the module measured it (less than its run).
     workload_s = result.report.plots[0].t_span_ns / 1e9
-    saved_event = r"saved files=records,regions\S* failed=none centiseconds=(\d+)"
+    saved_event = r"saved module=pf_probe_B files=records,regions\S* failed=none centiseconds=(\d+)"
     copy_s = int(re.findall(saved_event, vm.transcript_path.read_text(errors="replace"))[-1]) / 100
     if proc_dir:
         assert (guest / "records").read_bytes() == data

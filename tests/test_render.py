@@ -143,5 +143,19 @@ def test_makefile_without_release_uses_running_kernel():
 
 
 def test_unknown_module_is_refused():
-    with pytest.raises(UnknownModule, match="choose A, B or C"):
+    with pytest.raises(UnknownModule, match="--module D: not a module: use A, B or C"):
         render.normalize_modules(["D"])
+
+
+def test_the_oracle_is_pf_probe_B_under_another_name(tmp_path):
+    """kbuild.oracle_request renders pf_probe_B's source as pfh_oracle.c with obj-m pfh_oracle.o: its /proc
+    directory and its lines take the name from KBUILD_MODNAME, so it can never be taken for a user's pf_probe_B."""
+    from pfharness.kmod import kbuild
+
+    request = kbuild.oracle_request(tmp_path, kernel=None)  # type: ignore[arg-type] - the kernel is not used here
+    out = render.render(tmp_path, request.modules, kernel_release="6.1.0-1-amd64", names=dict(request.names))
+    assert out.sources == {"B": tmp_path / f"{kbuild.ORACLE_NAME}.c"} and out.module_names() == ["pfh_oracle"]
+    assert out.sources["B"].read_text() == render.render_module("B")
+    assert re.search(r"^obj-m := pfh_oracle\.o$", out.makefile.read_text(), re.M)
+    assert "proc_mkdir(KBUILD_MODNAME" in out.sources["B"].read_text()
+    assert "pf_probe_B.c" not in {p.name for p in tmp_path.iterdir()}

@@ -266,3 +266,26 @@ def test_a_run_whose_probe_missed_faults_is_not_exact(tmp_path):
     text = "\n".join(run_b_text(result))
     assert "NOT EXACT" in text and "nmissed 3" in text
     assert result.to_json()["exact"] is False
+
+
+def test_the_oracle_beside_the_module_is_read_apart_from_it():
+    """--oracle-ko: the oracle's events and lines are its own; the report and statuses are the module's."""
+    data = step_data(
+        COMPLETE[0],
+        "oracle-insmod status=0",
+        *COMPLETE[1:5],
+        "saved module=pfh_oracle files=records,regions failed=none centiseconds=2",
+        "oracle-rmmod status=0",
+        COMPLETE[5],
+        "kmsg 6,1,1,-;pfh_oracle: summary pid=5 comm=x recorded=7 dropped=0 capacity=9",
+        *COMPLETE[6:],
+    )
+    result = step_result.read_step(data, model.RunContext("B", ("x",)))
+    assert (result.oracle_insmod_status, result.insmod_status, result.rmmod_status) == (0, 0, 0)
+    assert result.oracle_rmmod_status == 0 and result.report.recorded == 1 and result.verdict.exit_status == 0
+    # An oracle that does not load stops the step before the module loads: pfharness's failure, said so.
+    failed = step_result.read_step(
+        step_data(COMPLETE[0], "oracle-insmod status=1", "kmsg-begin", "kmsg-end", "step-end status=3"),
+        model.RunContext("B", ("x",)),
+    )
+    assert failed.insmod_status is None and "pfharness's oracle" in str(failed.verdict.error)

@@ -172,7 +172,7 @@ def test_pid_and_bad_choices(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     result = runner.invoke(app, ["plot", str(empty)])
-    assert result.exit_code == 2 and "holds no records" in result.output
+    assert result.exit_code == 2 and "is not a run directory" in result.output
     (run / "guest" / "records").write_bytes(b"PFHREC1\0" + b"\0" * 10)
     result = runner.invoke(app, ["plot", str(run)])
     assert result.exit_code == 2 and "shorter than the 32-byte header" in result.output

@@ -455,3 +455,85 @@ def test_run_step_puts_the_workload_in_a_session_and_kills_what_it_leaves(fake_m
     # killed, so nothing still holds an output port (in the VM the next step opens the same ports).
     left = int(re.search(r"^left=(\d+)$", result.stdout, re.M).group(1))
     assert left not in proc.session_members(session)
+
+
+# --------------------------------------------------------------------------
+# (f) run_step.sh --oracle-ko: pfharness's recorder beside the module
+# --------------------------------------------------------------------------
+
+
+def _oracle_step(env: dict[str, str], tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    argv = ["/bin/sh", str(RUN_STEP), "--token", TOKEN, "--ko", str(tmp_path / "fake_mod.ko"), "--param", "a=1"]
+    argv += ["--oracle-ko", str(tmp_path / "pfh_oracle.ko"), "--oracle-param", "max_records=8", *extra]
+    return _run([*argv, "--", "true"], env=env)
+
+
+def test_run_step_loads_the_oracle_first_and_unloads_it_last(fake_modules, tmp_path):
+    """The oracle is loaded before the module with the same tpid and its own parameters; the module is unloaded
+    first; then the ORACLE's procfs files (not the module's) are saved, and the oracle is unloaded after."""
+    env, calls = fake_modules
+    procdir = tmp_path / "proc"
+    for name in ("fake_mod", "pfh_oracle"):
+        (procdir / name).mkdir(parents=True)
+        (procdir / name / "records").write_bytes(f"records of {name}\n".encode())
+    (procdir / "pfh_oracle" / "regions").write_text("regions of pfh_oracle\n")
+    save = tmp_path / "save"
+    save.mkdir()
+    bindir = Path(env["PATH"].split(":")[0])
+    _fake_busybox(bindir, f'echo "$* sees: $(ls "{save}" | tr "\\n" " ")" >>"{calls}"; exit 0')
+    env = {**env, "PFH_PROC_DIR": str(procdir)}
+    result = _oracle_step(env, tmp_path, "--save-dir", str(save))
+    assert result.returncode == 0, result
+    step = parse_step(result.stdout)
+    pid = step.event(sp.Pid).pid
+    assert [line.split(" sees:")[0] for line in calls.read_text().splitlines()] == [
+        f"insmod {tmp_path}/pfh_oracle.ko tpid={pid} max_records=8",
+        f"insmod {tmp_path}/fake_mod.ko tpid={pid} a=1",
+        "rmmod fake_mod",
+        "rmmod pfh_oracle",
+    ]
+    lines = calls.read_text().splitlines()
+    assert lines[2].endswith("sees: ") and sorted(lines[3].split("sees: ")[1].split()) == ["records", "regions"]
+    assert step.event(sp.Saved) == sp.Saved(
+        module="pfh_oracle", files=("records", "regions"), centiseconds=step.event(sp.Saved).centiseconds
+    )
+    assert (save / "records").read_bytes() == b"records of pfh_oracle\n"
+    names = [type(e).__name__ for e in step.events if not isinstance(e, sp.KmsgBegin | sp.KmsgEnd)]
+    assert names == [
+        "Pid", "OracleInsmod", "Insmod", "WorkloadBegin", "WorkloadEnd", "Rmmod", "Saved", "OracleRmmod", "StepEnd"
+    ]  # fmt: skip
+    assert step.status(sp.OracleInsmod) == step.status(sp.OracleRmmod) == step.status(sp.Insmod) == 0
+
+
+@pytest.mark.parametrize(
+    ("failing", "status", "events", "unloaded"),
+    [
+        ("pfh_oracle.ko", 3, ["OracleInsmod"], []),  # no oracle: the module is never loaded
+        ("fake_mod.ko", 3, ["OracleInsmod", "Insmod", "OracleRmmod"], ["pfh_oracle"]),  # the oracle is unloaded
+        ("pfh_oracle", 4, ["OracleInsmod", "Insmod", "WorkloadBegin", "WorkloadEnd", "Rmmod", "OracleRmmod"], None),
+    ],
+    ids=["oracle-insmod", "module-insmod", "oracle-rmmod"],
+)
+def test_run_step_oracle_failures(fake_modules, tmp_path, failing, status, events, unloaded):  # noqa: PLR0917 - pytest parameters
+    env, calls = fake_modules
+    bindir = Path(env["PATH"].split(":")[0])
+    # Fails for the one call whose last-but-... argument names `failing` (insmod's first, rmmod's only argument).
+    _fake_busybox(bindir, f'echo "$1 $2" >>"{calls}"; case $2 in *{failing}) exit 1 ;; esac; exit 0')
+    result = _oracle_step(env, tmp_path)
+    assert result.returncode == status, result
+    step = parse_step(result.stdout)
+    kinds = [type(e).__name__ for e in step.events]
+    assert [k for k in kinds if k not in {"Pid", "KmsgBegin", "KmsgEnd", "StepEnd"}] == events
+    assert step.complete and f"{TOKEN} kmsg-end\n" in result.stdout
+    if unloaded is not None:
+        assert [ln.split()[1] for ln in calls.read_text().splitlines() if ln.startswith("rmmod")] == unloaded
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--oracle-ko", "o.ko"], ["--ko", "m.ko", "--oracle-param", "x=*"], ["--ko", "m.ko", "--oracle-ko"]],
+    ids=["oracle-without-ko", "oracle-param-glob", "oracle-ko-last"],
+)
+def test_run_step_oracle_usage_errors(args, tmp_path):
+    result = _run(["/bin/sh", str(RUN_STEP), "--token", TOKEN, *args, "--", "true"], cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout.startswith(f"{TOKEN} error what=usage\n"), result

@@ -46,7 +46,17 @@ def parsed_options(script: str) -> set[str]:
 def built_options() -> set[str]:
     """The options StepCommand.argv() writes when every field is set."""
     full = sp.StepCommand(
-        TOKEN, ("true",), proto="/p", proto_fd=0, cwd="/", ko="/m.ko", params=("a=1",), hold=False, save_dir="/s"
+        TOKEN,
+        ("true",),
+        proto="/p",
+        proto_fd=0,
+        cwd="/",
+        ko="/m.ko",
+        params=("a=1",),
+        hold=False,
+        save_dir="/s",
+        oracle_ko="/o.ko",
+        oracle_params=("b=2",),
     )
     argv = full.argv("run_step.sh")
     return {word for word in argv[: argv.index("--")] if word.startswith("--")}
@@ -111,6 +121,9 @@ def test_the_scripts_use_what_step_protocol_defines():
         ("run_step", "\tmark error what=tmpfile", "\tmark error what=temp-file"),  # an error kind renamed
         ("run_step", "\t--no-hold) hold=0; shift ;;", "\t--no-hold | --nohold) hold=0; shift ;;"),  # an option
         ("run_step", "\t--save-dir)\n", "\t--save-to)\n"),  # an option renamed
+        ("run_step", "--ko | --oracle-ko)", "--ko | --oracle)"),  # the oracle's option renamed
+        ("run_step", 'mark oracle-rmmod "status=', 'mark rmmod-oracle "status='),  # the oracle's event renamed
+        ("run_step", 'mark saved "module=$1" ', "mark saved "),  # saved no longer says whose files
         ("run_step", "printf '\\036pfh-end-%s\\036' \"$token\" >&2", "printf '\\036pfh-end-%s\\037' \"$token\" >&2"),
         ("run_step", "s/^/$token kmsg /", "s/^/$token kernel /"),  # the kmsg line
         ("run_step", 'exec 4>"$proto"', 'exec 5>"$proto"'),  # the descriptor
@@ -148,9 +161,11 @@ def test_every_event_reads_back_what_it_writes():
         sp.Pid(pid=42, hold=False, prefaults=None),
         sp.Pid(pid=7, hold=True, prefaults=130),
         sp.Insmod(status=1),
+        sp.OracleInsmod(status=0),
+        sp.OracleRmmod(status=1),
         sp.WorkloadBegin(),
         sp.WorkloadEnd(status=-1),
-        sp.Saved(files=("records", "regions"), failed=("processes",), centiseconds=12),
+        sp.Saved(module="pfh_oracle", files=("records", "regions"), failed=("processes",), centiseconds=12),
         sp.Saved(),
         sp.Rmmod(status=0),
         sp.KmsgBegin(),

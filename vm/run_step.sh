@@ -5,7 +5,8 @@
 # installed, except dd for the kernel log: busybox's has no iflag=nonblock).
 #
 #   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--cwd DIR] [--ko FILE.ko]
-#               [--param NAME=VALUE ...] [--no-hold] [--save-dir DIR] -- CMD [ARG ...]
+#               [--param NAME=VALUE ...] [--no-hold] [--save-dir DIR]
+#               [--oracle-ko FILE.ko [--oracle-param NAME=VALUE ...]] -- CMD [ARG ...]
 #
 # With --ko: create the workload's process, held (stopped) before it execs
 # CMD; load the module with tpid=<its pid> and the --param values; let it
@@ -15,6 +16,12 @@
 # --ko CMD just runs. --save-dir DIR: after the workload ends and before the
 # module is unloaded, copy /proc/<module>/records, regions and processes
 # (those that exist) into DIR, and say which with the event "saved".
+# --oracle-ko FILE.ko: pfharness's own recorder, loaded FIRST with tpid=<pid>
+# and the --oracle-param values (so it sees every fault), then the --ko
+# module; the --ko module is unloaded first, then the oracle's procfs files
+# are saved (--save-dir: the oracle's, not the module's), then the oracle is
+# unloaded. Its events are oracle-insmod and oracle-rmmod; "saved" names the
+# module its files came from.
 #
 # Two channels, never mixed:
 # - the protocol: every line is "TOKEN EVENT [key=value ...]", the kernel log
@@ -107,12 +114,14 @@ proto_fd=
 cwd=
 ko=
 params=
+oracle=
+oracle_params=
 hold=1
 save_dir=
 usage=
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--token | --proto | --cwd | --ko)
+	--token | --proto | --cwd | --ko | --oracle-ko)
 		if [ $# -lt 2 ] || [ -z "$2" ]; then
 			usage="$1 needs a value"
 			shift
@@ -123,6 +132,7 @@ while [ $# -gt 0 ]; do
 		--proto) proto=$2 ;;
 		--cwd) cwd=$2 ;;
 		--ko) ko=$2 ;;
+		--oracle-ko) oracle=$2 ;;
 		esac
 		shift 2
 		;;
@@ -134,16 +144,18 @@ while [ $# -gt 0 ]; do
 		shift
 		[ $# -gt 0 ] && shift
 		;;
-	--param)
+	--param | --oracle-param)
 		if [ $# -lt 2 ]; then
-			usage="--param needs NAME=VALUE"
+			usage="$1 needs NAME=VALUE"
 			shift
 			continue
 		fi
-		if check_param "$2"; then
+		if ! check_param "$2"; then
+			usage="$1 $2: not NAME=VALUE of letters, digits, _ . -"
+		elif [ "$1" = --param ]; then
 			params="$params $2"
 		else
-			usage="--param $2: not NAME=VALUE of letters, digits, _ . -"
+			oracle_params="$oracle_params $2"
 		fi
 		shift 2
 		;;
@@ -210,6 +222,9 @@ usage_error() {
 }
 
 [ -z "$usage" ] || usage_error "$usage"
+if [ -n "$oracle" ] && [ -z "$ko" ]; then
+	usage_error "--oracle-ko needs --ko (the module it is the oracle of)"
+fi
 if [ $# -eq 0 ]; then
 	usage_error "no command after --"
 fi
@@ -267,15 +282,15 @@ uptime_cs() {
 	echo "$cs"
 }
 
-# Copy the module's procfs files (those it has) into $save_dir while it is
-# still loaded. PFH_PROC_DIR (default /proc) is set only by
+# Copy the procfs files (those it has) of module $1 into $save_dir while it
+# is still loaded. PFH_PROC_DIR (default /proc) is set only by
 # tests/test_shell_scripts.py, which runs this script with fake modules.
 save_proc_files() {
 	saved=
 	failed=
 	save_start=$(uptime_cs)
 	for f in records regions processes; do
-		src=${PFH_PROC_DIR:-/proc}/$modname/$f
+		src=${PFH_PROC_DIR:-/proc}/$1/$f
 		[ -e "$src" ] || continue
 		$bb rm -f "$save_dir/$f"
 		# Whole 1 MiB blocks (iflag=fullblock): a procfs read may return
@@ -286,7 +301,16 @@ save_proc_files() {
 			failed=$failed${failed:+,}$f
 		fi
 	done
-	mark saved "files=${saved:-none}" "failed=${failed:-none}" "centiseconds=$(($(uptime_cs) - save_start))"
+	mark saved "module=$1" "files=${saved:-none}" "failed=${failed:-none}" "centiseconds=$(($(uptime_cs) - save_start))"
+}
+
+# Unload the oracle (--oracle-ko), if there is one; its status in
+# $oracle_status.
+unload_oracle() {
+	[ -n "$oracle" ] || return 0
+	$rmmod "$oracle_name" >/dev/null 2>&1
+	oracle_status=$?
+	mark oracle-rmmod "status=$oracle_status"
 }
 
 # Wait for the workload; then kill what is left in its session (what it
@@ -326,6 +350,8 @@ fi
 
 modname=${ko##*/}
 modname=${modname%.ko}
+oracle_name=${oracle##*/}
+oracle_name=${oracle_name%.ko}
 
 # insmod's and rmmod's own messages are not the workload's: the module's
 # reasons are in the kernel log records.
@@ -386,8 +412,23 @@ else
 fi
 mark pid "pid=$pid" "hold=$hold" "prefaults=${prefaults:-unknown}"
 
-# Split on purpose: $params holds only NAME=VALUE words that passed
-# check_param (no blanks, no glob characters), one argument each.
+# Split on purpose: $params and $oracle_params hold only NAME=VALUE words
+# that passed check_param (no blanks, no glob characters), one argument each.
+# The oracle first, so that it sees every fault of the workload.
+if [ -n "$oracle" ]; then
+	# Split on purpose (above).
+	# shellcheck disable=SC2086
+	$insmod "$oracle" "tpid=$pid" $oracle_params >/dev/null 2>&1
+	status=$?
+	mark oracle-insmod "status=$status"
+	if [ "$status" -ne 0 ]; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid"
+		drain_kmsg
+		finish 3
+	fi
+fi
+# Split on purpose (above).
 # shellcheck disable=SC2086
 $insmod "$ko" "tpid=$pid" $params >/dev/null 2>&1
 status=$?
@@ -395,6 +436,7 @@ mark insmod "status=$status"
 if [ "$status" -ne 0 ]; then
 	kill -KILL "$pid" 2>/dev/null
 	wait "$pid"
+	unload_oracle
 	drain_kmsg
 	finish 3
 fi
@@ -406,11 +448,16 @@ fi
 reap
 mark workload-end "status=$status"
 
-[ -z "$save_dir" ] || save_proc_files
+# Without an oracle the module's own files are saved; with one, the oracle's,
+# after the module is gone (it cannot change them any more).
+[ -z "$save_dir" ] || [ -n "$oracle" ] || save_proc_files "$modname"
 
 $rmmod "$modname" >/dev/null 2>&1
 rmmod_status=$?
 mark rmmod "status=$rmmod_status"
+[ -z "$save_dir" ] || [ -z "$oracle" ] || save_proc_files "$oracle_name"
+unload_oracle
 drain_kmsg
 [ "$rmmod_status" -eq 0 ] || finish 4
+[ "${oracle_status:-0}" -eq 0 ] || finish 4
 finish 0

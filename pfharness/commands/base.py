@@ -7,6 +7,7 @@ import enum
 from typing import NoReturn
 
 import typer
+from rich.markup import escape
 
 from ..errors import PfhError
 
@@ -27,12 +28,6 @@ class ThpMode(str, enum.Enum):
     guest = "guest"
 
 
-class ModuleLetter(str, enum.Enum):
-    A = "A"
-    B = "B"
-    C = "C"
-
-
 def _bare_flags(params):
     """An on/off option (--json, --help) is shown as a bare flag, with no "<bool>" after it."""
     for param in params:
@@ -43,7 +38,15 @@ def _bare_flags(params):
 
 class _HarnessErrors:
     """A harness error ends the command with its one line and its documented status: the one place
-    that handles them for every command (main() is the last resort outside a command)."""
+    that handles them for every command (main() is the last resort outside a command). Its help is
+    plain text: typer reads help as rich markup, which would eat words in brackets ([heap], [plot])."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for owner in (self, *self.params):  # type: ignore[attr-defined]
+            for name in ("help", "short_help", "epilog"):
+                if isinstance(text := getattr(owner, name, None), str):
+                    setattr(owner, name, escape(text))
 
     def invoke(self, ctx):
         try:

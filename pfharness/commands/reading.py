@@ -51,4 +51,4 @@ def parse_cmd(
                 "`pfharness run` (out/runs/*/transcript.log) or a `dmesg` log of a pf_probe run"
             )
         )
-    raise typer.Exit(text.show(result, typer.echo, as_json=as_json))
+    raise typer.Exit(text.show(result, typer.echo, as_json=as_json, err=lambda line: typer.echo(line, err=True)))

@@ -33,6 +33,7 @@ class BuildRequest:
     modules: tuple[str, ...] = render.MODULES  # module letters
     werror: bool = False  # treat compiler warnings as errors (the tests do)
     template_dir: Path | None = None  # the module templates to render (default: the package's)
+    names: tuple[tuple[str, str], ...] = ()  # (letter, name): build that module under another name (the oracle)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,17 @@ class BuildResult:
     skipped: bool  # True when nothing changed since the last build
     seconds: float  # wall time of render + build
     log: str  # kbuild's output ('' when skipped)
+
+
+#: The oracle a module check loads beside the user's module: pfharness's own pf_probe_B, built under this
+#: name so that it can never be taken for a user's pf_probe_B (its .ko, its /proc/<name>/, its "<name>: " lines).
+ORACLE_NAME = "pfh_oracle"
+
+
+def oracle_request(out_dir: Path, kernel: Kernel) -> BuildRequest:
+    """The build of the oracle (ORACLE_NAME.ko, from pf_probe_B's source) into `out_dir`; build() gives
+    modules["B"] as its path."""
+    return BuildRequest(out_dir, kernel, modules=("B",), names=(("B", ORACLE_NAME),))
 
 
 def _fingerprint(sources: render.RenderedSources, kdir: Path, release: str, werror: bool) -> str:
@@ -104,8 +116,10 @@ def _build_lock(out_dir: Path):
 
 
 def _build_locked(request: BuildRequest, out_dir: Path, release: str, kdir: Path, start: float) -> BuildResult:
-    sources = render.render(out_dir, request.modules, kernel_release=release, template_dir=request.template_dir)
-    modules = {m: out_dir / f"{render.module_name(m)}.ko" for m in sources.sources}
+    sources = render.render(
+        out_dir, request.modules, kernel_release=release, template_dir=request.template_dir, names=dict(request.names)
+    )
+    modules = {m: path.with_suffix(".ko") for m, path in sources.sources.items()}
     stamp = out_dir / _STAMP
     fingerprint = _fingerprint(sources, kdir, release, request.werror)
     if stamp.is_file() and stamp.read_text() == fingerprint and all(p.is_file() for p in modules.values()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,11 +28,11 @@ class RenderedSources:
     """The files one render wrote."""
 
     out_dir: Path  # where they are
-    sources: dict[str, Path] = field(default_factory=dict)  # module letter -> pf_probe_<X>.c
+    sources: dict[str, Path] = field(default_factory=dict)  # module letter -> pf_probe_<X>.c (or its other name)
     makefile: Path = Path("Makefile")  # the kbuild Makefile
 
     def module_names(self) -> list[str]:
-        return [module_name(m) for m in self.sources]
+        return [p.stem for p in self.sources.values()]
 
 
 def module_name(letter: str) -> str:
@@ -103,11 +104,12 @@ def render_makefile(
     kernel_release: str | None,
     env: jinja2.Environment | None = None,
     fallback_release: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> str:
     """The kbuild Makefile; without `kernel_release` it builds for the running kernel
-    (falling back to `fallback_release` when that has no headers)."""
+    (falling back to `fallback_release` when that has no headers). `names` gives a module another name."""
     env = env or environment()
-    objects = [f"{module_name(m)}.o" for m in modules]
+    objects = [f"{(names or {}).get(m, module_name(m))}.o" for m in modules]
     try:
         text = env.get_template(assets.makefile_template().name).render(
             objects=objects, kernel_release=kernel_release, fallback_release=fallback_release
@@ -129,16 +131,19 @@ def render(
     kernel_release: str | None = None,
     template_dir: Path | None = None,
     fallback_release: str | None = None,
+    *,
+    names: Mapping[str, str] | None = None,
 ) -> RenderedSources:
-    """Write pf_probe_<X>.c for each module and the kbuild Makefile into `out_dir`."""
+    """Write pf_probe_<X>.c for each module and the kbuild Makefile into `out_dir`. `names` (letter -> name)
+    builds a module under another name (<name>.c, <name>.ko, /proc/<name>/, "<name>: " lines): the oracle."""
     letters = normalize_modules(modules)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment(template_dir)
     sources = {}
     for letter in letters:
-        path = out_dir / f"{module_name(letter)}.c"
+        path = out_dir / f"{(names or {}).get(letter, module_name(letter))}.c"
         _write_if_changed(path, render_module(letter, env))
         sources[letter] = path
     makefile = out_dir / "Makefile"
-    _write_if_changed(makefile, render_makefile(letters, kernel_release, env, fallback_release))
+    _write_if_changed(makefile, render_makefile(letters, kernel_release, env, fallback_release, names))
     return RenderedSources(out_dir=out_dir, sources=sources, makefile=makefile)

@@ -61,6 +61,10 @@ class TargetSpec(Protocol):
     def environment(self, overrides: Mapping[str, str], cwd: Path) -> tuple[tuple[str, str], ...]:
         """The workload's whole environment: the caller's as it applies in the target, and `overrides`."""
 
+    def check_command(self, name: str, overrides: Mapping[str, str], cwd: Path) -> None:
+        """Raise WorkloadNotFound when the workload's command `name` surely cannot be run there (before
+        anything is built or booted)."""
+
     def open(
         self, prepared: Prepared, *, transcript: Path, save_dir: Path | None, steps: Sequence[Step], events: Events
     ) -> contextlib.AbstractContextManager[Opened]:
@@ -80,8 +84,19 @@ def log_buffer_mib(steps: Sequence[Step]) -> int:
     return LARGE_LOG_BUF_MIB if large else SMALL_LOG_BUF_MIB
 
 
+class _LooksUpCommands:
+    """A workload's command is looked up on this machine before anything starts: the VM shares this
+    machine's root and the host target is this machine, so a command not found here is not found there."""
+
+    def environment(self, overrides: Mapping[str, str], cwd: Path) -> tuple[tuple[str, str], ...]:
+        raise NotImplementedError
+
+    def check_command(self, name: str, overrides: Mapping[str, str], cwd: Path) -> None:
+        environment.check_program(name, self.environment(overrides, cwd), cwd)
+
+
 @dataclass(frozen=True)
-class VmSpec:
+class VmSpec(_LooksUpCommands):
     """A Debian kernel booted in QEMU with the host's root shared read-only."""
 
     accel: Accelerator = Accelerator.auto
@@ -143,7 +158,7 @@ class VmSpec:
 
 
 @dataclass(frozen=True)
-class HostSpec:
+class HostSpec(_LooksUpCommands):
     """This machine's own kernel (--target host): needs root and module loading."""
 
     kind = "host"

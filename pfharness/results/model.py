@@ -57,6 +57,8 @@ class TraceResult:
     insmod_status: int | None = None
     workload_status: int | None = None  # exit status; 128+N when killed by signal N
     rmmod_status: int | None = None
+    oracle_insmod_status: int | None = None  # the oracle's (TraceRequest.oracle_ko), None when there was none
+    oracle_rmmod_status: int | None = None
     not_found: bool = False  # the workload command does not exist on the target
     step_error: str | None = None  # run_step.sh could not do its job (hold, /dev/kmsg, usage)
     step_status: int | None = None  # run_step.sh's own exit status

@@ -244,6 +244,19 @@ class SavedRun:
         return os.path.basename(self.command[0])[:15] if self.command else "?"
 
 
+def _no_records(path: Path, has_run_json: bool, info: dict[str, Any]) -> str:
+    """Why `path` cannot be drawn: not a run at all, or a run of a module that saves no records."""
+    if not has_run_json:
+        return (
+            f"{path} is not a run directory: it has no {RUN_JSON} and no {GUEST_SUBDIR}/records; a run directory "
+            "is what `pfharness run` leaves, out/runs/<stamp>-<module>/"
+        )
+    module = info.get("module")
+    if module in ("pf_probe_A", "A"):
+        return f"{path} is a run of pf_probe_A, which saves no records: run again with --module B (or C)"
+    return f"{path} is a run directory without {GUEST_SUBDIR}/records: the run saved no records (see its {RUN_JSON})"
+
+
 def load_run(path: Path) -> SavedRun:
     """A saved run directory (made by `pfharness run`), or a RecordsError that says what is missing."""
     if not path.is_dir():
@@ -259,8 +272,5 @@ def load_run(path: Path) -> SavedRun:
             info = loaded
     saved = read_saved(path / GUEST_SUBDIR)
     if saved is None:
-        raise RecordsError(
-            f"{path} holds no records ({GUEST_SUBDIR}/records): only B and C save them; run again with "
-            "`pfharness run --module B -- CMD`"
-        )
+        raise RecordsError(_no_records(path, raw is not None, info))
     return SavedRun(path, info, saved)

@@ -131,6 +131,13 @@ class Insmod(StatusEvent):
 
 
 @dataclass(frozen=True)
+class OracleInsmod(StatusEvent):
+    """--oracle-ko: pfharness's own recorder loaded beside the module (before it, for the same pid)."""
+
+    NAME = "oracle-insmod"
+
+
+@dataclass(frozen=True)
 class WorkloadBegin(StepEvent):
     NAME = "workload-begin"
 
@@ -142,9 +149,11 @@ class WorkloadEnd(StatusEvent):
 
 @dataclass(frozen=True)
 class Saved(StepEvent):
-    """--save-dir: which of the module's procfs files were copied (PROC_FILES), and how long it took."""
+    """--save-dir: which procfs files (PROC_FILES) of which module were copied, and how long it took; with
+    --oracle-ko the oracle's (after the module was unloaded), else the module's."""
 
     NAME = "saved"
+    module: str | None = None  # the module's name: /proc/<module>/ the files came from
     files: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
     centiseconds: int | None = None
@@ -153,6 +162,13 @@ class Saved(StepEvent):
 @dataclass(frozen=True)
 class Rmmod(StatusEvent):
     NAME = "rmmod"
+
+
+@dataclass(frozen=True)
+class OracleRmmod(StatusEvent):
+    """--oracle-ko: the oracle unloaded (after the module, and after its files were saved)."""
+
+    NAME = "oracle-rmmod"
 
 
 @dataclass(frozen=True)
@@ -193,7 +209,21 @@ class StepEnd(StatusEvent):
 #: Every event, by name.
 EVENTS: dict[str, type[StepEvent]] = {
     e.NAME: e
-    for e in (Pid, Insmod, WorkloadBegin, WorkloadEnd, Saved, Rmmod, KmsgBegin, KmsgLost, KmsgEnd, Error, StepEnd)
+    for e in (
+        Pid,
+        OracleInsmod,
+        Insmod,
+        WorkloadBegin,
+        WorkloadEnd,
+        Saved,
+        Rmmod,
+        OracleRmmod,
+        KmsgBegin,
+        KmsgLost,
+        KmsgEnd,
+        Error,
+        StepEnd,
+    )
 }
 #: What an `error` event's `what` can be: the command was not found, or the script failed itself.
 NOT_FOUND = "not-found"
@@ -217,7 +247,18 @@ def parse_event(line: str) -> StepEvent | None:
 # The command line
 # ---------------------------------------------------------------------------------------------
 #: Every option run_step.sh takes, as StepCommand.argv() writes them.
-OPTIONS = ("--token", "--proto", "--proto-fd", "--cwd", "--ko", "--param", "--no-hold", "--save-dir")
+OPTIONS = (
+    "--token",
+    "--proto",
+    "--proto-fd",
+    "--cwd",
+    "--ko",
+    "--param",
+    "--no-hold",
+    "--save-dir",
+    "--oracle-ko",
+    "--oracle-param",
+)
 
 
 @dataclass(frozen=True)
@@ -233,6 +274,8 @@ class StepCommand:
     params: tuple[str, ...] = ()  # module parameters, NAME=VALUE (checked by step.check_params)
     hold: bool = True  # hold the workload before its exec until the module is loaded
     save_dir: str | None = None  # where to copy the module's procfs files (SAVED_FILES) before unloading it
+    oracle_ko: str | None = None  # pfharness's own recorder, loaded first for the same pid (its files are saved)
+    oracle_params: tuple[str, ...] = ()  # its parameters, NAME=VALUE
 
     def argv(self, script: str) -> list[str]:
         """The command line that runs `script` (run_step.sh's path) with these options."""
@@ -251,6 +294,10 @@ class StepCommand:
             argv.append("--no-hold")
         if self.save_dir is not None:
             argv += ["--save-dir", self.save_dir]
+        if self.oracle_ko is not None:
+            argv += ["--oracle-ko", self.oracle_ko]
+        for p in self.oracle_params:
+            argv += ["--oracle-param", p]
         return [*argv, "--", *self.command]
 
 

@@ -53,6 +53,8 @@ def read_step(
         insmod_status=step.status(sp.Insmod),
         workload_status=step.status(sp.WorkloadEnd),
         rmmod_status=step.status(sp.Rmmod),
+        oracle_insmod_status=step.status(sp.OracleInsmod),
+        oracle_rmmod_status=step.status(sp.OracleRmmod),
         not_found=error == sp.NOT_FOUND,
         step_error=error if error not in (None, sp.NOT_FOUND) else None,
         step_status=step.status(sp.StepEnd),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -52,10 +53,10 @@ def summary_lines(result: TraceResult) -> list[str]:
     return [
         "---- pfharness summary ----",
         f"module:          {result.module}",
-        f"command:         {' '.join(result.command)}",
+        f"command:         {shlex.join(result.command)}",
         f"kernel:          {result.kernel_release} ({result.target}, accelerator {result.accelerator})",
         *([f"memory:          {result.mm.describe()}"] if result.mm is not None else []),
-        f"pid:             {result.pid} ({held})",
+        f"pid:             {'not started' if result.pid is None else f'{result.pid} ({held})'}",
         f"faults:          {counters}",
         *_count_lines(result),
         f"plots:           {plots}",
@@ -67,7 +68,7 @@ def summary_lines(result: TraceResult) -> list[str]:
             if table is not None
             else []
         ),
-        f"workload status: {result.workload_status}",
+        f"workload status: {'none: it did not end in the run' if (ws := result.workload_status) is None else ws}",
         f"stages:          {stages}",
         f"transcript:      {result.transcript}",
         *saved_lines(result),
@@ -104,9 +105,17 @@ def json_object(result: TraceResult) -> dict[str, Any]:
     return data
 
 
-def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = False, with_output: bool = True) -> int:
+def show(
+    result: TraceResult,
+    echo: Callable[[str], None],
+    *,
+    as_json: bool = False,
+    with_output: bool = True,
+    err: Callable[[str], None] | None = None,
+) -> int:
     """Print the result (text or one JSON object) and return the exit status. `with_output`: print
-    the workload's output first (parse; `run` has streamed it already)."""
+    the workload's output first (parse; `run` has streamed it already). `err`: where the harness
+    error's line goes (stderr; default `echo`)."""
     error = result.verdict.error
     if as_json:
         data = json_object(result)
@@ -123,7 +132,7 @@ def show(result: TraceResult, echo: Callable[[str], None], *, as_json: bool = Fa
         if not line.startswith("rec "):  # dumped records: in --json and the transcript
             echo(line)
     if error is not None:
-        echo(f"pfharness: error: {error}")
+        (err or echo)(f"pfharness: error: {error}")
     if (last := run_dir_line(result)) is not None:
         echo(last)
     return result.verdict.exit_status

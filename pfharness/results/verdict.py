@@ -35,6 +35,13 @@ def _harness_error(result: TraceResult) -> PfhError | None:
             f"command not found on the {result.target}: {result.command[0] if result.command else '?'} "
             "(the VM sees the host's programs: install it on the host, or give its full path)"
         )
+    if result.oracle_insmod_status not in (None, 0) or result.oracle_rmmod_status not in (None, 0):
+        what = "insmod" if result.oracle_insmod_status not in (None, 0) else "rmmod"
+        status = result.oracle_insmod_status or result.oracle_rmmod_status
+        return PfhError(
+            f"{what} of pfharness's oracle (its own recorder, loaded beside {result.module}) failed with status "
+            f"{status}: its kernel log lines are in the transcript {result.transcript}"
+        )
     if result.insmod_status not in (None, 0):
         why = "\n".join("    " + m for m in result.module_errors()) or "    (the module printed nothing)"
         return ModuleLoadError(f"insmod {result.module} failed with status {result.insmod_status}:\n{why}")

@@ -1,0 +1,263 @@
+"""Find the plot(s) in a module's output, whatever its format, and place the oracle's faults on its grid.
+
+A plot is a block of consecutive lines of equal width (at least MIN_ROWS): the width is where the row's last
+'|' is when it has one (a right border, with perhaps a band name after it, as pfharness's own plot), else its
+length. Rules ("+-----+") end a block. Its grid is what lies between the border columns every row has ('|' or
+'~'), or right of the rows' labels. A title is a line of words just above; axis labels are labels on the
+rows (numbers), or short lines above or below naming an axis (time, page, address, ...) or giving numbers."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .oracle_faults import PAGE_SHIFT, OracleFault
+
+MIN_ROWS = 5
+SPACE_SHARE = 0.3  # a line with no '|' is a row only when this much of it is blank
+WINDOW = 3  # lines looked at above and below a plot for its title and labels
+BORDERS = "|~"
+_PREFIX = re.compile(r"^(?:<\d>)?\s*(?:\[\s*\d+\.\d+\]\s?)?")
+_MODULE_PREFIX = re.compile(r"^[A-Za-z_]\w*: ")
+_ROW_LABEL = re.compile(r"^\s*(?:0[xX])?(?=[0-9a-fA-F]*\d)[0-9a-fA-F]+\s+")
+_LABEL_WORDS = re.compile(r"\b(time|ms|msec|ns|us|usec|sec|seconds|page|pages|address|addr|vpn|axis)\b", re.I)
+_AXIS_LINE = re.compile(r"\baxis\b|^\s*[xyXY]\s*[:=]")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
+ADDRESS_LABEL = 1 << 36  # a row label above this is an address (x86-64 user pages are below 2**35)
+
+
+def strip_prefixes(lines: Sequence[str]) -> list[str]:
+    """The lines without the kernel's prefix (a dmesg timestamp) and, when most lines share one, the module's
+    "name: " prefix."""
+    bare = [_PREFIX.sub("", line.rstrip("\r\n"), count=1) for line in lines]
+    prefixes = Counter(m.group() for line in bare if (m := _MODULE_PREFIX.match(line)))
+    if prefixes:
+        prefix, n = prefixes.most_common(1)[0]
+        if n >= 0.8 * len(bare):
+            bare = [line[len(prefix) :] if line.startswith(prefix) else line for line in bare]
+    return bare
+
+
+@dataclass(frozen=True)
+class FoundPlot:
+    """A plot found in a module's output (lines with prefixes stripped)."""
+
+    first: int  # index of its first row in the lines
+    grid: tuple[str, ...]  # each row's cells (between its borders), padded to `columns`
+    row_labels: tuple[str, ...]  # the label left of each row ("" when none)
+    title: str | None  # the line of words above it
+    labels: tuple[str, ...]  # its axis labels: "rows" (labelled rows) and the label lines
+    after: tuple[str, ...]  # the lines after it, up to the next plot (counts, legends)
+
+    @property
+    def rows(self) -> int:
+        return len(self.grid)
+
+    @property
+    def columns(self) -> int:
+        return max((len(r) for r in self.grid), default=0)
+
+    @property
+    def marked(self) -> set[tuple[int, int]]:
+        """(row, column) of every marked cell."""
+        return {(r, c) for r, row in enumerate(self.grid) for c, ch in enumerate(row) if not ch.isspace()}
+
+    @property
+    def marks(self) -> int:
+        return len(self.marked)
+
+
+def _is_rule(line: str) -> bool:
+    s = line.strip()
+    dashes = sum(ch in "-=_+" for ch in s)
+    return dashes >= 10 and dashes >= 0.8 * len(s)
+
+
+def _key(line: str) -> tuple[str, int] | None:
+    """What rows of one plot share; None for a line that cannot be a row."""
+    bar = line.rfind("|")
+    if len(line) < 10 or _is_rule(line) or (bar < 0 and line.count(" ") < SPACE_SHARE * len(line)):
+        return None  # short, a rule, or text (a plot's cells are mostly blank; its rows have borders or space)
+    return ("bar", bar) if bar >= 0 else ("len", len(line))
+
+
+def _blocks(lines: Sequence[str]) -> list[tuple[int, int]]:
+    """(first, end) of each run of at least MIN_ROWS lines with the same key."""
+    found, start = [], 0
+    for i in range(1, len(lines) + 1):
+        if i == len(lines) or _key(lines[i]) != _key(lines[start]) or _key(lines[start]) is None:
+            if _key(lines[start]) is not None and i - start >= MIN_ROWS:
+                found.append((start, i))
+            start = i
+    return found
+
+
+def _grid(rows: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(cells, labels) of each row."""
+    width = max(len(r) for r in rows)
+    padded = [r.ljust(width) for r in rows]
+    bars = [c for c in range(width) if all(r[c] in BORDERS for r in padded)]
+    if len(bars) >= 2:
+        left, right = bars[0], bars[-1]
+        return [r[left + 1 : right] for r in padded], [r[:left].strip() for r in padded]
+    label_width = max((len(m.group()) for r in padded if (m := _ROW_LABEL.match(r))), default=0)
+    if bars and bars[0] < width / 2:
+        label_width = bars[0] + 1
+    end = bars[0] if bars and bars[0] >= width / 2 else width
+    return [r[label_width:end] for r in padded], [r[:label_width].strip(" |") for r in padded]
+
+
+def _is_label_line(line: str) -> bool:
+    return bool(_AXIS_LINE.search(line)) or (
+        len(line.split()) <= 6 and (bool(_LABEL_WORDS.search(line)) or len(_NUMBER.findall(line)) >= 2)
+    )
+
+
+def find_plots(lines: Sequence[str]) -> list[FoundPlot]:
+    """Every plot in `lines` (prefixes stripped: strip_prefixes), in order."""
+    blocks = _blocks(lines)
+    plots = []
+    for n, (first, end) in enumerate(blocks):
+        next_first = blocks[n + 1][0] - WINDOW if n + 1 < len(blocks) else len(lines)
+        cells, row_labels = _grid(lines[first:end])
+        above = [ln for ln in lines[max(0, first - WINDOW) : first] if ln.strip() and not _is_rule(ln)][::-1]
+        title = next(
+            (ln.strip() for ln in above if len(re.findall(r"[A-Za-z]{2,}", ln)) >= 3 and not _AXIS_LINE.search(ln)),
+            None,
+        )
+        after = [ln for ln in lines[end : max(end, next_first)] if ln.strip() and not _is_rule(ln)]
+        labels = ["rows"] if sum(1 for lb in row_labels if re.search(r"\d", lb)) >= 2 else []
+        labels += [ln.strip() for ln in [*above, *after[:WINDOW]] if ln.strip() != title and _is_label_line(ln)]
+        plots.append(
+            FoundPlot(
+                first,
+                tuple(c.ljust(max(map(len, cells))) for c in cells),
+                tuple(row_labels),
+                title,
+                tuple(labels),
+                tuple(after),
+            )
+        )
+    return plots
+
+
+def find_plot(lines: Sequence[str]) -> FoundPlot | None:
+    """The largest plot in `lines` (the first of the largest), or None."""
+    plots = find_plots(lines)
+    return max(plots, key=lambda p: p.rows) if plots else None
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How the marks of a plot agree with the oracle's faults placed on its grid (a cell agrees when the other
+    plot marks it or a neighbour: one cell of rounding either way)."""
+
+    student_cells: int
+    oracle_cells: int
+    student_in_oracle: float  # of the plot's marked cells, the fraction the oracle marks too
+    oracle_in_student: float  # and the other way round
+    y_scale: str  # where the page scale came from: "row labels" or the faults' own extent (and which way up)
+
+    def figures(self) -> dict:
+        return {
+            "student_cells": self.student_cells,
+            "oracle_cells": self.oracle_cells,
+            "student_in_oracle": round(self.student_in_oracle, 3),
+            "oracle_in_student": round(self.oracle_in_student, 3),
+            "y_scale": self.y_scale,
+        }
+
+
+def _label_page(label: str) -> int | None:
+    m = re.fullmatch(r"(?:0[xX])?([0-9a-fA-F]+)", label.strip())
+    if m is None:
+        return None
+    value = int(m.group(1), 16)
+    return value >> PAGE_SHIFT if value >= ADDRESS_LABEL else value
+
+
+def _label_fit(plot: FoundPlot) -> tuple[float, float] | bool | None:
+    """(a, b) of page = a + b * row from the row labels; None without two labels; False when they are not
+    on a straight line (a folded or otherwise non-linear scale: the oracle cannot be placed)."""
+    points = [(r, p) for r, lb in enumerate(plot.row_labels) if lb and (p := _label_page(lb)) is not None]
+    if len(points) < 2 or len({p for _, p in points}) < 2:
+        return None
+    n = len(points)
+    mr, mp = sum(r for r, _ in points) / n, sum(p for _, p in points) / n
+    b = sum((r - mr) * (p - mp) for r, p in points) / (sum((r - mr) ** 2 for r, _ in points) or 1)
+    a = mp - b * mr
+    if b == 0 or any(abs((p - a) / b - r) > 1.0 for r, p in points):
+        return False
+    return a, b
+
+
+def _place(faults: Sequence[OracleFault], rows: int, cols: int, row_of, one_time: int) -> set[tuple[int, int]]:
+    """The cells the faults fall in; `one_time`: their column when they all have one time (it cannot be told)."""
+    tmin, tmax = min(f.t_ns for f in faults), max(f.t_ns for f in faults)
+    span = tmax - tmin
+    cells = set()
+    for f in faults:
+        col = one_time if span == 0 else min(cols - 1, (f.t_ns - tmin) * cols // span)
+        row = row_of(f.page)
+        if -0.5 <= row <= rows - 0.5:
+            cells.add((min(rows - 1, max(0, math.floor(row + 0.5))), col))
+    return cells
+
+
+def _near(cells: set[tuple[int, int]], other: set[tuple[int, int]]) -> float:
+    hits = sum(1 for r, c in cells if any((r + dr, c + dc) in other for dr in (-1, 0, 1) for dc in (-1, 0, 1)))
+    return hits / len(cells) if cells else 0.0
+
+
+def agreement(
+    plot: FoundPlot, faults: Sequence[OracleFault], oracle_rows: Sequence[str] | None = None
+) -> Agreement | None:
+    """The oracle's faults placed on the plot's grid (time linear over their own extent; pages by the row labels
+    when they are linear, else over the faults' extent, the way up that agrees best) against the plot's marks.
+    A plot whose page scale is not linear (folded) is compared with `oracle_rows`, the oracle's own folded plot of
+    the same faults (results/folded.py), when given and of the same size; else None, as when there is nothing
+    to compare."""
+    student = plot.marked
+    if not faults or not student or plot.columns == 0:
+        return None
+    fit = _label_fit(plot)
+    if fit is False:
+        return _against_rows(student, plot, oracle_rows)
+    if isinstance(fit, tuple):
+        a, b = fit
+        candidates = [("row labels", lambda p: (p - a) / b)]
+    elif (low := min(f.page for f in faults)) == (high := max(f.page for f in faults)):
+        middle = sorted(r for r, _ in student)[len(student) // 2]  # one page: its row cannot be told; time can
+        candidates = [("a single page (rows not compared)", lambda p: middle)]
+    else:
+        step = (high - low) / (plot.rows - 1)
+        candidates = [
+            ("the faults' extent, highest page on top", lambda p: (high - p) / step),
+            ("the faults' extent, lowest page on top", lambda p: (p - low) / step),
+        ]
+    best = None
+    for scale, row_of in candidates:
+        oracle = _place(faults, plot.rows, plot.columns, row_of, sorted(c for _, c in student)[len(student) // 2])
+        found = Agreement(len(student), len(oracle), _near(student, oracle), _near(oracle, student), scale)
+        if (
+            best is None
+            or found.student_in_oracle + found.oracle_in_student > best.student_in_oracle + best.oracle_in_student
+        ):
+            best = found
+    return best
+
+
+def _against_rows(
+    student: set[tuple[int, int]], plot: FoundPlot, oracle_rows: Sequence[str] | None
+) -> Agreement | None:
+    if not oracle_rows:
+        return None
+    cells, _labels = _grid(oracle_rows)
+    oracle = {(r, c) for r, row in enumerate(cells) for c, ch in enumerate(row) if not ch.isspace()}
+    if (len(cells), max(map(len, cells))) != (plot.rows, plot.columns):
+        return None
+    scale = "the oracle's folded plot"
+    return Agreement(len(student), len(oracle), _near(student, oracle), _near(oracle, student), scale)
