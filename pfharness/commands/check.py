@@ -13,8 +13,8 @@ from ..check import text as check_text
 from ..pipeline.events import Events
 from ..progress import Progress
 from ..run import DEFAULT_OUT
-from ..values import Accelerator
-from .base import SERIES_HELP, Command, ModuleLetter, app
+from ..values import Accelerator, Module
+from .base import SERIES_HELP, Command, app
 
 CHECK_EXIT = (
     "Exit status: 0 no error finding, 1 error findings; a harness failure keeps its own (pfharness run --help)."
@@ -26,7 +26,7 @@ def check_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     source: list[Path] = typer.Option(
         ..., metavar="DIR", help="Your module's directory (with its Makefile) or .c files."
     ),
-    module: list[ModuleLetter] = typer.Option([], "--module", "-m", help="A, B or C; repeat (default: all built)."),
+    module: list[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat (default: all built)."),
     kernel_release: str | None = typer.Option(None, metavar="RELEASE", help=f"Kernel to check on. {SERIES_HELP}"),
     pid_param: str = typer.Option("tpid", metavar="NAME", help="The module's own name for the pid parameter."),
     hold: bool = typer.Option(True, help="Hold the workload before exec (--no-hold: as the course's script)."),
@@ -39,7 +39,14 @@ def check_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
 ) -> None:
     """Check your own pf_probe module: build it, run each module in a fresh VM, report what is wrong."""
     request = check_run.CheckRequest(
-        tuple(source), out, tuple(m.value for m in module), kernel_release, pid_param, hold, accel, timeout
+        tuple(source),
+        out,
+        tuple(Module.parse(m).letter for m in module),
+        kernel_release,
+        pid_param,
+        hold,
+        accel,
+        timeout,
     )
     with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
         report = check_run.check(request, Events(progress.subscriber(all_to_stderr=True)))
