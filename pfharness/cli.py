@@ -1,4 +1,4 @@
-"""The command line: pfharness kernels | render | build | run | parse | plot | study | dist.
+"""The command line: pfharness kernels | render | build | check | run | parse | plot | study | dist.
 
 Every failure is a PfhError with a one-line cause and fix, mapped to its exit status once, by the
 commands' class (commands/base.py; docs/using.md, "Exit status"). Nothing else reaches the user: an
@@ -18,6 +18,7 @@ from pathlib import Path
 import typer
 
 from . import __version__, assets, environment, mm_settings, study
+from .commands import check as _check_commands  # noqa: F401 - registers check
 from .commands import kmod as _kmod_commands  # noqa: F401 - registers kernels, render, build, dist
 from .commands import reading as _reading_commands  # noqa: F401 - registers plot, parse
 from .commands.base import (

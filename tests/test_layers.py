@@ -39,9 +39,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.guest", "pfharness.host", "pfharness.pipeline.prepare"),
     ("pfharness.pipeline.targets",),  # the pipeline: targets (over guest and host), then the steps on one
     ("pfharness.pipeline.core",),
-    ("pfharness.run", "pfharness.study"),
+    ("pfharness.run", "pfharness.study", "pfharness.check"),
     ("pfharness.commands", "pfharness.commands.base"),
-    ("pfharness.commands.kmod", "pfharness.commands.reading"),
+    ("pfharness.commands.kmod", "pfharness.commands.reading", "pfharness.commands.check"),
     ("pfharness.cli",),
 )
 

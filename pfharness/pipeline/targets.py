@@ -107,6 +107,7 @@ class VmSpec(_LooksUpCommands):
     # The guest's transparent huge pages (`run --thp`, mm_settings.for_guest): host (copy this machine's
     # settings), always, madvise, never, or guest; None: the guest kernel's defaults, nothing set at boot.
     thp: str | None = None
+    extra_append: tuple[str, ...] = ()  # more kernel parameters (`check` boots with slub_debug=FZPU)
     kind = "vm"
 
     def __post_init__(self) -> None:
@@ -149,6 +150,7 @@ class VmSpec(_LooksUpCommands):
             icount_shift=self.icount_shift,
             log_buf_mib=log_buffer_mib(steps),
             mm=mm_settings.GUEST_DEFAULTS if self.thp is None else mm_settings.for_guest(self.thp),
+            extra_append=self.extra_append,
         )
         events.stage("boot")
         with VmSession(options, on_note=events.note) as vm:

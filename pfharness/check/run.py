@@ -1,0 +1,208 @@
+"""`pfharness check`: build a student's module once, then check each built pf_probe_X in a VM of its
+own (a module can crash its VM: the next starts clean), and say what was found (judge.py).
+
+Not here yet: the oracle beside the module (pfharness's own B with records, branch `oracle`) and the
+comparisons that need it (a-*, plot-*, c-split); each module's check says so in its notes."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import assets, proc
+from ..errors import PfhError, UsageError, VmLost, VmTimeout
+from ..kernel import Kernel
+from ..kmod import foreign, kernels, matrix
+from ..pipeline.core import run_steps
+from ..pipeline.events import Events
+from ..pipeline.prepare import Prepared
+from ..pipeline.steps import Step
+from ..pipeline.targets import VmSpec
+from ..results.model import TraceResult
+from ..values import Accelerator, Module
+from . import judge, symbols
+from .findings import Finding
+from .model import CheckFinding, CheckReport, ModuleCheck, bounded
+
+WORKLOAD = "oracle_touch.c"  # vm/: the default workload, compiled on the host at check time
+WORKLOAD_ARGS = ("200", "2")  # pages per thread, threads: quick, with a second thread
+KERNEL_PARAMS = ("slub_debug=FZPU",)  # SLUB finds redzone writes and use after free (Debian has no KASAN)
+NO_ORACLE = "checked without the oracle (pfharness's own B beside it): a-*, plot-* and c-split are not judged yet"
+_NAME = re.compile(r"^pf_probe_([ABC])$")
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """What `pfharness check` was asked."""
+
+    source: tuple[Path, ...]  # the module's directory or its .c files
+    out: Path  # where the build, the workload and each VM's transcript go
+    modules: tuple[str, ...] = ()  # letters to check (default: every pf_probe_X the source builds)
+    kernel_release: str | None = None
+    pid_param: str = judge.PID_PARAM  # the module's name for the pid parameter
+    hold: bool = True  # hold the workload before exec until the module is loaded
+    accel: Accelerator = Accelerator.auto
+    timeout: float = 120.0  # seconds for one module's step
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.pid_param):
+            raise UsageError(f"--pid-param {self.pid_param!r} must be a plain identifier, e.g. --pid-param process_id")
+        if self.pid_param != judge.PID_PARAM:
+            raise UsageError("--pid-param is not supported yet: rename the module's parameter to tpid to check it")
+
+
+def check(request: CheckRequest, events: Events | None = None) -> CheckReport:
+    """Build the module at request.source once for one kernel, and check each built module in its own VM."""
+    events = events or Events()
+    kernel = kernels.select(request.kernel_release)
+    kernel.require_image()
+    out = request.out
+    out.mkdir(parents=True, exist_ok=True)
+    source = foreign.parse_source(request.source, exclude=[out])
+    events.stage("build")
+    built = foreign.build_foreign(source, kernel, out / "build")
+    line = "" if built.ok or built.limit_note else _matrix_line(source, kernel, out)
+    kdir_lines = foreign.running_kernel_lines(source)
+    found = judge.build_findings(
+        built.ok,
+        built.log,
+        str(built.log_path),
+        release=built.kernel_release,
+        makefile_lines=kdir_lines,
+        matrix_line=line,
+    )
+    if not built.ok:
+        return CheckReport(kernel.release, (), tuple(found))
+    letters = _letters(built.modules, request.modules)
+    workload = _compile_workload(out)
+    checks = [
+        check_module(
+            request, kernel, letter, built.modules[f"pf_probe_{letter}"], workload, str(built.log_path), events
+        )
+        for letter in letters
+    ]
+    return CheckReport(kernel.release, tuple(checks), tuple(found))
+
+
+def _matrix_line(source: foreign.ForeignSource, kernel: Kernel, out: Path) -> str:
+    rest = [k for k in kernels.available(cache=assets.cache_dir()) if k.release != kernel.release and k.usable]
+    entries = [matrix.MatrixEntry(kernel.release, False, False), *matrix.builds_on(source, rest, out / "matrix")]
+    return matrix.matrix_line(entries)
+
+
+def _letters(modules: dict[str, Path], asked: Sequence[str]) -> list[str]:
+    """The letters of the built pf_probe_X modules (those asked for, each of which must be built)."""
+    have = sorted(m.group(1) for name in modules if (m := _NAME.match(name)))
+    if not have:
+        names = ", ".join(sorted(modules))
+        raise UsageError(f"the source built {names}, no pf_probe_A, B or C: name the module pf_probe_X (obj-m)")
+    missing = [a for a in asked if a not in have]
+    if missing:
+        raise UsageError(f"--module {missing[0]}: the source built only {', '.join(have)}")
+    return [a for a in have if a in asked] if asked else have
+
+
+def _compile_workload(out: Path) -> Path:
+    binary = out / "oracle_touch"
+    argv: list[str | Path] = ["gcc", "-O1", "-Wall", "-pthread", "-o", binary, assets.vm_file(WORKLOAD)]
+    result = proc.run(argv, merge_stderr=True)
+    if result.returncode != 0:
+        raise PfhError(f"cannot compile the check's workload {WORKLOAD} with gcc: {result.stdout.strip()[:200]}")
+    return binary
+
+
+def module_params(ko: Path) -> list[str]:
+    """The module's parameter names (`modinfo -p`)."""
+    result = proc.run(["modinfo", "-p", ko])
+    if result.returncode != 0:
+        raise PfhError(f"modinfo -p {ko} failed: {result.stderr.strip()[:200]}")
+    return judge.parse_modinfo_params(result.stdout)
+
+
+def check_module(  # noqa: PLR0917 - one module's check: what it runs with
+    request: CheckRequest, kernel: Kernel, letter: str, ko: Path, workload: Path, build_log: str, events: Events
+) -> ModuleCheck:
+    """One module in a fresh VM: the oracle workload traced with it, then what the run showed."""
+    name = f"pf_probe_{letter}"
+    params = module_params(ko)
+    work = request.out / name
+    save = work / "save"
+    save.mkdir(parents=True, exist_ok=True)
+    transcript = work / "console.log"
+    transcript.unlink(missing_ok=True)  # a fresh VM: the transcript of an earlier check is not this one's
+    prepared = Prepared(kernel.release, {letter: ko}, ko.parent, kernel=kernel)
+    spec = VmSpec(accel=request.accel, extra_append=KERNEL_PARAMS)
+    step = Step(Module(letter), (str(workload), *WORKLOAD_ARGS), timeout=request.timeout, hold=request.hold)
+    result: TraceResult | None = None
+    lost: VmLost | None = None
+    steps = run_steps(spec, prepared, [step], transcript=transcript, save_dir=save, events=events)
+    try:
+        with contextlib.closing(steps):
+            result = next(steps)
+    except VmLost as e:
+        lost = e
+    console = console_lines(transcript)
+    found = step_findings(result, lost=lost, console=console, name=name, params=params, pid_param=request.pid_param)
+    found = [_with_source(f, ko, name, console) for f in found]
+    lines = own_lines(result.kernel_messages if result is not None else console, name)
+    seconds = dict(result.stage_seconds) if result is not None else {}
+    return ModuleCheck(
+        name, kernel.release, tuple(found), bounded(lines), build_log, str(transcript), seconds, (NO_ORACLE,)
+    )
+
+
+def step_findings(
+    result: TraceResult | None,
+    *,
+    lost: VmLost | None,
+    console: Sequence[str],
+    name: str,
+    params: Sequence[str],
+    pid_param: str,
+) -> list[CheckFinding]:
+    """The findings of one module's step: from its result, or from the console when the VM was lost."""
+    messages = result.kernel_messages if result is not None else console
+    found = judge.param_findings(params, messages, pid_param)
+    if result is not None:
+        found += judge.load_findings(result)
+    crash = judge.splat_finding(console, name) or (
+        judge.splat_finding(result.kernel_messages, name) if result is not None and result.splats else None
+    )
+    if crash is not None:
+        found.append(crash)
+    if lost is not None:
+        stage = crash.stage if crash is not None else judge.stage_at(console, len(console))
+        found += judge.lost_findings(console, isinstance(lost, VmTimeout), stage)
+    elif result is not None:
+        found += judge.flood_findings(result, name[-1])
+    return found
+
+
+def console_lines(transcript: Path) -> list[str]:
+    """The console transcript's lines, the kernel's timestamps cut."""
+    if not transcript.is_file():
+        return []
+    text = transcript.read_text(errors="replace")
+    return [re.sub(r"^\[ *\d+\.\d+\] ", "", ln.rstrip("\r")) for ln in text.splitlines()]
+
+
+def own_lines(messages: Sequence[str], name: str) -> list[str]:
+    """The module's own lines: those with its prefix when it has any, else the whole log."""
+    prefixed = [ln for ln in messages if ln.startswith(f"{name}: ")]
+    return prefixed or list(messages)
+
+
+def _with_source(finding: CheckFinding, ko: Path, name: str, console: Sequence[str]) -> CheckFinding:
+    """A kernel-splat with the faulting function+offset resolved to the module's file:line."""
+    if finding.id != Finding.KERNEL_SPLAT:
+        return finding
+    site = judge.crash_site(finding.evidence, name) or judge.crash_site(console, name)
+    where = symbols.source_line(ko, *site) if site else ""
+    if not where:
+        return finding
+    message = finding.message.replace("is named below", f"is at {where}")
+    return dataclasses.replace(finding, source_line=where, message=message)

@@ -1,0 +1,84 @@
+"""`pfharness check` end to end on corpus cases (tests/student_modules): the real build, a fresh VM
+per module on the default kernel (6.1), the findings each case's expected.toml names. About 15 s a
+case under TCG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pfharness.check.findings import Finding
+from pfharness.check.run import CheckRequest, check
+from pfharness.values import Accelerator
+
+CORPUS = Path(__file__).parent / "student_modules"
+
+pytestmark = pytest.mark.vm
+
+
+def run_check(tmp_path, default_kernel, name, timeout=120.0):
+    request = CheckRequest(
+        (CORPUS / name,), tmp_path / name, kernel_release=default_kernel.release, accel=Accelerator.tcg, timeout=timeout
+    )
+    return check(request)
+
+
+def findings(report, finding: Finding):
+    return [f for m in report.modules for f in m.findings if f.id is finding] + [
+        f for f in report.findings if f.id is finding
+    ]
+
+
+def test_correct_b_passes(tmp_path, default_kernel):
+    report = run_check(tmp_path, default_kernel, "correct-B")
+    [module] = report.modules
+    assert report.passed and module.passed, report.to_json()
+    assert not [f for f in module.findings if f.is_error]
+    assert any("Page faults of pid" in line for line in module.lines)
+
+
+def test_wrong_param_name_is_no_tpid_param(tmp_path, default_kernel):
+    report = run_check(tmp_path, default_kernel, "wrong-param-name")
+    [f] = findings(report, Finding.NO_TPID_PARAM)
+    assert f.evidence == ("pf_probe_A: unknown parameter 'tpid' ignored",) and not report.passed
+    assert "process_id" in f.message
+
+
+def test_probe_symbol(tmp_path, default_kernel):
+    report = run_check(tmp_path, default_kernel, "probe-symbol")
+    [f] = findings(report, Finding.PROBE_SYMBOL)
+    assert "pf_probe_A: register_kprobe failed: -2" in f.evidence and f.stage == "load"
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "source"),
+    [
+        ("null-deref-unload", "BUG: kernel NULL pointer dereference", "pf_probe_B.c:"),
+        ("div-zero", "divide error: 0000 [#1]", "pf_probe_B.c:"),
+    ],
+)
+def test_a_crash_is_a_splat_with_its_source_line(tmp_path, default_kernel, name, head, source):
+    report = run_check(tmp_path, default_kernel, name)
+    [splat] = findings(report, Finding.KERNEL_SPLAT)
+    assert splat.stage == "unload" and head in splat.evidence[0], splat
+    assert splat.source_line.startswith(source) and splat.source_line in splat.message
+    line = int(splat.source_line.split(":")[1].split()[0])
+    assert 0 < line <= len((CORPUS / name / "pf_probe_B.c").read_text().splitlines())
+    assert findings(report, Finding.VM_LOST)
+
+
+def test_a_build_break_is_an_api_change(tmp_path, default_kernel):
+    report = run_check(tmp_path, default_kernel, "api-fault-handler")
+    [api] = findings(report, Finding.API_CHANGE)
+    assert api.detail == "fault-handler-5.14" and findings(report, Finding.BUILD_FAILED) and not report.modules
+
+
+def test_a_handler_that_loops_hangs_its_vm_in_the_run(tmp_path, default_kernel):
+    """The RCU stall names the handler; the VM is killed at the step's timeout (40 s here)."""
+    report = run_check(tmp_path, default_kernel, "handler-loops", timeout=40.0)
+    [splat] = findings(report, Finding.KERNEL_SPLAT)
+    assert splat.stage == "run" and "self-detected stall" in splat.evidence[0]
+    assert splat.source_line.startswith("pf_probe_A.c:") and "handler_pre" in splat.source_line
+    [lost] = findings(report, Finding.VM_LOST)
+    assert lost.stage == "run" and "killed" in lost.message and not findings(report, Finding.RMMOD_HUNG)
