@@ -36,6 +36,28 @@ def test_correct_b_passes(tmp_path, default_kernel):
     assert report.passed and module.passed, report.to_json()
     assert not [f for f in module.findings if f.is_error]
     assert any("Page faults of pid" in line for line in module.lines)
+    assert not any(line.startswith("pfh_oracle: ") for line in module.lines) and not module.notes
+    [shown] = module.figures["plots"]["shown"]
+    print(module.figures)
+    assert (shown["rows"], shown["columns"]) == (30, 70) and shown["oracle_faults"] >= 400
+    assert shown["agreement"] is not None and shown["agreement"]["oracle_in_student"] > 0.5
+    [agreement] = findings(report, Finding.PLOT_AGREEMENT)
+    assert agreement.severity == "info" and agreement.stage == "unload"
+
+
+@pytest.mark.parametrize(
+    ("name", "finding", "stage"),
+    [("pid-not-tgid", Finding.A_MISSES_THREADS, "run"), ("plot-70x30", Finding.PLOT_SIZE, "unload")],
+)
+def test_only_the_oracle_can_judge(tmp_path, default_kernel, name, finding, stage):
+    """The module loads, runs and unloads cleanly: what is wrong shows only against the oracle's records."""
+    report = run_check(tmp_path, default_kernel, name)
+    [module] = report.modules
+    print(name, module.figures)
+    assert [f.id for f in module.findings if f.is_error] == [finding], module.findings
+    assert findings(report, finding)[0].stage == stage and not module.notes
+    if finding is Finding.A_MISSES_THREADS:
+        assert module.figures["a"]["thread_pages"] >= 200 and module.figures["a"]["thread_pages_printed"] == 0
 
 
 def test_wrong_param_name_is_no_tpid_param(tmp_path, default_kernel):

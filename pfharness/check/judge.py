@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..kmod import diagnose
+from ..kmod import diagnose, kbuild
 from ..results import splat
 from ..results.model import TraceResult
 from ..results.notes import HOST_NOTE
@@ -99,8 +99,9 @@ def load_findings(result: TraceResult) -> list[CheckFinding]:
 
 
 def flood_findings(result: TraceResult, letter: str) -> list[CheckFinding]:
-    """printk-flood: the kernel log overwrote lines, or B/C printed a line per fault."""
-    lines = result.kernel_messages
+    """printk-flood: the kernel log overwrote lines, or B/C printed a line per fault (the oracle's lines
+    beside it are not the module's)."""
+    lines = [ln for ln in result.kernel_messages if not ln.startswith(f"{kbuild.ORACLE_NAME}: ")]
     if result.kmsg_lost > 0:
         message = (
             f"the kernel log overwrote the module's lines {result.kmsg_lost} time(s): print less "

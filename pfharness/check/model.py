@@ -64,7 +64,8 @@ class ModuleCheck:
     build_log: str = ""  # where the whole build log is
     transcript: str = ""  # the VM's console transcript ("" when it never booted)
     stage_seconds: Mapping[str, float] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()  # what the check could not do (e.g. no oracle yet)
+    notes: tuple[str, ...] = ()  # what the check could not do (e.g. the oracle did not load)
+    figures: Mapping[str, Any] = field(default_factory=dict)  # the oracle comparisons' figures (a, plots, c_split)
 
     @property
     def passed(self) -> bool:
@@ -81,6 +82,7 @@ class ModuleCheck:
             "transcript": self.transcript or None,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "notes": list(self.notes),
+            "figures": dict(self.figures),
         }
 
 

@@ -1,8 +1,6 @@
 """`pfharness check`: build a student's module once, then check each built pf_probe_X in a VM of its
-own (a module can crash its VM: the next starts clean), and say what was found (judge.py).
-
-Not here yet: the oracle beside the module (pfharness's own B with records, branch `oracle`) and the
-comparisons that need it (a-*, plot-*, c-split); each module's check says so in its notes."""
+own (a module can crash its VM: the next starts clean), with the oracle (pfharness's own B with records,
+oracle.py) beside it for the same pid, and say what was found (judge.py, compare.py)."""
 
 from __future__ import annotations
 
@@ -24,14 +22,13 @@ from ..pipeline.steps import Step
 from ..pipeline.targets import VmSpec
 from ..results.model import TraceResult
 from ..values import Accelerator, Module
-from . import judge, symbols
+from . import judge, oracle, symbols
 from .findings import Finding
 from .model import CheckFinding, CheckReport, ModuleCheck, bounded
 
 WORKLOAD = "oracle_touch.c"  # vm/: the default workload, compiled on the host at check time
 WORKLOAD_ARGS = ("200", "2")  # pages per thread, threads: quick, with a second thread
 KERNEL_PARAMS = ("slub_debug=FZPU",)  # SLUB finds redzone writes and use after free (Debian has no KASAN)
-NO_ORACLE = "checked without the oracle (pfharness's own B beside it): a-*, plot-* and c-split are not judged yet"
 _NAME = re.compile(r"^pf_probe_([ABC])$")
 
 
@@ -79,9 +76,18 @@ def check(request: CheckRequest, events: Events | None = None) -> CheckReport:
         return CheckReport(kernel.release, (), tuple(found))
     letters = _letters(built.modules, request.modules)
     workload = _compile_workload(out)
+    oracle_ko, oracle_note = oracle.build(out / "oracle", kernel)
     checks = [
         check_module(
-            request, kernel, letter, built.modules[f"pf_probe_{letter}"], workload, str(built.log_path), events
+            request,
+            kernel,
+            letter,
+            built.modules[f"pf_probe_{letter}"],
+            workload,
+            str(built.log_path),
+            events,
+            oracle_ko=oracle_ko,
+            oracle_note=oracle_note,
         )
         for letter in letters
     ]
@@ -124,9 +130,19 @@ def module_params(ko: Path) -> list[str]:
 
 
 def check_module(  # noqa: PLR0917 - one module's check: what it runs with
-    request: CheckRequest, kernel: Kernel, letter: str, ko: Path, workload: Path, build_log: str, events: Events
+    request: CheckRequest,
+    kernel: Kernel,
+    letter: str,
+    ko: Path,
+    workload: Path,
+    build_log: str,
+    events: Events,
+    *,
+    oracle_ko: Path | None = None,
+    oracle_note: str = "",
 ) -> ModuleCheck:
-    """One module in a fresh VM: the oracle workload traced with it, then what the run showed."""
+    """One module in a fresh VM: the oracle workload traced with it (and the oracle, `oracle_ko`, beside it),
+    then what the run showed."""
     name = f"pf_probe_{letter}"
     params = module_params(ko)
     work = request.out / name
@@ -136,7 +152,14 @@ def check_module(  # noqa: PLR0917 - one module's check: what it runs with
     transcript.unlink(missing_ok=True)  # a fresh VM: the transcript of an earlier check is not this one's
     prepared = Prepared(kernel.release, {letter: ko}, ko.parent, kernel=kernel)
     spec = VmSpec(accel=request.accel, extra_append=KERNEL_PARAMS)
-    step = Step(Module(letter), (str(workload), *WORKLOAD_ARGS), timeout=request.timeout, hold=request.hold)
+    step = Step(
+        Module(letter),
+        (str(workload), *WORKLOAD_ARGS),
+        timeout=request.timeout,
+        hold=request.hold,
+        oracle_ko=oracle_ko,
+        oracle_params=oracle.PARAMS if oracle_ko is not None else (),
+    )
     result: TraceResult | None = None
     lost: VmLost | None = None
     steps = run_steps(spec, prepared, [step], transcript=transcript, save_dir=save, events=events)
@@ -149,9 +172,19 @@ def check_module(  # noqa: PLR0917 - one module's check: what it runs with
     found = step_findings(result, lost=lost, console=console, name=name, params=params, pid_param=request.pid_param)
     found = [_with_source(f, ko, name, console) for f in found]
     lines = own_lines(result.kernel_messages if result is not None else console, name)
+    judged = oracle.judge(letter, lines, result) if oracle_ko is not None else oracle.OracleJudgement()
+    notes = (oracle_note,) if oracle_ko is None else judged.notes
     seconds = dict(result.stage_seconds) if result is not None else {}
     return ModuleCheck(
-        name, kernel.release, tuple(found), bounded(lines), build_log, str(transcript), seconds, (NO_ORACLE,)
+        name,
+        kernel.release,
+        (*found, *judged.findings),
+        bounded(lines),
+        build_log,
+        str(transcript),
+        seconds,
+        notes,
+        judged.figures,
     )
 
 
@@ -191,9 +224,9 @@ def console_lines(transcript: Path) -> list[str]:
 
 
 def own_lines(messages: Sequence[str], name: str) -> list[str]:
-    """The module's own lines: those with its prefix when it has any, else the whole log."""
+    """The module's own lines: those with its prefix when it has any, else the whole log but the oracle's."""
     prefixed = [ln for ln in messages if ln.startswith(f"{name}: ")]
-    return prefixed or list(messages)
+    return prefixed or oracle.not_oracle(messages)
 
 
 def _with_source(finding: CheckFinding, ko: Path, name: str, console: Sequence[str]) -> CheckFinding:

@@ -4,6 +4,7 @@ evidence indented, then the module's own kernel log lines under a heading."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from .model import CheckFinding, CheckReport, ModuleCheck
 
@@ -24,11 +25,23 @@ def module_lines(check: ModuleCheck) -> list[str]:
     for f in check.findings:
         lines += finding_lines(f)
     lines += [f"  note: {n}" for n in check.notes]
+    lines += [f"  figures {name}: {flat(value)}" for name, value in check.figures.items()]
     if check.transcript:
         lines.append(f"  the VM's console: {check.transcript}")
     lines.append(f"  its kernel log ({len(check.lines)} line(s) shown):" if check.lines else "  it printed nothing")
     lines += [f"    {ln}" for ln in check.lines]
     return lines
+
+
+def flat(value: Any) -> str:
+    """Figures on one line: a dict as `key value, ...`, a list as `[...; ...]`, a ratio as a percentage."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {flat(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + "; ".join(flat(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.0%}" if 0 <= value <= 1 else f"{value:g}"
+    return "-" if value is None else str(value)
 
 
 def report_lines(report: CheckReport) -> list[str]:

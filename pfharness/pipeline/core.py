@@ -49,6 +49,8 @@ def run_steps(
                 env=None if step.env is None or cwd is None else spec.environment(step.env, cwd),
                 save_dir=spec.save_path(save_dir),
                 save_dir_host=save_dir,
+                oracle_ko=step.oracle_ko,
+                oracle_params=step.oracle_params,
             )
             result = trace(opened.target, request, stage_seconds=stages, events=events, run_dir=step.run_dir)
             events.emit(StepDone(result))

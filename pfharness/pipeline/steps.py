@@ -22,3 +22,5 @@ class Step:
     cwd: Path | None = None  # the workload's working directory (None: where the target's shell is)
     env: Mapping[str, str] | None = None  # over the caller's environment (None: the target's own)
     run_dir: Path | None = None  # the run directory its result will be kept in (default: the save dir's parent)
+    oracle_ko: Path | None = None  # pfharness's own recorder loaded beside the module for the same pid (a check)
+    oracle_params: tuple[str, ...] = ()  # the oracle's parameters, NAME=VALUE
