@@ -1,4 +1,4 @@
-"""The ids of the module check's findings (notes/FINDINGS.md of issue 22): the one vocabulary the
+"""The ids of the module check's findings (docs/check.md explains each): the one vocabulary the
 check and its test corpus (tests/student_modules/*/expected.toml) share."""
 
 from __future__ import annotations
@@ -6,16 +6,20 @@ from __future__ import annotations
 from enum import Enum
 
 
-class Finding(str, Enum):
-    """A finding's id, and what it means in one line (Finding.X.meaning)."""
+class _Described(str, Enum):
+    """An id whose members also say what they mean in one line (X.meaning)."""
 
     meaning: str
 
-    def __new__(cls, value: str, meaning: str) -> Finding:
+    def __new__(cls, value: str, meaning: str) -> _Described:
         member = str.__new__(cls, value)
         member._value_ = value
         member.meaning = meaning
         return member
+
+
+class Finding(_Described):
+    """A finding's id, and what it means in one line (Finding.X.meaning)."""
 
     # Build
     BUILD_FAILED = ("build-failed", "the module does not build on the chosen kernel")
@@ -46,16 +50,8 @@ class Finding(str, Enum):
     C_SPLIT = ("c-split", "code / data / other split against the oracle's split")
 
 
-class ApiChange(str, Enum):
+class ApiChange(_Described):
     """The `detail` of an api-change finding: which kernel API change explains the compiler error."""
-
-    meaning: str
-
-    def __new__(cls, value: str, meaning: str) -> ApiChange:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.meaning = meaning
-        return member
 
     FAULT_HANDLER = ("fault-handler-5.14", "struct kprobe lost .fault_handler (5.14)")
     PROC_OPS = ("proc-ops-5.6", "proc_create() takes struct proc_ops (5.6)")
