@@ -20,6 +20,7 @@ from .results import step_protocol as sp
 from .results.model import Kept, RunContext, TraceResult
 from .results.records_file import RecordsError
 from .results.step_result import read_step
+from .results.tables import top_tables
 
 _PARAM = re.compile(r"^([a-z_][a-z0-9_]*)=[A-Za-z0-9_.-]+$")
 _HARNESS_PARAMS = ("tpid",)  # set by the harness to the workload's pid, never by the user
@@ -153,7 +154,7 @@ def trace(
     kept = Kept()
     if request.save_dir_host is not None:
         kept = _read_back(request.save_dir_host, run_dir or request.save_dir_host.parent, received.complete)
-        target.note(notes.saved_note(kept.run_dir, kept.records_file))
+        target.note(notes.saved_note(kept.run_dir, kept.records_file, kept.top))
     stages = {**(stage_seconds or {}), "run": run.seconds, "collect": time.monotonic() - start}
     target.note(notes.timings_note(stages))
     return read_step(received.data, context, stages, lost_reason=lost, kept=kept)
@@ -167,4 +168,5 @@ def _read_back(save_dir: Path, directory: Path, complete: bool) -> Kept:
             saved = run_dir.read_saved(save_dir)
         except RecordsError as e:
             saved_error = str(e)
-    return Kept(str(directory), saved, saved_error, run_dir.records_file_summary(saved, saved_error))
+    top = None if saved is None else top_tables(saved.records, saved.regions, saved.processes).to_json()
+    return Kept(str(directory), saved, saved_error, run_dir.records_file_summary(saved, saved_error), top)

@@ -83,3 +83,18 @@ def test_two_regions_of_one_name_are_two_rows_told_apart_by_address():
         ("libc.so.6 @0x7f0000005000", 2),
     ]
     assert [(r.name, r.faults) for r in t.libraries] == [("libc.so.6", 5)]
+
+
+def test_the_saved_note_keeps_the_top_tables_for_parse():
+    """`parse` gives back run's JSON: the top tables travel in the transcript's `saved` note; a note
+    whose `top` is not a JSON object (or a note from before the tables) gives none."""
+    from pfharness.results import notes
+
+    top = {"regions": [{"name": "[heap]", "faults": 3, "percent": 100.0}], "libraries": [], "processes": []}
+    line = notes.NOTE_START + notes.HOST_NOTE + " " + notes.saved_note("out/runs/x", {"records": 3}, top)
+    name, values = notes.read_note(line)
+    assert name == "saved" and notes.read_saved_note(values) == ("out/runs/x", {"records": 3}, top)
+    forged = dict(values, top=notes.encode_command(["[1, 2]"]))
+    assert notes.read_saved_note(forged) == ("out/runs/x", {"records": 3}, None)
+    older = {k: v for k, v in values.items() if k != "top"}
+    assert notes.read_saved_note(older) == ("out/runs/x", {"records": 3}, None)

@@ -42,6 +42,7 @@ class Kept:
     saved: SavedRecords | None = None  # what the module's procfs files held (B, C), read back losslessly
     saved_error: str | None = None  # why they could not be read back (the run itself stands)
     records_file: dict[str, Any] | None = None  # run.json's summary of the above (kept in the transcript too)
+    top: dict[str, Any] | None = None  # the top-5 tables of the saved records as JSON (kept in the transcript too)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class TraceResult:
     saved: SavedRecords | None = None  # what the module's procfs files held (B, C), read back losslessly
     saved_error: str | None = None  # why they could not be read back (the run itself stands)
     records_file: dict[str, Any] | None = None  # run.json's summary of the above (kept in the transcript too)
+    top: dict[str, Any] | None = None  # the top-5 tables (results/tables.py) as JSON; from the transcript for parse
     mm: MmSettings | None = None  # THP and overcommit settings the workload ran under (None: not known)
 
     @functools.cached_property
@@ -157,7 +159,7 @@ class TraceResult:
             "run_dir": self.run_dir or None,
             "records_file": self.records_file,
             "reconcile": None if (rec := self.reconciliation()) is None else rec.to_json(),
-            "top": self.top_tables().to_json() if self.saved is not None else None,
+            "top": self.top,
         }
 
     def reconciliation(self) -> Reconciliation | None:

@@ -152,21 +152,38 @@ def step_note(module: str, target: str, command: Sequence[str], token: str) -> s
     return f"step module={module} target={target} command={encode_command(command)} token={token}"
 
 
-def saved_note(run_dir: str, records_file: dict | None) -> str:
-    """Where a step's run directory is and what its records file held (so `parse` gives back run's JSON)."""
-    return f"saved run_dir={encode_command([run_dir])} records_file={encode_command([json.dumps(records_file)])}"
+def saved_note(run_dir: str, records_file: dict | None, top: dict | None = None) -> str:
+    """Where a step's run directory is, what its records file held and the top tables of its records (so
+    `parse` gives back run's JSON)."""
+    return (
+        f"saved run_dir={encode_command([run_dir])} records_file={encode_command([json.dumps(records_file)])}"
+        f" top={encode_command([json.dumps(top)])}"
+    )
 
 
-def read_saved_note(values: dict[str, str]) -> tuple[str, dict | None]:
-    """(run_dir, records_file) of a `saved` note; ("", None) when it is not one saved_note() wrote."""
+def _json_dict(word: str) -> dict | None:
+    """The JSON object encode_command() wrote of json.dumps(); None for anything else."""
+    decoded = decode_command(word)
+    if len(decoded) != 1:
+        return None
+    try:
+        value = json.loads(decoded[0])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def read_saved_note(values: dict[str, str]) -> tuple[str, dict | None, dict | None]:
+    """(run_dir, records_file, top) of a `saved` note; ("", None, None) when it is not one saved_note() wrote
+    (a note from before the top tables has no `top`)."""
     run_dir, summary = decode_command(values.get("run_dir", "")), decode_command(values.get("records_file", ""))
     if len(run_dir) != 1 or len(summary) != 1:
-        return "", None
+        return "", None, None
     try:
-        value = json.loads(summary[0])
+        json.loads(summary[0])
     except ValueError:
-        return "", None
-    return run_dir[0], value if isinstance(value, dict) else None
+        return "", None, None
+    return run_dir[0], _json_dict(values["records_file"]), _json_dict(values.get("top", ""))
 
 
 def timings_note(stage_seconds: dict[str, float]) -> str:

@@ -72,5 +72,6 @@ def read_step(
         saved=kept.saved,
         saved_error=kept.saved_error,
         records_file=kept.records_file,
+        top=kept.top,
         mm=context.mm,
     )

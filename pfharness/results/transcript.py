@@ -50,7 +50,7 @@ class RecordedStep:
     console: list[str] = field(default_factory=list)
     lost_reason: str | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    saved: tuple[str, dict | None] = ("", None)  # the run directory and its records file (a `saved` note)
+    saved: tuple[str, dict | None, dict | None] = ("", None, None)  # run directory, records file, top tables
 
     @property
     def token(self) -> str:
@@ -117,7 +117,7 @@ def parse_transcript(path: Path) -> list[TraceResult]:
             transcript=str(path),
             mm=notes.read_mm(step.boot),
         )
-        kept = Kept(run_dir=step.saved[0], records_file=step.saved[1])
+        kept = Kept(run_dir=step.saved[0], records_file=step.saved[1], top=step.saved[2])
         results.append(read_step(step.data(), context, step.stage_seconds, step.lost_reason, kept))
     return results
 
