@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.results.step_protocol",),
     ("pfharness.mm_settings",),
     ("pfharness.results",),
+    ("pfharness.grade.model",),  # the grader: what crosses between its parts
     ("pfharness.check.findings", "pfharness.check.oracle_faults"),  # the module check: its comparisons with the oracle
     ("pfharness.check.plot_find",),
     ("pfharness.check.compare",),
