@@ -19,6 +19,7 @@ import typer
 
 from . import __version__, assets, environment, mm_settings, study
 from .commands import check as _check_commands  # noqa: F401 - registers check
+from .commands import grade as _grade_commands  # noqa: F401 - registers grade
 from .commands import kmod as _kmod_commands  # noqa: F401 - registers kernels, render, build, dist
 from .commands import reading as _reading_commands  # noqa: F401 - registers plot, parse
 from .commands.base import (

@@ -41,8 +41,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.pipeline.targets",),  # the pipeline: targets (over guest and host), then the steps on one
     ("pfharness.pipeline.core",),
     ("pfharness.run", "pfharness.study", "pfharness.check"),
+    ("pfharness.grade.rubric", "pfharness.grade.checkpatch"),  # the grader's scoring, then its batch
+    ("pfharness.grade.module_checks",),
+    ("pfharness.grade.score", "pfharness.grade.student_dir"),
+    ("pfharness.grade.gradebook",),
+    ("pfharness.grade.run",),
     ("pfharness.commands", "pfharness.commands.base"),
     ("pfharness.commands.kmod", "pfharness.commands.reading", "pfharness.commands.check"),
+    ("pfharness.commands.grade",),
     ("pfharness.cli",),
 )
 
