@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.results.step_protocol",),
     ("pfharness.mm_settings",),
     ("pfharness.results",),
-    ("pfharness.grade.model",),  # the grader: what crosses between its parts
+    ("pfharness.grade", "pfharness.grade.model"),  # the grader: what crosses between its parts
     ("pfharness.grade.execute",),  # the grader's executor of tasks
     ("pfharness.check.findings", "pfharness.check.oracle_faults"),  # the module check: its comparisons with the oracle
     ("pfharness.check.plot_find",),

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import UsageError
+from ..grade import execute
 from ..grade import rubric as rubric_file
 from ..grade import run as grade_run
 from ..grade.model import StudentGrade
@@ -57,8 +58,6 @@ def _times(path: Path | None) -> dict[str, str]:
 
 
 def _jobs(jobs: int | None) -> int:
-    from ..grade import execute  # noqa: PLC0415 - the gradeview helper's module (branch gradeview)
-
     return execute.default_jobs() if jobs is None else jobs
 
 
@@ -89,16 +88,18 @@ def grade_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
         raise typer.Exit(0)
     if not tarball:
         raise UsageError("no tarball given: pass hand-in tarballs, or a directory of them (or --print-rubric)")
+    checked = (rubric_file.load(rubric), tarballs_of(tarball), parse_deadline(deadline) if deadline else None)
+    submission_times = _times(times)
     kernel = kernels.select(kernel_release)
     kernel.require_image()
     request = grade_run.GradeRequest(
-        tarballs_of(tarball),
+        checked[1],
         out,
-        rubric_file.load(rubric),
+        checked[0],
         kernel.release,
         _jobs(jobs),
-        parse_deadline(deadline) if deadline is not None else None,
-        _times(times),
+        checked[2],
+        submission_times,
         scheduler,
         accel,
         timeout,

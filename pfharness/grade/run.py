@@ -23,7 +23,7 @@ from ..check.model import CheckReport
 from ..errors import PfhError, UsageError
 from ..pipeline.events import Events
 from ..values import Accelerator
-from . import checkpatch, gradebook, score, student_dir
+from . import checkpatch, execute, gradebook, score, student_dir
 from .model import Gradebook, StudentGrade, Unpacked
 from .rubric import Rubric
 
@@ -212,8 +212,6 @@ def _report_facts(unpacked: Unpacked) -> score.ReportFacts | None:
 
 def grade_class(request: GradeRequest, on_grade: Callable[[StudentGrade], None] = lambda g: None) -> Gradebook:
     """Every submission graded (or read back), the gradebook written; `on_grade` hears each grade as it comes."""
-    from . import execute  # noqa: PLC0415 - the gradeview helper's module (branch gradeview)
-
     all_tasks = tasks(request)
     grades: dict[str, StudentGrade] = {}
     todo = []
