@@ -263,6 +263,7 @@ def test_a_zip_is_unpacked_with_the_same_checks(tmp_path, hand_in):
             z.writestr(f"hw3/{name}", data)
         z.writestr("../escape.c", b"x")
         z.writestr("hw3\\..\\..\\win.c", b"x")
+        z.writestr("C:\\Windows\\evil.c", b"x")
         link = zipfile.ZipInfo("hw3/passwd")
         link.create_system, link.external_attr = 3, (stat.S_IFLNK | 0o777) << 16
         z.writestr(link, "/etc/passwd")
@@ -270,7 +271,8 @@ def test_a_zip_is_unpacked_with_the_same_checks(tmp_path, hand_in):
         fifo.create_system, fifo.external_attr = 3, (stat.S_IFIFO | 0o644) << 16
         z.writestr(fifo, b"")
     got, dest, _ = hand_in(path)
-    assert ids(got) == ["zip-not-tar", "path-traversal", "link-outside", "fifo", "nested-directory"]
+    assert ids(got) == ["zip-not-tar", "path-traversal", "absolute-path", "link-outside", "fifo", "nested-directory"]
+    assert finding(got, Sub.ABSOLUTE_PATH).evidence == ("C:/Windows/evil.c",)
     assert finding(got, Sub.PATH_TRAVERSAL).evidence == ("../escape.c", "hw3/../../win.c")
     assert got.missing == () and sorted(p.name for p in (dest / "hw3").iterdir()) == sorted(GOOD)
 
@@ -397,3 +399,9 @@ def test_an_oversized_file_is_not_opened(tmp_path, hand_in):
 )
 def test_the_students_name_is_safe(filename, student):
     assert student_of(filename) == student
+
+
+def test_every_submission_finding_is_documented():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "grade.md").read_text()
+    section = text.split("## Submission findings", 1)[1].split("\n## ", 1)[0]
+    assert [s.value for s in Sub if f"| `{s.value}` |" not in section] == []

@@ -6,6 +6,7 @@ and the limits a tar bomb would exceed."""
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
@@ -50,7 +51,7 @@ def parts(name: str, separators: str = "/") -> tuple[str, ...] | Sub:
         name = name.replace(sep, separators[0])
     if "\x00" in name:
         return Sub.BAD_NAME
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":" and name[0].isalpha()):
+    if name.startswith("/") or re.match(r"[A-Za-z]:(?:/|$)", name):  # or a Windows drive (C:/...)
         return Sub.ABSOLUTE_PATH
     found = tuple(p for p in name.split("/") if p not in ("", "."))
     if ".." in found:

@@ -15,7 +15,7 @@ from typing import Any
 from ..check.plot_find import FoundPlot, find_plots, strip_prefixes
 from ..errors import PfhError
 
-MAX_BYTES = 4 << 20  # read at most this much of a report
+MAX_BYTES = 1 << 20  # measure at most this much of a report (the study's, with 36 plots, is 189 KB)
 PLOT_ROWS, PLOT_COLUMNS = 30, 70  # the assignment's plot size
 PARAGRAPH_WORDS = 20  # a block of lines is a paragraph when it holds this many words of prose
 CONTROL_SHARE = 0.01  # above this share of control characters, the file is not text
@@ -73,17 +73,14 @@ class ReportFacts:
     truncated: bool  # longer than MAX_BYTES: only its start was measured
     lines: int
     words: int  # whitespace-separated, as `wc -w`
-    prose_words: int  # words of letters outside the plots
+    prose_words: int  # words with a letter, outside the plots
     paragraphs: int  # blank-line-separated blocks outside the plots with PARAGRAPH_WORDS words or more
     workloads: tuple[str, ...]  # the WORKLOADS named, in the table's order
     assignment_kinds: tuple[str, ...]  # of kernel build, sysbench, iperf: those named
-    plots: tuple[PlotFact, ...]
+    plots: int  # plots of the assignment's size, 30 rows x 70 columns
+    plot_blocks: tuple[PlotFact, ...]  # every plot found, whatever its size
     problems: tuple[str, ...] = ()
     flag: str = ""  # always there: FLAG with the file's name
-
-    @property
-    def plots_30x70(self) -> int:
-        return sum(1 for p in self.plots if (p.rows, p.columns) == (PLOT_ROWS, PLOT_COLUMNS))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,8 +95,8 @@ class ReportFacts:
             "paragraphs": self.paragraphs,
             "workloads": list(self.workloads),
             "assignment_kinds": list(self.assignment_kinds),
-            "plots": [p.to_json() for p in self.plots],
-            "plots_30x70": self.plots_30x70,
+            "plots": self.plots,
+            "plot_blocks": [p.to_json() for p in self.plot_blocks],
             "problems": list(self.problems),
             "flag": self.flag,
         }
@@ -117,9 +114,9 @@ def kind_of(data: bytes, text: str) -> str:
 
 
 def plots_in(lines: Sequence[str]) -> list[FoundPlot]:
-    """The plots in the lines as they are, or with a kernel log's prefixes stripped (a pasted dmesg):
-    whichever finds more of the assignment's size, then more plots."""
-    candidates = [find_plots(lines), find_plots(strip_prefixes(lines))]
+    """The plots in the lines with a kernel log's prefixes stripped (a pasted dmesg), or as they are (which
+    keeps an indented plot's rows aligned): whichever finds more of the assignment's size, then more plots."""
+    candidates = [find_plots(strip_prefixes(lines)), find_plots(lines)]
     return max(candidates, key=lambda ps: (sum((p.rows, p.columns) == (PLOT_ROWS, PLOT_COLUMNS) for p in ps), len(ps)))
 
 
@@ -178,7 +175,8 @@ def measure_bytes(data: bytes, name: str = "report.txt", size: int | None = None
         paragraphs=sum(1 for c in counts if c >= PARAGRAPH_WORDS),
         workloads=workloads,
         assignment_kinds=kinds,
-        plots=tuple(PlotFact(p.first + 1, p.rows, p.columns, p.title, p.labels) for p in plots),
+        plots=sum(1 for p in plots if (p.rows, p.columns) == (PLOT_ROWS, PLOT_COLUMNS)),
+        plot_blocks=tuple(PlotFact(p.first + 1, p.rows, p.columns, p.title, p.labels) for p in plots),
         problems=tuple(problems),
         flag=FLAG.format(name=name),
     )

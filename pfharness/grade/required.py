@@ -5,7 +5,8 @@ The near-miss rule (docs/grade.md): a file's name is compared with every wanted 
 (the name before the first `.`) in lower case without `_`, `-`, `.` and spaces. Its score for a wanted
 name is 0 when the whole names differ only in case (makefile), 1 when the keys are equal (pf_probeA.c,
 Readme.txt, README.md, report.pdf), 1 + d when the keys are d edits apart (insert, delete, change or swap
-two neighbours) with d at most 1 for a key of six letters or fewer, else 2 (pf_probe_A1.c, reprot.txt).
+two neighbours) with d at most 1 for a key of six letters or fewer, else 2, and the extensions (after the
+last `.`, any case) are the same (pf_probe_A1.c, reprot.txt; not pf_probe.h).
 A file is a near miss of the wanted names it scores best on, when those are not found; a file with a
 wanted name exactly is never a near miss, and near misses are named, never used."""
 
@@ -41,6 +42,10 @@ def key(name: str) -> str:
     return "".join(ch for ch in stem.lower() if ch not in "_-. ")
 
 
+def extension(name: str) -> str:
+    return name.rsplit(".", 1)[1].lower() if "." in name.lstrip(".") else ""
+
+
 def distance(a: str, b: str) -> int:
     """Edits from a to b: insert, delete, change one letter, or swap two neighbours (optimal string
     alignment distance)."""
@@ -60,8 +65,10 @@ def score(name: str, wanted: str) -> int | None:
     if name.lower() == wanted.lower():
         return 0
     a, b = key(name), key(wanted)
+    if a == b:
+        return 1
     most = 1 if len(b) <= 6 else 2
-    if not a or abs(len(a) - len(b)) > most:
+    if not a or abs(len(a) - len(b)) > most or extension(name) != extension(wanted):
         return None
     d = distance(a, b)
     return 1 + d if d <= most else None
@@ -102,6 +109,7 @@ def find_required(root: Path | None) -> Required:
         for wanted in near_names(path.rsplit("/", 1)[-1]):
             if wanted not in files:
                 near.setdefault(wanted, []).append(path)
+    files = {w: files[w] for w in WANTED if w in files}
     missing = tuple(w for w in REQUIRED if w not in files)
     deeper = [p for p in files.values() if "/" in p]
     findings = []
@@ -111,5 +119,4 @@ def find_required(root: Path | None) -> Required:
         findings.append(Sub.NEAR_MISS.finding(f"{w}: saw {', '.join(ps)}" for w, ps in near.items()))
     if deeper:
         findings.append(Sub.FILE_IN_SUBDIRECTORY.finding(deeper))
-    files = {w: files[w] for w in WANTED if w in files}
     return Required(files, missing, {w: tuple(ps) for w, ps in near.items()}, tuple(findings))
