@@ -4,15 +4,17 @@ takes, for the grader's fast tests."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pfharness.check.findings import Finding
 from pfharness.check.model import CheckFinding, CheckReport, ModuleCheck
+from pfharness.grade import report_txt
 from pfharness.grade.model import Unpacked
+from pfharness.grade.report_txt import ReportFacts
 
 DATA = Path(__file__).parent / "data" / "grade"
 ALL_FILES = ("pf_probe_A.c", "pf_probe_B.c", "pf_probe_C.c", "Makefile", "README", "report.txt")
@@ -63,10 +65,14 @@ def unpacked(files: Sequence[str] = ALL_FILES, **kw: Any) -> Unpacked:
     )
 
 
-@dataclass(frozen=True)
-class Facts:
-    """What report_txt measures of a report (score.ReportFacts)."""
+STUDY_REPORT = Path(__file__).parent.parent / "study" / "report.txt"
 
-    words: int = 900
-    workloads: tuple[str, ...] = ("kernel compilation", "sysbench", "iperf")
-    plots: int = 3
+
+def facts(text: str | None = None) -> ReportFacts:
+    """report_txt's measures of `text` (None: the project's own study/report.txt)."""
+    return _study_facts() if text is None else report_txt.measure_bytes(text.encode())
+
+
+@functools.cache
+def _study_facts() -> ReportFacts:
+    return report_txt.measure(STUDY_REPORT)

@@ -8,14 +8,12 @@ import csv
 import dataclasses
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 
 import grade_reports as g
-import pytest
 
 from pfharness.check.findings import Finding
 from pfharness.check.model import CheckFinding, CheckReport
-from pfharness.grade import gradebook, rubric, run, score, student_dir
+from pfharness.grade import gradebook, report_txt, rubric, run, score, student_dir
 from pfharness.grade.checkpatch import Counts
 from pfharness.grade.model import Gradebook, StudentGrade
 
@@ -29,7 +27,7 @@ def scored(case: str | CheckReport | None, files=g.ALL_FILES, late: int = 0, r=R
     late_text = f"{late} day(s) late" if late else ""
     measured = score.Measured(
         g.unpacked(files, **kw), report, "nothing could be unpacked" if report is None else "",
-        g.Facts(), CLEAN, late, late_text,
+        g.facts(), CLEAN, late, late_text,
     )  # fmt: skip
     items, total = score.score(r, measured)
     return {i.item: i for i in items}, total
@@ -137,7 +135,7 @@ def test_a_build_that_fails_costs_every_module_and_names_the_error():
 def test_warnings_and_checkpatch_cost_per_count():
     warned = CheckFinding(Finding.BUILD_WARNING, "warning", "build", "the compiler warned 2 time(s): fix them", ("w",))
     report = dataclasses.replace(g.recorded("dist"), findings=(warned,))
-    measured = score.Measured(g.unpacked(NO_C), report, "", g.Facts(), Counts(2, 3, ("pf_probe_A.c",)))
+    measured = score.Measured(g.unpacked(NO_C), report, "", g.facts(), Counts(2, 3, ("pf_probe_A.c",)))
     items, _total = score.score(RUBRIC, measured)
     clean = {i.item: i for i in items}["clean"]
     assert clean.points == 15 - 2 - 2.5
@@ -148,11 +146,22 @@ def test_warnings_and_checkpatch_cost_per_count():
 
 
 def test_a_short_report_gets_its_measures_share():
-    measured = score.Measured(g.unpacked(NO_C), g.recorded("dist"), "", g.Facts(100, ("sysbench",), 0), CLEAN)
+    text = "We traced sysbench cpu and a kernel build. " * 10  # 80 words, two workloads, no plot
+    measured = score.Measured(g.unpacked(NO_C), g.recorded("dist"), "", g.facts(text), CLEAN)
     items, _total = score.score(RUBRIC, measured)
     report = {i.item: i for i in items}["report"]
-    assert report.points == 5 + 2.5 + 2 + 0
-    assert report.flags == (score.READ_REPORT,)
+    assert report.evidence[1:] == (
+        "length 2/5: 80 words of prose (at least 200)",
+        "workloads 4/6: 2 kinds of application named: kernel build, sysbench cpu",
+        "plots 0/4: 0 plot(s) in the report (at least 1)",
+    )
+    assert report.points == 5 + 2 + 4 and "report.txt" in report.flags[0]
+
+
+def test_a_report_that_is_not_text_gets_nothing():
+    measured = score.Measured(g.unpacked(NO_C), g.recorded("dist"), "", report_txt.measure_bytes(b"%PDF-1.4 x"), CLEAN)
+    report = {i.item: i for i in score.score(RUBRIC, measured)[0]}["report"]
+    assert report.points == 0 and "PDF" in report.evidence[0], report.evidence
 
 
 def test_a_harness_failure_is_told_from_the_students(tmp_path):
@@ -203,10 +212,3 @@ def test_the_gradebook_csv_has_a_row_per_item_and_the_total(tmp_path):
     assert rows[6][:4] == ["bob", "total", "95", "100"]
     assert rows[7] == ["carol", "harness_error", "", "100", "QEMU would not start"]
     assert Gradebook.from_json(json.loads((tmp_path / "gradebook.json").read_text())) == book
-
-
-@pytest.mark.parametrize(
-    ("name", "student"), [("alice.tar.gz", "alice"), ("Bob Smith.TGZ", "Bob_Smith"), ("..x.zip", "x")]
-)
-def test_student_names_come_from_the_tarballs(name, student):
-    assert run.student_of(Path(name)) == student

@@ -11,6 +11,7 @@ from ..errors import UsageError
 from ..grade import execute
 from ..grade import rubric as rubric_file
 from ..grade import run as grade_run
+from ..grade import times as grade_times
 from ..grade.model import StudentGrade
 from ..kmod import kernels
 from ..run import DEFAULT_OUT
@@ -50,11 +51,7 @@ def parse_deadline(text: str) -> datetime:
 
 
 def _times(path: Path | None) -> dict[str, str]:
-    if path is None:
-        return {}
-    from ..grade import times  # noqa: PLC0415 - the unpack helper's module (branch unpack)
-
-    return times.read_times(path)
+    return grade_times.read_times(path) if path is not None else {}
 
 
 def _jobs(jobs: int | None) -> int:

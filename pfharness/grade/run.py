@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,11 +22,10 @@ from ..check.model import CheckReport
 from ..errors import PfhError, UsageError
 from ..pipeline.events import Events
 from ..values import Accelerator
-from . import checkpatch, execute, gradebook, score, student_dir
+from . import checkpatch, execute, gradebook, names, report_txt, score, student_dir, unpack
 from .model import Gradebook, StudentGrade, Unpacked
 from .rubric import Rubric
 
-SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar", ".zip", ".gz")
 STUDENTS = "students"
 SOURCES = ("pf_probe_A.c", "pf_probe_B.c", "pf_probe_C.c")
 
@@ -65,17 +63,6 @@ class Task:
     timeout: float
 
 
-def student_of(tarball: Path) -> str:
-    """The student's name from the tarball's (alice.tar.gz -> alice), made safe as a directory name."""
-    name = tarball.name
-    for suffix in SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "student"
-    return safe[:80]
-
-
 def digest(path: Path) -> str:
     sha = hashlib.sha256()
     with path.open("rb") as f:
@@ -90,7 +77,7 @@ def tasks(request: GradeRequest) -> list[Task]:
     out = []
     rubric_digest = hashlib.sha256(repr(replace(request.rubric, source="")).encode()).hexdigest()[:16]
     for tarball in request.tarballs:
-        student = student_of(tarball)
+        student = names.student_of(tarball.name)
         if student in seen:
             raise UsageError(f"{seen[student].name} and {tarball.name} are both {student}'s: grade one of them")
         seen[student] = tarball
@@ -114,7 +101,7 @@ def grade_one(task: Task) -> StudentGrade:
     for sub in ("submission", "check"):
         shutil.rmtree(task.directory / sub, ignore_errors=True)
     task.directory.mkdir(parents=True, exist_ok=True)
-    unpacked = _unpack(task.tarball, task.directory / "submission", task.submitted)
+    unpacked = unpack.unpack(task.tarball, task.directory / "submission", submitted=task.submitted)
     report, not_checked = _check(task, unpacked)
     measured = _measure(task, unpacked, report, not_checked)
     items, total = score.score(task.rubric, measured)
@@ -130,12 +117,6 @@ def grade_one(task: Task) -> StudentGrade:
     student_dir.write_feedback(task.directory, grade, task.rubric.title)
     student_dir.write_grade(task.directory, task.key, grade)
     return grade
-
-
-def _unpack(tarball: Path, dest: Path, submitted: str | None) -> Unpacked:
-    from . import unpack  # noqa: PLC0415 - the unpack helper's module (branch unpack)
-
-    return unpack.unpack(tarball, dest, submitted=submitted)
 
 
 def _check(task: Task, unpacked: Unpacked) -> tuple[CheckReport | None, str]:
@@ -203,9 +184,7 @@ def _measure(task: Task, unpacked: Unpacked, report: CheckReport | None, not_che
     )
 
 
-def _report_facts(unpacked: Unpacked) -> score.ReportFacts | None:
-    from . import report_txt  # noqa: PLC0415 - the unpack helper's module (branch unpack)
-
+def _report_facts(unpacked: Unpacked) -> report_txt.ReportFacts | None:
     path = unpacked.files.get("report.txt")
     return report_txt.measure(Path(unpacked.root or ".") / path) if path else None
 

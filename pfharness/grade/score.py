@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Protocol
 
 from ..check.findings import Finding
 from ..check.model import CheckReport
@@ -18,25 +16,13 @@ from . import module_checks
 from .checkpatch import Counts
 from .model import GradeFinding, ItemScore, Unpacked
 from .module_checks import Got
+from .report_txt import ReportFacts
 from .rubric import Check, Item, Rubric
 
 DAY_SECONDS = 24 * 3600
 _WARNED = re.compile(r"warned (\d+) time")
 READ_REPORT = "read report.txt: does it identify the trends for each kind of application?"
 READ_CODE = "read the code: error handling, comments, modularity"
-
-
-class ReportFacts(Protocol):
-    """What report_txt measures of report.txt (pfharness does not judge prose: the teacher reads it)."""
-
-    @property
-    def words(self) -> int: ...
-
-    @property
-    def workloads(self) -> Sequence[str]: ...
-
-    @property
-    def plots(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -78,7 +64,7 @@ def score_item(item: Item, measured: Measured) -> ItemScore:
         flags: tuple[str, ...] = ()
     elif item.kind == "report":
         got = [_report_check(c, measured) for c in item.checks]
-        flags = (READ_REPORT,)
+        flags = (measured.report_facts.flag if measured.report_facts and measured.report_facts.flag else READ_REPORT,)
     else:
         got = [_clean_check(c, measured) for c in item.checks]
         flags = (READ_CODE, *_checkpatch_flag(measured))
@@ -97,13 +83,14 @@ def _report_check(check: Check, measured: Measured) -> Got:
     if "report.txt" not in measured.unpacked.files:
         seen = measured.unpacked.near_misses.get("report.txt", ())
         return Got(0.0, "report.txt was not handed in" + (f" ({', '.join(seen)} instead)" if seen else ""))
-    if facts is None:
-        return Got(0.0, "report.txt is not text that can be read")
+    if facts is None or facts.kind != "text":
+        what = facts.problems[0] if facts and facts.problems else f"it is {facts.kind if facts else 'unreadable'}"
+        return Got(0.0, f"report.txt is not text: {what}")
     if check.name == "present":
         return Got(1.0, f"report.txt handed in ({facts.words} words)")
     if check.name == "length":
         least = check.options.get("min_words", 200)
-        return Got(1.0 if facts.words >= least else facts.words / least, f"{facts.words} words (at least {least:g})")
+        return Got(facts.prose_words / least, f"{facts.prose_words} words of prose (at least {least:g})")
     if check.name == "workloads":
         least = check.options.get("min", 3) or 1
         named = ", ".join(facts.workloads) or "none"
