@@ -84,3 +84,43 @@ def write(submissions: list[Submission], dest: Path) -> tuple[list[Path], Path]:
     times = dest.parent / "times.csv"
     times.write_text("student,time\n" + "".join(f"{s.student},{s.time}\n" for s in submissions if s.time))
     return paths, times
+
+
+def without_c(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The hand-in without the extra credit: no pf_probe_C.c, and the Makefile builds A and B only."""
+    kept = {n: d for n, d in files.items() if n != "pf_probe_C.c"}
+    kept["Makefile"] = kept["Makefile"].replace(b" pf_probe_C.o", b"")
+    return kept
+
+
+def _broken(case: str, module_points: dict[str, float], clean: float = 14.5, **kw: float) -> Submission:
+    """A corpus case packed as a hand-in without C (the corpus modules draw one checkpatch warning: their
+    SPDX line, -0.5)."""
+    points = {"a": 25.0, "b": 40.0, "report": 20.0, "clean": clean, "c": 0.0, **module_points, **kw}
+    return Submission(case, points, sum(points.values()), without_c(with_module(case)))
+
+
+def the_class() -> list[Submission]:
+    """The class, core submissions first (CORE of them: the part `make test` grades)."""
+    full = dist_files()
+    no_report = {n: d for n, d in without_c(full).items() if n != "report.txt"}
+    return [
+        Submission("dist", {"a": 25, "b": 40, "report": 20, "clean": 15, "c": 15}, 100, full),
+        Submission(
+            "late", {"a": 25, "b": 40, "report": 20, "clean": 15, "c": 0, "late": -20}, 80, without_c(full), time=LATE
+        ),
+        Submission("no-report", {"a": 25, "b": 40, "report": 0, "clean": 12, "c": 0}, 77, no_report),
+        _broken("plot-70x30", {"b": 35}),
+        _broken("api-fault-handler", {"a": 0, "b": 0}, clean=11.5),  # nothing ran: no printk-flood points
+        Submission("not-a-tarball", {"a": 0, "b": 0, "report": 0, "clean": 0, "c": 0}, 0, raw=b"PK\x03\x04 a zip?"),
+        # The rest: PFH_GRADE_CLASS=full
+        _broken("wrong-param-name", {"a": 13}),
+        _broken("pid-not-tgid", {"a": 22}),
+        _broken("probe-symbol", {"a": 8}),
+        _broken("plot-no-labels", {"b": 37}),
+        _broken("printk-flood", {}, clean=11.5),
+        Submission("traversal", {"a": 25, "b": 40, "report": 20, "clean": 15, "c": 15}, 100, raw=traversal()),
+    ]
+
+
+CORE = 6

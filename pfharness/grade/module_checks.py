@@ -58,7 +58,8 @@ def facts(letter: str, report: CheckReport | None, not_checked: str, handed_in: 
         return ModuleFacts(letter, None, not_checked or "the module was not checked")
     failed = [f for f in report.findings if f.id in (Finding.BUILD_FAILED, Finding.API_CHANGE)]
     if failed:
-        return ModuleFacts(letter, None, "; ".join(f.message for f in failed[:3]))
+        first = next((f.evidence[0] for f in failed if f.evidence), "")
+        return ModuleFacts(letter, None, "; ".join(f.message for f in failed[:3]) + (f": {first}" if first else ""))
     check = next((m for m in report.modules if m.module == name), None)
     if check is None:
         return ModuleFacts(letter, None, f"the Makefile did not build {name}.ko (obj-m += {name}.o)")

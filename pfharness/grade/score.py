@@ -71,11 +71,23 @@ def score_item(item: Item, measured: Measured) -> ItemScore:
     pairs = zip(item.checks, got, strict=True)
     scored = [(c, round(c.points * max(0.0, min(1.0, g.fraction)), 2), g.text) for c, g in pairs]
     evidence = tuple(f"{c.name} {p:g}/{c.points:g}: {text}" for c, p, text in scored)
-    lost = [f"- {c.name} (-{c.points - p:g}): {text}" for c, p, text in scored if p < c.points]
+    lost = _lost_lines([(c.name, c.points - p, text) for c, p, text in scored if p < c.points])
     got_points = round(sum(p for _c, p, _text in scored), 2)
     head = f"{item.title}: {got_points:g} of {item.max:g}" + (" extra points" if item.extra else "")
     feedback = "\n".join([head + (":" if lost else ". Every check passed."), *lost])
     return ItemScore(item.id, item.title, got_points, item.max, item.extra, evidence, feedback, flags)
+
+
+def _lost_lines(lost: list[tuple[str, float, str]]) -> list[str]:
+    """The feedback's lines for the checks that lost points; those not run for one reason make one line."""
+    lines: list[str] = []
+    for reason in dict.fromkeys(text for _n, _p, text in lost):
+        same = [(n, p) for n, p, text in lost if text == reason]
+        if len(same) == 1 or not reason.startswith("not run:"):
+            lines += [f"- {n} (-{p:g}): {reason}" for n, p in same]
+        else:
+            lines.append(f"- {', '.join(n for n, _p in same)} (-{sum(p for _n, p in same):g}): {reason}")
+    return lines
 
 
 def _report_check(check: Check, measured: Measured) -> Got:
@@ -149,9 +161,11 @@ def late_item(rubric: Rubric, measured: Measured) -> ItemScore | None:
     """The late penalty as an item of its own (max 0), or None without a deadline."""
     if not measured.late_text:
         return None
-    penalty = rubric.late_per_day * measured.late_days
+    penalty = rubric.late_per_day * measured.late_days or 0.0
     feedback = f"Late: {measured.late_text}: -{penalty:g} points." if penalty else "Handed in on time."
-    return ItemScore("late", "late penalty", -penalty, 0.0, evidence=(measured.late_text,), feedback=feedback)
+    return ItemScore(
+        "late", "late penalty", -penalty if penalty else 0.0, 0.0, evidence=(measured.late_text,), feedback=feedback
+    )
 
 
 def total(rubric: Rubric, items: list[ItemScore]) -> tuple[tuple[ItemScore, ...], float]:

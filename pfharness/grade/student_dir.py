@@ -17,6 +17,7 @@ from ..check.plot_find import find_plots, strip_prefixes
 from ..errors import PfhError
 from ..plot import Drawable, PlotRequest, draw
 from ..results.run_dir import read_saved
+from ..results.transcript import parse_transcript
 from .model import GradeFinding, StudentGrade
 
 GRADE_FILE = "grade.json"
@@ -66,19 +67,18 @@ def write_evidence(
 
 
 def _copy_build_log(directory: Path, report: CheckReport) -> None:
-    logs = [m.build_log for m in report.modules if m.build_log]
-    logs += [word for f in report.findings for word in f.message.split() if word.endswith("build.log")]
-    for log in logs:
-        path = Path(log.rstrip(").,;"))
-        if path.is_file():
-            shutil.copyfile(path, directory / "build.log")
-            return
+    """The build's whole log (its path is in each module's check, or in the build's findings)."""
+    words = [m.build_log for m in report.modules] + [
+        w.rstrip(").,;") for f in report.findings for w in f.message.split()
+    ]
+    found = next((Path(w) for w in words if w.endswith("build.log") and Path(w).is_file()), None)
+    if found is not None:
+        shutil.copyfile(found, directory / "build.log")
 
 
 def _module_files(directory: Path, m: ModuleCheck) -> dict[str, str]:
     """pf_probe_X.log (its kernel-log lines, whole), and for B and C its plot(s) as text and the oracle's PNG."""
-    lines = check_run.own_lines(check_run.console_lines(Path(m.transcript)), m.module) if m.transcript else []
-    lines = lines or list(m.lines)
+    lines = module_lines(Path(m.transcript), m.module) if m.transcript else list(m.lines)
     (directory / f"{m.module}.log").write_text("".join(f"{ln}\n" for ln in lines))
     if m.module.endswith("A"):
         return {}
@@ -91,6 +91,18 @@ def _module_files(directory: Path, m: ModuleCheck) -> dict[str, str]:
     if png:
         files["oracle"] = png
     return files
+
+
+def module_lines(transcript: Path, module: str) -> list[str]:
+    """The module's own kernel-log lines, whole, from the step's transcript (its kmsg lines); from the
+    console when the step did not end (a lost VM: the kernel's report is there)."""
+    try:
+        messages = [m for step in parse_transcript(transcript) for m in step.kernel_messages]
+    except (PfhError, OSError, ValueError):
+        messages = []
+    if not messages:
+        messages = [ln for ln in check_run.console_lines(transcript) if ln.strip() and not ln.startswith("##PFH")]
+    return check_run.own_lines(messages, module)
 
 
 def _plot_text(lines: list[str]) -> str:
