@@ -121,7 +121,7 @@ def the_class() -> list[Submission]:
         _broken("printk-flood", {}, clean=11.5),
         _broken("null-deref-unload", {"b": 15}),  # a splat at unload: no plot, no unload points
         _broken("div-zero", {"b": 15}),  # the oracle workload's faults fall within one second: divides by 0
-        _broken("oob-first-write", {"b": 36}),
+        _broken("oob-first-write", {"b": 31}),  # the redzone write found at unload; its plot is garbage
         _broken("handler-loops", {"a": 11}),  # the VM hangs: no run points
         _broken("api-proc-ops", {"a": 0, "b": 0}, clean=11.5),
         Submission("traversal", {"a": 25, "b": 40, "report": 20, "clean": 15, "c": 15}, 100, raw=traversal()),

@@ -10,9 +10,12 @@ import json
 from datetime import datetime, timezone
 
 import grade_reports as g
+import pytest
+from typer.testing import CliRunner
 
 from pfharness.check.findings import Finding
 from pfharness.check.model import CheckFinding, CheckReport
+from pfharness.cli import app
 from pfharness.grade import gradebook, report_txt, rubric, run, score, student_dir
 from pfharness.grade.checkpatch import Counts
 from pfharness.grade.model import Gradebook, StudentGrade
@@ -212,3 +215,30 @@ def test_the_gradebook_csv_has_a_row_per_item_and_the_total(tmp_path):
     assert rows[6][:4] == ["bob", "total", "95", "100"]
     assert rows[7] == ["carol", "harness_error", "", "100", "QEMU would not start"]
     assert Gradebook.from_json(json.loads((tmp_path / "gradebook.json").read_text())) == book
+
+
+def test_plot_agreement_goes_in_quarters_of_its_points():
+    dist = g.recorded("dist")
+    b = dist.modules[1]
+    shown = [{**s, "agreement": {**s["agreement"], "oracle_in_student": 0.5}} for s in b.figures["plots"]["shown"]]
+    half = dataclasses.replace(b, figures={**b.figures, "plots": {**b.figures["plots"], "shown": shown}})
+    items, _total = scored(dataclasses.replace(dist, modules=(dist.modules[0], half)), NO_C)
+    assert "plot-agreement 3/6: the plot's marks agree 50% " in items["b"].evidence[7]  # 0.5 / 0.8: 2.5 quarters
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "no tarball given"),
+        (["nope.tar.gz"], "nope.tar.gz does not exist"),
+        (["EMPTY"], "holds no tarball"),
+        (["--deadline", "next friday", "T"], "--deadline 'next friday' is not a time"),
+    ],
+)
+def test_the_grade_commands_usage_errors_are_one_line(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "EMPTY").mkdir()
+    (tmp_path / "T").write_bytes(b"")
+    result = CliRunner().invoke(app, ["grade", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

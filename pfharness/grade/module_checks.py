@@ -3,12 +3,15 @@ as a fraction of its points and one line of evidence a student can act on (the c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..check.findings import Finding
 from ..check.model import CheckFinding, CheckReport, ModuleCheck
 from .rubric import Check
+
+AGREEMENT_STEPS = 4  # plot-agreement's points go in quarters: a run's small variations do not move them
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ def _agreement(m: ModuleFacts, check: Check) -> Got:
     values = [min(a["student_in_oracle"], a["oracle_in_student"]) if (a := s.get("agreement")) else 0.0 for s in shown]
     value = sum(values) / len(values)
     text = f"the plot's marks agree {value:.0%} with the oracle's plot of the same faults (full at {full_at:.0%})"
-    return Got(min(1.0, value / full_at), text)
+    return Got(math.floor(min(1.0, value / full_at) * AGREEMENT_STEPS) / AGREEMENT_STEPS, text)
 
 
 def _c_split(m: ModuleFacts, _check: Check) -> Got:
