@@ -87,7 +87,9 @@ def _module_files(directory: Path, m: ModuleCheck) -> dict[str, str]:
     if text:
         (directory / f"{m.module}.plot.txt").write_text(text)
         files["student"] = f"{m.module}.plot.txt"
-    png = _oracle_png(directory / f"{m.module}.oracle.png", Path(m.transcript).parent / "save", m)
+    png = (
+        _oracle_png(directory / f"{m.module}.oracle.png", Path(m.transcript).parent / "save", m) if m.transcript else ""
+    )
     if png:
         files["oracle"] = png
     return files
@@ -118,6 +120,8 @@ def _plot_text(lines: list[str]) -> str:
 
 def _oracle_png(path: Path, save: Path, m: ModuleCheck) -> str:
     """The oracle's picture of the same run (its saved records), or "" when there are none to draw."""
+    if not m.transcript:
+        return ""
     try:
         saved = read_saved(save)
     except (PfhError, OSError, ValueError):
