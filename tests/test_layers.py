@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.mm_settings",),
     ("pfharness.results",),
     ("pfharness.grade.model",),  # the grader: what crosses between its parts
-    ("pfharness.grade.execute",),  # the grader's executor of tasks
+    ("pfharness.grade.execute", "pfharness.grade.page"),  # the grader's executor of tasks, its class page
     ("pfharness.check.findings", "pfharness.check.oracle_faults"),  # the module check: its comparisons with the oracle
     ("pfharness.check.plot_find",),
     ("pfharness.check.compare",),
