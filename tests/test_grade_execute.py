@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from grade_tasks import Done, Job, work
+from grade_tasks import Checked, CheckJob, Done, Job, check_module, work
 
 from pfharness import proc
 from pfharness.errors import SetupError, UsageError
@@ -159,3 +159,19 @@ def test_a_local_dask_cluster_runs_the_tasks_on_both_workers(dask_cluster, tmp_p
     bug = got[21]
     assert isinstance(bug, TaskFailure) and (bug.kind, bug.attempts) == ("internal", 1)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name[0].isdigit()) == ["20.1", "20.2", "21.1"]
+
+
+@pytest.mark.vm
+def test_a_local_dask_cluster_checks_modules_in_vms(dask_cluster, tmp_path, default_kernel):
+    """Each worker runs a real `pfharness check` (kbuild, then a VM under TCG) of a corpus module at once."""
+    corpus = TESTS / "student_modules"
+    names = ("correct-B", "plot-70x30")
+    tasks = [CheckJob(str(corpus / name), str(tmp_path / name), default_kernel.release) for name in names]
+    got = {
+        Path(task.source).name: result
+        for task, result in run_tasks(check_module, tasks, jobs=1, scheduler=dask_cluster)
+    }
+    assert all(isinstance(r, Checked) for r in got.values()), got
+    assert (got["correct-B"].passed, got["correct-B"].errors) == (True, ())  # type: ignore[union-attr]
+    assert got["plot-70x30"].errors == ("plot-size",)  # type: ignore[union-attr]
+    assert len({r.pid for r in got.values()}) == 2  # type: ignore[union-attr]
