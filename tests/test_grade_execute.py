@@ -4,6 +4,7 @@ processes (tests/grade_tasks.py), harness failures retried and reported, bugs re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -116,32 +117,43 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """A scheduler and two single-thread workers on this machine, the workers importing pfharness from
+@contextlib.contextmanager
+def local_cluster(logs: Path, workers: int):
+    """A scheduler and `workers` single-thread workers on this machine, the workers importing pfharness from
     this .venv and the task functions from tests/; every process killed at the end, pass or fail."""
     distributed = pytest.importorskip("distributed", reason="Dask is pfharness[cluster]: make setup installs it")
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    port = str(_free_port())
+    address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     children = []
     try:
-        port = address.rsplit(":", 1)[1]
-        children.append(
-            _start(
-                [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"],
-                env,
-                tmp_path / "scheduler.log",
-            )
-        )
-        for name in ("w1", "w2"):
-            worker = [DASK, "worker", address, "--name", name, "--nthreads", "1", "--no-dashboard", "--no-nanny"]
-            children.append(_start(worker, env, tmp_path / f"{name}.log"))
-        with distributed.Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)  # both, or the test could not tell they share the tasks
+        scheduler = [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"]
+        children.append(_start(scheduler, env, logs / "scheduler.log"))
+        for n in range(1, workers + 1):
+            worker = [DASK, "worker", address, "--name", f"w{n}", "--nthreads", "1", "--no-dashboard", "--no-nanny"]
+            children.append(_start(worker, env, logs / f"w{n}.log"))
+        with distributed.Client(address, timeout=30) as client:  # the scheduler is up
+            if workers:
+                client.wait_for_workers(workers, timeout=60)  # all, or the test could not tell they share the tasks
         yield address
     finally:
         for child in children:
             proc.kill_group(child)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A scheduler and two workers (local_cluster)."""
+    with local_cluster(tmp_path, 2) as address:
+        yield address
+
+
+def test_a_scheduler_without_workers_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(execute, "WORKERS_TIMEOUT", 2.0)
+    with local_cluster(tmp_path, 0) as address, pytest.raises(SetupError) as error:
+        list(run_tasks(work, [Job(1)], jobs=1, scheduler=address))
+    assert str(error.value).startswith(f"no Dask worker joined the scheduler at {address} within 2 s")
+    assert str(error.value).endswith(f"run `dask worker {address}` on each grading machine (docs/grade.md)")
 
 
 def _start(argv, env, log: Path) -> subprocess.Popen:
