@@ -75,7 +75,7 @@ def test_a_bug_is_reported_at_once_not_retried_and_the_others_go_on(tmp_path):
 
 def test_bad_jobs_is_a_usage_error():
     with pytest.raises(UsageError, match="--jobs must be at least 1"):
-        list(run_tasks(work, [Job(1)], jobs=0))
+        run_tasks(work, [Job(1)], jobs=0)  # at once, before any task
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ def test_scheduler_without_dask_is_a_one_line_error(monkeypatch):
     with pytest.raises(
         SetupError, match=r"^--scheduler needs Dask: install it with `pip install 'pfharness\[cluster\]'`"
     ):
-        list(run_tasks(work, [Job(1)], jobs=1, scheduler="tcp://127.0.0.1:8786"))
+        run_tasks(work, [Job(1)], jobs=1, scheduler="tcp://127.0.0.1:8786")  # at once
 
 
 def test_an_unreachable_scheduler_is_a_one_line_error(monkeypatch):
