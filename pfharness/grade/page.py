@@ -7,9 +7,9 @@ their relative paths. Everything that comes from a student (name, evidence, find
 hostile input: the template escapes every value it prints (Jinja's autoescape), and before that `clean`
 shows control and direction-changing characters as \\xNN / \\uNNNN instead of letting them act.
 
-Sorting: a click on a column's heading sorts by it (again: the other way). The page also sorts on load by
-a URL fragment `#sort=KEY-asc` or `#sort=KEY-desc`, KEY one of the headings' data-key (student, total,
-item-<id>, late, flags): a link to a sorted view, and the browser test's way in."""
+Sorting: a click on a column's heading sets the URL's fragment to `#sort=KEY-asc` (again: `-desc`), KEY
+the heading's data-key (student, total, item-<id>, late, flags), and the page sorts by its fragment, on
+load and whenever it changes: a link gives a sorted view, and the browser test goes in where a click does."""
 
 from __future__ import annotations
 
