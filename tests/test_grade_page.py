@@ -62,7 +62,7 @@ def book(tmp_path, real_plots) -> Gradebook:
     text, png = real_plots
     out = tmp_path / "grades"
     students = (
-        student("alice", items(25, 40, c=15), 100, plots=put_plots(out, "alice", text, png)),
+        student("alice", items(25, 40, c=15), 100, plots=put_plots(out, "alice smith #1?", text, png)),
         student(
             HOSTILE,
             items(10, 20, evidence=HOSTILE_EVIDENCE),
@@ -191,7 +191,7 @@ def test_the_page_in_chromium_shows_the_gradebook_and_sorts_it(tmp_path, book):
         ["dave", "not graded", "\u2014"],
     ]
     assert shown.rows[2][7] == "\u221210" and shown.rows[0][6] == "15 / 15"
-    assert shown.broken_images == 1  # the hostile student's "PNG" is not one; alice's picture showed
+    assert shown.broken_images == 1  # the hostile student's "PNG" is not one; alice's showed (from "alice smith #1?/")
     by_total = dom(tmp_path, page, "#sort=total-asc")  # the gradebook's order is the other way round
     assert [r[1] for r in by_total.rows] == ["72.5 / 100", "75 / 100", "100 / 100", "not graded"]
     assert by_total.sorted == {"total": "ascending"}
