@@ -234,6 +234,17 @@ def test_a_tar_bomb_stops_early_and_fast(tmp_path, hand_in, members, limits, exp
     assert "nothing after it was unpacked" in finding(got, expected).message
 
 
+def test_a_zip_of_many_members_is_refused_before_it_is_parsed(tmp_path, hand_in):
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for n in range(600):
+            z.writestr(f"f{n}.c", b"")
+    got, dest, seconds = hand_in(path)
+    assert ids(got) == ["zip-not-tar", "too-many-members", "missing-file"] and seconds < FAST
+    assert finding(got, Sub.TOO_MANY_MEMBERS).evidence == ("600 members declared",)
+    assert list(dest.iterdir()) == []
+
+
 def test_a_huge_header_is_cut_off_by_the_decompressed_cap(tmp_path, hand_in):
     """A pax header whose path is 4 MiB long: tarfile would read it whole; the cap stops it first."""
     info, data = reg("hw3/" + "a" * (4 << 20))

@@ -172,6 +172,9 @@ def _extract(tarball: Path, head: bytes, dest: Path, limits: Limits) -> tuple[li
     if kind == archive.EMPTY:
         return [Sub.EMPTY_ARCHIVE.finding(("a file of 0 bytes",))], None
     run = _Run(Writer(dest), limits)
+    if kind == archive.ZIP and (entries := archive.zip_entries(tarball) or 0) > limits.members:
+        run.add(Sub.TOO_MANY_MEMBERS, f"{entries} members declared", f"more than {limits.members}; none unpacked")
+        return [Sub.ZIP_NOT_TAR.finding(("zip archive",)), *run.findings()], run.writer
     try:
         with closing(_members(tarball, kind, limits)) as members:
             run.consume(members)
