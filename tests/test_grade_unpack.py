@@ -152,6 +152,8 @@ def test_a_partly_hostile_archive_keeps_its_good_members(tmp_path, hand_in):
         special("hw3/null", tarfile.CHRTYPE),
         special("hw3/disk", tarfile.BLKTYPE),
         special("hw3/pipe", tarfile.FIFOTYPE),
+        special("hw3/etc", tarfile.SYMTYPE, "/etc"),  # the classic: a link, then a file "through" it
+        reg(f"hw3/etc/{Path(absolute).name}", b"through\n"),
     ]
     try:
         got, dest, _ = hand_in(make_tar(tmp_path / "mallory.tar.gz", members))
@@ -165,10 +167,11 @@ def test_a_partly_hostile_archive_keeps_its_good_members(tmp_path, hand_in):
     assert finding(got, Sub.PATH_TRAVERSAL).evidence == ("hw3/../../outside/evil.c", "../evil2.c")
     assert finding(got, Sub.LINK_OUTSIDE).evidence == (
         "hw3/passwd -> /etc/passwd", "hw3/up -> ../../outside/x", "hw3/shadow -> /etc/shadow",
-        "hw3/hard-up -> ../outside/x",
+        "hw3/hard-up -> ../outside/x", "hw3/etc -> /etc",
     )  # fmt: skip
     assert finding(got, Sub.DEVICE_FILE).evidence == ("hw3/null", "hw3/disk")
-    assert sorted(p.name for p in (dest / "hw3").iterdir()) == sorted(GOOD)
+    assert (dest / "hw3" / "etc" / Path(absolute).name).read_bytes() == b"through\n"  # a real directory
+    assert sorted(p.name for p in (dest / "hw3").iterdir()) == sorted([*GOOD, "etc"])
     assert got.missing == ()
 
 
