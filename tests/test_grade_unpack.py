@@ -403,6 +403,22 @@ def test_harness_failures_are_errors_not_findings(tmp_path):
         unpack(path, tmp_path / "d2")
 
 
+def test_a_full_disk_is_the_harnesss_failure(tmp_path, monkeypatch):
+    """ENOSPC while writing is pfharness's to retry, never a finding against the student."""
+    import errno
+
+    from pfharness.grade import extract
+
+    path = make_tar(tmp_path / "olga.tar.gz", good())
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(extract.os, "open", full)
+    with pytest.raises(PfhError, match=r"No space left on device.*free disk space"):
+        unpack(path, tmp_path / "dest")
+
+
 def test_an_oversized_file_is_not_opened(tmp_path, hand_in):
     path = make_tar(tmp_path / "nina.tar.gz", good())
     got, _, _ = hand_in(path, Limits(archive_bytes=100))
