@@ -47,3 +47,32 @@ def _count_attempt(job: Job) -> int:
     attempt = len(list(directory.glob(f"{job.n}.*"))) + 1
     (directory / f"{job.n}.{attempt}").touch()
     return attempt
+
+
+@dataclass(frozen=True)
+class CheckJob:
+    """One real `pfharness check` of a corpus module (tests/student_modules), as a grading task runs it."""
+
+    source: str
+    out: str
+    kernel_release: str
+
+
+@dataclass(frozen=True)
+class Checked:
+    source: str
+    passed: bool
+    errors: tuple[str, ...]  # the error findings' ids
+    pid: int
+
+
+def check_module(job: CheckJob) -> Checked:
+    """Check the module; its error findings by id."""
+    from pfharness.check.run import CheckRequest, check  # only this task needs the module check
+    from pfharness.values import Accelerator
+
+    request = CheckRequest((Path(job.source),), Path(job.out), kernel_release=job.kernel_release, accel=Accelerator.tcg)
+    report = check(request)
+    errors = tuple(str(f.id.value) for m in report.modules for f in m.findings if f.is_error)
+    errors += tuple(str(f.id.value) for f in report.findings if f.is_error)
+    return Checked(job.source, report.passed, errors, os.getpid())

@@ -4,6 +4,7 @@ processes (tests/grade_tasks.py), harness failures retried and reported, bugs re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from grade_tasks import Done, Job, work
+from grade_tasks import Checked, CheckJob, Done, Job, check_module, work
 
 from pfharness import proc
 from pfharness.errors import SetupError, UsageError
@@ -74,7 +75,7 @@ def test_a_bug_is_reported_at_once_not_retried_and_the_others_go_on(tmp_path):
 
 def test_bad_jobs_is_a_usage_error():
     with pytest.raises(UsageError, match="--jobs must be at least 1"):
-        list(run_tasks(work, [Job(1)], jobs=0))
+        run_tasks(work, [Job(1)], jobs=0)  # at once, before any task
 
 
 @pytest.mark.parametrize(
@@ -99,7 +100,7 @@ def test_scheduler_without_dask_is_a_one_line_error(monkeypatch):
     with pytest.raises(
         SetupError, match=r"^--scheduler needs Dask: install it with `pip install 'pfharness\[cluster\]'`"
     ):
-        list(run_tasks(work, [Job(1)], jobs=1, scheduler="tcp://127.0.0.1:8786"))
+        run_tasks(work, [Job(1)], jobs=1, scheduler="tcp://127.0.0.1:8786")  # at once
 
 
 def test_an_unreachable_scheduler_is_a_one_line_error(monkeypatch):
@@ -116,32 +117,43 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """A scheduler and two single-thread workers on this machine, the workers importing pfharness from
+@contextlib.contextmanager
+def local_cluster(logs: Path, workers: int):
+    """A scheduler and `workers` single-thread workers on this machine, the workers importing pfharness from
     this .venv and the task functions from tests/; every process killed at the end, pass or fail."""
     distributed = pytest.importorskip("distributed", reason="Dask is pfharness[cluster]: make setup installs it")
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    port = str(_free_port())
+    address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     children = []
     try:
-        port = address.rsplit(":", 1)[1]
-        children.append(
-            _start(
-                [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"],
-                env,
-                tmp_path / "scheduler.log",
-            )
-        )
-        for name in ("w1", "w2"):
-            worker = [DASK, "worker", address, "--name", name, "--nthreads", "1", "--no-dashboard", "--no-nanny"]
-            children.append(_start(worker, env, tmp_path / f"{name}.log"))
-        with distributed.Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)  # both, or the test could not tell they share the tasks
+        scheduler = [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"]
+        children.append(_start(scheduler, env, logs / "scheduler.log"))
+        for n in range(1, workers + 1):
+            worker = [DASK, "worker", address, "--name", f"w{n}", "--nthreads", "1", "--no-dashboard", "--no-nanny"]
+            children.append(_start(worker, env, logs / f"w{n}.log"))
+        with distributed.Client(address, timeout=30) as client:  # the scheduler is up
+            if workers:
+                client.wait_for_workers(workers, timeout=60)  # all, or the test could not tell they share the tasks
         yield address
     finally:
         for child in children:
             proc.kill_group(child)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A scheduler and two workers (local_cluster)."""
+    with local_cluster(tmp_path, 2) as address:
+        yield address
+
+
+def test_a_scheduler_without_workers_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(execute, "WORKERS_TIMEOUT", 2.0)
+    with local_cluster(tmp_path, 0) as address, pytest.raises(SetupError) as error:
+        list(run_tasks(work, [Job(1)], jobs=1, scheduler=address))
+    assert str(error.value).startswith(f"no Dask worker joined the scheduler at {address} within 2 s")
+    assert str(error.value).endswith(f"run `dask worker {address}` on each grading machine (docs/grade.md)")
 
 
 def _start(argv, env, log: Path) -> subprocess.Popen:
@@ -159,3 +171,19 @@ def test_a_local_dask_cluster_runs_the_tasks_on_both_workers(dask_cluster, tmp_p
     bug = got[21]
     assert isinstance(bug, TaskFailure) and (bug.kind, bug.attempts) == ("internal", 1)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name[0].isdigit()) == ["20.1", "20.2", "21.1"]
+
+
+@pytest.mark.vm
+def test_a_local_dask_cluster_checks_modules_in_vms(dask_cluster, tmp_path, default_kernel):
+    """Each worker runs a real `pfharness check` (kbuild, then a VM under TCG) of a corpus module at once."""
+    corpus = TESTS / "student_modules"
+    names = ("correct-B", "plot-70x30")
+    tasks = [CheckJob(str(corpus / name), str(tmp_path / name), default_kernel.release) for name in names]
+    got = {
+        Path(task.source).name: result
+        for task, result in run_tasks(check_module, tasks, jobs=1, scheduler=dask_cluster)
+    }
+    assert all(isinstance(r, Checked) for r in got.values()), got
+    assert (got["correct-B"].passed, got["correct-B"].errors) == (True, ())  # type: ignore[union-attr]
+    assert got["plot-70x30"].errors == ("plot-size",)  # type: ignore[union-attr]
+    assert len({r.pid for r in got.values()}) == 2  # type: ignore[union-attr]

@@ -35,7 +35,10 @@ OTHER_MAGIC = (
 #: what reading a damaged compressed stream raises (besides tarfile's and zipfile's own errors); an OSError
 #: with an errno is a real I/O error, the caller's to tell apart
 READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError, RuntimeError, NotImplementedError)
-LINK_MAX = 4096  # bytes of a zip symlink's target read
+LINK_MAX = 4096
+ZIP_TAIL = (
+    1 << 16
+) + 22  # a zip's end record and its comment lie within this of its end  # bytes of a zip symlink's target read
 
 
 class TooMuchData(Exception):
@@ -150,6 +153,17 @@ def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Member:
     if stat.S_ISSOCK(mode):
         return Member(name, OTHER, 0, detail="a socket")
     return Member(name, FILE, info.file_size, open=lambda: archive.open(info))
+
+
+def zip_entries(path: Path) -> int | None:
+    """The member count a zip's end record declares (read before zipfile parses the whole central
+    directory), or None when there is no end record in its last 64 KiB."""
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - ZIP_TAIL))
+        tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    return int.from_bytes(tail[at + 10 : at + 12], "little") if at >= 0 and len(tail) >= at + 22 else None
 
 
 def zip_members(path: Path) -> Generator[Member, None, None]:

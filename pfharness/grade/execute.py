@@ -12,7 +12,6 @@ each student's files at once and a stopped run resumes where it stopped.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import dataclasses
 import os
 import traceback
@@ -137,29 +136,39 @@ def run_tasks(
     """Run fn(task) for every task, `jobs` at a time here or on the Dask cluster at `scheduler`
     (tcp://HOST:8786; `jobs` is then the workers' business), and yield (task, result or TaskFailure) as each
     completes. fn must be a top-level function and task and result picklable (a worker runs it). Closing
-    the iterator early cancels the tasks not started (the running ones finish)."""
+    the iterator early cancels the tasks not started (the running ones finish).
+
+    A bad `jobs` or `retries` (UsageError) and a missing Dask (SetupError) are raised here, before any task;
+    a scheduler that cannot be reached, or has no worker, at the first next() (SetupError)."""
     if jobs < 1 or retries < 0:
         raise UsageError(f"--jobs must be at least 1 (got {jobs}) and retries at least 0 (got {retries})")
     if scheduler is None:
-        executor = concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pfh-task")
-        try:
-            yield from _drive(_Threads(executor), fn, tasks, retries)
-        finally:
-            executor.shutdown(wait=True, cancel_futures=True)
-        return
-    with _dask_client(scheduler) as (client, distributed):
-        yield from _drive(_Dask(client, distributed), fn, tasks, retries)
+        return _here(fn, tasks, jobs, retries)
+    return _on_cluster(_import_distributed(), scheduler, fn, tasks, retries)
 
 
-@contextlib.contextmanager
-def _dask_client(scheduler: str) -> Iterator[tuple[Any, Any]]:
-    """A client of the scheduler with at least one worker, or a one-line SetupError saying what to do."""
+def _here(fn: Callable[[T], R], tasks: Iterable[T], jobs: int, retries: int) -> Iterator[tuple[T, R | TaskFailure]]:
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pfh-task")
+    try:
+        yield from _drive(_Threads(executor), fn, tasks, retries)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _import_distributed() -> Any:
     try:
         import distributed  # noqa: PLC0415 (an optional extra: only --scheduler needs it)
     except ImportError:
         raise SetupError(
             "--scheduler needs Dask: install it with `pip install 'pfharness[cluster]'` (docs/grade.md)"
         ) from None
+    return distributed
+
+
+def _on_cluster(
+    distributed: Any, scheduler: str, fn: Callable[[T], R], tasks: Iterable[T], retries: int
+) -> Iterator[tuple[T, R | TaskFailure]]:
+    """The tasks on the scheduler's workers, through a client that has at least one (else a SetupError)."""
     try:
         client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)  # the default: wait() uses it
     except (OSError, TimeoutError, ValueError) as exc:
@@ -169,7 +178,7 @@ def _dask_client(scheduler: str) -> Iterator[tuple[Any, Any]]:
         ) from None
     try:
         _wait_for_workers(client, scheduler)
-        yield client, distributed
+        yield from _drive(_Dask(client, distributed), fn, tasks, retries)
     finally:
         client.close()
 

@@ -44,6 +44,7 @@ WORKLOADS = (
     ("a web browser", r"\b(?:firefox|chromium|google-chrome)\b"),
 )
 ASSIGNMENT_KINDS = (("kernel build", "kernel build"), ("sysbench", "sysbench"), ("iperf", "iperf"))
+_LOG_PREFIX = re.compile(r"^\s*(?:<\d>)?\s*\[\s*\d+\.\d+\]")  # a kernel log line's timestamp
 _WORD = re.compile(r"\S*[A-Za-z]\S*")  # a word of prose: a whitespace-separated token with a letter
 
 
@@ -114,9 +115,11 @@ def kind_of(data: bytes, text: str) -> str:
 
 
 def plots_in(lines: Sequence[str]) -> list[FoundPlot]:
-    """The plots in the lines with a kernel log's prefixes stripped (a pasted dmesg), or as they are (which
-    keeps an indented plot's rows aligned): whichever finds more of the assignment's size, then more plots."""
-    candidates = [find_plots(strip_prefixes(lines)), find_plots(lines)]
+    """The plots in the lines with a kernel log's prefixes stripped (when there are any: a pasted dmesg), or
+    as they are (which keeps an indented plot's rows aligned): whichever finds more of the assignment's
+    size, then more plots."""
+    logged = any(_LOG_PREFIX.match(line) for line in lines)
+    candidates = [*([find_plots(strip_prefixes(lines))] if logged else []), find_plots(lines)]
     return max(candidates, key=lambda ps: (sum((p.rows, p.columns) == (PLOT_ROWS, PLOT_COLUMNS) for p in ps), len(ps)))
 
 

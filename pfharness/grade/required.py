@@ -110,6 +110,7 @@ def find_required(root: Path | None) -> Required:
             if wanted not in files:
                 near.setdefault(wanted, []).append(path)
     files = {w: files[w] for w in WANTED if w in files}
+    near = {w: near[w] for w in WANTED if w in near}
     missing = tuple(w for w in REQUIRED if w not in files)
     deeper = [p for p in files.values() if "/" in p]
     findings = []

@@ -54,8 +54,16 @@ class Sub(_Advised):
     TOO_MUCH_DATA = ("too-much-data", "the members add up to more than the limit", "hand in your sources only")
     TOO_DEEP = ("too-deep", "a member lies deeper than the directory-depth limit (skipped)", "flatten your tree")
     # Members that are never written
-    PATH_TRAVERSAL = ("path-traversal", "a member's name has a `..` component (skipped)", "pack from your directory")
-    ABSOLUTE_PATH = ("absolute-path", "a member's name is an absolute path (skipped)", "pack relative paths")
+    PATH_TRAVERSAL = (
+        "path-traversal",
+        "a member's name has a `..` component (skipped)",
+        "run `tar czf NAME.tar.gz DIR/` in DIR's parent",
+    )
+    ABSOLUTE_PATH = (
+        "absolute-path",
+        "a member's name is an absolute path (skipped)",
+        "run `tar czf NAME.tar.gz DIR/` in DIR's parent",
+    )
     LINK_OUTSIDE = (
         "link-outside",
         "a symbolic or hard link points outside the archive (skipped)",

@@ -29,6 +29,8 @@ def parse_time(text: str) -> str:
     text = text.strip()
     if text.isdigit():
         return iso_utc(datetime.fromtimestamp(int(text), timezone.utc))
+    if text[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat does not know it
+        text = text[:-1] + "+00:00"
     return iso_utc(datetime.fromisoformat(text))
 
 

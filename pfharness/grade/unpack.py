@@ -112,20 +112,22 @@ class _Run:
             self.links.append((rel, target, shown))
 
     def copy_links(self) -> None:
-        """The links inside the archive, as copies of the files they name (after every other member)."""
-        for rel, target, shown in self.links:
-            source = self.writer.files.get(target)
-            if source is None:
-                self.add(Sub.LINK_BROKEN, f"{shown} (not a file in the archive)")
-            elif self.writer.written + source.stat().st_size > self.limits.total_bytes:
-                self.add(Sub.TOO_MUCH_DATA, shown, f"over {self.limits.total_bytes:,} bytes with the copies")
-                return
-            else:
+        """The links inside the archive, as copies of the files they name, after every other member; a link
+        to a link is copied once that one is (in as many rounds as it takes)."""
+        pending = self.links
+        while ready := [link for link in pending if link[1] in self.writer.files]:
+            pending = [link for link in pending if link[1] not in self.writer.files]
+            for rel, target, shown in ready:
+                if self.writer.written + self.writer.files[target].stat().st_size > self.limits.total_bytes:
+                    self.add(Sub.TOO_MUCH_DATA, shown, f"over {self.limits.total_bytes:,} bytes with the copies")
+                    return
                 try:
                     self.writer.copy(rel, target)
                     self.add(Sub.LINK_INSIDE, f"{shown} (copied)")
                 except Refused as exc:
                     self.add(exc.sub, f"{shown}: {exc}")
+        for _rel, _target, shown in pending:
+            self.add(Sub.LINK_BROKEN, f"{shown} (not a file in the archive)")
 
     def findings(self) -> list[GradeFinding]:
         return [sub.finding(lines, self.details.get(sub, "")) for sub, lines in self.evidence.items()]
@@ -170,6 +172,9 @@ def _extract(tarball: Path, head: bytes, dest: Path, limits: Limits) -> tuple[li
     if kind == archive.EMPTY:
         return [Sub.EMPTY_ARCHIVE.finding(("a file of 0 bytes",))], None
     run = _Run(Writer(dest), limits)
+    if kind == archive.ZIP and (entries := archive.zip_entries(tarball) or 0) > limits.members:
+        run.add(Sub.TOO_MANY_MEMBERS, f"{entries} members declared", f"more than {limits.members}; none unpacked")
+        return [Sub.ZIP_NOT_TAR.finding(("zip archive",)), *run.findings()], run.writer
     try:
         with closing(_members(tarball, kind, limits)) as members:
             run.consume(members)
