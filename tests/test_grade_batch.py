@@ -13,7 +13,7 @@ import pytest
 
 from pfharness.check import run as check_run
 from pfharness.errors import UsageError, VmLost
-from pfharness.grade import rubric, run
+from pfharness.grade import rubric, run, student_dir
 
 RELEASE = "6.1.0-57-amd64"
 
@@ -84,3 +84,17 @@ def test_two_tarballs_of_one_student_are_refused(tmp_path):
     )
     with pytest.raises(UsageError, match=r"alice\.tar\.gz and alice\.tgz are both alice's"):
         run.grade_class(request)
+
+
+def test_a_results_files_travel_with_it_to_the_grading_machine(request_for, monkeypatch, tmp_path):
+    monkeypatch.setattr(check_run, "check", lambda req, events: g.recorded("dist"))
+    request = request_for(_dist("carol"))
+    [task] = run.tasks(request)
+    graded = run.grade_one(task)  # as a worker runs it
+    assert {"findings.json", "feedback.txt", "grade.json", "pf_probe_A.log"} <= set(graded.files)
+    elsewhere = tmp_path / "grading-machine" / "carol"
+    student_dir.place(elsewhere, graded.files)
+    assert student_dir.read_grade(elsewhere, task.key) == graded.grade
+    assert (elsewhere / "feedback.txt").read_bytes() == (task.directory / "feedback.txt").read_bytes()
+    run.grade_class(request)
+    assert (request.out / "index.html").is_file() and (request.out / "gradebook.json").is_file()

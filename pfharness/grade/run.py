@@ -22,7 +22,7 @@ from ..check.model import CheckReport
 from ..errors import PfhError, UsageError
 from ..pipeline.events import Events
 from ..values import Accelerator
-from . import checkpatch, execute, gradebook, names, report_txt, score, student_dir, unpack
+from . import checkpatch, execute, gradebook, names, page, report_txt, score, student_dir, unpack
 from .model import Gradebook, StudentGrade, Unpacked
 from .rubric import Rubric
 
@@ -95,7 +95,16 @@ def tasks(request: GradeRequest) -> list[Task]:
     return out
 
 
-def grade_one(task: Task) -> StudentGrade:
+@dataclass(frozen=True)
+class Graded:
+    """One submission graded, and its directory's own files (by name), which travel back with it: a Dask
+    worker's disk is not the grading machine's."""
+
+    grade: StudentGrade
+    files: Mapping[str, bytes] = field(default_factory=dict)
+
+
+def grade_one(task: Task) -> Graded:
     """Grade one submission from scratch (its directory emptied first). Raises PfhError or OSError for a
     failure of pfharness itself (run_tasks tries again, then records it); anything the student did is scored."""
     for sub in ("submission", "check"):
@@ -116,7 +125,7 @@ def grade_one(task: Task) -> StudentGrade:
     )  # fmt: skip
     student_dir.write_feedback(task.directory, grade, task.rubric.title)
     student_dir.write_grade(task.directory, task.key, grade)
-    return grade
+    return Graded(grade, student_dir.collect(task.directory))
 
 
 def _check(task: Task, unpacked: Unpacked) -> tuple[CheckReport | None, str]:
@@ -203,7 +212,11 @@ def grade_class(request: GradeRequest, on_grade: Callable[[StudentGrade], None] 
             todo.append(task)
     results = execute.run_tasks(grade_one, todo, jobs=request.jobs, scheduler=request.scheduler, retries=1)
     for task, result in results:
-        grade = result if isinstance(result, StudentGrade) else _harness_grade(task, result)
+        if isinstance(result, Graded):
+            student_dir.place(task.directory, result.files)
+            grade = result.grade
+        else:
+            grade = _harness_grade(task, result)
         grades[task.student] = grade
         on_grade(grade)
     book = Gradebook(
@@ -213,6 +226,7 @@ def grade_class(request: GradeRequest, on_grade: Callable[[StudentGrade], None] 
         tuple(grades[t.student] for t in all_tasks),
     )
     gradebook.write(request.out, book)
+    page.write_page(book, request.out)
     return book
 
 

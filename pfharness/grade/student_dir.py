@@ -21,6 +21,7 @@ from ..results.transcript import parse_transcript
 from .model import GradeFinding, StudentGrade
 
 GRADE_FILE = "grade.json"
+MAX_FILE = 16 << 20  # bytes of one file of the student's directory that travel back from a worker
 _DRAWING = threading.Lock()  # matplotlib's pyplot is not thread-safe: one picture at a time (--jobs threads)
 
 
@@ -138,6 +139,25 @@ def _oracle_png(path: Path, save: Path, m: ModuleCheck) -> str:
     except PfhError:
         return ""  # matplotlib missing: the page shows the student's plot alone
     return path.name
+
+
+def collect(directory: Path) -> dict[str, bytes]:
+    """The directory's own files (not its submission/ and check/ trees), each cut at MAX_FILE bytes."""
+    files = {}
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as f:
+                files[path.name] = f.read(MAX_FILE)
+    return files
+
+
+def place(directory: Path, files: Mapping[str, bytes]) -> None:
+    """Write a result's files into the student's directory here (those already there as they are: kept)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        path = directory / Path(name).name
+        if not (path.is_file() and path.stat().st_size == len(data)):
+            path.write_bytes(data)
 
 
 def write_feedback(directory: Path, grade: StudentGrade, title: str) -> None:
