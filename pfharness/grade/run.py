@@ -107,9 +107,8 @@ class Graded:
 def grade_one(task: Task) -> Graded:
     """Grade one submission from scratch (its directory emptied first). Raises PfhError or OSError for a
     failure of pfharness itself (run_tasks tries again, then records it); anything the student did is scored."""
-    for sub in ("submission", "check"):
-        shutil.rmtree(task.directory / sub, ignore_errors=True)
-    task.directory.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(task.directory, ignore_errors=True)  # nothing of an earlier grade is left to be taken for this one's
+    task.directory.mkdir(parents=True)
     unpacked = unpack.unpack(task.tarball, task.directory / "submission", submitted=task.submitted)
     report, not_checked = _check(task, unpacked)
     measured = _measure(task, unpacked, report, not_checked)
