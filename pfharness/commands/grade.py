@@ -65,7 +65,7 @@ def _say(grade: StudentGrade) -> None:
 
 @app.command("grade", cls=Command, epilog=GRADE_EXIT)
 def grade_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
-    tarball: list[Path] = typer.Argument(None, metavar="TARBALL...", help="Hand-in tarballs, or directories of them."),
+    tarball: list[Path] = typer.Argument(None, metavar="TARBALL", help="Hand-in tarballs, or directories of them."),
     out: Path = typer.Option(DEFAULT_OUT / "grade", metavar="DIR", help="The gradebook and a directory per student."),
     kernel_release: str | None = typer.Option(None, metavar="RELEASE", help=f"The course's kernel. {SERIES_HELP}"),
     jobs: int | None = typer.Option(
