@@ -38,10 +38,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating the virtualenv .venv"
   "$PY" -m venv .venv
 fi
-# Reinstall only when pyproject.toml changed since the last install. The extras: the test tools, and
-# matplotlib for pictures (pfharness[plot]; make demo and make test both want it).
+# Reinstall only when pyproject.toml changed since the last install. The extras: the test tools,
+# matplotlib for pictures (pfharness[plot]; make demo and make test both want it), and pyarrow for
+# records.parquet (pfharness[parquet]; its tests want it).
 if [ ! -f .venv/.pfharness-installed ] || [ pyproject.toml -nt .venv/.pfharness-installed ]; then
   echo "setup: installing pfharness into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,plot]'
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,plot,parquet]'
   touch .venv/.pfharness-installed
 fi

@@ -209,7 +209,7 @@ def test_report_only_reads_a_finished_study_back(tmp_path):
     """--report-only: the figures and plots of a study written again from its transcript and figures.json."""
     shutil.copy(DATA / "run_c_records.log", tmp_path / "study-transcript.log")
     parsed = records_of("run_c_records.log")
-    saved = run_dir.SavedRecords(saved_of(parsed.report), 0)
+    saved = run_dir.SavedRecords.of(saved_of(parsed.report), 0)
     result = dataclasses.replace(parsed, saved=saved)
     guest = tmp_path / "runs" / "touch-C" / run_dir.GUEST_SUBDIR
     guest.mkdir(parents=True)

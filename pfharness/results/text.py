@@ -8,7 +8,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from . import reconcile, tables
+from . import reconcile, records_parquet, tables
 from .model import TraceResult
 
 
@@ -81,8 +81,11 @@ def saved_lines(result: TraceResult) -> list[str]:
     """What came back from the module's procfs files (B, C)."""
     if result.saved is not None:
         s = result.saved
+        parquet = records_parquet.available()
+        files = "records.csv, records.parquet, regions.csv" if parquet else "records.csv, regions.csv"
         return [
-            f"records:         {len(s.records)} saved, {len(s.regions)} regions (records.csv, regions.csv)",
+            f"records:         {len(s.table)} saved, {len(s.regions)} regions ({files})",
+            *([] if parquet else [f"note:            {records_parquet.INSTALL_HINT}"]),
             *tables.table_lines(result.top_tables()),
         ]
     if result.saved_error:
