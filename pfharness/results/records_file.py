@@ -105,6 +105,8 @@ class Region:
     end: int  # end address (exclusive)
     faults: int  # faults the module attributed to it
     name: str  # "[heap]", "libc.so.6", ...
+    offset: int = 0  # the file offset at start (a file's region; 0 otherwise or in an older regions file)
+    path: str = ""  # the file's full path ("": none, or not known in an older regions file)
 
 
 @dataclass(frozen=True)
@@ -160,10 +162,11 @@ def _table_lines(text: str, shape: str, source: str) -> list[dict]:
     if len(text) > MAX_TABLE_BYTES:
         raise RecordsError(f"{source}: {len(text)} characters, more than {MAX_TABLE_BYTES}")
     rows = []
+    older = fmt.REGION_LINE_V1 if shape == "region" else None  # a regions file from before offset and path
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        values = fmt.TABLE_LINES[shape].parse(line)
+        values = fmt.TABLE_LINES[shape].parse(line) or (older.parse(line) if older else None)
         if values is None:
             shown = line[:80].encode("unicode_escape").decode()
             raise RecordsError(f"{source}, line {n}: not a {shape} line: {shown!r}")
@@ -185,6 +188,8 @@ def parse_regions(text: str, *, source: str = "regions") -> list[Region]:
             raise RecordsError(f"{source}: region {values['index']} has unknown kind {values['kind']!r}")
         if values["end"] < values["start"]:
             raise RecordsError(f"{source}: region {values['index']} ends before it starts")
+        if values.get("path") == "-":
+            values["path"] = ""
         regions.append(Region(**values))
     return regions
 
@@ -212,4 +217,7 @@ def records_bytes(records: list[FaultRecord], dropped: int = 0, *, version: int 
 
 def region_line(region: Region) -> str:
     """One line of the regions file (the inverse of parse_regions)."""
-    return f"{region.index} {region.kind} 0x{region.start:x} 0x{region.end:x} {region.faults} {region.name}"
+    return (
+        f"{region.index} {region.kind} 0x{region.start:x} 0x{region.end:x} {region.faults} {region.name} "
+        f"offset={region.offset:#x} path={region.path or '-'}"
+    )
