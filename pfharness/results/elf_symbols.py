@@ -1,0 +1,120 @@
+"""The functions of an ELF file on the host, to name the code at a file offset (fault sites, issue 26).
+
+pyelftools reads the file's PT_LOAD segments (file offset -> virtual address) and its function symbols:
+`.symtab` where the file has one, `.dynsym` otherwise (a stripped library keeps its exported functions). C++
+names are demangled by binutils' c++filt (through proc.py, in batches); without c++filt they stay mangled. A
+file that cannot be read as ELF gives no symbols: its sites are named file+0xoffset, as perf names them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from .. import proc
+
+DEMANGLE_BATCH = 500  # names per c++filt command line
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A PT_LOAD segment: the file bytes [offset, offset + size) are mapped at vaddr."""
+
+    offset: int
+    vaddr: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Symbols:
+    """A file's function symbols, sorted by address, and its loadable segments."""
+
+    path: str
+    segments: list[Segment] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)  # sorted
+    ends: list[int] = field(default_factory=list)  # start + size (size 0: up to the next symbol)
+    names: list[str] = field(default_factory=list)  # demangled
+    table: str = ""  # ".symtab", ".dynsym" or "" (none: a stripped file, or not ELF)
+
+    def vaddr(self, offset: int) -> int:
+        """The virtual address (as the symbols give them) of file offset `offset`."""
+        for s in self.segments:
+            if s.offset <= offset < s.offset + s.size:
+                return offset - s.offset + s.vaddr
+        return offset
+
+    def function(self, offset: int) -> str | None:
+        """The name of the function that holds file offset `offset`, or None."""
+        address = self.vaddr(offset)
+        i = bisect.bisect_right(self.starts, address) - 1
+        if i < 0 or address >= self.ends[i]:
+            return None
+        return self.names[i]
+
+
+def _function_symbols(elf, section_name: str) -> list[tuple[int, int, str]]:
+    section = elf.get_section_by_name(section_name)
+    if section is None or not hasattr(section, "iter_symbols"):
+        return []
+    found = []
+    for sym in section.iter_symbols():
+        kind = sym["st_info"]["type"]
+        if kind in ("STT_FUNC", "STT_GNU_IFUNC") and sym["st_value"] and sym["st_shndx"] != "SHN_UNDEF":
+            found.append((sym["st_value"], sym["st_size"], sym.name))
+    return found
+
+
+def _ranges(found: list[tuple[int, int, str]]) -> tuple[list[int], list[int], list[str]]:
+    """Sorted starts, ends and names, one symbol per address (the first name wins); size 0 reaches the next."""
+    by_start: dict[int, tuple[int, str]] = {}
+    for start, size, name in sorted(found):
+        by_start.setdefault(start, (size, name))
+    starts = sorted(by_start)
+    ends = []
+    for i, start in enumerate(starts):
+        size = by_start[start][0]
+        following = starts[i + 1] if i + 1 < len(starts) else start + max(size, 1)
+        ends.append(start + size if size else following)
+    return starts, ends, [by_start[s][1] for s in starts]
+
+
+def demangle(names: Sequence[str]) -> list[str]:
+    """C++ names demangled by c++filt (others as they are; all as they are without c++filt)."""
+    program = shutil.which("c++filt")
+    mangled = sorted({n for n in names if n.startswith("_Z")})
+    if program is None or not mangled:
+        return list(names)
+    plain: dict[str, str] = {}
+    for i in range(0, len(mangled), DEMANGLE_BATCH):
+        batch = mangled[i : i + DEMANGLE_BATCH]
+        out = proc.run([program, *batch], timeout=60).stdout.splitlines()
+        if len(out) == len(batch):
+            plain.update(zip(batch, out, strict=True))
+    return [plain.get(n, n) for n in names]
+
+
+@functools.lru_cache(maxsize=256)
+def load(path: str) -> Symbols:
+    """The symbols of the file at `path` (none when it is missing or not ELF)."""
+    try:
+        with open(Path(path), "rb") as f:
+            elf = ELFFile(f)
+            segments = [
+                Segment(s["p_offset"], s["p_vaddr"], s["p_filesz"])
+                for s in elf.iter_segments()
+                if s["p_type"] == "PT_LOAD"
+            ]
+            table, found = ".symtab", _function_symbols(elf, ".symtab")
+            if not found:
+                table, found = ".dynsym", _function_symbols(elf, ".dynsym")
+    except (OSError, ELFError, ValueError):
+        return Symbols(path)
+    starts, ends, names = _ranges(found)
+    return Symbols(path, segments, starts, ends, demangle(names), table if found else "")
