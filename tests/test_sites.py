@@ -156,3 +156,20 @@ def test_sites_of_a_version_1_run_is_refused_in_one_line(tmp_path):
     (run / "guest" / "records").write_bytes(records_bytes([FaultRecord(0, 0, 1, 0, 0, 0)], version=1))
     result = CliRunner().invoke(app, ["sites", str(run)])
     assert result.exit_code == 2 and "fault sites need version 2" in result.output
+
+
+def test_histograms_png_and_flame_svg(tmp_path):
+    pytest.importorskip("matplotlib")
+    binary = build(tmp_path, PROGRAM)
+    run = tmp_path / "run"
+    (run / "guest").mkdir(parents=True)
+    (run / "guest" / "records").write_bytes(records_bytes(oracle_records(binary)))
+    (run / "guest" / "regions").write_text(region_line(code_region(binary)) + "\n")
+    png, svg = tmp_path / "h.png", tmp_path / "f.svg"
+    result = CliRunner().invoke(app, ["sites", str(run), "--png", str(png), "--svg", str(svg)])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = svg.read_text()
+    assert all(f"{name} (" in text for name in ("touch_300", "touch_100", "read_file", "sites"))
+    bad = CliRunner().invoke(app, ["sites", str(run), "--svg", str(tmp_path / "f.png")])
+    assert bad.exit_code != 0 and "must end in .svg" in bad.output

@@ -17,7 +17,7 @@ def duration(ns: int | float) -> str:
     return f"{int(ns)} ns"
 
 
-def _size(ns: int) -> str:
+def bucket_size(ns: int) -> str:
     """A bucket bound, as bpftrace prints them: 512, 1K, 2M, 4G."""
     for suffix, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
         if ns >= scale and ns % scale == 0:
@@ -44,7 +44,7 @@ def histogram_lines(kind: str, buckets: list[Bucket]) -> list[str]:
     if not buckets:
         return [f"@{kind}: no faults"]
     top = max(b.count for b in buckets)
-    labels = [f"[{_size(b.low_ns)}, {_size(b.high_ns)})" for b in buckets]
+    labels = [f"[{bucket_size(b.low_ns)}, {bucket_size(b.high_ns)})" for b in buckets]
     width = max(len(label) for label in labels)
     lines = [f"@{kind} (service time, ns):"]
     for label, b in zip(labels, buckets, strict=True):
