@@ -173,3 +173,15 @@ def test_histograms_png_and_flame_svg(tmp_path):
     assert all(f"{name} (" in text for name in ("touch_300", "touch_100", "read_file", "sites"))
     bad = CliRunner().invoke(app, ["sites", str(run), "--svg", str(tmp_path / "f.png")])
     assert bad.exit_code != 0 and "must end in .svg" in bad.output
+
+
+def test_the_run_summary_line_needs_version_2_records(tmp_path):
+    from pfharness.results import run_dir, text
+
+    binary = build(tmp_path, PROGRAM)
+    saved = run_dir.SavedRecords.of(oracle_records(binary), 0, [code_region(binary)])
+    [line] = text.sites_line(saved)
+    assert line.startswith("top sites:       touch_300 (sites) 300, touch_100 (sites) 100, read_file (sites) 64;")
+    assert line.endswith(" in 466 faults")
+    old = run_dir.SavedRecords(saved.table, 0, saved.regions, version=1)
+    assert text.sites_line(old) == [] and text.sites_line(run_dir.SavedRecords.of([], 0)) == []
