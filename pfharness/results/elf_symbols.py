@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
@@ -57,6 +58,18 @@ class Symbols:
         if i < 0 or address >= self.ends[i]:
             return None
         return self.names[i]
+
+    def functions(self, offsets: np.ndarray) -> list[str | None]:
+        """function() of each file offset in `offsets` (unsigned), a column at a time."""
+        offsets = offsets.astype(np.uint64)
+        address = offsets.copy()
+        for s in self.segments:
+            inside = (offsets >= s.offset) & (offsets < s.offset + s.size)
+            address[inside] = offsets[inside] - np.uint64(s.offset) + np.uint64(s.vaddr)
+        starts, ends = np.array(self.starts, dtype=np.uint64), np.array(self.ends, dtype=np.uint64)
+        i = np.searchsorted(starts, address, side="right") - 1
+        held = (i >= 0) & (address < ends[np.maximum(i, 0)]) if len(starts) else np.zeros(len(offsets), dtype=bool)
+        return [self.names[j] if ok else None for j, ok in zip(i.tolist(), held.tolist(), strict=True)]
 
 
 def _function_symbols(elf, section_name: str) -> list[tuple[int, int, str]]:

@@ -167,7 +167,7 @@ class TraceResult:
         """The top-5 tables of the saved records (results/tables.py); empty when none were saved."""
         if self.saved is None:
             return top_tables([], [])
-        return top_tables(self.saved.records, self.saved.regions, self.saved.processes)
+        return top_tables(self.saved.table, self.saved.regions, self.saved.processes)
 
 
 #: The fields of a --json "records" entry (a dump_records=1 line), in order; a version-1 line has null from tid on.

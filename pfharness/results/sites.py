@@ -5,7 +5,7 @@ faulted in, when regions of several processes overlap), turned into an offset in
 table gives the file offset at the region's start and the file's path: the guest shares the host's root, so the
 file is on the host too) and named by the function that holds that offset (elf_symbols). A file without symbols
 names it file+0xoffset, as perf does; a fault without an IP (get_user_pages) is "[no ip]". Pure but for reading
-the ELF files: computed from SavedRecords' array and regions, a unique IP at a time (a run has few).
+the ELF files: computed from SavedRecords' array and regions a column at a time (each distinct IP once).
 """
 
 from __future__ import annotations
@@ -81,42 +81,69 @@ class Sites:
         return dataclasses.asdict(self)
 
 
-def _region_of(ip: int, owned: set[int], regions: list[Region], bounds: np.ndarray) -> Region | None:
-    """The region that holds `ip`: among those the process faulted in if any holds it, the narrowest."""
-    holding = np.flatnonzero((bounds[:, 0] <= ip) & (ip < bounds[:, 1]))
-    if not len(holding):
-        return None
-    mine = [int(i) for i in holding if int(i) in owned] or [int(i) for i in holding]
-    return min((regions[i] for i in mine), key=lambda r: r.end - r.start)
+def _regions_of(tgid: np.ndarray, ip: np.ndarray, owned: dict[int, set[int]], regions: list[Region]) -> np.ndarray:
+    """The index of the region that holds each IP (-1: none): among the regions its process faulted in if any
+    holds it, the narrowest. A region at a time over all the IPs."""
+    best = np.full(len(ip), -1, dtype=np.intp)
+    best_span = np.full(len(ip), np.inf)
+    best_owned = np.zeros(len(ip), dtype=bool)
+    for r in regions:
+        inside = (ip >= r.start) & (ip < r.end)
+        if not inside.any():
+            continue
+        mine = np.isin(tgid, [t for t, indexes in owned.items() if r.index in indexes])
+        span = r.end - r.start
+        better = inside & ((mine & ~best_owned) | ((mine == best_owned) & (span < best_span)))
+        best[better], best_span[better], best_owned[better] = r.index, span, mine[better]
+    return best
 
 
-def _name(ip: int, region: Region | None) -> tuple[str, str]:
-    """(library, function) of an IP in `region`."""
+def _names(ip: np.ndarray, region: Region | None) -> list[tuple[str, str]]:
+    """(library, function) of each IP in `region`."""
     if region is None:
-        return UNKNOWN, UNKNOWN
+        return [(UNKNOWN, UNKNOWN)] * len(ip)
     if not region.path or region.kind not in ("code", "data", "file"):
-        return region.name, region.name  # anonymous code (a JIT's), the vdso, ...
-    offset = ip - region.start + region.offset
-    function = elf_symbols.load(region.path).function(offset)
-    return region.name, function or f"{region.name}+{offset:#x}"
+        return [(region.name, region.name)] * len(ip)  # anonymous code (a JIT's), the vdso, ...
+    offsets = ip - np.uint64(region.start) + np.uint64(region.offset)
+    functions = elf_symbols.load(region.path).functions(offsets)
+    return [(region.name, f or f"{region.name}+{o:#x}") for f, o in zip(functions, offsets.tolist(), strict=True)]
+
+
+def _distinct(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (tgid, ip, no_ip) of the records, and each record's index among them (np.unique's
+    return_inverse, sorted numerically: np.unique of a structured array sorts far slower)."""
+    no_ip = (table["flags"] & fmt.RECORD_FLAG_NO_IP) != 0
+    owner = table["tgid"].astype(np.uint64) << 1 | no_ip
+    order = np.lexsort((table["ip"], owner))
+    ip, owner = table["ip"][order], owner[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (ip[1:] != ip[:-1]) | (owner[1:] != owner[:-1])
+    inverse = np.empty(len(order), dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    unique = np.zeros(int(first.sum()), dtype=[("tgid", "<u4"), ("ip", "<u8"), ("no_ip", "u1")])
+    unique["tgid"], unique["ip"], unique["no_ip"] = owner[first] >> 1, ip[first], owner[first] & 1
+    return unique, inverse
 
 
 def site_labels(table: np.ndarray, regions: list[Region]) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """Each record's site (an index into the returned (library, function) labels)."""
-    no_ip = (table["flags"] & fmt.RECORD_FLAG_NO_IP) != 0
-    keys = np.zeros(len(table), dtype=[("tgid", "<u4"), ("ip", "<u8"), ("no_ip", "u1")])
-    keys["tgid"], keys["ip"], keys["no_ip"] = table["tgid"], table["ip"], no_ip
-    unique, inverse = np.unique(keys, return_inverse=True)
+    unique, inverse = _distinct(table)
     owned: dict[int, set[int]] = {}
     for pair in np.unique(table["tgid"].astype(np.uint64) << 16 | table["region"]).tolist():
         owned.setdefault(pair >> 16, set()).add(pair & 0xFFFF)
-    bounds = np.array([(r.start, r.end) for r in regions], dtype=np.uint64).reshape(-1, 2)
+    where = _regions_of(unique["tgid"], unique["ip"], owned, regions)
+    where[unique["no_ip"] != 0] = -2
+    names: list[tuple[str, str]] = [(NO_IP, NO_IP)] * len(unique)
+    for index in np.unique(where).tolist():
+        if index == -2:
+            continue
+        chosen = np.flatnonzero(where == index)
+        region = regions[index] if index >= 0 else None
+        for i, name in zip(chosen.tolist(), _names(unique["ip"][chosen], region), strict=True):
+            names[i] = name
     labels: dict[tuple[str, str], int] = {}
-    of_unique = np.zeros(len(unique), dtype=np.intp)
-    for i, (tgid, ip, none) in enumerate(unique.tolist()):
-        name = (NO_IP, NO_IP) if none else _name(ip, _region_of(ip, owned.get(tgid, set()), regions, bounds))
-        of_unique[i] = labels.setdefault(name, len(labels))
-    return of_unique[inverse.reshape(-1)], list(labels)
+    of_unique = np.array([labels.setdefault(name, len(labels)) for name in names], dtype=np.intp)
+    return of_unique[inverse], list(labels)
 
 
 def _rows(group: np.ndarray, names: list[tuple[str, str]], table: np.ndarray, n: int) -> list[SiteRow]:
