@@ -17,6 +17,7 @@ PACKAGES=(
   shellcheck                    # make lint: the shell scripts
   linux-source-6.1              # scripts/checkpatch.pl for the modules' style test
   pahole                        # BTF of modules for kernels with DEBUG_INFO_BTF_MODULES (6.12, 7.2)
+  libc6-dbg                     # pfharness sites: libc's and ld.so's own function names (debug files by build id)
   mmdebstrap bubblewrap         # pfharness kernels fetch 7.2: sid's build root (KERNELS.md)
 )
 

@@ -185,3 +185,18 @@ def test_the_run_summary_line_needs_version_2_records(tmp_path):
     assert line.endswith(" in 466 faults")
     old = run_dir.SavedRecords(saved.table, 0, saved.regions, version=1)
     assert text.sites_line(old) == [] and text.sites_line(run_dir.SavedRecords.of([], 0)) == []
+
+
+def test_a_stripped_file_is_named_from_its_debug_file_found_by_build_id(tmp_path, monkeypatch):
+    binary = build(tmp_path, PROGRAM)
+    functions = nm(binary)
+    build_id = proc.run(["readelf", "-n", binary]).stdout.split("Build ID: ")[1].split()[0]
+    debug = tmp_path / "debug" / ".build-id" / build_id[:2] / f"{build_id[2:]}.debug"
+    debug.parent.mkdir(parents=True)
+    assert proc.run(["objcopy", "--only-keep-debug", binary, debug]).returncode == 0
+    stripped = tmp_path / "stripped-with-debug"
+    assert proc.run(["strip", "-o", stripped, binary]).returncode == 0
+    monkeypatch.setattr(elf_symbols, "DEBUG_ROOT", tmp_path / "debug")
+    symbols = elf_symbols.load.__wrapped__(str(stripped))
+    assert symbols.table == "debug .symtab"
+    assert symbols.function(functions["read_file"] + 4) == "read_file"

@@ -1,7 +1,9 @@
 """The functions of an ELF file on the host, to name the code at a file offset (fault sites, issue 26).
 
 pyelftools reads the file's PT_LOAD segments (file offset -> virtual address) and its function symbols:
-`.symtab` where the file has one, `.dynsym` otherwise (a stripped library keeps its exported functions). C++
+`.symtab` where the file has one, else the `.symtab` of its separate debug file when one is installed (found by
+build id under /usr/lib/debug, as gdb and perf find it), else `.dynsym` (a stripped library keeps its exported
+functions). C++
 names are demangled by binutils' c++filt (through proc.py, in batches); without c++filt they stay mangled. A
 file that cannot be read as ELF gives no symbols: its sites are named file+0xoffset, as perf names them.
 """
@@ -22,6 +24,7 @@ from elftools.elf.elffile import ELFFile
 from .. import proc
 
 DEMANGLE_BATCH = 500  # names per c++filt command line
+DEBUG_ROOT = Path("/usr/lib/debug")  # separate debug files, by build id (gdb's and perf's default)
 
 
 @dataclass(frozen=True)
@@ -113,21 +116,48 @@ def demangle(names: Sequence[str]) -> list[str]:
     return [plain.get(n, n) for n in names]
 
 
+def _build_id(elf: ELFFile) -> str | None:
+    section = elf.get_section_by_name(".note.gnu.build-id")
+    if section is None or not hasattr(section, "iter_notes"):
+        return None
+    return next((n["n_desc"] for n in section.iter_notes() if n["n_type"] == "NT_GNU_BUILD_ID"), None)
+
+
+def _debug_symbols(elf: ELFFile) -> list[tuple[int, int, str]]:
+    """The .symtab of the file's separate debug file, found by build id as gdb and perf find it
+    (/usr/lib/debug/.build-id/xx/yyyy.debug, e.g. Debian's libc6-dbg), or none."""
+    build_id = _build_id(elf)
+    debug = DEBUG_ROOT / ".build-id" / (build_id or "")[:2] / f"{(build_id or '')[2:]}.debug"
+    if not build_id or not debug.is_file():
+        return []
+    with open(debug, "rb") as f:
+        return _function_symbols(ELFFile(f), ".symtab")
+
+
+def _read(path: str) -> tuple[list[Segment], str, list[tuple[int, int, str]]]:
+    """The file's PT_LOAD segments, and its function symbols with the table they came from."""
+    with open(Path(path), "rb") as f:
+        elf = ELFFile(f)
+        segments = [
+            Segment(s["p_offset"], s["p_vaddr"], s["p_filesz"]) for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"
+        ]
+        for table, symbols in (
+            (".symtab", lambda: _function_symbols(elf, ".symtab")),
+            ("debug .symtab", lambda: _debug_symbols(elf)),
+            (".dynsym", lambda: _function_symbols(elf, ".dynsym")),
+        ):
+            found = symbols()
+            if found:
+                return segments, table, found
+    return segments, "", []
+
+
 @functools.lru_cache(maxsize=256)
 def load(path: str) -> Symbols:
     """The symbols of the file at `path` (none when it is missing or not ELF)."""
     try:
-        with open(Path(path), "rb") as f:
-            elf = ELFFile(f)
-            segments = [
-                Segment(s["p_offset"], s["p_vaddr"], s["p_filesz"])
-                for s in elf.iter_segments()
-                if s["p_type"] == "PT_LOAD"
-            ]
-            table, found = ".symtab", _function_symbols(elf, ".symtab")
-            if not found:
-                table, found = ".dynsym", _function_symbols(elf, ".dynsym")
+        segments, table, found = _read(path)
     except (OSError, ELFError, ValueError):
         return Symbols(path)
     starts, ends, names = _ranges(found)
-    return Symbols(path, segments, starts, ends, demangle(names), table if found else "")
+    return Symbols(path, segments, starts, ends, demangle(names), table)

@@ -65,7 +65,12 @@ def _color(name: str) -> tuple[float, float, float]:
 def _box(ax: Any, x: float, level: int, width: float, label: str, *, px_per_unit: float) -> None:
     ax.add_patch(
         _pyplot().Rectangle(
-            (x, level * ROW_HEIGHT), width, ROW_HEIGHT * 0.95, facecolor=_color(label), edgecolor="white", linewidth=1
+            (x, level * ROW_HEIGHT),
+            width,
+            ROW_HEIGHT * 0.95,
+            facecolor=_color(label),
+            edgecolor="white",
+            linewidth=0.8 if width * px_per_unit >= 4 else 0,  # a thin box's border would hide its colour
         )
     )
     if width * px_per_unit >= MIN_LABEL_PX:
