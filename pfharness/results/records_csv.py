@@ -102,8 +102,8 @@ def _hexadecimal(values: np.ndarray) -> np.ndarray:
 def _words(index: np.ndarray, words: list[str] | tuple[str, ...]) -> np.ndarray:
     """words[index] for each index (ASCII words; "" is a blank field)."""
     width = max(1, *(len(w) for w in words)) if words else 1
-    table = np.array([w.encode() for w in words] or [b""], dtype=f"S{width}").view(np.uint8).reshape(-1, width)
-    return table[index.astype(np.intp)]
+    table = np.array([w.encode() for w in words] or [b""], dtype=f"S{width}")
+    return table.take(index.astype(np.intp)).view(np.uint8).reshape(-1, width)
 
 
 def _blanked(column: np.ndarray, blank: np.ndarray) -> np.ndarray:
