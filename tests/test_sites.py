@@ -5,6 +5,7 @@ stripped copy) named by function, the oracle being the symbol tables `nm` prints
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -200,3 +201,11 @@ def test_a_stripped_file_is_named_from_its_debug_file_found_by_build_id(tmp_path
     symbols = elf_symbols.load.__wrapped__(str(stripped))
     assert symbols.table == "debug .symtab"
     assert symbols.function(functions["read_file"] + 4) == "read_file"
+
+
+def test_a_regions_path_that_is_no_regular_file_is_not_opened(tmp_path):
+    """The path comes from the guest: a FIFO (which would block), a device or a relative path give no symbols."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero", "relative/lib.so"):
+        assert elf_symbols.load(path).table == "" and elf_symbols.load(path).function(0) is None

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import bisect
 import functools
+import os
 import shutil
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from .. import proc
 
 DEMANGLE_BATCH = 500  # names per c++filt command line
+MAX_FILE_BYTES = 4 << 30  # a file larger than this is not read for symbols
 DEBUG_ROOT = Path("/usr/lib/debug")  # separate debug files, by build id (gdb's and perf's default)
 
 
@@ -130,13 +133,26 @@ def _debug_symbols(elf: ELFFile) -> list[tuple[int, int, str]]:
     debug = DEBUG_ROOT / ".build-id" / (build_id or "")[:2] / f"{(build_id or '')[2:]}.debug"
     if not build_id or not debug.is_file():
         return []
-    with open(debug, "rb") as f:
+    with _open_regular(str(debug)) as f:
         return _function_symbols(ELFFile(f), ".symtab")
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """`path` opened for reading if it is a regular file of at most MAX_FILE_BYTES: the path comes from the
+    guest's regions file (untrusted), and a FIFO or a device must not block or flood the host."""
+    if not os.path.isabs(path):
+        raise ValueError(f"{path}: not an absolute path")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+        os.close(fd)
+        raise ValueError(f"{path}: not a regular file of at most {MAX_FILE_BYTES} bytes")
+    return os.fdopen(fd, "rb")
 
 
 def _read(path: str) -> tuple[list[Segment], str, list[tuple[int, int, str]]]:
     """The file's PT_LOAD segments, and its function symbols with the table they came from."""
-    with open(Path(path), "rb") as f:
+    with _open_regular(path) as f:
         elf = ELFFile(f)
         segments = [
             Segment(s["p_offset"], s["p_vaddr"], s["p_filesz"]) for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"
@@ -157,7 +173,7 @@ def load(path: str) -> Symbols:
     """The symbols of the file at `path` (none when it is missing or not ELF)."""
     try:
         segments, table, found = _read(path)
-    except (OSError, ELFError, ValueError):
+    except Exception:  # the file is untrusted: any failure of the parser means no symbols, never a crash
         return Symbols(path)
     starts, ends, names = _ranges(found)
     return Symbols(path, segments, starts, ends, demangle(names), table)
