@@ -140,8 +140,8 @@ def _debug_symbols(elf: ELFFile) -> list[tuple[int, int, str]]:
 def _open_regular(path: str) -> BinaryIO:
     """`path` opened for reading if it is a regular file of at most MAX_FILE_BYTES: the path comes from the
     guest's regions file (untrusted), and a FIFO or a device must not block or flood the host."""
-    if not os.path.isabs(path):
-        raise ValueError(f"{path}: not an absolute path")
+    if not os.path.isabs(path) or not stat.S_ISREG(os.stat(path).st_mode):  # before open: a device's open acts
+        raise ValueError(f"{path}: not an absolute path to a regular file")
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
