@@ -8,6 +8,7 @@ import pytest
 
 from pfharness import assets
 from pfharness.kmod import render
+from pfharness.results import output_format
 from pfharness.values import UnknownModule
 
 
@@ -207,3 +208,18 @@ def test_course_plot_divides_with_the_kernels_helpers_and_frees_after_unregister
 def test_the_full_modules_are_the_default_profile(sources):
     assert all(sources[m] == render.render_module(m, profile=render.Profile.full) for m in render.MODULES)
     assert "plot_folded" in sources["B"] and "follow" in sources["A"]
+
+
+#: The lines of output_format.LINES each course module prints, as the parser reads them (tests/test_course_vm.py
+#: reads them from a real run).
+COURSE_SHAPES = {
+    "A": ("a_fault", "a_summary", "fault_counts"),
+    "B": ("records_summary", "fault_counts", "plot_begin", "plot_summary", "plot_end", "plot_empty"),
+    "C": ("records_summary", "fault_counts", "plot_begin", "plot_summary", "plot_end", "plot_empty_class"),
+}
+
+
+@pytest.mark.parametrize("letter", render.MODULES)
+def test_course_modules_print_the_lines_the_parser_reads(course, letter):
+    for name in COURSE_SHAPES[letter]:
+        assert output_format.LINES[name].c_literal() in course[letter], name
