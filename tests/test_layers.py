@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.mm_settings",),
     ("pfharness.results",),
     ("pfharness.grade.model",),  # the grader: what crosses between its parts
+    ("pfharness.grade.execute", "pfharness.grade.page"),  # the grader's executor of tasks, its class page
     ("pfharness.grade.submission_ids", "pfharness.grade.names"),  # unpacking a hand-in: ids and names
     ("pfharness.grade.members", "pfharness.grade.times", "pfharness.grade.required"),
     ("pfharness.grade.archive", "pfharness.grade.extract"),
