@@ -53,7 +53,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.grade.gradebook",),
     ("pfharness.grade.run",),
     ("pfharness.commands", "pfharness.commands.base"),
-    ("pfharness.commands.kmod", "pfharness.commands.reading", "pfharness.commands.check"),
+    ("pfharness.commands.kmod", "pfharness.commands.reading", "pfharness.commands.check", "pfharness.commands.sites"),
     ("pfharness.commands.grade",),
     ("pfharness.cli",),
 )
