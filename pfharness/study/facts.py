@@ -105,7 +105,7 @@ class Facts:
     thread_by_class: dict[str, int]
     gap: Gap  # the longest stretch without a fault
     stacks: ThreadStacks
-    read_then_write: int  # pages whose first fault was a read and a later one a write (the zero page, then a copy)
+    read_then_write: int  # heap, anonymous and stack pages first faulted by a read, later by a write (zero page)
     huge_faults: HugeFacts
     end_lib_exec: int  # exec faults in libraries in the last 10 % of the span
     end_libs: int  # the libraries they were in
@@ -164,7 +164,7 @@ def compute(saved: SavedRecords) -> Facts:
         thread_by_class=dict(Counter(c for c, r in pairs if _worker(r) != -1)),
         gap=longest_gap(records, t0),
         stacks=_thread_regions(records, regions),
-        read_then_write=_read_then_write(records),
+        read_then_write=_read_then_write([r for c, r in pairs if c in ("heap_anon", "stack")]),
         huge_faults=_huge(records, t0),
         major_by_name=dict(Counter(_name(region_of(r)) for r in records if r.major).most_common(3)),
         regions=region_facts(records, regions, programs, t0),

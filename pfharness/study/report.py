@@ -39,24 +39,31 @@ def figures_table(study: Study) -> list[str]:
             f"{f.distinct_pages:>6} {f.sequential_share:>5.0%} {f.startup_share:>5.0%} {' '.join(seg)} "
             f"{run.seconds:>6.1f}"
         )
-    dropped = sum(run.figures.dropped for run in study.runs)
-    capacities = sorted({run.result.report.capacity for run in study.runs if run.result.report.capacity})
-    reports = [run.result.report for run in study.runs]
-    nmissed = sum(r.counts.nmissed + r.counts.kp_nmissed for r in reports if r.counts is not None)
-    unnamed = sum(r.regions_full or 0 for r in reports)
-    overflow = sum(r.process_table.overflow for r in reports if r.process_table is not None)
     lines += [
         "",
-        f"faults: records saved in /proc/<module>/records (dropped: {dropped or 'none'}, capacity "
-        f"{', '.join(f'{c:,}' for c in capacities) or '?'};",
-        f"probe misses (nmissed): {nmissed or 'none'}; faults without a region: {unnamed or 'none'}; processes "
-        f"without a line in the table: {overflow or 'none'});",
+        *loss_lines(study),
         "span: first to last fault; pages: distinct virtual pages; seq: share of faults on the page right after",
         "the previous fault's page; start: share of faults in the first 10 % of the span; code/data/other: the",
         "segment class stored with each record (pf_probe_C's classes, which B stores too); run s: wall time of",
         "the traced run (under emulation).",
     ]
     return lines
+
+
+def loss_lines(study: Study) -> list[str]:
+    """What the modules lost over the whole study (two lines)."""
+    dropped = sum(run.figures.dropped for run in study.runs)
+    capacities = sorted({run.result.report.capacity for run in study.runs if run.result.report.capacity})
+    reports = [run.result.report for run in study.runs]
+    nmissed = sum(r.counts.nmissed + r.counts.kp_nmissed for r in reports if r.counts is not None)
+    unnamed = sum(r.regions_full or 0 for r in reports)
+    overflow = sum(r.process_table.overflow for r in reports if r.process_table is not None)
+    return [
+        f"faults: records saved in /proc/<module>/records (dropped: {dropped or 'none'}, capacity "
+        f"{', '.join(f'{c:,}' for c in capacities) or '?'};",
+        f"probe misses (nmissed): {nmissed or 'none'}; faults without a region: {unnamed or 'none'}; processes "
+        f"without a line in the table: {overflow or 'none'});",
+    ]
 
 
 def losses(result: TraceResult) -> str:
@@ -200,7 +207,7 @@ def render_report(study: Study, notes: str = "", data: dict | None = None) -> st
     lines = firstpage.first_screen(data)
     if notes.strip():
         lines += _heading("NOTES") + notes.strip().splitlines()
-    lines += reruns.appendix(data)
+    lines += reruns.appendix(data) + textwrap.wrap("Over all runs, " + " ".join(loss_lines(study)), width=110)
     lines += _workload_lines(study) + _process_lines(study) + _region_lines(study) + _plot_lines(study)
     return "\n".join(lines) + "\n"
 

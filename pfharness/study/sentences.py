@@ -45,8 +45,9 @@ def walks(fig: Figures) -> str:
 def zero_page(fig: Figures) -> str:
     x = fig.run("sysbench-cpu")["facts"]
     return (
-        f"A page first read faults twice: in sysbench cpu {count(x['read_then_write'])} pages fault on a read, "
-        f"which maps the shared zero page, and again on the first write, which gives each its own frame."
+        f"Anonymous memory read before it is written faults twice: in sysbench cpu "
+        f"{count(x['read_then_write'])} such pages fault on a read, which maps the shared zero page, and again on "
+        f"the first write, which gives each its own frame."
     )
 
 
@@ -69,8 +70,8 @@ def compile_fresh(fig: Figures) -> str:
     f, x = run["figures"], run["facts"]
     return (
         f"The compilation at scale: {count(f['faults'])} faults on {count(f['distinct_pages'])} distinct pages "
-        f"in {count(x['processes'])} processes, {share(x['class_share']['heap_anon'])} in the memory the "
-        f"compilers allocate."
+        f"in {count(x['processes'])} processes, {share(x['class_share']['heap_anon'])} in heap and anonymous "
+        f"memory."
     )
 
 
@@ -104,8 +105,9 @@ def exit_burst(fig: Figures) -> str:
 def threads(fig: Figures) -> str:
     x = fig.run("sysbench-threads")["facts"]
     return (
-        f"In sysbench threads, {count(x['stacks']['regions'])} anonymous regions of "
-        f"{count(x['stacks']['pages'])} pages are each written by one worker thread alone, after "
+        f"In sysbench threads, {count(fig.keep('workers', x['threads'] - 1))} worker threads fault besides the "
+        f"main one; {count(x['stacks']['regions'])} anonymous regions of "
+        f"{count(x['stacks']['pages'])} pages are each written by one worker alone, after "
         f"{count(x['stacks']['first'])} writes in all by the main thread that created them: the threads' "
         f"stacks."
     )
