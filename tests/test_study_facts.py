@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import matplotlib.pyplot as plt
 import pytest
 
+from pfharness import study
+from pfharness.results import figures, pictures
 from pfharness.results import output_format as fmt
+from pfharness.results.model import TraceResult
 from pfharness.results.records_file import FaultRecord, ProcessEntry, Region
 from pfharness.results.run_dir import SavedRecords
 from pfharness.study import facts
+from pfharness.study.pictures import class_panels
 
 READ, WRITE, EXEC = 0, 1, 2
 REGIONS = [
@@ -116,3 +123,20 @@ def test_huge_pages_the_zero_page_and_the_libraries_run_at_exit():
     assert (h.faults, h.first_thread, h.first_s, h.last_s, h.later) == (2, 1, 0.0, 4e-9, 1)
     assert got.read_then_write == 1
     assert (got.end_lib_exec, got.end_libs, got.end_by_class) == (1, 1, {"libraries": 1})
+
+
+def test_c_panels_share_one_clock_and_leave_an_empty_class_out(tmp_path):
+    """pf_probe_C's picture: a panel per segment class with faults (none here for data), one time axis."""
+    code, other = ([k for k, _ in fmt.FAULT_CLASSES].index(c) << fmt.RECORD_FLAG_CLASS_SHIFT for c in ("code", "other"))
+    records = [rec(0, 0x400000, 0, EXEC, flags=code), rec(5_000_000_000, 0x500000, 2, flags=other)]
+    assert [figures.fault_class(r) for r in records] == ["code", "other"]
+    result = dataclasses.replace(TraceResult("pf_probe_C", ["sh"]), saved=SavedRecords(records, 0, REGIONS, []))
+    run = study.StudyRun(study.Workload("w", "w", "w", ("sh",)), "C", result, figures.compute(records), 1.0)
+    png = class_panels(run, tmp_path / "w-C.png")
+    assert png is not None and png.stat().st_size > 0
+    panels = [pictures.Picture([r], REGIONS, "", subtitle=f"p{i}", t0_ns=0) for i, r in enumerate(records)]
+    fig = pictures.build_panels(panels, "t")
+    axes = fig.get_axes()
+    assert len(axes) == 2 and axes[0].get_xlim() == axes[1].get_xlim() and axes[1].get_xlim()[1] >= 5.0
+    assert [ax.get_title(loc="left") for ax in axes] == ["p0", "p1"]
+    plt.close(fig)

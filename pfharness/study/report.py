@@ -18,7 +18,7 @@ from ..values import Module
 from . import firstpage, reruns
 from .data import build
 from .model import Study, StudyRun
-from .pictures import top_programs, tree_pictures
+from .pictures import study_pictures, top_programs, tree_pictures
 from .workloads import Workload, workloads
 
 NEAR_EMPTY = 20  # a plot of fewer faults is left out of report.txt (a line says so)
@@ -176,10 +176,12 @@ def _region_lines(study: Study) -> list[str]:
 
 def _plot_lines(study: Study) -> list[str]:
     lines = _heading("APPENDIX E. Plots (pf_probe_B's, each workload's first run)")
-    lines.append(
+    lines += textwrap.wrap(
         "pf_probe_C's three plots per run (code, data, other segment) are left out: appendix A gives their shares. "
         "Under each plot the module's 'band' and 'summary' lines are left out too (the labels say the same; "
-        "study-transcript.log keeps them)."
+        "study-transcript.log keeps them). Pictures: <workload>-B.png (this plot in seconds), <workload>-C.png "
+        "(pf_probe_C's three segments as panels on one time axis) and, for trees, one per program.",
+        width=110,
     )
     for run in _first_runs(study):
         table = run.result.report.process_table
@@ -225,9 +227,9 @@ def write_outputs(
     (out_dir / "figures.json").write_text(json.dumps(data, indent=2) + "\n")
     report = out_dir / "report.txt"
     report.write_text(render_report(study, notes, data))
-    for run in _first_runs(study):
-        for path in tree_pictures(run, out_dir, note):
-            note(f"picture: {path}")
+    paths = [p for run in _first_runs(study) for p in tree_pictures(run, out_dir, note)]
+    for path in paths + study_pictures(study.runs, out_dir, note):
+        note(f"picture: {path}")
     return report
 
 
