@@ -70,9 +70,9 @@ def table(data: dict[str, Any]) -> list[str]:
 def first_screen(data: dict[str, Any]) -> list[str]:
     """Title, set-up, table, the three paragraphs and the note on reading the plots."""
     title = f"Page faults of {len(findings.first_runs(data))} kinds of workload: memory-access trends"
-    lines = [title, "=" * len(title), *textwrap.wrap(setup_line(data), width=118), ""]
+    lines = [title, "=" * len(title), *textwrap.wrap(setup_line(data), width=118, break_on_hyphens=False), ""]
     lines += table(data)
     for paragraph in findings.paragraphs(data)[0]:
-        lines += ["", *textwrap.wrap(paragraph, width=118)]
+        lines += ["", *textwrap.wrap(paragraph, width=118, break_on_hyphens=False)]
     lines += ["", *textwrap.wrap(HOW_TO_READ, width=118)]
     return lines

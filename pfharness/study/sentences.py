@@ -130,10 +130,10 @@ def cold_cache(fig: Figures) -> str:
     x = fig.run("kbuild")["facts"]
     name, most = next(iter(x["major_by_name"].items()))
     return (
-        f"Third trend: file-backed pages come from the page cache. Major faults, which wait for a disk read, come in "
-        f"each workload's first run after boot ({count(r['major_first'])} in all, {count(x['major'])} in the "
-        f"compilation, {count(most)} of them in {name}) and {count(r['major_repeat'])} times when the same "
-        f"workloads run again right after: they measure a cold cache, not the program."
+        f"Third trend: file-backed pages come from the page cache. Major faults, which wait for a disk read, come "
+        f"only while it is cold: {count(r['major_first'])} in pf_probe_B's runs, the first after boot "
+        f"({count(x['major'])} in the compilation, {count(most)} of them in {name}), and {count(r['major_repeat'])} "
+        f"when pf_probe_C runs the same workloads right after: they measure the cache, not the program."
     )
 
 
