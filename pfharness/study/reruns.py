@@ -18,6 +18,21 @@ def _major(run: dict) -> str:
     return str(run["facts"]["major"]) if run.get("facts") else "?"
 
 
+APART = 0.10  # a pair whose faults differ by more is explained by a line of its own
+
+
+def _apart(b: dict, c: dict) -> str:
+    """A line for a pair whose fault counts differ by more than APART: memory faulted and huge pages."""
+    fb, fc = b["figures"]["faults"], c["figures"]["faults"]
+    if not fb or abs(fc - fb) / fb <= APART or not (b.get("facts") and c.get("facts")):
+        return ""
+    xb, xc = b["facts"], c["facts"]
+    return (
+        f"{b['workload']}: {fc - fb:+,} faults in C's run for {xc['mib_touched'] - xb['mib_touched']:+.1f} MiB "
+        f"faulted (huge-page faults: {xb['huge']} in B's run, {xc['huge']} in C's)."
+    )
+
+
 def appendix(data: dict[str, Any]) -> list[str]:
     """The C reruns beside the B runs: faults, the difference, major faults, time, C's segment shares."""
     title = "APPENDIX A. pf_probe_C's runs: the same workloads again, right after pf_probe_B (a warm page cache)"
@@ -34,6 +49,7 @@ def appendix(data: dict[str, Any]) -> list[str]:
             f"{_major(c):>8} {b['seconds']:>6.1f} {c['seconds']:>6.1f}   "
             + " ".join(f"{seg.get(k, 0):>5.0%}" for k in ("code", "data", "other"))
         )
+    lines += [_apart(b, c) for b, c in _pairs(data) if _apart(b, c)]
     lines += [
         "C-B: C's faults against B's; major: faults that read a page from disk, which the second run finds in the",
         "page cache; B s, C s: the runs' wall time under emulation. code/data/other:",
