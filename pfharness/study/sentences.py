@@ -53,15 +53,16 @@ def zero_page(fig: Figures) -> str:
 
 def buffer(fig: Figures) -> str:
     h = fig.run("sysbench-memory-16M")["facts"]["huge_faults"]
+    extra = fig.derived("buffer/extra_faults")
     return (
         f"sysbench memory over a {count(fig.derived('buffer/block_mib'))} MiB block zeroes it before the "
         f"benchmark in {count(h['faults'])} faults within {millis(fig.derived('buffer/window_s'))}, each mapping a "
         f"{_const(fig, 'huge_page_mib')} MiB transparent huge page ({count(h['faults'])} x "
         f"{_const(fig, 'huge_page_pages')} = {count(fig.derived('buffer/huge_pages'))} pages; the walks turn huge "
         f"pages off), and its {count(fig.derived('buffer/passes'))} passes over it then fault {count(h['later'])} "
-        f"times there: the run has {count(fig.derived('buffer/extra_faults'))} faults more than with sysbench's "
-        f"default {_const(fig, 'sysbench_block_kib')} KiB block, for {tenths(fig.derived('buffer/extra_mib'))} "
-        f"MiB more memory."
+        f"times there: the run takes {count(fig.keep('buffer_faults_apart', abs(extra)))} faults "
+        f"{'more' if extra >= 0 else 'fewer'} than with sysbench's default {_const(fig, 'sysbench_block_kib')} KiB "
+        f"block for {tenths(fig.derived('buffer/extra_mib'))} MiB more memory."
     )
 
 
