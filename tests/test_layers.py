@@ -48,7 +48,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.pipeline.core",),
     ("pfharness.run", "pfharness.study", "pfharness.check"),
     ("pfharness.commands", "pfharness.commands.base"),
-    ("pfharness.commands.kmod", "pfharness.commands.reading", "pfharness.commands.check"),
+    ("pfharness.commands.kmod", "pfharness.commands.reading", "pfharness.commands.check", "pfharness.commands.sites"),
     ("pfharness.cli",),
 )
 
