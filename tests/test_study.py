@@ -87,7 +87,7 @@ def test_segment_shares_on_a_recorded_c_run():
 
 def test_report_has_header_findings_table_and_plots():
     parsed = records_of("run_c_records.log")
-    result = dataclasses.replace(parsed, saved=run_dir.SavedRecords(saved_of(parsed.report), 0))
+    result = dataclasses.replace(parsed, saved=run_dir.SavedRecords.of(saved_of(parsed.report), 0))
     w = study.Workload("touch", "touch 40 pages", "memory", ("touch_pages", "40"), unseen="nothing", tag="walk")
     s = study.Study(
         runs=[study.StudyRun(w, "C", result, figures.compute(saved_of(result.report)), 1.5)],

@@ -46,7 +46,7 @@ def test_classes_shares_and_the_mib_a_huge_page_counts():
         rec(7, 0x7D0000000000, 5),
         rec(8, 0x123000, fmt.REGION_NONE),
     ]
-    got = facts.compute(SavedRecords(records, 0, REGIONS, []))
+    got = facts.compute(SavedRecords.of(records, 0, REGIONS, []))
     assert got.by_class == {"program": 1, "libraries": 2, "heap_anon": 3, "stack": 1, "files": 1, "other": 1}
     assert got.class_access["libraries"] == {"write": 1, "read": 1}
     assert got.huge == 1 and got.threads == 1 and got.processes == 1
@@ -57,7 +57,7 @@ def test_classes_shares_and_the_mib_a_huge_page_counts():
 
 def test_the_longest_gap_and_the_last_tenth():
     records = [rec(0, 0x500000, 2), rec(10, 0x501000, 2), rec(90, 0x502000, 2), rec(95, 0x503000, 2)]
-    got = facts.compute(SavedRecords(records, 0, REGIONS, []))
+    got = facts.compute(SavedRecords.of(records, 0, REGIONS, []))
     assert (got.gap.seconds, got.gap.start_s, got.gap.end_s) == (80e-9, 10e-9, 90e-9)
     assert got.end_share == pytest.approx(2 / 4)  # 90 and 95 are in the last 10 % of 0..95
     assert got.end_by_class == {"heap_anon": 2} and got.end_lib_exec == 0
@@ -73,7 +73,7 @@ def test_copy_on_write_after_fork_counts_the_child_writes_to_its_parents_pages()
         rec(4, 0x500000, 7, tgid=11, exec_seq=1),  # after exec: its own new memory
         rec(5, 0x7FFF00000000, 3, tgid=10),
     ]
-    fork = facts.compute(SavedRecords(records, 0, REGIONS, processes)).fork
+    fork = facts.compute(SavedRecords.of(records, 0, REGIONS, processes)).fork
     assert (fork.children, fork.before_exec, fork.writes_before_exec, fork.on_parent_pages) == (1, 3, 2, 1)
 
 
@@ -85,7 +85,7 @@ def test_a_region_only_one_worker_thread_faults_is_its_stack():
         rec(3, 0x7C0000006000, 6, tid=12),
         rec(4, 0x7C0000005000, 6, tid=12),
     ]
-    got = facts.compute(SavedRecords(records, 0, REGIONS, []))
+    got = facts.compute(SavedRecords.of(records, 0, REGIONS, []))
     assert got.stacks == facts.ThreadStacks(regions=1, faults=3, pages=2048, first=1)
     assert (got.thread_faults, got.threads) == (4, 3)
     assert got.thread_by_class == {"heap_anon": 4}
@@ -118,7 +118,7 @@ def test_huge_pages_the_zero_page_and_the_libraries_run_at_exit():
         rec(4, 0x7E0000400000, 4, tid=12, flags=huge),
         rec(100, 0x7F0000003000, 1, EXEC),  # at exit: code of a library
     ]
-    got = facts.compute(SavedRecords(records, 0, REGIONS, []))
+    got = facts.compute(SavedRecords.of(records, 0, REGIONS, []))
     h = got.huge_faults
     assert (h.faults, h.first_thread, h.first_s, h.last_s, h.later) == (2, 1, 0.0, 4e-9, 1)
     assert got.read_then_write == 1
@@ -130,7 +130,7 @@ def test_c_panels_share_one_clock_and_leave_an_empty_class_out(tmp_path):
     code, other = ([k for k, _ in fmt.FAULT_CLASSES].index(c) << fmt.RECORD_FLAG_CLASS_SHIFT for c in ("code", "other"))
     records = [rec(0, 0x400000, 0, EXEC, flags=code), rec(5_000_000_000, 0x500000, 2, flags=other)]
     assert [figures.fault_class(r) for r in records] == ["code", "other"]
-    result = dataclasses.replace(TraceResult("pf_probe_C", ["sh"]), saved=SavedRecords(records, 0, REGIONS, []))
+    result = dataclasses.replace(TraceResult("pf_probe_C", ["sh"]), saved=SavedRecords.of(records, 0, REGIONS, []))
     run = study.StudyRun(study.Workload("w", "w", "w", ("sh",)), "C", result, figures.compute(records), 1.0)
     png = class_panels(run, tmp_path / "w-C.png")
     assert png is not None and png.stat().st_size > 0
