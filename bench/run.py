@@ -26,9 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import grade_bench  # noqa: E402
 import records_bench  # noqa: E402
 
 from pfharness import proc, step  # noqa: E402
+from pfharness.kmod import kernels  # noqa: E402
 from pfharness.pipeline.events import Events, notes_to  # noqa: E402
 from pfharness.pipeline.prepare import Prepared  # noqa: E402
 from pfharness.pipeline.prepare import prepare as prepare_kernel  # noqa: E402
@@ -585,7 +587,8 @@ def write_markdown(path: Path, data: dict) -> None:
         f"Measured {data['date']} on {data['machine']}; guest kernel {data['release']}, "
         f"accelerator {data.get('accel', 'tcg')}, "
         f"{data['smp']} vCPUs. Regenerate: `.venv/bin/python bench/run.py` (writes this file); "
-        "`--only turnaround` or `--only icount` re-measures that section and keeps the others"
+        "`--only turnaround`, `--only icount`, `--only records` or `--only grade` re-measures that section and keeps "
+        "the others"
         + (
             " (re-measured since: " + ", ".join(f"{k} on {v}" for k, v in data["sections_date"].items()) + ")."
             if data.get("sections_date")
@@ -637,6 +640,8 @@ def write_markdown(path: Path, data: dict) -> None:
         L += records_back_section(data["records_back"])
     if "records_host" in data:
         L += records_bench.markdown(data["records_host"])
+    if "grade" in data:
+        L += grade_bench.markdown(data["grade"])
     path.write_text("\n".join(L) + "\n")
 
 
@@ -678,7 +683,7 @@ def main() -> int:
     )
     ap.add_argument(
         "--only",
-        choices=("all", "turnaround", "icount", "records"),
+        choices=("all", "turnaround", "icount", "records", "grade"),
         default="all",
         help="run only that section (default: all; records: the host's reading and writing of 1 M records, no VM)",
     )
@@ -686,6 +691,8 @@ def main() -> int:
         "--quick", action="store_true", help="tiny configuration: 1 round, 500 pages, no turnaround/virtme/scale"
     )
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument("--grade-class", type=int, default=grade_bench.CLASS_SIZE, metavar="N", help="--only grade: N")
+    ap.add_argument("--grade-students", default="", metavar="A,B", help="--only grade: these of tests/grade_class.py")
     ap.add_argument(
         "--icount",
         action="store_true",
@@ -703,18 +710,13 @@ def main() -> int:
     records_back = json.loads(RECORDS_BACK.read_text()) if RECORDS_BACK.is_file() else None
     if args.only == "records":
         return only_records(args)
+    if args.only == "grade":
+        return only_grade(args)
     setup = prepare(work)
     if args.only_outside_tree:
         return only_outside_tree(args, setup, work)
     today = datetime.date.today().isoformat()
-    data: dict = {
-        "date": today,
-        "release": setup.release,
-        "smp": 2,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, host kernel {platform.release()}",
-        "rounds": args.rounds,
-        "pages": args.pages,
-    }
+    data: dict = {**header_data(setup.release), "rounds": args.rounds, "pages": args.pages}
     if args.only != "all":
         # One section: the others are kept from the last full run (each section says when it was measured).
         previous = args.out.with_suffix(".json")
@@ -757,12 +759,33 @@ def main() -> int:
     return 0
 
 
+def header_data(release: str) -> dict:
+    """What BENCHMARKS.md's first line says: when, where, which guest kernel."""
+    return {
+        "date": datetime.date.today().isoformat(),
+        "release": release,
+        "smp": 2,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, host kernel {platform.release()}",
+    }
+
+
 def only_records(args) -> int:
     """--only records: a million records read, validated and written on the host (bench/records_bench.py)."""
     previous = args.out.with_suffix(".json")
     data = json.loads(previous.read_text()) if previous.is_file() else {}
     data["records_host"] = records_bench.measure(rounds=args.rounds)
     data.setdefault("sections_date", {})["records_host"] = datetime.date.today().isoformat()
+    write_report(args.out, data, keep_other_sections=True)
+    return 0
+
+
+def only_grade(args) -> int:
+    """--only grade: a class of submissions graded with --jobs 1, --jobs 2 and on a local Dask cluster."""
+    previous = args.out.with_suffix(".json")
+    data = json.loads(previous.read_text()) if previous.is_file() else header_data(kernels.select(None).release)
+    students = [s for s in args.grade_students.split(",") if s]
+    data["grade"] = grade_bench.measure(args.grade_class, students)
+    data.setdefault("sections_date", {})["grade"] = datetime.date.today().isoformat()
     write_report(args.out, data, keep_other_sections=True)
     return 0
 

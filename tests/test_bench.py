@@ -3,6 +3,7 @@ It prints figures; nothing here judges them."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -64,3 +65,23 @@ def test_bench_quick(tmp_path):
             limit = 1.05 if name == "untraced" else 1.02
             assert max(values) / min(values) < limit, (name, runs)
     assert re.search(r"pf_probe_B: [\d.]+x the bare kprobe", section)
+
+
+def test_bench_grade_section(tmp_path):
+    """`--only grade` on two submissions of the grade class: the three configurations (--jobs 1, --jobs 2, a
+    local Dask cluster) each grade both as expected; the table counts the VMs the check started."""
+    pytest.importorskip("distributed", reason="Dask is pfharness[cluster]: make setup installs it")
+    out = tmp_path / "BENCH.md"
+    argv = [sys.executable, str(REPO / "bench" / "run.py"), "--only", "grade", "--out", str(out)]
+    argv += ["--grade-students", "not-a-tarball,plot-70x30"]
+    run = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    section = out.read_text().split("## Grading a class", 1)[1]
+    rows = re.findall(r"^\| (.+?) \| (\d+) \| (\d+) \| (\d+) s \| ([\d.]+) \| ([\d.]+) \| (.+?) \|$", section, re.M)
+    assert [r[0] for r in rows] == ["--jobs 1", "--jobs 2", "Dask, 2 local workers"], section
+    for _name, subs, vms, _wall, per_minute, _load, expected in rows:
+        # not-a-tarball starts no VM; plot-70x30 (A and B, no C) one VM per module
+        assert (subs, vms, expected) == ("2", "2", "yes"), section
+        assert float(per_minute) > 0
+    data = json.loads(out.with_suffix(".json").read_text())["grade"]
+    assert data["students"] == ["not-a-tarball", "plot-70x30"]
