@@ -9,6 +9,7 @@ tests replace); the others are in pfharness/commands/.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import tempfile
@@ -48,15 +49,22 @@ __all__ = ["app", "main", "target_spec"]
 
 
 def target_spec(
-    kind: TargetKind, accel: Accelerator, *, smp: int = 2, memory_mib: int = 2048, thp: ThpMode | None = None
+    kind: TargetKind,
+    accel: Accelerator,
+    *,
+    smp: int = 2,
+    memory_mib: int = 2048,
+    thp: ThpMode | None = None,
+    fresh_boot: bool = False,
 ) -> TargetSpec:
     """Where `run` and `study` trace, from their options (the one place a command picks a target).
-    `thp` None: the guest kernel's own memory settings (the study's)."""
+    `thp` None: the guest kernel's own memory settings (the study's). `fresh_boot`: boot, never restore."""
     if thp is not None:
         mm_settings.check_thp(thp.value, kind.value)
     if kind is TargetKind.host:
         return HostSpec()
-    return VmSpec(accel=accel, smp=smp, memory_mib=memory_mib, thp=None if thp is None else thp.value)
+    spec = VmSpec(accel=accel, smp=smp, memory_mib=memory_mib, thp=None if thp is None else thp.value)
+    return dataclasses.replace(spec, snapshot=False) if fresh_boot else spec
 
 
 @app.command("run", cls=RunCommand, context_settings={"allow_interspersed_args": False}, epilog=EXIT_HELP)
@@ -82,6 +90,12 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     ),
     smp: int = typer.Option(2, min=1, metavar="N", help="Virtual CPUs."),
     memory: int = typer.Option(2048, min=256, metavar="MIB", help="Guest memory, MiB."),
+    fresh_boot: bool = typer.Option(
+        False,
+        "--fresh-boot",
+        help="Boot the VM instead of starting it from the snapshot of its booted guest (kept in the cache, "
+        "made by the first boot of each kernel and configuration).",
+    ),
     thp: ThpMode = typer.Option(
         ThpMode.host,
         help="The VM's transparent huge pages: host (copy this machine's THP and overcommit settings, so the "
@@ -132,7 +146,7 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     picture_request = PlotRequest(png=png, svg=svg, ascii=False)
     picture_request.validate()
     try:
-        spec = target_spec(target, accel, smp=smp, memory_mib=memory, thp=thp)
+        spec = target_spec(target, accel, smp=smp, memory_mib=memory, thp=thp, fresh_boot=fresh_boot)
         request = RunRequest(
             module=Module.parse(module),
             command=tuple(command),

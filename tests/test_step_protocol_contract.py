@@ -105,6 +105,9 @@ def violations(run_step: str, init: str) -> list[str]:
     mounts = re.findall(r'^\s+mount -t 9p .* "\$SAVE_TAG" /newroot(\S+)', init, re.M)
     if mounts != [sp.SAVE_MOUNT] or f'{sp.SAVE_PARAM}=*) SAVE_TAG="${{arg#{sp.SAVE_PARAM}=}}"' not in init:
         out.append(f"save mount: init.sh mounts pfh.save's tag on {mounts}, step_protocol {sp.SAVE_MOUNT}")
+    snap = (f'echo "{sp.SNAP_POINT}"', f"<{sp.port_path(sp.PROTO_PORT)}", f'"$tag" != {sp.SNAP_RESUME} ]')
+    if any(needed not in init for needed in snap):
+        out.append(f"snapshot point: init.sh lacks one of {snap}")
     return out
 
 

@@ -323,7 +323,22 @@ ROOT_PARAM = "pfh.root"  # =overlay|ro: how the root is made writable (pfharness
 SAVE_PARAM = "pfh.save"  # =TAG: mount the 9p export TAG read-write on SAVE_MOUNT
 PORTS_PARAM = "pfh.ports"  # =A,B,...: wait for these virtio-serial ports and link them under PORT_DIR
 MM_PARAM = "pfh.mm"  # =KEY:VALUE,...: memory-management settings to write at boot (mm_settings.py)
-INIT_PARAMS = (P9_PARAM, ROOT_PARAM, SAVE_PARAM, PORTS_PARAM, MM_PARAM)
+SNAP_PARAM = "pfh.snap"  # =1: stop at SNAP_POINT (before the 9p mounts) until the host sends the resume line
+INIT_PARAMS = (P9_PARAM, ROOT_PARAM, SAVE_PARAM, PORTS_PARAM, MM_PARAM, SNAP_PARAM)
+
+#: The snapshot point (guest/snapshot.py): with SNAP_PARAM, vm/init.sh prints SNAP_POINT on the console
+#: once the modules are loaded and the ports linked, and reads one line from PROTO_PORT: the host
+#: snapshots the guest meanwhile, and every guest restored from it reads the line its own run sends,
+#: "SNAP_RESUME SECONDS HEX": the host's wall clock (whole seconds since the epoch, rounded) and fresh
+#: random bytes for the guest's entropy pool. Then init.sh mounts the 9p root and goes on as after a boot.
+SNAP_POINT = "PFH-SNAPSHOT-POINT"
+SNAP_RESUME = "PFH-RESUME"
+
+
+def resume_line(seconds: int, entropy_hex: str) -> str:
+    """The line vm/init.sh reads at the snapshot point."""
+    return f"{SNAP_RESUME} {seconds} {entropy_hex}"
+
 
 #: A virtio port opens once: while the previous step's last holder still releases it, the console
 #: shell's redirect fails with this and the step never starts; the VM session tries again.
