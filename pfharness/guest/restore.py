@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..errors import VmLost
+from ..errors import VmLost, VmTimeout
 from ..results import step_protocol as sp
 from . import monitor, snapshot
 from .machine import VmConfig
@@ -73,28 +73,36 @@ def _make(
     vm: VmSession, cfg: VmConfig, cold: VmConfig, snapshot_key: str
 ) -> tuple[snapshot.Snapshot | None, float | None]:
     """Boot, stop at the snapshot point, save: (the snapshot, the seconds the save took). (None, None)
-    after a plain cold boot, when another run is making the snapshot or QEMU could not save it."""
-    with snapshot.making(snapshot_key) as work:
-        if work is None:
-            _cold_boot(vm, cold)
-            return None, None
-        qmp = work.directory / "qmp.sock"
-        console = vm.start_qemu(replace(cfg, ram_file=work.ram, ram_shared=True, qmp=qmp))
-        console.wait_for(_POINT, "boot", vm.options.boot_timeout)
-        start = time.monotonic()
-        try:
-            monitor.save_state(qmp, work.state)
-        except VmLost as lost:
-            vm.stop_qemu()
-            vm.on_note(f"pfharness: no snapshot made ({lost}); booting afresh")
-            _cold_boot(vm, cold)
-            return None, None
+    after a plain cold boot, when another run is making the snapshot or it could not be made."""
+    made = None
+    try:
+        with snapshot.making(snapshot_key) as work:
+            if work is not None:
+                made = _save(vm, cfg, work, snapshot_key)
+    except (OSError, VmLost) as error:
+        if isinstance(error, VmTimeout):
+            raise  # the boot itself did not finish: a cold boot would not either
         vm.stop_qemu()
-        qmp.unlink(missing_ok=True)
-        snap = snapshot.publish(work, snapshot_key)
-        seconds = time.monotonic() - start
-        vm.on_note(f"pfharness: saved a snapshot of the booted guest in {seconds:.2f} s: later runs start from it")
-        return snap, seconds
+        vm.on_note(f"pfharness: no snapshot made ({str(error).splitlines()[0]}); booting afresh")
+    if made is None:
+        _cold_boot(vm, cold)
+        return None, None
+    return made
+
+
+def _save(vm: VmSession, cfg: VmConfig, work: snapshot.Snapshot, snapshot_key: str) -> tuple[snapshot.Snapshot, float]:
+    """Boot with the RAM in `work`, save the devices' state at the snapshot point, publish `work`."""
+    qmp = work.directory / "qmp.sock"
+    console = vm.start_qemu(replace(cfg, ram_file=work.ram, ram_shared=True, qmp=qmp))
+    console.wait_for(_POINT, "boot", vm.options.boot_timeout)
+    start = time.monotonic()
+    monitor.save_state(qmp, work.state)
+    vm.stop_qemu()
+    qmp.unlink(missing_ok=True)
+    snap = snapshot.publish(work, snapshot_key)
+    seconds = time.monotonic() - start
+    vm.on_note(f"pfharness: saved a snapshot of the booted guest in {seconds:.2f} s: later runs start from it")
+    return snap, seconds
 
 
 def _restore(vm: VmSession, cfg: VmConfig, snap: snapshot.Snapshot) -> None:

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +32,8 @@ from .. import assets
 from .machine import VmConfig, qemu_argv
 
 FORMAT = 1  # bump when what a snapshot holds changes: every older one then has another key
-KEEP = 6  # snapshots kept (the ones used last): each holds the RAM a boot touched, ~100-200 MiB
+KEEP = 4  # snapshots kept (the ones used last): each holds the RAM a boot touched, ~130-200 MiB here
+_STALE = 3600.0  # seconds after which a work directory left by a killed run is removed
 
 
 class SnapshotDamaged(Exception):
@@ -110,11 +112,15 @@ def find(snapshot_key: str) -> Snapshot | None:
 
 
 def prune(keep: int = KEEP) -> None:
-    """Remove all but the `keep` snapshots used last (a new kernel or initramfs makes a new one)."""
+    """Remove all but the `keep` snapshots used last (a new kernel or initramfs makes a new one), and
+    what runs killed while making one left behind."""
     found = []
     for directory in root().iterdir():
-        if directory.is_dir() and not directory.name.startswith("."):
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):
+            if directory.name.startswith((".new-", ".trash-")):
+                if time.time() - directory.stat().st_mtime > _STALE:
+                    shutil.rmtree(directory, ignore_errors=True)
+            elif directory.is_dir():
                 found.append((Snapshot(directory).meta.stat().st_mtime, directory))
     for _, directory in sorted(found, reverse=True)[keep:]:
         remove(Snapshot(directory))
@@ -161,6 +167,10 @@ def publish(work: Snapshot, snapshot_key: str) -> Snapshot:
     final = Snapshot(root() / snapshot_key)
     if final.directory.exists():
         remove(final)
-    work.directory.rename(final.directory)
+    try:
+        work.directory.rename(final.directory)
+    except OSError:
+        if not final.meta.is_file():  # not another run's snapshot, published meanwhile: a real failure
+            raise
     prune()
     return final
