@@ -4,13 +4,15 @@ each restored guest has the host's clock and entropy of its own; a damaged snaps
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 
 import pytest
 
 from pfharness import step
-from pfharness.guest import snapshot
+from pfharness.guest import restore, snapshot
 from pfharness.guest.session import VmOptions, VmSession
 from pfharness.results.model import TraceResult
 
@@ -72,7 +74,7 @@ def test_two_runs_restored_at_once_both_get_their_own_results(first, default_ker
             with _session(default_kernel, tmp_path, name, []) as vm:
                 request = step.TraceRequest("B", built_modules.modules["B"], ("echo", f"token-{name}"))
                 results[name] = step.trace(vm, request)
-        except Exception as error:  # noqa: BLE001 - the main thread reports it
+        except Exception as error:
             results[name] = error
 
     threads = [threading.Thread(target=one, args=(name,)) for name in ("left", "right")]
@@ -109,3 +111,23 @@ def test_a_damaged_snapshot_is_replaced_by_a_cold_boot_with_a_note(first, snapsh
         assert _sh(vm, "echo alive").strip() == "alive"
     unusable = [n for n in notes if "unusable" in n]
     assert len(unusable) == 1 and "\n" not in unusable[0] and "altered" in unusable[0], notes
+
+
+def test_a_snapshot_qemu_cannot_load_is_replaced_by_a_cold_boot(snapshots, default_kernel, tmp_path):
+    """Its files agree with meta.json, but the state is not QEMU's: the restore fails at once, not at a timeout."""
+    with _session(default_kernel, tmp_path, "maker", []):  # makes the snapshot when there is none
+        pass
+    [snap] = [snapshot.Snapshot(d) for d in snapshots.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    snap.state.write_bytes(b"not a migration stream\n" * 100)
+    meta = json.loads(snap.meta.read_text())
+    meta.update(state_bytes=snap.state.stat().st_size, state_sha256=hashlib.sha256(snap.state.read_bytes()).hexdigest())
+    snap.meta.write_text(json.dumps(meta))
+    notes: list[str] = []
+    start = time.monotonic()
+    with _session(default_kernel, tmp_path, "after-bad-state", notes) as vm:
+        assert _sh(vm, "echo alive").strip() == "alive"
+        assert vm.snapshot_seconds is None
+    assert time.monotonic() - start < restore.RESTORE_TIMEOUT + 60
+    unusable = [n for n in notes if "unusable" in n]
+    assert len(unusable) == 1 and "could not restore" in unusable[0], notes
+    assert not snap.directory.exists()
