@@ -8,14 +8,21 @@ devices' state. QEMU 7.2 takes that capability only through the monitor, hence `
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import shlex
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from qemu.qmp import ConnectError, QMPClient, QMPError
 
 from ..errors import VmLost
+
+# The library logs every failed connection attempt (QEMU makes its socket only after it starts): the
+# harness reports what matters itself, and nothing of the library's reaches the user's terminal.
+logging.getLogger("qemu.qmp").addHandler(logging.NullHandler())
+logging.getLogger("qemu.qmp").propagate = False
 
 _POLL = 0.02  # seconds between looks at the migration's status
 # Migration's own cap (128 MiB/s) would slow the save for nothing: the stream only goes to a local file.
@@ -25,14 +32,16 @@ _BANDWIDTH = 1 << 40
 _CAPS = [{"capability": "x-ignore-shared", "state": True}]
 
 
-async def _connect(socket: Path) -> QMPClient:
-    """A client on QEMU's monitor (QEMU makes the socket at start: wait for it)."""
+async def _connect(socket: Path, alive: Callable[[], bool]) -> QMPClient:
+    """A client on QEMU's monitor (QEMU makes the socket at start: wait for it while QEMU runs)."""
     client = QMPClient("pfharness")
     while True:
         try:
             await client.connect(str(socket))
             return client
         except ConnectError:
+            if not alive():
+                raise VmLost("QEMU exited before its monitor answered") from None
             await asyncio.sleep(_POLL)
 
 
@@ -49,31 +58,39 @@ async def _until(client: QMPClient, query: str, done: str, what: str) -> None:
 
 
 async def _save(socket: Path, state: Path) -> None:
-    client = await _connect(socket)
+    client = await _connect(socket, lambda: True)  # QEMU has run the guest to the snapshot point
     try:
         await client.execute("migrate-set-capabilities", {"capabilities": _CAPS})
         await client.execute("migrate-set-parameters", {"max-bandwidth": _BANDWIDTH})
         await client.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(state))}"})
         await _until(client, "query-migrate", "completed", "save")
     finally:
-        await client.disconnect()
+        await _disconnect(client)
 
 
-async def _restore(socket: Path, state: Path) -> None:
-    client = await _connect(socket)
+async def _restore(socket: Path, state: Path, alive: Callable[[], bool]) -> None:
+    client = await _connect(socket, alive)
     try:
         await client.execute("migrate-set-capabilities", {"capabilities": _CAPS})
         await client.execute("migrate-incoming", {"uri": f"exec:cat {shlex.quote(str(state))}"})
         await _until(client, "query-status", "running", "restore")
     finally:
+        await _disconnect(client)
+
+
+async def _disconnect(client: QMPClient) -> None:
+    """Disconnect, also from a QEMU that is gone (the error that ended the talk is the one reported)."""
+    with contextlib.suppress(QMPError, OSError, EOFError):
         await client.disconnect()
 
 
 def _run(work: Coroutine[Any, Any, None], what: str, timeout: float) -> None:
     try:
         asyncio.run(asyncio.wait_for(work, timeout))
-    except (QMPError, OSError, asyncio.TimeoutError) as error:
-        raise VmLost(f"QEMU could not {what} the guest's state: {error or type(error).__name__}") from None
+    except (QMPError, OSError, EOFError, asyncio.TimeoutError) as error:
+        why = "no answer in time" if isinstance(error, asyncio.TimeoutError) else type(error).__name__
+        words = "QEMU's own words are in the transcript"
+        raise VmLost(f"QEMU could not {what} the guest's state ({why}; {words})") from None
 
 
 def save_state(socket: Path, state: Path, timeout: float = 30.0) -> None:
@@ -82,7 +99,7 @@ def save_state(socket: Path, state: Path, timeout: float = 30.0) -> None:
     _run(_save(socket, state), "save", timeout)
 
 
-def restore_state(socket: Path, state: Path, timeout: float) -> None:
+def restore_state(socket: Path, state: Path, timeout: float, alive: Callable[[], bool]) -> None:
     """Have the QEMU started with `-incoming defer` and its monitor on `socket` load `state` and run
-    the guest. VmLost when it cannot within `timeout` seconds."""
-    _run(_restore(socket, state), "restore", timeout)
+    the guest. VmLost when it cannot within `timeout` seconds, or QEMU exits (`alive()` false) first."""
+    _run(_restore(socket, state, alive), "restore", timeout)

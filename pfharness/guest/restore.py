@@ -53,7 +53,7 @@ def start_from_snapshot(vm: VmSession, cfg: VmConfig) -> float | None:
         _restore(vm, cfg, snap)
     except VmLost as lost:
         vm.stop_qemu()
-        _discard(vm, snap, f"QEMU could not restore it: {str(lost).splitlines()[0]}")
+        _discard(vm, snap, str(lost).splitlines()[0])
         _cold_boot(vm, cold)
         return None
     return saved
@@ -110,8 +110,8 @@ def _restore(vm: VmSession, cfg: VmConfig, snap: snapshot.Snapshot) -> None:
     assert vm.ports is not None
     qmp = vm.ports.directory / "qmp.sock"  # a private directory, removed with the ports
     run_cfg = replace(cfg, ram_file=snap.ram, ram_shared=False, qmp=qmp, incoming=True)
-    vm.start_qemu(run_cfg, timeout=RESTORE_TIMEOUT)
-    monitor.restore_state(qmp, snap.state, RESTORE_TIMEOUT)
+    console = vm.start_qemu(run_cfg, timeout=RESTORE_TIMEOUT)
+    monitor.restore_state(qmp, snap.state, RESTORE_TIMEOUT, console.child.isalive)
     # QEMU held the port's bytes until now, and the guest waits on it at the snapshot point.
     line = sp.resume_line(round(time.time()), secrets.token_hex(32))
     vm.ports.send(sp.PROTO_PORT, line.encode() + b"\n")
