@@ -164,7 +164,7 @@ class TraceResult:
 
     def reconciliation(self) -> Reconciliation | None:
         """The kernel's own count beside what was recorded (results/reconcile.py); None without the line."""
-        return reconcile(self.report, self.pre_exec_faults)
+        return reconcile(self.report, self.pre_exec_faults, self.pid)
 
     def top_tables(self) -> TopTables:
         """The top-5 tables of the saved records (results/tables.py); empty when none were saved."""

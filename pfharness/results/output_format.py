@@ -173,6 +173,21 @@ LINES: dict[str, LineShape] = {
         "untraced_children={untraced_children}",
         {"tgid": INT, "exited": INT, "kernel_faults": U64, "seen_at_exit": U64, "untraced_children": U64},
     ),
+    # B and C with follow=1, after the process table: the kernel's own counts of the processes of the table
+    # whose every thread had exited (as "reconcile" takes it, per process), summed, beside the faults seen for
+    # them by their exit; and the faults made in traced memory by processes that are not traced.
+    "reconcile_tree": LineShape(
+        "reconcile_tree processes={processes} exited={exited} root_exited={root_exited} "
+        "kernel_faults={kernel_faults} seen_at_exit={seen_at_exit} remote_untraced={remote_untraced}",
+        {
+            "processes": U64,
+            "exited": U64,
+            "root_exited": INT,
+            "kernel_faults": U64,
+            "seen_at_exit": U64,
+            "remote_untraced": U64,
+        },
+    ),
     # B and C at unload: the region table (regions used of capacity; faults left without a region, table full).
     "regions_summary": LineShape(
         "regions used={used} capacity={capacity} full={full}", {"used": U64, "capacity": U64, "full": U64}
