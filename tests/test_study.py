@@ -13,7 +13,7 @@ from replay_target import saved_of
 
 from pfharness import study
 from pfharness.errors import PfhError
-from pfharness.kmod import handin
+from pfharness.kmod import handin, render
 from pfharness.results import figures, output_format, run_dir, transcript
 from pfharness.results.records_file import FaultRecord, records_bytes
 
@@ -86,8 +86,9 @@ def test_segment_shares_on_a_recorded_c_run():
 
 
 def test_report_has_header_findings_table_and_plots():
-    result = records_of("run_c_records.log")
-    w = study.Workload("touch", "touch 40 pages", "memory", ("touch_pages", "40"), unseen="nothing")
+    parsed = records_of("run_c_records.log")
+    result = dataclasses.replace(parsed, saved=run_dir.SavedRecords.of(saved_of(parsed.report), 0))
+    w = study.Workload("touch", "touch 40 pages", "memory", ("touch_pages", "40"), unseen="nothing", tag="walk")
     s = study.Study(
         runs=[study.StudyRun(w, "C", result, figures.compute(saved_of(result.report)), 1.5)],
         kernel_release="6.1.0-56-amd64",
@@ -98,13 +99,14 @@ def test_report_has_header_findings_table_and_plots():
     for needle in (
         "2026-11-26",
         "6.1.0-56-amd64",
-        "accelerator tcg",
-        "pfharness study",
-        "FINDINGS\n--------\nOur findings.",
-        "FIGURES",
-        "touch               C ",
+        "(tcg, 2 vCPUs",
+        "pfharness study --out",
+        f"touch               walk         1 {len(parsed.report.records):>8,}",
+        "NOTES\n-----\nOur findings.",
+        "APPENDIX E. Plots",
         "not seen: nothing",
         "== touch, pf_probe_C ==",
+        "HOW TO READ THE PLOTS",
         "---- BEGIN PLOT",
     ):
         assert needle in text, needle
@@ -162,6 +164,7 @@ def test_dist_archive_holds_the_six_files(tmp_path):
         names = sorted(tar.getnames())
         readme = tar.extractfile("pf_probe/README").read().decode()
         makefile = tar.extractfile("pf_probe/Makefile").read().decode()
+        sources = {m: tar.extractfile(f"pf_probe/pf_probe_{m}.c").read().decode() for m in "ABC"}
     assert names == [
         "pf_probe",
         "pf_probe/Makefile",
@@ -173,6 +176,8 @@ def test_dist_archive_holds_the_six_files(tmp_path):
     ]
     assert "Shortcomings" in readme and "Special features" in readme and "{{" not in readme
     assert "KRELEASE ?= $(shell uname -r)" in makefile and "KRELEASE := 6.1.0-56-amd64" in makefile
+    # the course profile's modules (docs/modules.md), not the full ones `run` loads
+    assert sources == {m: render.render_module(m, profile=render.Profile.course) for m in "ABC"}
 
 
 def test_dist_without_a_report_says_how_to_make_one(tmp_path):
@@ -209,7 +214,7 @@ def test_report_only_reads_a_finished_study_back(tmp_path):
     """--report-only: the figures and plots of a study written again from its transcript and figures.json."""
     shutil.copy(DATA / "run_c_records.log", tmp_path / "study-transcript.log")
     parsed = records_of("run_c_records.log")
-    saved = run_dir.SavedRecords(saved_of(parsed.report), 0)
+    saved = run_dir.SavedRecords.of(saved_of(parsed.report), 0)
     result = dataclasses.replace(parsed, saved=saved)
     guest = tmp_path / "runs" / "touch-C" / run_dir.GUEST_SUBDIR
     guest.mkdir(parents=True)
@@ -223,7 +228,8 @@ def test_report_only_reads_a_finished_study_back(tmp_path):
         transcript=str(tmp_path / "study-transcript.log"),
     )
     first = study.render_report(s, "Old findings.")
-    study.write_outputs(s, tmp_path, tmp_path / "none")
+    (tmp_path / "notes.txt").write_text("Old findings.")
+    study.write_outputs(s, tmp_path, tmp_path / "notes.txt")
     again = study.reread_study(tmp_path)
     assert [r.figures for r in again.runs] == [r.figures for r in s.runs]
     assert study.render_report(again, "Old findings.") == first

@@ -15,6 +15,7 @@ from .findings import Finding
 from .model import CheckFinding
 
 FLOOD_LINES = 120  # B and C print a plot and a few lines: more than this at unload is a line per fault
+FLOOD_PLOTS = {"B": 1, "C": 3}  # plots a module prints at unload: C one per class, so up to 3 x FLOOD_LINES
 _PROBE_FAILED = re.compile(r"register_k(?:ret)?probe|kprobe.*(?:fail|-2\b|-22\b)|(?:-2|-22|ENOENT|EINVAL)\b")
 _UNKNOWN = re.compile(r"unknown parameter '(\w+)' ignored")
 PID_PARAM = "tpid"
@@ -110,7 +111,7 @@ def flood_findings(result: TraceResult, letter: str) -> list[CheckFinding]:
         return [CheckFinding(Finding.PRINTK_FLOOD, "error", "run", message, (lines[0], lines[-1]) if lines else ())]
     if result.splats:  # the kernel's report is long: count the module's own (prefixed) lines
         lines = [ln for ln in lines if ln.startswith(f"pf_probe_{letter}: ")]
-    if letter in ("B", "C") and len(lines) > FLOOD_LINES:
+    if letter in FLOOD_PLOTS and len(lines) > FLOOD_LINES * FLOOD_PLOTS[letter]:
         message = (
             f"the module printed {len(lines)} kernel log lines for one run (a plot is about 35): remove the "
             "printk from the fault handler; print only the plot at unload"

@@ -320,12 +320,15 @@ BAND_CONTINUED = '"'  # after a band's other rows: the same band as the row abov
 BAND_CUT = "~"  # the border of a band's top row: the address space is cut between it and the band above
 BAND_NONE_NAME = "?"  # the band of the faults with REGION_NONE
 
+_REGION = "{index} {kind} {start} {end} {faults} {name}"
+_REGION_FIELDS = {"index": U64, "kind": WORD, "start": ADDRESS, "end": ADDRESS, "faults": U64, "name": TEXT}
+#: A regions line before issue 26 (no offset, no path), still read from older run directories.
+REGION_LINE_V1 = LineShape(_REGION, _REGION_FIELDS)
 #: One line of /proc/<module>/regions and one of /proc/<module>/processes.
 TABLE_LINES: dict[str, LineShape] = {
-    "region": LineShape(
-        "{index} {kind} {start} {end} {faults} {name}",
-        {"index": U64, "kind": WORD, "start": ADDRESS, "end": ADDRESS, "faults": U64, "name": TEXT},
-    ),
+    # offset: the file offset at start (0 for a region without a file); path: the file's full path, printable
+    # (blanks and other bytes as in name: '?'), "-" without a file (issue 26: fault sites)
+    "region": LineShape(_REGION + " offset={offset} path={path}", {**_REGION_FIELDS, "offset": HEX64, "path": WORD}),
     "process": LineShape("{tgid} {ppid} {faults} {comm}", {"tgid": INT, "ppid": INT, "faults": U64, "comm": TEXT}),
 }
 
