@@ -17,9 +17,14 @@ CORPUS = Path(__file__).parent / "student_modules"
 pytestmark = pytest.mark.vm
 
 
-def run_check(tmp_path, default_kernel, name, timeout=120.0):
+def run_check(tmp_path, default_kernel, name, timeout=120.0, pid_param="tpid"):
     request = CheckRequest(
-        (CORPUS / name,), tmp_path / name, kernel_release=default_kernel.release, accel=Accelerator.tcg, timeout=timeout
+        (CORPUS / name,),
+        tmp_path / name,
+        kernel_release=default_kernel.release,
+        pid_param=pid_param,
+        accel=Accelerator.tcg,
+        timeout=timeout,
     )
     return check(request)
 
@@ -65,6 +70,18 @@ def test_wrong_param_name_is_no_tpid_param(tmp_path, default_kernel):
     [f] = findings(report, Finding.NO_TPID_PARAM)
     assert f.evidence == ("pf_probe_A: unknown parameter 'tpid' ignored",) and not report.passed
     assert "process_id" in f.message
+
+
+def test_pid_param_loads_the_module_with_its_own_name(tmp_path, default_kernel):
+    """--pid-param process_id: the module traces the workload (A's addresses all matched); what the course's
+    script would do (tpid=, ignored) stays a warning."""
+    report = run_check(tmp_path, default_kernel, "wrong-param-name", pid_param="process_id")
+    [module] = report.modules
+    assert report.passed and not [f for f in module.findings if f.is_error], report.to_json()
+    [f] = findings(report, Finding.NO_TPID_PARAM)
+    assert f.severity == "warning" and "tpid=<pid>" in f.message and f.evidence == ("modinfo -p: process_id",)
+    a = module.figures["a"]
+    assert a["missed"] <= a["real_pages"] // 10 and a["thread_pages_printed"] == a["thread_pages"], a
 
 
 def test_probe_symbol(tmp_path, default_kernel):

@@ -43,6 +43,7 @@ def run_steps(
                 command=step.command,
                 hold=step.hold,
                 params=step.params,
+                pid_param=step.pid_param,
                 timeout=step.timeout,
                 follow=step.follow,
                 cwd=cwd,
