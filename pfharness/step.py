@@ -74,6 +74,7 @@ class TraceRequest:
     hold: bool = True  # hold the workload before exec until the module is armed
     params: tuple[str, ...] = ()  # extra module parameters, NAME=VALUE
     pid_param: str = sp.PID_PARAM  # the module's parameter for the workload's pid (a brought module's own name)
+    own_module: bool = False  # a module pfharness did not write (run --source): its output is not parsed
     timeout: float = 600.0  # seconds for the whole step
     follow: bool = False  # also trace every process the workload creates (module parameter follow=1)
     cwd: Path | None = None  # the workload's working directory (None: where the target's shell is)
@@ -148,6 +149,7 @@ def trace(
         target=target.kind,
         transcript=str(target.transcript_path),
         mm=target.mm,
+        own_module=request.own_module,
     )
     lost = None
     if not received.complete:

@@ -44,6 +44,7 @@ def run_steps(
                 hold=step.hold,
                 params=step.params,
                 pid_param=step.pid_param,
+                own_module=step.own_module,
                 timeout=step.timeout,
                 follow=step.follow,
                 cwd=cwd,
