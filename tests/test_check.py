@@ -6,13 +6,14 @@ on a module built here. The whole check, VM and all, is in test_check_vm.py."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from pfharness.check import judge, symbols, text
-from pfharness.check.findings import Finding
+from pfharness.check.findings import ApiChange, Finding
 from pfharness.check.model import CheckFinding, CheckReport, ModuleCheck, bounded
 from pfharness.check.run import console_lines, own_lines, step_findings
 from pfharness.cli import app
@@ -171,3 +172,15 @@ def test_check_usage_errors_come_before_any_build(tmp_path):
     runner = CliRunner()
     r = runner.invoke(app, ["check", "--source", str(tmp_path), "--pid-param", "no way", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "plain identifier" in r.output
+
+
+def test_docs_explain_every_finding_and_api_change():
+    """docs/check.md has a table row for each finding id; each api-change detail is explained in
+    docs/bring-a-module.md (check.md points there)."""
+    docs = Path(__file__).parent.parent / "docs"
+    check_md = (docs / "check.md").read_text()
+    for f in Finding:
+        assert re.search(rf"^\|[^\n]*`{re.escape(f.value)}`[^\n]*\|[^\n]*\|$", check_md, re.M), f.value
+    bring = (docs / "bring-a-module.md").read_text()
+    for change in ApiChange:
+        assert change.value in bring, change.value
