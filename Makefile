@@ -39,7 +39,8 @@ test-matrix: setup
 # more (scripts/build-debug-kernel.sh: about 19 min once on 2 cores, then cached). Not part of make test.
 test-debug: setup
 	release=$$(bash scripts/build-debug-kernel.sh | tail -n 1) && \
-	PFHARNESS_KERNEL_RELEASE=$$release $(VENV)/bin/python -m pytest -ra tests/test_exact_and_safe.py tests/test_hostile_vm.py
+	PFHARNESS_KERNEL_RELEASE=$$release $(VENV)/bin/python -m pytest -ra tests/test_exact_and_safe.py tests/test_hostile_vm.py \
+	  tests/test_course_vm.py
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -ra -m "not vm and not kbuild and not wheel and not network"

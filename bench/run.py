@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import records_bench  # noqa: E402
+
 from pfharness import proc, step  # noqa: E402
 from pfharness.pipeline.events import Events, notes_to  # noqa: E402
 from pfharness.pipeline.prepare import Prepared  # noqa: E402
@@ -633,6 +635,8 @@ def write_markdown(path: Path, data: dict) -> None:
         ]
     if "records_back" in data:
         L += records_back_section(data["records_back"])
+    if "records_host" in data:
+        L += records_bench.markdown(data["records_host"])
     path.write_text("\n".join(L) + "\n")
 
 
@@ -673,7 +677,10 @@ def main() -> int:
         "--icount-repeats", type=int, default=2, help="runs of each variant under -icount (0: skip; default 2)"
     )
     ap.add_argument(
-        "--only", choices=("all", "turnaround", "icount"), default="all", help="run only that section (default: all)"
+        "--only",
+        choices=("all", "turnaround", "icount", "records"),
+        default="all",
+        help="run only that section (default: all; records: the host's reading and writing of 1 M records, no VM)",
     )
     ap.add_argument(
         "--quick", action="store_true", help="tiny configuration: 1 round, 500 pages, no turnaround/virtme/scale"
@@ -694,6 +701,8 @@ def main() -> int:
         args.rounds, args.pages = 1, 500
     work = Path(tempfile.mkdtemp(prefix="pfh-bench-"))
     records_back = json.loads(RECORDS_BACK.read_text()) if RECORDS_BACK.is_file() else None
+    if args.only == "records":
+        return only_records(args)
     setup = prepare(work)
     if args.only_outside_tree:
         return only_outside_tree(args, setup, work)
@@ -745,6 +754,16 @@ def main() -> int:
         data["records_back"] = records_back
     write_report(args.out, data)
     shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def only_records(args) -> int:
+    """--only records: a million records read, validated and written on the host (bench/records_bench.py)."""
+    previous = args.out.with_suffix(".json")
+    data = json.loads(previous.read_text()) if previous.is_file() else {}
+    data["records_host"] = records_bench.measure(rounds=args.rounds)
+    data.setdefault("sections_date", {})["records_host"] = datetime.date.today().isoformat()
+    write_report(args.out, data, keep_other_sections=True)
     return 0
 
 

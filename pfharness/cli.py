@@ -21,6 +21,7 @@ from . import __version__, assets, environment, mm_settings, study
 from .commands import check as _check_commands  # noqa: F401 - registers check
 from .commands import kmod as _kmod_commands  # noqa: F401 - registers kernels, render, build, dist
 from .commands import reading as _reading_commands  # noqa: F401 - registers plot, parse
+from .commands import sites as _sites_commands  # noqa: F401 - registers sites
 from .commands.base import (
     EXIT_HELP,
     SERIES_HELP,

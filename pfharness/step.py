@@ -172,5 +172,5 @@ def _read_back(save_dir: Path, directory: Path, complete: bool) -> Kept:
             saved = run_dir.read_saved(save_dir)
         except RecordsError as e:
             saved_error = str(e)
-    top = None if saved is None else top_tables(saved.records, saved.regions, saved.processes).to_json()
+    top = None if saved is None else top_tables(saved.table, saved.regions, saved.processes).to_json()
     return Kept(str(directory), saved, saved_error, run_dir.records_file_summary(saved, saved_error), top)

@@ -17,6 +17,8 @@ PACKAGES=(
   shellcheck                    # make lint: the shell scripts
   linux-source-6.1              # scripts/checkpatch.pl for the modules' style test
   pahole                        # BTF of modules for kernels with DEBUG_INFO_BTF_MODULES (6.12, 7.2)
+  chromium                      # grade's HTML page: its test opens it headless
+  libc6-dbg                     # pfharness sites: libc's and ld.so's own function names (debug files by build id)
   mmdebstrap bubblewrap         # pfharness kernels fetch 7.2: sid's build root (KERNELS.md)
 )
 
@@ -38,10 +40,12 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating the virtualenv .venv"
   "$PY" -m venv .venv
 fi
-# Reinstall only when pyproject.toml changed since the last install. The extras: the test tools, and
-# matplotlib for pictures (pfharness[plot]; make demo and make test both want it).
+# Reinstall only when pyproject.toml changed since the last install. The extras: the test tools,
+# matplotlib for pictures (pfharness[plot]; make demo and make test both want it), Dask's distributed
+# for grade --scheduler (pfharness[cluster]; make test starts a local cluster), and pyarrow for
+# records.parquet (pfharness[parquet]; its tests want it).
 if [ ! -f .venv/.pfharness-installed ] || [ pyproject.toml -nt .venv/.pfharness-installed ]; then
   echo "setup: installing pfharness into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,plot]'
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,plot,cluster,parquet]'
   touch .venv/.pfharness-installed
 fi

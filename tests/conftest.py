@@ -66,6 +66,21 @@ def built_modules(tmp_path_factory, default_kernel):
 
 
 @pytest.fixture(scope="session")
+def course_modules(tmp_path_factory, default_kernel):
+    """The course profile's three modules (the hand-in's, `pfharness dist`), really built with warnings as errors."""
+    from pfharness.kmod import kbuild, render
+
+    out = tmp_path_factory.mktemp("course-modules")
+    return kbuild.build(kbuild.BuildRequest(out, default_kernel, werror=True, profile=render.Profile.course))
+
+
+@pytest.fixture(params=["full", "course"])
+def profile_modules(request, built_modules, course_modules):
+    """The full modules, then the course's: for a test of what both must do alike."""
+    return built_modules if request.param == "full" else course_modules
+
+
+@pytest.fixture(scope="session")
 def host_run_out(tmp_path_factory, default_kernel) -> Path:
     """An --out for `pfharness run` (no --werror) with its build done on the host, so that a run
     inside the VM (--target host there) finds it up to date instead of compiling under emulation."""

@@ -235,7 +235,7 @@ def test_a_folded_plot_is_compared_with_the_oracles_folded_plot():
     """A plot on pfharness's folded scale (row labels not on a line) is compared with the oracle's own folded plot
     of its saved records and regions (tests/data/runs/sort-B): the same plot agrees fully, one moved rows does not."""
     real = real_run("sort-B")
-    saved = run_dir.SavedRecords(real.records, 0, real.regions)
+    saved = run_dir.SavedRecords.of(real.records, 0, real.regions)
     tgid = real.pid
     faults = oracle_faults.from_records_file(saved.records)
     rows = compare.folded_rows(saved, tgid, "")

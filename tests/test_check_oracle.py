@@ -25,7 +25,7 @@ ORACLE_LINES = [f"pfh_oracle: {i:12x} |{'*' * 70}|" for i in range(30)]
 def with_oracle(result: TraceResult, records: list[FaultRecord]) -> TraceResult:
     """`result` as a check's step gives it: the oracle loaded, its saved records, its lines in the log."""
     messages = [*result.kernel_messages, *ORACLE_LINES]
-    saved = SavedRecords(records, 0)
+    saved = SavedRecords.of(records, 0)
     return dataclasses.replace(result, saved=saved, oracle_insmod_status=0, insmod_status=0, kernel_messages=messages)
 
 

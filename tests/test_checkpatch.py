@@ -63,10 +63,11 @@ def checkpatch() -> Path:
     return path
 
 
+@pytest.mark.parametrize("profile", list(render.Profile))
 @pytest.mark.parametrize("letter", render.MODULES)
-def test_rendered_module_is_checkpatch_clean(checkpatch, tmp_path, letter):
+def test_rendered_module_is_checkpatch_clean(checkpatch, tmp_path, letter, profile):
     source = tmp_path / f"{render.module_name(letter)}.c"
-    source.write_text(render.render_module(letter))
+    source.write_text(render.render_module(letter, profile=profile))
     argv = ["perl", str(checkpatch), "--no-tree", "--strict", "--show-types", "--color=never", "-f", str(source)]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     output = result.stdout + result.stderr

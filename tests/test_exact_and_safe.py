@@ -123,8 +123,8 @@ def test_a_full_region_table_is_counted_and_its_faults_form_the_question_band(vm
     assert_exact(result)
 
 
-def test_more_faults_than_capacity_are_counted_as_dropped(vm, built_modules, programs):
-    result = traced(vm, built_modules, "B", programs["touch_pages"], 600, params=("max_records=100",))
+def test_more_faults_than_capacity_are_counted_as_dropped(vm, profile_modules, programs):
+    result = traced(vm, profile_modules, "B", programs["touch_pages"], 600, params=("max_records=100",))
     r = result.report
     assert r.recorded == 100 and r.capacity == 100 and r.dropped > 500
     assert_exact(result)
@@ -268,19 +268,33 @@ def load_messages(vm, built_modules, *params, module="B"):
         (("tpid=2",), r"pid 2 is a kernel thread, which has no user memory"),
         (("tpid=1", "max_records=0"), r"max_records=0 is out of range: use 1\.\.16777216"),
         (("tpid=1", "max_records=99999999999"), r"max_records=99999999999 is out of range"),
+    ],
+)
+def test_bad_parameters_are_refused_clearly(vm, profile_modules, params, expected):
+    assert_refused(vm, profile_modules, params, expected)
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
         (("tpid=1", "plot_scale=log"), r"plot_scale=log is not a scale: use folded or linear"),
         (("tpid=1", "max_regions=0"), r"max_regions=0 is out of range: use 1\.\.16384"),
     ],
 )
-def test_bad_parameters_are_refused_clearly(vm, built_modules, params, expected):
-    status, messages = load_messages(vm, built_modules, *params)
+def test_bad_parameters_of_the_full_modules_are_refused_clearly(vm, built_modules, params, expected):
+    """Parameters the course modules do not have (docs/modules.md)."""
+    assert_refused(vm, built_modules, params, expected)
+
+
+def assert_refused(vm, modules, params, expected) -> None:
+    status, messages = load_messages(vm, modules, *params)
     print(params, "->", messages)
     assert status != 0
     assert any(re.search(expected, m) for m in messages), messages
 
 
-def test_zombie_is_refused(vm, built_modules):
-    output, messages = guest_script(vm, "zombie_load.sh", built_modules.modules["C"])
+def test_zombie_is_refused(vm, profile_modules):
+    output, messages = guest_script(vm, "zombie_load.sh", profile_modules.modules["C"])
     assert int(re.search(r"insmod_status=(\d+)", output).group(1)) != 0
     zombie = re.search(r"zombie=(\d+)", output).group(1)
     assert any(f"process {zombie} has already exited" in m for m in messages), messages
@@ -336,9 +350,9 @@ def test_arguments_reach_the_workload_byte_exact(vm, built_modules):
 
 
 @pytest.mark.parametrize("module", ["B", "C"])
-def test_unload_while_the_workload_faults_hard(vm, built_modules, programs, module):
+def test_unload_while_the_workload_faults_hard(vm, profile_modules, programs, module):
     output, messages = guest_script(
-        vm, "unload_while_faulting.sh", built_modules.modules[module], programs["touch_pages"], 100000, timeout=120
+        vm, "unload_while_faulting.sh", profile_modules.modules[module], programs["touch_pages"], 100000, timeout=120
     )
     assert "still_running_at_rmmod=1" in output, "the workload ended before the unload: make it longer"
     assert "rmmod_status=0" in output and "workload_status=0" in output
@@ -346,8 +360,8 @@ def test_unload_while_the_workload_faults_hard(vm, built_modules, programs, modu
     assert report.recorded > 0 and all(p.complete and p.outside == 0 for p in report.plots)
 
 
-def test_load_and_unload_50_times(vm, built_modules):
-    output, messages = guest_script(vm, "load_unload_loop.sh", built_modules.modules["C"], 50)
+def test_load_and_unload_50_times(vm, profile_modules):
+    output, messages = guest_script(vm, "load_unload_loop.sh", profile_modules.modules["C"], 50)
     assert "cycles_ok=50" in output
     summaries = [m for m in messages if m.startswith("pf_probe_C: summary pid=") and "recorded=" in m]
     assert len(summaries) == 50

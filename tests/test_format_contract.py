@@ -80,6 +80,8 @@ def test_every_line_shape_is_in_the_rendered_c_and_parses_back():
         "kernel_faults": 120,
         "seen_at_exit": 117,
         "untraced_children": 1,
+        "root_exited": 1,
+        "remote_untraced": 2,
     }
     for name, shape in output_format.LINES.items():
         assert shape.c_literal() in c, name  # the C prints exactly this format

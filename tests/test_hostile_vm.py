@@ -23,8 +23,8 @@ FORGE_KMSG = (
 )
 
 
-def test_kmsg_forgeries_do_not_change_the_report(vm, built_modules):
-    result = traced(vm, built_modules, "B", "sh", "-c", FORGE_KMSG)
+def test_kmsg_forgeries_do_not_change_the_report(vm, profile_modules):
+    result = traced(vm, profile_modules, "B", "sh", "-c", FORGE_KMSG)
     report = result.report
     assert report.pid == result.pid and report.comm == "sh" and report.recorded not in (5, 7)
     [plot] = report.plots
@@ -32,9 +32,9 @@ def test_kmsg_forgeries_do_not_change_the_report(vm, built_modules):
     assert result.splats == [] and result.verdict.error is None and result.verdict.exit_status == 0
 
 
-def test_a_newline_in_the_process_name_is_shown_as_a_question_mark(vm, built_modules):
+def test_a_newline_in_the_process_name_is_shown_as_a_question_mark(vm, profile_modules):
     script = "import ctypes; ctypes.CDLL(None).prctl(15, b'two\\nlines', 0, 0, 0); bytearray(1 << 20)"
-    result = traced(vm, built_modules, "C", "python3", "-c", script)
+    result = traced(vm, profile_modules, "C", "python3", "-c", script)
     assert result.verdict.error is None, result.verdict.error
     assert result.report.comm == "two?lines" and result.report.recorded and result.report.plots
 

@@ -20,8 +20,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.mm_settings",),
     ("pfharness.results",),
     ("pfharness.grade.model",),  # the grader: what crosses between its parts
+    ("pfharness.grade.execute", "pfharness.grade.page"),  # the grader's executor of tasks, its class page
+    ("pfharness.grade.submission_ids", "pfharness.grade.names"),  # unpacking a hand-in: ids and names
+    ("pfharness.grade.members", "pfharness.grade.times", "pfharness.grade.required"),
+    ("pfharness.grade.archive", "pfharness.grade.extract"),
+    ("pfharness.grade.unpack",),
     ("pfharness.check.findings", "pfharness.check.oracle_faults"),  # the module check: its comparisons with the oracle
     ("pfharness.check.plot_find",),
+    ("pfharness.grade.report_txt",),  # the report item's measures (finds plots as the check does)
     ("pfharness.check.compare",),
     (
         "pfharness.channel",
@@ -42,7 +48,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.pipeline.core",),
     ("pfharness.run", "pfharness.study", "pfharness.check"),
     ("pfharness.commands", "pfharness.commands.base"),
-    ("pfharness.commands.kmod", "pfharness.commands.reading", "pfharness.commands.check"),
+    ("pfharness.commands.kmod", "pfharness.commands.reading", "pfharness.commands.check", "pfharness.commands.sites"),
     ("pfharness.cli",),
 )
 

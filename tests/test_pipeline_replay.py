@@ -58,6 +58,7 @@ def test_run_gives_what_the_recording_says_and_keeps_it_in_a_run_directory(tmp_p
     assert sorted(p.name for p in directory.iterdir()) == [
         "guest",
         "records.csv",
+        "records.parquet",
         "regions.csv",
         "run.json",
         "transcript.log",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,10 +74,14 @@ def table(names: Sequence[str], kinds: Sequence[str] = ()) -> tuple[Region, ...]
 # ---- building and running the C side ----
 
 
-def build_driver(compiler: str, out: Path, classify: bool, edit: Callable[[str], str] = lambda c: c) -> Path:
-    """Render the core with the project's renderer (B's plot, or C's per class) and compile it with the driver."""
+def build_driver(
+    compiler: str, out: Path, classify: bool, edit: Callable[[str], str] = lambda c: c, *, folded: bool = True
+) -> Path:
+    """Render the core with the project's renderer (B's plot, or C's per class; the full modules' with both scales,
+    or the course modules' linear one: folded=False) and compile it with the driver."""
     out.mkdir(parents=True, exist_ok=True)
-    core = render.environment().get_template(CORE_TEMPLATE).render({**render.template_context(), "classify": classify})
+    context = {**render.template_context(), "classify": classify, "folded": folded}
+    core = render.environment().get_template(CORE_TEMPLATE).render(context)
     (out / "plot_core.c").write_text(edit(core))
     defines = {
         "REGION_NAME_MAX": str(fmt.REGION_NAME_MAX),
@@ -86,7 +90,8 @@ def build_driver(compiler: str, out: Path, classify: bool, edit: Callable[[str],
         "RECORD_FLAG_CLASS_MASK": str(fmt.RECORD_FLAG_CLASS_MASK),
     }
     argv = [compiler, "-std=gnu11", "-O2", "-Wall", "-Werror", f"-I{out}", f"-I{HOST}"]
-    argv += [f"-D{k}={v}" for k, v in defines.items()] + [str(HOST / "driver.c"), "-o", str(out / "driver")]
+    argv += [f"-D{k}={v}" for k, v in defines.items()] + (["-DPLOT_FOLDED"] if folded else [])
+    argv += [str(HOST / "driver.c"), "-o", str(out / "driver")]
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, f"the plot core does not compile as a host program:\n{done.stderr[-4000:]}"
     return out / "driver"
@@ -104,6 +109,13 @@ def compiler() -> str:
 def drivers(compiler, tmp_path_factory) -> dict[bool, Path]:
     out = tmp_path_factory.mktemp("plot_host")
     return {classify: build_driver(compiler, out / f"classify{int(classify)}", classify) for classify in (False, True)}
+
+
+@pytest.fixture(scope="session")
+def course_drivers(compiler, tmp_path_factory) -> dict[bool, Path]:
+    """The core as the course modules render it: the linear scale only (no bands, no region table)."""
+    out = tmp_path_factory.mktemp("plot_host_course")
+    return {c: build_driver(compiler, out / f"classify{int(c)}", c, folded=False) for c in (False, True)}
 
 
 def c_lines(drivers: dict[bool, Path], cases: Sequence[Case]) -> list[list[str]]:
@@ -249,6 +261,30 @@ def test_thousands_of_random_record_sets_draw_alike(drivers, tmp_path):
     cases = [random_case(rng, i) for i in range(GENERATED)]
     difference = first_difference(cases, c_lines(drivers, cases), tmp_path)
     assert difference is None, difference
+
+
+def linear(cases: Iterable[Case]) -> list[Case]:
+    return [c for c in cases if c.scale == "linear"]
+
+
+@pytest.mark.parametrize("case", linear(named_cases()), ids=lambda c: c.name)
+def test_the_course_modules_linear_plot_draws_alike(course_drivers, case, tmp_path):
+    difference = first_difference([case], c_lines(course_drivers, [case]), tmp_path)
+    assert difference is None, difference
+
+
+def test_random_record_sets_draw_alike_in_the_course_modules(course_drivers, tmp_path):
+    rng = random.Random(22)
+    cases = linear(random_case(rng, i) for i in range(GENERATED // 3))
+    difference = first_difference(cases, c_lines(course_drivers, cases), tmp_path)
+    assert difference is None, difference
+
+
+def test_the_course_core_has_no_folded_scale(course_drivers):
+    """The course modules' core is the same template without the bands: no region table, no plot_folded."""
+    core = (course_drivers[False].parent / "plot_core.c").read_text()
+    assert "plot_band" not in core and "plot_folded" not in core and "region_name" not in core
+    assert "static unsigned long plot_fill(" in core and "scale_to_cell(" in core
 
 
 def test_a_changed_rounding_in_the_c_is_caught(compiler, tmp_path):

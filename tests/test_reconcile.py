@@ -68,3 +68,41 @@ def test_an_older_transcript_has_no_reconcile_line():
     result = result_of(DATA / "run_b.log")
     assert result.reconciliation() is None and result.to_json()["reconcile"] is None
     assert not any(ln.startswith(("reconcile:", "untraced:")) for ln in text.summary_lines(result))
+
+
+def with_tree_line(tmp_path: Path, **values: int) -> Path:
+    """run_b.log with a follow=1 "reconcile_tree" line in the module's format."""
+    line = output_format.LINES["reconcile_tree"].template.format(**values)
+    path = with_reconcile_line(tmp_path, tgid=0, exited=0, kernel_faults=0, seen_at_exit=0, untraced_children=0)
+    text_ = path.read_text().replace(
+        "reconcile tgid=0 exited=0 kernel_faults=0 seen_at_exit=0 untraced_children=0", line
+    )
+    path.write_text(text_)
+    return path
+
+
+def test_follow_sums_the_processes_that_exited_and_says_which_still_ran(tmp_path):
+    v = {"processes": 5, "exited": 3, "root_exited": 1, "kernel_faults": 98 + 148 - 4, "seen_at_exit": 98}
+    result = result_of(with_tree_line(tmp_path, **v, remote_untraced=4))
+    rec = result.reconciliation()
+    assert (rec.traced, rec.processes, rec.pre_arm, rec.remote, rec.unexplained) == (5, 3, 148, 4, 0)
+    lines = text.summary_lines(result)
+    assert (
+        "reconcile:       kernel counted 242 faults for the 3 processes that exited, recorded 98 "
+        "(+ 148 before the module was armed: pre_exec_faults; - 4 by untraced processes in its memory, "
+        "counted in theirs): equal"
+    ) in lines
+    assert "                 2 of 5 traced processes still ran at unload: not counted" in lines
+    assert json.loads(json.dumps(text.json_object(result)))["reconcile"]["traced"] == 5
+
+
+def test_follow_without_the_first_process_adds_no_pre_arm_faults(tmp_path):
+    v = {"processes": 2, "exited": 1, "root_exited": 0, "kernel_faults": 40, "seen_at_exit": 38}
+    rec = result_of(with_tree_line(tmp_path, **v, remote_untraced=0)).reconciliation()
+    assert (rec.pre_arm, rec.unexplained) == (0, 2)
+    v = {"processes": 2, "exited": 0, "root_exited": 0, "kernel_faults": 0, "seen_at_exit": 0}
+    lines = text.summary_lines(result_of(with_tree_line(tmp_path, **v, remote_untraced=0)))
+    assert (
+        "reconcile:       none of the 2 traced processes had exited when the module was unloaded: no kernel count"
+        in lines
+    )

@@ -67,3 +67,38 @@ def test_sh_c_gzip_reports_one_untraced_child(vm, built_modules):
     assert "untraced:        1 child process was created and not traced: use --follow" in text_output.summary_lines(
         result
     )
+
+
+def assert_tree_reconciled(result, processes: int) -> None:
+    rec = result.reconciliation()
+    assert rec is not None and rec.exited, result.report.lines
+    assert (rec.traced, rec.processes) == (processes, processes), rec
+    assert rec.kernel_faults == rec.recorded + result.pre_exec_faults - rec.remote
+    assert rec.unexplained == 0, rec
+    line = next(ln for ln in text_output.summary_lines(result) if ln.startswith("reconcile:"))
+    whose = f"pid {result.pid}" if processes == 1 else f"the {processes} processes that exited"
+    assert f"faults for {whose}, recorded" in line and line.endswith(": equal"), line
+    print(f"{result.module} follow: {line}")
+
+
+@pytest.mark.parametrize("mode", ["fork", "exec", "vfork"])
+def test_tree_with_follow_reconciles_every_process(vm, built_modules, programs, mode):
+    """--follow: each process's own count is taken at its exit, summed over the tree (line reconcile_tree)."""
+    result = traced(vm, built_modules, "B", programs["tree"], mode, 50, 40, 30, params=("follow=1",))
+    assert_tree_reconciled(result, 3)
+    # Each level prints its getrusage count shortly before its end: the kernel's sum is at least theirs.
+    assert len(rusage_faults(result.workload_output)) == 3
+    assert sum(rusage_faults(result.workload_output)) <= result.reconciliation().kernel_faults
+
+
+def test_sh_c_gzip_with_follow_counts_the_child_too(vm, built_modules):
+    result = traced(vm, built_modules, "C", "sh", "-c", "gzip -c /etc/services > /dev/null", params=("follow=1",))
+    assert result.workload_status == 0, result.workload_output
+    assert_tree_reconciled(result, 2)
+
+
+def test_threads_with_follow_are_counted_down_to_the_last(vm, built_modules, programs):
+    """Each thread is counted up at its creation and down at its exit: the last closes the process's count."""
+    result = traced(vm, built_modules, "C", programs["touch_pages"], 500, 4, params=("follow=1",))
+    assert_tree_reconciled(result, 1)
+    assert rusage_faults(result.workload_output) == [result.reconciliation().kernel_faults]

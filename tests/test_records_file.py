@@ -143,16 +143,22 @@ def test_fuzz_never_crashes():
             assert r.access in fmt.ACCESS_KINDS and r.flags & ~KNOWN_FLAGS == 0
 
 
-REGIONS = """0 code 0x555555554000 0x555555556000 12 true
-1 heap 0x555555559000 0x55555557a000 3 [heap]
-2 file 0x7ffff7dd3000 0x7ffff7fa8000 100 libc.so.6
+REGIONS = """0 code 0x555555554000 0x555555556000 12 true offset=0x1000 path=/usr/bin/true
+1 heap 0x555555559000 0x55555557a000 3 [heap] offset=0x0 path=-
+2 file 0x7ffff7dd3000 0x7ffff7fa8000 100 libc.so.6 offset=0x0 path=/usr/lib/x86_64-linux-gnu/libc.so.6
 """
+#: The same table as a regions file before issue 26 gave it: no offset, no path.
+REGIONS_V1 = "".join(" ".join(line.split()[:6]) + "\n" for line in REGIONS.splitlines())
 
 
 def test_regions_and_processes_read_back():
     regions = parse_regions(REGIONS)
-    assert regions[2] == Region(2, "file", 0x7FFFF7DD3000, 0x7FFFF7FA8000, 100, "libc.so.6")
+    libc = "/usr/lib/x86_64-linux-gnu/libc.so.6"
+    assert regions[2] == Region(2, "file", 0x7FFFF7DD3000, 0x7FFFF7FA8000, 100, "libc.so.6", 0, libc)
+    assert (regions[0].offset, regions[0].path, regions[1].path) == (0x1000, "/usr/bin/true", "")
     assert [region_line(r) for r in regions] == REGIONS.splitlines()
+    older = parse_regions(REGIONS_V1)
+    assert [(r.name, r.offset, r.path) for r in older] == [("true", 0, ""), ("[heap]", 0, ""), ("libc.so.6", 0, "")]
     assert parse_processes("120 1 904 sysbench\n121 120 3 a b\n") == [
         ProcessEntry(120, 1, 904, "sysbench"),
         ProcessEntry(121, 120, 3, "a b"),

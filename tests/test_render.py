@@ -8,6 +8,7 @@ import pytest
 
 from pfharness import assets
 from pfharness.kmod import render
+from pfharness.results import output_format
 from pfharness.values import UnknownModule
 
 
@@ -159,3 +160,66 @@ def test_the_oracle_is_pf_probe_B_under_another_name(tmp_path):
     assert re.search(r"^obj-m := pfh_oracle\.o$", out.makefile.read_text(), re.M)
     assert "proc_mkdir(KBUILD_MODNAME" in out.sources["B"].read_text()
     assert "pf_probe_B.c" not in {p.name for p in tmp_path.iterdir()}
+
+
+# ---- the course profile: the hand-in's modules (docs/modules.md) ----
+
+#: The course modules' size in lines, at most: a grader reads them in one sitting (issue 25).
+COURSE_LINES = {"A": 380, "B": 760, "C": 800}
+
+
+@pytest.fixture(scope="module")
+def course() -> dict[str, str]:
+    return {m: render.render_module(m, profile=render.Profile.course) for m in render.MODULES}
+
+
+@pytest.mark.parametrize("letter", render.MODULES)
+def test_course_modules_keep_what_the_assignment_asks(course, letter):
+    """The target's tgid through mm->owner under RCU, completed faults from a kretprobe, nothing of the full
+    modules' machinery (follow=1, the region table, /proc files, the folded plot)."""
+    text = course[letter]
+    assert not re.search(r"\{\{|\}\}|\{%|%\}|\{#|#\}", text) and "\n\n\n" not in text
+    assert text.startswith("// SPDX-License-Identifier: GPL-2.0\n") and f" * pf_probe_{letter} - " in text
+    assert "owner = rcu_dereference(vma->vm_mm->owner);" in text and "rcu_read_unlock();" in text
+    assert "if (!vma || !vma->vm_mm || fault_owner_tgid(vma) != target_tgid)\n\t\treturn 1;" in text
+    assert ".entry_handler = fault_entry_handler," in text and ".handler = fault_return_handler," in text
+    ret = text[text.index("static int fault_return_handler(") :]
+    ret = ret[: ret.index("\n}\n")]
+    assert ret.index("VM_FAULT_RETRY") < ret.index("VM_FAULT_ERROR") < ret.index("fault_completed(")
+    for gone in ("follow", "proc_create", "region_", "plot_folded", "plot_band", "dump_records", "spin_lock"):
+        assert gone not in text, gone
+    assert len(text.splitlines()) <= COURSE_LINES[letter], len(text.splitlines())
+
+
+@pytest.mark.parametrize("letter", ["B", "C"])
+def test_course_plot_divides_with_the_kernels_helpers_and_frees_after_unregistering(course, letter):
+    text = course[letter]
+    assert "mul_u64_u64_div_u64(" in text and "div_u64_rem(" in text
+    assert not re.search(r"[^/*]\s/\s*(span|ext->|t_span|NSEC)", text), "a plain 64-bit division"
+    assert "if (col >= PLOT_COLS || row_from_bottom >= PLOT_ROWS) {" in text
+    exit_fn = text[text.index(f"static void __exit pf_probe_{letter}_exit(void)") :]
+    assert exit_fn.index("probe_disarm();") < exit_fn.index("report(comm);") < exit_fn.index("records_free();")
+    store = text[text.index("static void fault_completed(") :]
+    assert "if (slot >= max_records)\n\t\treturn;" in store[: store.index("\n}\n")]
+    if letter == "C":
+        assert "mm->start_code" in text and "mm->start_data" in text and "SEGMENTS" in text
+
+
+def test_the_full_modules_are_the_default_profile(sources):
+    assert all(sources[m] == render.render_module(m, profile=render.Profile.full) for m in render.MODULES)
+    assert "plot_folded" in sources["B"] and "follow" in sources["A"]
+
+
+#: The lines of output_format.LINES each course module prints, as the parser reads them (tests/test_course_vm.py
+#: reads them from a real run).
+COURSE_SHAPES = {
+    "A": ("a_fault", "a_summary", "fault_counts"),
+    "B": ("records_summary", "fault_counts", "plot_begin", "plot_summary", "plot_end", "plot_empty"),
+    "C": ("records_summary", "fault_counts", "plot_begin", "plot_summary", "plot_end", "plot_empty_class"),
+}
+
+
+@pytest.mark.parametrize("letter", render.MODULES)
+def test_course_modules_print_the_lines_the_parser_reads(course, letter):
+    for name in COURSE_SHAPES[letter]:
+        assert output_format.LINES[name].c_literal() in course[letter], name

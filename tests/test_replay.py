@@ -257,6 +257,21 @@ def test_dumped_records_carry_process_region_access_and_major():
     assert {rec.fault_class for rec in c.report.records} <= {"code", "data", "other"}
 
 
+def test_json_records_list_the_version_2_fields():
+    """--json "records": each dumped record with every field of its line, in model.RECORD_JSON_FIELDS' order."""
+    b = parsed("run_b_records.log")
+    rows, records = b.to_json()["records"], b.report.records
+    assert len(rows) == len(records) and all(len(row) == len(model.RECORD_JSON_FIELDS) == 13 for row in rows)
+    for row, rec in zip(rows, records, strict=True):
+        assert dict(zip(model.RECORD_JSON_FIELDS, row, strict=True)) == {
+            name: getattr(rec, name) for name in model.RECORD_JSON_FIELDS
+        }
+    assert model.RECORD_JSON_FIELDS[:7] == ("t_ns", "address", "fault_class", "tgid", "region", "access", "major")
+    assert rows[0][7:] == [None] * 6  # a version-1 transcript: no tid ... service_ns
+    v2 = module_output.Record(0, 5, 0x7F0000200000, None, 42, 1, "write", False, 44, 1, True, 0x401136, "user", 812)
+    assert model.record_json(v2) == [5, 0x7F0000200000, None, 42, 1, "write", False, 44, 1, True, 0x401136, "user", 812]
+
+
 def test_a_run_whose_probe_missed_faults_is_not_exact(tmp_path):
     """nmissed > 0 (here edited into a real log): the run says NOT EXACT, in text and JSON."""
     log = tmp_path / "missed.log"

@@ -13,7 +13,7 @@ from replay_target import saved_of
 
 from pfharness import study
 from pfharness.errors import PfhError
-from pfharness.kmod import handin
+from pfharness.kmod import handin, render
 from pfharness.results import figures, output_format, run_dir, transcript
 from pfharness.results.records_file import FaultRecord, records_bytes
 
@@ -162,6 +162,7 @@ def test_dist_archive_holds_the_six_files(tmp_path):
         names = sorted(tar.getnames())
         readme = tar.extractfile("pf_probe/README").read().decode()
         makefile = tar.extractfile("pf_probe/Makefile").read().decode()
+        sources = {m: tar.extractfile(f"pf_probe/pf_probe_{m}.c").read().decode() for m in "ABC"}
     assert names == [
         "pf_probe",
         "pf_probe/Makefile",
@@ -173,6 +174,8 @@ def test_dist_archive_holds_the_six_files(tmp_path):
     ]
     assert "Shortcomings" in readme and "Special features" in readme and "{{" not in readme
     assert "KRELEASE ?= $(shell uname -r)" in makefile and "KRELEASE := 6.1.0-56-amd64" in makefile
+    # the course profile's modules (docs/modules.md), not the full ones `run` loads
+    assert sources == {m: render.render_module(m, profile=render.Profile.course) for m in "ABC"}
 
 
 def test_dist_without_a_report_says_how_to_make_one(tmp_path):
@@ -209,7 +212,7 @@ def test_report_only_reads_a_finished_study_back(tmp_path):
     """--report-only: the figures and plots of a study written again from its transcript and figures.json."""
     shutil.copy(DATA / "run_c_records.log", tmp_path / "study-transcript.log")
     parsed = records_of("run_c_records.log")
-    saved = run_dir.SavedRecords(saved_of(parsed.report), 0)
+    saved = run_dir.SavedRecords.of(saved_of(parsed.report), 0)
     result = dataclasses.replace(parsed, saved=saved)
     guest = tmp_path / "runs" / "touch-C" / run_dir.GUEST_SUBDIR
     guest.mkdir(parents=True)

@@ -34,6 +34,7 @@ class BuildRequest:
     werror: bool = False  # treat compiler warnings as errors (the tests do)
     template_dir: Path | None = None  # the module templates to render (default: the package's)
     names: tuple[tuple[str, str], ...] = ()  # (letter, name): build that module under another name (the oracle)
+    profile: render.Profile = render.Profile.full  # the full modules, or the course's (the hand-in's)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,12 @@ def _build_lock(out_dir: Path):
 
 def _build_locked(request: BuildRequest, out_dir: Path, release: str, kdir: Path, start: float) -> BuildResult:
     sources = render.render(
-        out_dir, request.modules, kernel_release=release, template_dir=request.template_dir, names=dict(request.names)
+        out_dir,
+        request.modules,
+        kernel_release=release,
+        template_dir=request.template_dir,
+        names=dict(request.names),
+        profile=request.profile,
     )
     modules = {m: path.with_suffix(".ko") for m, path in sources.sources.items()}
     stamp = out_dir / _STAMP

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,18 @@ from ..values import LETTERS, Module
 MODULES = LETTERS
 
 _RESIDUE = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+
+
+class Profile(str, enum.Enum):
+    """Which modules the templates make (docs/modules.md): the full ones (`run`, `build`, `study`: records file,
+    region table, folded plot, follow=1) or the course's (`dist`: only what the assignment asks)."""
+
+    full = "full"
+    course = "course"
+
+    def template(self, name: str) -> str:
+        """The template of module `name` in this profile."""
+        return f"{name}.c.j2" if self is Profile.full else f"{self.value}/{name}.c.j2"
 
 
 class TemplateResidue(PfhError):
@@ -88,12 +101,12 @@ def _tidy(text: str, what: str) -> str:
     return text
 
 
-def render_module(letter: str, env: jinja2.Environment | None = None) -> str:
-    """The C source of pf_probe_<letter>."""
+def render_module(letter: str, env: jinja2.Environment | None = None, profile: Profile = Profile.full) -> str:
+    """The C source of pf_probe_<letter> in `profile`."""
     env = env or environment()
     name = module_name(letter)
     try:
-        text = env.get_template(f"{name}.c.j2").render(template_context())
+        text = env.get_template(profile.template(name)).render(template_context())
     except jinja2.TemplateError as exc:
         raise TemplateResidue(f"{_where(exc)}: the module template is broken: {exc.message}") from exc
     return _tidy(text, f"{name}.c")
@@ -133,16 +146,18 @@ def render(
     fallback_release: str | None = None,
     *,
     names: Mapping[str, str] | None = None,
+    profile: Profile = Profile.full,
 ) -> RenderedSources:
-    """Write pf_probe_<X>.c for each module and the kbuild Makefile into `out_dir`. `names` (letter -> name)
-    builds a module under another name (<name>.c, <name>.ko, /proc/<name>/, "<name>: " lines): the oracle."""
+    """Write pf_probe_<X>.c for each module (of `profile`) and the kbuild Makefile into `out_dir`. `names`
+    (letter -> name) builds a module under another name (<name>.c, <name>.ko, /proc/<name>/, "<name>: " lines):
+    the oracle."""
     letters = normalize_modules(modules)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment(template_dir)
     sources = {}
     for letter in letters:
         path = out_dir / f"{(names or {}).get(letter, module_name(letter))}.c"
-        _write_if_changed(path, render_module(letter, env))
+        _write_if_changed(path, render_module(letter, env, profile))
         sources[letter] = path
     makefile = out_dir / "Makefile"
     _write_if_changed(makefile, render_makefile(letters, kernel_release, env, fallback_release, names))

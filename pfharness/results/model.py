@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..mm_settings import MmSettings
-from .module_output import ModuleReport
+from .module_output import ModuleReport, Record
 from .reconcile import Reconciliation, reconcile
 from .tables import TopTables, top_tables
 
@@ -157,10 +157,7 @@ class TraceResult:
             ],
             "empty_classes": r.empty_classes,
             "processes": process_table_json(r),  # follow=1 only, else null
-            "records": [  # dump_records=1 only
-                [rec.t_ns, rec.address, rec.fault_class, rec.tgid, rec.region, rec.access, rec.major]
-                for rec in r.records
-            ],
+            "records": [record_json(rec) for rec in r.records],  # dump_records=1 only
             "kernel_warnings": self.splats,
             "oom_kills": self.oom_kills,
             "workload_output": self.workload_output,
@@ -174,13 +171,36 @@ class TraceResult:
 
     def reconciliation(self) -> Reconciliation | None:
         """The kernel's own count beside what was recorded (results/reconcile.py); None without the line."""
-        return reconcile(self.report, self.pre_exec_faults)
+        return reconcile(self.report, self.pre_exec_faults, self.pid)
 
     def top_tables(self) -> TopTables:
         """The top-5 tables of the saved records (results/tables.py); empty when none were saved."""
         if self.saved is None:
             return top_tables([], [])
-        return top_tables(self.saved.records, self.saved.regions, self.saved.processes)
+        return top_tables(self.saved.table, self.saved.regions, self.saved.processes)
+
+
+#: The fields of a --json "records" entry (a dump_records=1 line), in order; a version-1 line has null from tid on.
+RECORD_JSON_FIELDS = (
+    "t_ns",
+    "address",
+    "fault_class",
+    "tgid",
+    "region",
+    "access",
+    "major",
+    "tid",
+    "exec_seq",
+    "huge",
+    "ip",
+    "ip_mode",
+    "service_ns",
+)
+
+
+def record_json(rec: Record) -> list[Any]:
+    """One dumped record as the --json "records" list gives it: RECORD_JSON_FIELDS' values."""
+    return [getattr(rec, name) for name in RECORD_JSON_FIELDS]
 
 
 def process_table_json(report: ModuleReport) -> dict[str, Any] | None:

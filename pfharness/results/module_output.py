@@ -70,6 +70,18 @@ class Reconcile:
     untraced_children: int  # processes it created, not traced (follow=0)
 
 
+@dataclass(frozen=True)
+class ReconcileTree:
+    """B and C with follow=1: the kernel's own counts of the table's processes that exited, summed."""
+
+    processes: int  # processes with a line in the table
+    exited: int  # of those, the ones whose every thread was counted at exit (the sums are theirs)
+    root_exited: bool  # the process given by tpid is one of them
+    kernel_faults: int
+    seen_at_exit: int  # the faults the module had seen for them by their exits
+    remote_untraced: int  # faults made in traced memory by processes not traced (counted in theirs)
+
+
 @dataclass
 class Plot:
     """One scatter plot as a module printed it."""
@@ -170,6 +182,7 @@ class ModuleReport:
     regions_capacity: int | None = None
     regions_full: int | None = None  # faults that found the table full (no region)
     reconcile: Reconcile | None = None  # B, C with follow=0: the kernel's own count at exit
+    reconcile_tree: ReconcileTree | None = None  # B, C with follow=1: the same, summed over the table
     lines: list[str] = field(default_factory=list)  # every line of the module, prefix stripped
 
     @property
@@ -335,6 +348,8 @@ def _read_line(report: ModuleReport, mod: str, text: str) -> None:
         report.counts = FaultCounts(**v)
     elif v := _LINE["reconcile"].parse(text):
         report.reconcile = Reconcile(**{**v, "exited": bool(v["exited"])})
+    elif v := _LINE["reconcile_tree"].parse(text):
+        report.reconcile_tree = ReconcileTree(**{**v, "root_exited": bool(v["root_exited"])})
     elif v := _LINE["regions_summary"].parse(text):
         report.regions_used, report.regions_capacity, report.regions_full = v["used"], v["capacity"], v["full"]
     elif v := _LINE["a_summary"].parse(text):

@@ -173,6 +173,21 @@ LINES: dict[str, LineShape] = {
         "untraced_children={untraced_children}",
         {"tgid": INT, "exited": INT, "kernel_faults": U64, "seen_at_exit": U64, "untraced_children": U64},
     ),
+    # B and C with follow=1, after the process table: the kernel's own counts of the processes of the table
+    # whose every thread had exited (as "reconcile" takes it, per process), summed, beside the faults seen for
+    # them by their exit; and the faults made in traced memory by processes that are not traced.
+    "reconcile_tree": LineShape(
+        "reconcile_tree processes={processes} exited={exited} root_exited={root_exited} "
+        "kernel_faults={kernel_faults} seen_at_exit={seen_at_exit} remote_untraced={remote_untraced}",
+        {
+            "processes": U64,
+            "exited": U64,
+            "root_exited": INT,
+            "kernel_faults": U64,
+            "seen_at_exit": U64,
+            "remote_untraced": U64,
+        },
+    ),
     # B and C at unload: the region table (regions used of capacity; faults left without a region, table full).
     "regions_summary": LineShape(
         "regions used={used} capacity={capacity} full={full}", {"used": U64, "capacity": U64, "full": U64}
@@ -305,12 +320,15 @@ BAND_CONTINUED = '"'  # after a band's other rows: the same band as the row abov
 BAND_CUT = "~"  # the border of a band's top row: the address space is cut between it and the band above
 BAND_NONE_NAME = "?"  # the band of the faults with REGION_NONE
 
+_REGION = "{index} {kind} {start} {end} {faults} {name}"
+_REGION_FIELDS = {"index": U64, "kind": WORD, "start": ADDRESS, "end": ADDRESS, "faults": U64, "name": TEXT}
+#: A regions line before issue 26 (no offset, no path), still read from older run directories.
+REGION_LINE_V1 = LineShape(_REGION, _REGION_FIELDS)
 #: One line of /proc/<module>/regions and one of /proc/<module>/processes.
 TABLE_LINES: dict[str, LineShape] = {
-    "region": LineShape(
-        "{index} {kind} {start} {end} {faults} {name}",
-        {"index": U64, "kind": WORD, "start": ADDRESS, "end": ADDRESS, "faults": U64, "name": TEXT},
-    ),
+    # offset: the file offset at start (0 for a region without a file); path: the file's full path, printable
+    # (blanks and other bytes as in name: '?'), "-" without a file (issue 26: fault sites)
+    "region": LineShape(_REGION + " offset={offset} path={path}", {**_REGION_FIELDS, "offset": HEX64, "path": WORD}),
     "process": LineShape("{tgid} {ppid} {faults} {comm}", {"tgid": INT, "ppid": INT, "faults": U64, "comm": TEXT}),
 }
 

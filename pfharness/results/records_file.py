@@ -7,12 +7,15 @@ malformed file is a RecordsError with one line that says what is wrong, never a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import NamedTuple
+
+import numpy as np
 
 from ..errors import PfhError
 from . import output_format as fmt
+from . import records_table
 
 #: The largest records file accepted: a full buffer of the largest capacity plus its header.
 MAX_RECORDS_BYTES = 4096 + fmt.MAX_RECORDS_LIMIT * fmt.RECORD.size
@@ -27,7 +30,6 @@ _VERSIONS = {
     fmt.RECORDS_MAGIC: (fmt.RECORDS_VERSION, fmt.RECORD, KNOWN_FLAGS),
     fmt.RECORDS_MAGIC_V1: (1, fmt.RECORD_V1, KNOWN_FLAGS_V1),
 }
-_V1_PAD = (0, 0, 0, 0)  # tid, exec_seq, ip, service_ns of a version-1 record
 
 
 class RecordsError(PfhError):
@@ -78,9 +80,19 @@ class FaultRecord(NamedTuple):
 class RecordsFile:
     """The contents of /proc/<module>/records."""
 
-    records: list[FaultRecord]  # in buffer order (the order the faults claimed their slots)
+    table: np.ndarray = field(compare=False)  # records_table.DTYPE, in buffer order (the order of their slots)
     dropped: int  # faults the module saw after its buffer was full
     version: int = fmt.RECORDS_VERSION  # 1: tid, exec_seq, ip and service_ns are not known (0)
+
+    @cached_property
+    def records(self) -> list[FaultRecord]:
+        """The records as tuples (made on first use: a million take about half a second)."""
+        return to_records(self.table)
+
+
+def to_records(table: np.ndarray) -> list[FaultRecord]:
+    """FaultRecord tuples of a records_table array."""
+    return list(map(partial(tuple.__new__, FaultRecord), table.tolist()))
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,8 @@ class Region:
     end: int  # end address (exclusive)
     faults: int  # faults the module attributed to it
     name: str  # "[heap]", "libc.so.6", ...
+    offset: int = 0  # the file offset at start (a file's region; 0 otherwise or in an older regions file)
+    path: str = ""  # the file's full path ("": none, or not known in an older regions file)
 
 
 @dataclass(frozen=True)
@@ -137,31 +151,22 @@ def parse_records(data: bytes, *, source: str = "records") -> RecordsFile:
         raise RecordsError(
             f"{source}: {len(data)} bytes, but the header announces {count} records ({expected} bytes): {what}"
         )
-    body = memoryview(data)[header.size :]
-    # Checked in C loops over byte columns (access is byte 22 of a record, flags byte 23, in both versions).
-    if count:
-        access_col = bytes(body[22::record_size])
-        flags_col = bytes(body[23::record_size])
-        if max(access_col) >= len(fmt.ACCESS_KINDS):
-            raise RecordsError(f"{source}: a record has access kind {max(access_col)} (known: 0..2)")
-        allowed = bytes(b for b in range(256) if not b & ~known_flags)
-        if flags_col.translate(None, allowed):
-            raise RecordsError(f"{source}: a record has unknown flag bits (known: {known_flags:#x})")
-    rows = layout.iter_unpack(body)
-    if version == 1:
-        rows = (row + _V1_PAD for row in rows)
-    records = list(map(partial(tuple.__new__, FaultRecord), rows))
-    return RecordsFile(records=records, dropped=dropped, version=version)
+    table = records_table.from_bytes(memoryview(data)[header.size :], count, version)
+    problem = records_table.check(table, known_flags, source)
+    if problem:
+        raise RecordsError(problem)
+    return RecordsFile(table=table, dropped=dropped, version=version)
 
 
 def _table_lines(text: str, shape: str, source: str) -> list[dict]:
     if len(text) > MAX_TABLE_BYTES:
         raise RecordsError(f"{source}: {len(text)} characters, more than {MAX_TABLE_BYTES}")
     rows = []
+    older = fmt.REGION_LINE_V1 if shape == "region" else None  # a regions file from before offset and path
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        values = fmt.TABLE_LINES[shape].parse(line)
+        values = fmt.TABLE_LINES[shape].parse(line) or (older.parse(line) if older else None)
         if values is None:
             shown = line[:80].encode("unicode_escape").decode()
             raise RecordsError(f"{source}, line {n}: not a {shape} line: {shown!r}")
@@ -183,6 +188,8 @@ def parse_regions(text: str, *, source: str = "regions") -> list[Region]:
             raise RecordsError(f"{source}: region {values['index']} has unknown kind {values['kind']!r}")
         if values["end"] < values["start"]:
             raise RecordsError(f"{source}: region {values['index']} ends before it starts")
+        if values.get("path") == "-":
+            values["path"] = ""
         regions.append(Region(**values))
     return regions
 
@@ -203,13 +210,14 @@ def check_region_indexes(records: list[FaultRecord], regions: list[Region], *, s
 def records_bytes(records: list[FaultRecord], dropped: int = 0, *, version: int = fmt.RECORDS_VERSION) -> bytes:
     """The bytes of a records file holding `records` (the inverse of parse_records: tests, fakes); version 1 keeps
     each record's first six fields."""
-    v1 = version == 1
-    magic, layout = (fmt.RECORDS_MAGIC_V1, fmt.RECORD_V1) if v1 else (fmt.RECORDS_MAGIC, fmt.RECORD)
-    fields = len(FaultRecord._fields) - len(_V1_PAD) if v1 else len(FaultRecord._fields)
+    magic, layout = (fmt.RECORDS_MAGIC_V1, fmt.RECORD_V1) if version == 1 else (fmt.RECORDS_MAGIC, fmt.RECORD)
     header = fmt.RECORDS_HEADER.pack(magic, fmt.RECORDS_HEADER.size, layout.size, len(records), dropped)
-    return header + b"".join(layout.pack(*r[:fields]) for r in records)
+    return header + records_table.to_bytes(records_table.from_tuples(records), version)
 
 
 def region_line(region: Region) -> str:
     """One line of the regions file (the inverse of parse_regions)."""
-    return f"{region.index} {region.kind} 0x{region.start:x} 0x{region.end:x} {region.faults} {region.name}"
+    return (
+        f"{region.index} {region.kind} 0x{region.start:x} 0x{region.end:x} {region.faults} {region.name} "
+        f"offset={region.offset:#x} path={region.path or '-'}"
+    )

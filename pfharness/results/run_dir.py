@@ -1,10 +1,11 @@
 """A run's directory, out/runs/<stamp>-<module>/: the files the module's procfs gave back, and what the host
-writes from them (run.json, records.csv, regions.csv, processes.csv).
+writes from them (run.json, records.csv, records.parquet, regions.csv, processes.csv).
 
 Layout:
     run.json        the --json object of the run
     records.csv     time_ns,address,page,pid,region,kind,access,major,tid,exec,huge,ip,ip_mode,service_ns
                     (one row per fault, buffer order; from tid on empty for a version-1 records file)
+    records.parquet the same records as typed columns (with pyarrow, pfharness[parquet]: records_parquet.py)
     regions.csv     index,kind,start,end,faults,name
     processes.csv   pid,ppid,faults,comm (when the module keeps a process table)
     transcript.log  the console transcript (unless --transcript put it elsewhere)
@@ -23,12 +24,15 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import output_format as fmt
+from . import records_csv, records_parquet, records_table
 from .records_file import (
     MAX_RECORDS_BYTES,
     MAX_TABLE_BYTES,
@@ -39,31 +43,17 @@ from .records_file import (
     parse_processes,
     parse_records,
     parse_regions,
+    to_records,
 )
 
 GUEST_SUBDIR = "guest"  # the only part of a run directory the target writes
 RUN_JSON = "run.json"
 RECORDS_CSV = "records.csv"
+RECORDS_PARQUET = "records.parquet"  # the same records, typed columns (records_parquet.py)
 REGIONS_CSV = "regions.csv"
 PROCESSES_CSV = "processes.csv"
 TRANSCRIPT = "transcript.log"
-#: Version 2 of the records added the columns from tid on (empty for a version-1 records file).
-RECORDS_CSV_HEADER = (
-    "time_ns",
-    "address",
-    "page",
-    "pid",
-    "region",
-    "kind",
-    "access",
-    "major",
-    "tid",
-    "exec",
-    "huge",
-    "ip",
-    "ip_mode",
-    "service_ns",
-)
+RECORDS_CSV_HEADER = records_csv.HEADER
 MAX_RUN_JSON = 64 * 1024 * 1024
 
 
@@ -71,11 +61,27 @@ MAX_RUN_JSON = 64 * 1024 * 1024
 class SavedRecords:
     """What a module's procfs files held at the end of a run (regions and processes empty when absent)."""
 
-    records: list[FaultRecord]
+    table: np.ndarray = field(compare=False)  # the records, records_table.DTYPE, in buffer order
     dropped: int
     regions: list[Region] = field(default_factory=list)
     processes: list[ProcessEntry] = field(default_factory=list)
     version: int = fmt.RECORDS_VERSION  # of the records file (output_format.RECORDS_VERSION; 1 is still read)
+
+    @classmethod
+    def of(
+        cls,
+        records: list[FaultRecord],
+        dropped: int,
+        regions: list[Region] | None = None,
+        processes: list[ProcessEntry] | None = None,
+    ) -> SavedRecords:
+        """Saved records given as tuples (tests, the study's replays)."""
+        return cls(records_table.from_tuples(records), dropped, regions or [], processes or [])
+
+    @cached_property
+    def records(self) -> list[FaultRecord]:
+        """The records as tuples (made on first use from the array)."""
+        return to_records(self.table)
 
     def region_name(self, index: int) -> str:
         return self.regions[index].name if index < len(self.regions) else "?"
@@ -85,7 +91,7 @@ class SavedRecords:
 
     def summary(self) -> dict[str, int]:
         return {
-            "records": len(self.records),
+            "records": len(self.table),
             "record_version": self.version,
             "dropped": self.dropped,
             "regions": len(self.regions),
@@ -158,47 +164,16 @@ def read_saved(guest_dir: Path) -> SavedRecords | None:
     regions = parse_regions(_text(regions_bytes), source=str(guest_dir / "regions")) if regions_bytes else []
     processes_bytes = read_untrusted(guest_dir / "processes", MAX_TABLE_BYTES)
     processes = parse_processes(_text(processes_bytes), source=str(guest_dir / "processes")) if processes_bytes else []
-    return SavedRecords(records.records, records.dropped, regions, processes, records.version)
-
-
-def _csv_rows(saved: SavedRecords, kinds: list[str]) -> Iterator[tuple[object, ...]]:
-    """records.csv's rows, in RECORDS_CSV_HEADER's order."""
-    access = fmt.ACCESS_KINDS
-    major, huge, none = fmt.RECORD_FLAG_MAJOR, fmt.RECORD_FLAG_HUGE, fmt.REGION_NONE
-    unknown_exec = fmt.EXEC_UNKNOWN
-    v1 = saved.version == 1
-    for r in saved.records:
-        row = (
-            r.t_ns,
-            f"0x{r.address:x}",
-            f"0x{r.address >> 12:x}",
-            r.tgid,
-            "" if r.region == none else r.region,
-            kinds[r.region] if r.region < len(kinds) else "",
-            access[r.access_index],
-            1 if r.flags & major else 0,
-        )
-        if v1:
-            yield (*row, "", "", "", "", "", "")
-        else:
-            yield (
-                *row,
-                r.tid,
-                "" if r.exec_seq == unknown_exec else r.exec_seq,
-                1 if r.flags & huge else 0,
-                f"0x{r.ip:x}",
-                r.ip_mode,
-                r.service_ns,
-            )
+    return SavedRecords(records.table, records.dropped, regions, processes, records.version)
 
 
 def write_csvs(run_dir: Path, saved: SavedRecords) -> None:
-    """records.csv, regions.csv and (with a process table) processes.csv."""
+    """records.csv, records.parquet (with pyarrow: records_parquet), regions.csv and (with a process table)
+    processes.csv."""
     kinds = [r.kind for r in saved.regions]
-    with open(run_dir / RECORDS_CSV, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(RECORDS_CSV_HEADER)
-        w.writerows(_csv_rows(saved, kinds))
+    with open(run_dir / RECORDS_CSV, "wb") as f:
+        records_csv.write(f, saved.table, kinds, saved.version)
+    records_parquet.write(run_dir / RECORDS_PARQUET, saved.table, kinds, saved.version)
     with open(run_dir / REGIONS_CSV, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(("index", "kind", "start", "end", "faults", "name"))

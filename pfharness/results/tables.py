@@ -9,7 +9,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
+
 from . import output_format as fmt
+from . import records_table
 from .records_file import FaultRecord, ProcessEntry, Region
 
 TOP_N = 5
@@ -64,28 +67,31 @@ def _region_names(keys: Iterable[tuple[int, int]], regions: list[Region], severa
 
 
 def top_tables(
-    records: Iterable[FaultRecord], regions: list[Region], processes: list[ProcessEntry] | None = None, n: int = TOP_N
+    records: Iterable[FaultRecord] | np.ndarray,
+    regions: list[Region],
+    processes: list[ProcessEntry] | None = None,
+    n: int = TOP_N,
 ) -> TopTables:
-    """The top `n` regions, libraries and (when the records hold more than one process) processes."""
-    by_key: Counter[tuple[int, int]] = Counter()
+    """The top `n` regions, libraries and (when the records hold more than one process) processes; `records`
+    as FaultRecord tuples or as a records_table array (counted a column at a time)."""
+    table = records if isinstance(records, np.ndarray) else records_table.from_tuples(list(records))
+    pids, pid_faults = np.unique(table["tgid"], return_counts=True)
+    keys, key_faults = np.unique(table["tgid"].astype(np.uint64) << 16 | table["region"], return_counts=True)
+    by_key = Counter({(k & 0xFFFF, k >> 16): f for k, f in zip(keys.tolist(), key_faults.tolist(), strict=True)})
+    known = table["region"][table["region"] < len(regions)]
     by_library: Counter[str] = Counter()
-    by_pid: Counter[int] = Counter()
-    rows = list(records)
-    for rec in rows:
-        by_pid[rec.tgid] += 1
-        by_key[rec.region, rec.tgid] += 1
-        region = regions[rec.region] if rec.region < len(regions) else None
-        if region is not None and region.kind in FILE_KINDS:
-            by_library[region.name] += 1
-    several = len(by_pid) > 1
+    for index, faults in enumerate(np.bincount(known, minlength=len(regions)).tolist()):
+        if faults and regions[index].kind in FILE_KINDS:
+            by_library[regions[index].name] += faults
+    several = len(pids) > 1
     names = _region_names(by_key, regions, several)
     by_region: Counter[str] = Counter({names[key]: faults for key, faults in by_key.items()})
     comms = {p.tgid: p.comm for p in processes or []}
     by_process: Counter[str] = Counter()
     if several:
-        for tgid, faults in by_pid.items():
+        for tgid, faults in zip(pids.tolist(), pid_faults.tolist(), strict=True):
             by_process[f"{tgid} {comms.get(tgid, '?')}"] = faults
-    total = len(rows)
+    total = len(table)
     return TopTables(total, _top(by_region, total, n), _top(by_library, total, n), _top(by_process, total, n))
 
 

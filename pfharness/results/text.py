@@ -8,8 +8,9 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from . import reconcile, tables
+from . import reconcile, records_parquet, sites, sites_view, tables
 from .model import TraceResult
+from .run_dir import SavedRecords
 
 OWN_LINES = 200  # run --source: the module's own lines shown at most
 
@@ -118,13 +119,24 @@ def saved_lines(result: TraceResult) -> list[str]:
     """What came back from the module's procfs files (B, C)."""
     if result.saved is not None:
         s = result.saved
+        parquet = records_parquet.available()
+        files = "records.csv, records.parquet, regions.csv" if parquet else "records.csv, regions.csv"
         return [
-            f"records:         {len(s.records)} saved, {len(s.regions)} regions (records.csv, regions.csv)",
+            f"records:         {len(s.table)} saved, {len(s.regions)} regions ({files})",
+            *([] if parquet else [f"note:            {records_parquet.INSTALL_HINT}"]),
             *tables.table_lines(result.top_tables()),
+            *sites_line(s),
         ]
     if result.saved_error:
         return [f"records:         not saved: {result.saved_error}"]
     return []
+
+
+def sites_line(saved: SavedRecords) -> list[str]:
+    """The top three fault sites and the time spent in faults (records version 2: IPs and service times)."""
+    if saved.version < 2 or not len(saved.table):
+        return []
+    return [sites_view.summary_line(sites.sites(saved.table, saved.regions, 3))]
 
 
 def run_dir_line(result: TraceResult) -> str | None:

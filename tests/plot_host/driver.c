@@ -16,7 +16,8 @@
  *                         and its name as region_name() gives it)
  *   TIME ADDRESS REGION FLAGS   (NRECORDS lines)
  * SCALE is folded or linear; CLASS the fault class of the plot (only used
- * when the core was rendered with classify).
+ * when the core was rendered with classify). A core rendered without folded
+ * (the course modules' linear plot) draws every set on the linear scale.
  */
 #include "shim.h"
 
@@ -28,6 +29,7 @@ struct fault_record {
 	u16 region;
 	u8 access;
 	u8 flags;
+	u8 segment;	/* the course modules' pf_probe_C: the class, from flags */
 };
 
 #define SET_END "==== end of set"
@@ -36,11 +38,14 @@ struct fault_record {
 /* What the rest of the module gives the core. */
 static struct fault_record *records;
 static int tpid;
+#ifdef PLOT_FOLDED	/* the core was rendered with the folded plot (-DPLOT_FOLDED) */
 static bool plot_folded;
+#endif
 static unsigned int regions_used;
 static char (*region_names)[REGION_NAME_MAX];
 static bool *region_program;	/* kind code or data: the traced program's own file */
 
+#ifdef PLOT_FOLDED	/* what the folded plot names its bands after */
 /* region_name() - the name of region @index, "?" for one the table does not hold. */
 static void region_name(unsigned int index, char *buf, size_t size)
 {
@@ -52,6 +57,7 @@ static bool region_is_program(unsigned int index)
 {
 	return index < regions_used && region_program[index];
 }
+#endif
 
 #include "plot_core.c"
 
@@ -110,6 +116,7 @@ static void read_set(unsigned long long set, unsigned int nregions, u64 nrecords
 		records[i].address = address;
 		records[i].region = (u16)region;
 		records[i].flags = (u8)flags;
+		records[i].segment = (u8)((flags & RECORD_FLAG_CLASS_MASK) >> RECORD_FLAG_CLASS_SHIFT);
 	}
 }
 
@@ -129,6 +136,7 @@ int main(void)
 		read_text(title, sizeof(title), set);
 		read_set(set, nregions, nrecords);
 		regions_used = nregions;
+#ifdef PLOT_FOLDED
 		plot_folded = !strcmp(scale, "folded");
 		/* plot_begin(), with calloc for kvcalloc */
 		plot_slots = regions_used + 1;
@@ -137,10 +145,13 @@ int main(void)
 		plot_order = calloc(plot_slots, sizeof(*plot_order));
 		if (!plot_members || !plot_bands || !plot_order)
 			die("out of memory", set);
+#endif
 		plot_one(nrecords, cls, comm, class_key, title);
+#ifdef PLOT_FOLDED
 		free(plot_order);
 		free(plot_bands);
 		free(plot_members);
+#endif
 		free(records);
 		free(region_program);
 		free(region_names);

@@ -1,0 +1,179 @@
+"""The functions of an ELF file on the host, to name the code at a file offset (fault sites, issue 26).
+
+pyelftools reads the file's PT_LOAD segments (file offset -> virtual address) and its function symbols:
+`.symtab` where the file has one, else the `.symtab` of its separate debug file when one is installed (found by
+build id under /usr/lib/debug, as gdb and perf find it), else `.dynsym` (a stripped library keeps its exported
+functions). C++
+names are demangled by binutils' c++filt (through proc.py, in batches); without c++filt they stay mangled. A
+file that cannot be read as ELF gives no symbols: its sites are named file+0xoffset, as perf names them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import os
+import shutil
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from elftools.elf.elffile import ELFFile
+
+from .. import proc
+
+DEMANGLE_BATCH = 500  # names per c++filt command line
+MAX_FILE_BYTES = 4 << 30  # a file larger than this is not read for symbols
+DEBUG_ROOT = Path("/usr/lib/debug")  # separate debug files, by build id (gdb's and perf's default)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A PT_LOAD segment: the file bytes [offset, offset + size) are mapped at vaddr."""
+
+    offset: int
+    vaddr: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Symbols:
+    """A file's function symbols, sorted by address, and its loadable segments."""
+
+    path: str
+    segments: list[Segment] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)  # sorted
+    ends: list[int] = field(default_factory=list)  # start + size (size 0: up to the next symbol)
+    names: list[str] = field(default_factory=list)  # demangled
+    table: str = ""  # ".symtab", ".dynsym" or "" (none: a stripped file, or not ELF)
+
+    def vaddr(self, offset: int) -> int:
+        """The virtual address (as the symbols give them) of file offset `offset`."""
+        for s in self.segments:
+            if s.offset <= offset < s.offset + s.size:
+                return offset - s.offset + s.vaddr
+        return offset
+
+    def function(self, offset: int) -> str | None:
+        """The name of the function that holds file offset `offset`, or None."""
+        address = self.vaddr(offset)
+        i = bisect.bisect_right(self.starts, address) - 1
+        if i < 0 or address >= self.ends[i]:
+            return None
+        return self.names[i]
+
+    def functions(self, offsets: np.ndarray) -> list[str | None]:
+        """function() of each file offset in `offsets` (unsigned), a column at a time."""
+        offsets = offsets.astype(np.uint64)
+        address = offsets.copy()
+        for s in self.segments:
+            inside = (offsets >= s.offset) & (offsets < s.offset + s.size)
+            address[inside] = offsets[inside] - np.uint64(s.offset) + np.uint64(s.vaddr)
+        starts, ends = np.array(self.starts, dtype=np.uint64), np.array(self.ends, dtype=np.uint64)
+        i = np.searchsorted(starts, address, side="right") - 1
+        held = (i >= 0) & (address < ends[np.maximum(i, 0)]) if len(starts) else np.zeros(len(offsets), dtype=bool)
+        return [self.names[j] if ok else None for j, ok in zip(i.tolist(), held.tolist(), strict=True)]
+
+
+def _function_symbols(elf, section_name: str) -> list[tuple[int, int, str]]:
+    section = elf.get_section_by_name(section_name)
+    if section is None or not hasattr(section, "iter_symbols"):
+        return []
+    found = []
+    for sym in section.iter_symbols():
+        kind = sym["st_info"]["type"]
+        if kind in ("STT_FUNC", "STT_GNU_IFUNC") and sym["st_value"] and sym["st_shndx"] != "SHN_UNDEF":
+            found.append((sym["st_value"], sym["st_size"], sym.name))
+    return found
+
+
+def _ranges(found: list[tuple[int, int, str]]) -> tuple[list[int], list[int], list[str]]:
+    """Sorted starts, ends and names, one symbol per address (the first name wins); size 0 reaches the next."""
+    by_start: dict[int, tuple[int, str]] = {}
+    for start, size, name in sorted(found):
+        by_start.setdefault(start, (size, name))
+    starts = sorted(by_start)
+    ends = []
+    for i, start in enumerate(starts):
+        size = by_start[start][0]
+        following = starts[i + 1] if i + 1 < len(starts) else start + max(size, 1)
+        ends.append(start + size if size else following)
+    return starts, ends, [by_start[s][1] for s in starts]
+
+
+def demangle(names: Sequence[str]) -> list[str]:
+    """C++ names demangled by c++filt (others as they are; all as they are without c++filt)."""
+    program = shutil.which("c++filt")
+    mangled = sorted({n for n in names if n.startswith("_Z")})
+    if program is None or not mangled:
+        return list(names)
+    plain: dict[str, str] = {}
+    for i in range(0, len(mangled), DEMANGLE_BATCH):
+        batch = mangled[i : i + DEMANGLE_BATCH]
+        out = proc.run([program, *batch], timeout=60).stdout.splitlines()
+        if len(out) == len(batch):
+            plain.update(zip(batch, out, strict=True))
+    return [plain.get(n, n) for n in names]
+
+
+def _build_id(elf: ELFFile) -> str | None:
+    section = elf.get_section_by_name(".note.gnu.build-id")
+    if section is None or not hasattr(section, "iter_notes"):
+        return None
+    return next((n["n_desc"] for n in section.iter_notes() if n["n_type"] == "NT_GNU_BUILD_ID"), None)
+
+
+def _debug_symbols(elf: ELFFile) -> list[tuple[int, int, str]]:
+    """The .symtab of the file's separate debug file, found by build id as gdb and perf find it
+    (/usr/lib/debug/.build-id/xx/yyyy.debug, e.g. Debian's libc6-dbg), or none."""
+    build_id = _build_id(elf)
+    debug = DEBUG_ROOT / ".build-id" / (build_id or "")[:2] / f"{(build_id or '')[2:]}.debug"
+    if not build_id or not debug.is_file():
+        return []
+    with _open_regular(str(debug)) as f:
+        return _function_symbols(ELFFile(f), ".symtab")
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """`path` opened for reading if it is a regular file of at most MAX_FILE_BYTES: the path comes from the
+    guest's regions file (untrusted), and a FIFO or a device must not block or flood the host."""
+    if not os.path.isabs(path) or not stat.S_ISREG(os.stat(path).st_mode):  # before open: a device's open acts
+        raise ValueError(f"{path}: not an absolute path to a regular file")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+        os.close(fd)
+        raise ValueError(f"{path}: not a regular file of at most {MAX_FILE_BYTES} bytes")
+    return os.fdopen(fd, "rb")
+
+
+def _read(path: str) -> tuple[list[Segment], str, list[tuple[int, int, str]]]:
+    """The file's PT_LOAD segments, and its function symbols with the table they came from."""
+    with _open_regular(path) as f:
+        elf = ELFFile(f)
+        segments = [
+            Segment(s["p_offset"], s["p_vaddr"], s["p_filesz"]) for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"
+        ]
+        for table, symbols in (
+            (".symtab", lambda: _function_symbols(elf, ".symtab")),
+            ("debug .symtab", lambda: _debug_symbols(elf)),
+            (".dynsym", lambda: _function_symbols(elf, ".dynsym")),
+        ):
+            found = symbols()
+            if found:
+                return segments, table, found
+    return segments, "", []
+
+
+@functools.lru_cache(maxsize=256)
+def load(path: str) -> Symbols:
+    """The symbols of the file at `path` (none when it is missing or not ELF)."""
+    try:
+        segments, table, found = _read(path)
+    except Exception:  # the file is untrusted: any failure of the parser means no symbols, never a crash
+        return Symbols(path)
+    starts, ends, names = _ranges(found)
+    return Symbols(path, segments, starts, ends, demangle(names), table)
