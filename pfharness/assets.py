@@ -48,7 +48,7 @@ def handin_file(name: str) -> Path:
 
 
 def study_file(name: str) -> Path:
-    """The committed example study: report.txt, findings.txt, figures.json."""
+    """The committed example study: report.txt, figures.json, the PNGs."""
     return data_root() / "study" / name
 
 

@@ -19,6 +19,7 @@ import typer
 
 from . import __version__, assets, environment, mm_settings, study
 from .commands import check as _check_commands  # noqa: F401 - registers check
+from .commands import grade as _grade_commands  # noqa: F401 - registers grade
 from .commands import kmod as _kmod_commands  # noqa: F401 - registers kernels, render, build, dist
 from .commands import reading as _reading_commands  # noqa: F401 - registers plot, parse
 from .commands import sites as _sites_commands  # noqa: F401 - registers sites
@@ -200,7 +201,7 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     out: Path = typer.Option(Path("out/study"), help="Where report.txt, figures.json and the transcript go."),
     module: list[str] = typer.Option(["B", "C"], "--module", "-m", help="B and/or C; repeat for several."),
     findings: Path | None = typer.Option(
-        None, help="Text of the findings for report.txt (default: study/findings.txt)."
+        None, help="Notes of your own for report.txt, after the findings (which are computed from the figures)."
     ),
     accel: Accelerator = typer.Option(Accelerator.auto, help="auto, kvm or tcg."),
     workload: list[str] = typer.Option([], help="Only these workloads (by key, e.g. sysbench-cpu); repeatable."),
@@ -211,12 +212,12 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
         True, help="Trace every process a workload creates too (follow=1); --no-follow: the first process only."
     ),
     report_only: bool = typer.Option(
-        False, help="Trace nothing: write report.txt again from the study already in --out (e.g. new findings)."
+        False, help="Trace nothing: write report.txt and figures.json again from the study already in --out."
     ),
 ) -> None:
     """Trace the study's workloads with B and C in one boot and write report.txt."""
     if report_only:
-        report = study.write_outputs(study.reread_study(out), out, findings)
+        report = study.write_outputs(study.reread_study(out), out, findings, _stderr_line)
         typer.echo(f"report: {report}")
         return
     letters = tuple(m for m in render.normalize_modules(module) if m in ("B", "C"))
@@ -231,7 +232,7 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
         kernel_release=kernel_release,
         follow=follow,
     )
-    report = study.write_outputs(result, out, findings)
+    report = study.write_outputs(result, out, findings, _stderr_line)
     typer.echo("\n".join(study.figures_table(result)))
     typer.echo(f"report: {report}")
 

@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.results.step_protocol",),
     ("pfharness.mm_settings",),
     ("pfharness.results",),
-    ("pfharness.grade.model",),  # the grader: what crosses between its parts
+    ("pfharness.grade", "pfharness.grade.model"),  # the grader: what crosses between its parts
     ("pfharness.grade.execute", "pfharness.grade.page"),  # the grader's executor of tasks, its class page
     ("pfharness.grade.submission_ids", "pfharness.grade.names"),  # unpacking a hand-in: ids and names
     ("pfharness.grade.members", "pfharness.grade.times", "pfharness.grade.required"),
@@ -47,8 +47,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pfharness.pipeline.targets",),  # the pipeline: targets (over guest and host), then the steps on one
     ("pfharness.pipeline.core",),
     ("pfharness.run", "pfharness.study", "pfharness.check"),
+    ("pfharness.grade.rubric", "pfharness.grade.checkpatch"),  # the grader's scoring, then its batch
+    ("pfharness.grade.module_checks",),
+    ("pfharness.grade.score", "pfharness.grade.student_dir"),
+    ("pfharness.grade.gradebook",),
+    ("pfharness.grade.run",),
     ("pfharness.commands", "pfharness.commands.base"),
     ("pfharness.commands.kmod", "pfharness.commands.reading", "pfharness.commands.check", "pfharness.commands.sites"),
+    ("pfharness.commands.grade",),
     ("pfharness.cli",),
 )
 

@@ -149,11 +149,12 @@ def test_pfharness_study_writes_the_report_with_the_recorded_plots(tmp_path, mon
     monkeypatch.setattr(cli, "target_spec", lambda *a, **k: spec)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "s"
-    args = ["study", "--out", str(out), "--module", "C", "--workload", "sysbench-cpu", "--findings", "/nonexistent"]
+    args = ["study", "--out", str(out), "--module", "C", "--workload", "sysbench-cpu"]
     got = CliRunner().invoke(cli.app, args)
     assert got.exit_code == 0, got.output
     report = (out / "report.txt").read_text()
-    assert "\n".join(said.plot) in report
+    assert "\n".join(said.plot) not in report and "(the code plot left out: 1 fault)" in report, "near-empty"
+    assert "---- BEGIN PLOT pid=175 comm=touch_pages class=other scale=folded ----" in report
     figures = json.loads((out / "figures.json").read_text())
     assert [(r["workload"], r["module"], r["figures"]["faults"]) for r in figures["runs"]] == [
         ("sysbench-cpu", "C", said.recorded)

@@ -86,8 +86,9 @@ def test_segment_shares_on_a_recorded_c_run():
 
 
 def test_report_has_header_findings_table_and_plots():
-    result = records_of("run_c_records.log")
-    w = study.Workload("touch", "touch 40 pages", "memory", ("touch_pages", "40"), unseen="nothing")
+    parsed = records_of("run_c_records.log")
+    result = dataclasses.replace(parsed, saved=run_dir.SavedRecords.of(saved_of(parsed.report), 0))
+    w = study.Workload("touch", "touch 40 pages", "memory", ("touch_pages", "40"), unseen="nothing", tag="walk")
     s = study.Study(
         runs=[study.StudyRun(w, "C", result, figures.compute(saved_of(result.report)), 1.5)],
         kernel_release="6.1.0-56-amd64",
@@ -98,13 +99,14 @@ def test_report_has_header_findings_table_and_plots():
     for needle in (
         "2026-11-26",
         "6.1.0-56-amd64",
-        "accelerator tcg",
-        "pfharness study",
-        "FINDINGS\n--------\nOur findings.",
-        "FIGURES",
-        "touch               C ",
+        "(tcg, 2 vCPUs",
+        "pfharness study --out",
+        f"touch               walk         1 {len(parsed.report.records):>8,}",
+        "NOTES\n-----\nOur findings.",
+        "APPENDIX E. Plots",
         "not seen: nothing",
         "== touch, pf_probe_C ==",
+        "HOW TO READ THE PLOTS",
         "---- BEGIN PLOT",
     ):
         assert needle in text, needle
@@ -226,7 +228,8 @@ def test_report_only_reads_a_finished_study_back(tmp_path):
         transcript=str(tmp_path / "study-transcript.log"),
     )
     first = study.render_report(s, "Old findings.")
-    study.write_outputs(s, tmp_path, tmp_path / "none")
+    (tmp_path / "notes.txt").write_text("Old findings.")
+    study.write_outputs(s, tmp_path, tmp_path / "notes.txt")
     again = study.reread_study(tmp_path)
     assert [r.figures for r in again.runs] == [r.figures for r in s.runs]
     assert study.render_report(again, "Old findings.") == first

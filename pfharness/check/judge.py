@@ -14,9 +14,8 @@ from ..results.notes import HOST_NOTE
 from .findings import Finding
 from .model import CheckFinding
 
-#: B prints a plot and a few lines, C up to three plots: more lines than this for one run is a line per fault
-#: (the check's workload makes over 400 faults)
-FLOOD_LINES = {"B": 120, "C": 360}
+FLOOD_LINES = 120  # B and C print a plot and a few lines: more than this at unload is a line per fault
+FLOOD_PLOTS = {"B": 1, "C": 3}  # plots a module prints at unload: C one per class, so up to 3 x FLOOD_LINES
 _PROBE_FAILED = re.compile(r"register_k(?:ret)?probe|kprobe.*(?:fail|-2\b|-22\b)|(?:-2|-22|ENOENT|EINVAL)\b")
 _UNKNOWN = re.compile(r"unknown parameter '(\w+)' ignored")
 PID_PARAM = "tpid"
@@ -124,10 +123,9 @@ def flood_findings(result: TraceResult, letter: str) -> list[CheckFinding]:
         return [CheckFinding(Finding.PRINTK_FLOOD, "error", "run", message, (lines[0], lines[-1]) if lines else ())]
     if result.splats:  # the kernel's report is long: count the module's own (prefixed) lines
         lines = [ln for ln in lines if ln.startswith(f"pf_probe_{letter}: ")]
-    if len(lines) > FLOOD_LINES.get(letter, len(lines)):
-        plots = f"{'a plot is' if letter == 'B' else 'three plots are'} about {FLOOD_LINES[letter] // 3}"
+    if letter in FLOOD_PLOTS and len(lines) > FLOOD_LINES * FLOOD_PLOTS[letter]:
         message = (
-            f"the module printed {len(lines)} kernel log lines for one run ({plots}): remove the "
+            f"the module printed {len(lines)} kernel log lines for one run (a plot is about 35): remove the "
             "printk from the fault handler; print only the plot at unload"
         )
         return [CheckFinding(Finding.PRINTK_FLOOD, "error", "run", message, tuple(lines[len(lines) // 2 :][:3]))]

@@ -22,6 +22,7 @@ from .records_file import FaultRecord, ProcessEntry, Region
 FORMATS = ("png", "svg")
 WIDTH_IN, HEIGHT_IN, DPI = 12.0, 7.5, 100  # 1200 x 750 pixels
 GAP = 0.8  # the space between two bands, in rows
+PANEL_ROW_IN = 0.3  # build_panels: inches per band (the picture grows past HEIGHT_IN for many bands)
 LEGEND_MAX = len(style.PALETTE)  # groups named in the legend, each with a colour of its own; the rest are grey
 LEGEND_MARGIN = 0.005  # between the legend and the picture's right edge, in picture widths
 LABEL_GAP_PX = 8  # at least this between a band's name and the legend
@@ -104,14 +105,17 @@ def _label(picture: Picture, key: Any, count: int) -> str:
     return f"{name}: {count}"
 
 
-def build_figure(picture: Picture) -> Any:
-    """The matplotlib Figure of `picture` (tests read its text objects)."""
+def _check(picture: Picture) -> None:
     if picture.scale not in folded.SCALES:
         raise UsageError(f"--scale {picture.scale}: use folded or linear")
     if picture.color_by not in ("region", "pid"):
         raise UsageError(f"--color-by {picture.color_by}: use region or pid")
     if not picture.records:
         raise UsageError("nothing to draw: no faults were selected")
+
+
+def _draw_on(ax: Any, picture: Picture) -> float:
+    """The marks of `picture` on `ax`, its page axis and its time axis; returns the marker size."""
     plt = _pyplot()
     import numpy as np  # noqa: PLC0415 - comes with matplotlib
 
@@ -120,8 +124,6 @@ def build_figure(picture: Picture) -> Any:
     t0 = min(r.t_ns for r in records) if picture.t0_ns is None else picture.t0_ns
     t = np.fromiter((r.t_ns - t0 for r in records), dtype=np.float64, count=n) / 1e9
     pages = np.fromiter((r.address >> 12 for r in records), dtype=np.float64, count=n)
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
-    fig.subplots_adjust(left=0.1, right=0.68, top=0.9, bottom=0.09)
     layout = None
     if picture.scale == "folded":
         layout = _layout(records, picture.regions)
@@ -144,10 +146,49 @@ def build_figure(picture: Picture) -> Any:
         for label in ax.get_yticklabels():
             label.set_family("monospace")
     _time_axis(ax, picture, t)
+    return size
+
+
+def build_figure(picture: Picture) -> Any:
+    """The matplotlib Figure of `picture` (tests read its text objects)."""
+    _check(picture)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    fig.subplots_adjust(left=0.1, right=0.68, top=0.9, bottom=0.09)
+    size = _draw_on(ax, picture)
     title = picture.title + (f"\n{picture.subtitle}" if picture.subtitle else "")
     ax.set_title(title, fontsize=11)
     legend = _legend(fig, ax, picture, size)
     _fit_band_labels(fig, ax, legend)
+    return fig
+
+
+def build_panels(panels: Sequence[Picture], title: str) -> Any:
+    """One figure of several pictures stacked on one time axis (pf_probe_C's code, data and other segments):
+    each panel its own folded page axis, named by its subtitle; every panel's t0_ns should be the same."""
+    for picture in panels:
+        _check(picture)
+    plt = _pyplot()
+    heights = [max(2, len(_layout(p.records, p.regions).bands)) for p in panels]
+    height = max(HEIGHT_IN, PANEL_ROW_IN * sum(heights) + 2.0)  # room for every band's two page labels
+    fig, axes = plt.subplots(
+        len(panels), 1, sharex=True, figsize=(WIDTH_IN, height), dpi=DPI, gridspec_kw={"height_ratios": heights}
+    )
+    axes = list(axes) if len(panels) > 1 else [axes]
+    top, bottom = 1 - 0.7 / height, 0.6 / height  # the title and the time axis keep their inches
+    fig.subplots_adjust(left=0.1, right=0.78, top=top, bottom=bottom, hspace=0.35 * HEIGHT_IN / height)
+    lo, hi = [], []
+    for ax, picture in zip(axes, panels, strict=True):
+        _draw_on(ax, picture)
+        ax.set_title(picture.subtitle, fontsize=9, loc="left")
+        ax.set_ylabel("")
+        lo.append(ax.get_xlim()[0])
+        hi.append(ax.get_xlim()[1])
+    for ax in axes[:-1]:
+        ax.set_xlabel("")
+    axes[0].set_xlim(min(lo), max(hi))
+    fig.suptitle(title, fontsize=11)
+    fig.supylabel("virtual page number (folded: the empty address space is cut out)", fontsize=9)
     return fig
 
 
@@ -275,7 +316,11 @@ def write_picture(picture: Picture, path: Path, kind: str) -> Path:
     """Draw `picture` into `path` as PNG or SVG."""
     if kind not in FORMATS:
         raise UsageError(f"picture format {kind!r}: use png or svg")
-    fig = build_figure(picture)
+    return write_figure(build_figure(picture), path, kind)
+
+
+def write_figure(fig: Any, path: Path, kind: str) -> Path:
+    """Save a figure of build_figure or build_panels into `path` as PNG or SVG."""
     plt = _pyplot()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

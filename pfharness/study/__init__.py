@@ -2,7 +2,10 @@
 from the records, and write report.txt with the plots.
 
 workloads.py says what is traced, run.py traces it (a client of the pipeline), model.py is what a
-study holds, report.py writes report.txt and figures.json and reads a finished study back."""
+study holds; facts.py computes what each run's records prove, data.py makes figures.json of them,
+findings.py and sentences.py write the findings from figures.json alone (cite.py formats each number),
+firstpage.py is report.txt's first screen, reruns.py its appendix of C's runs, pictures.py draws a
+process tree per program, report.py writes report.txt and reads a finished study back."""
 
 from .model import Study, StudyRun
 from .report import figures_table, losses, process_lines, render_report, reread_study, write_outputs

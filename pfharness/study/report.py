@@ -1,21 +1,28 @@
-"""A study written out: report.txt (findings, figures, processes, regions, plots) and figures.json,
-and a finished study read back from them (--report-only)."""
+"""A study written out: report.txt (the first screen, then the appendices: reruns, workloads, processes,
+regions, plots) and figures.json, and a finished study read back from them (--report-only)."""
 
 from __future__ import annotations
 
 import json
+import shlex
 import textwrap
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from .. import __version__, assets
 from ..errors import PfhError
 from ..results import figures, run_dir, transcript
 from ..results.breakdown import breakdown_lines
-from ..results.model import TraceResult, process_table_json
+from ..results.model import TraceResult
 from ..values import Module
+from . import firstpage, reruns
+from .data import build
 from .model import Study, StudyRun
+from .pictures import study_pictures, top_programs, tree_pictures
 from .workloads import Workload, workloads
+
+NEAR_EMPTY = 20  # a plot of fewer faults is left out of report.txt (a line says so)
+_BAND_LINES = ("band ", "summary ")  # under each plot: its labels say the same (the transcript keeps them)
 
 
 def figures_table(study: Study) -> list[str]:
@@ -32,24 +39,31 @@ def figures_table(study: Study) -> list[str]:
             f"{f.distinct_pages:>6} {f.sequential_share:>5.0%} {f.startup_share:>5.0%} {' '.join(seg)} "
             f"{run.seconds:>6.1f}"
         )
-    dropped = sum(run.figures.dropped for run in study.runs)
-    capacities = sorted({run.result.report.capacity for run in study.runs if run.result.report.capacity})
-    reports = [run.result.report for run in study.runs]
-    nmissed = sum(r.counts.nmissed + r.counts.kp_nmissed for r in reports if r.counts is not None)
-    unnamed = sum(r.regions_full or 0 for r in reports)
-    overflow = sum(r.process_table.overflow for r in reports if r.process_table is not None)
     lines += [
         "",
-        f"faults: records saved in /proc/<module>/records (dropped: {dropped or 'none'}, capacity "
-        f"{', '.join(f'{c:,}' for c in capacities) or '?'};",
-        f"probe misses (nmissed): {nmissed or 'none'}; faults without a region: {unnamed or 'none'}; processes "
-        f"without a line in the table: {overflow or 'none'});",
+        *loss_lines(study),
         "span: first to last fault; pages: distinct virtual pages; seq: share of faults on the page right after",
         "the previous fault's page; start: share of faults in the first 10 % of the span; code/data/other: the",
         "segment class stored with each record (pf_probe_C's classes, which B stores too); run s: wall time of",
         "the traced run (under emulation).",
     ]
     return lines
+
+
+def loss_lines(study: Study) -> list[str]:
+    """What the modules lost over the whole study (two lines)."""
+    dropped = sum(run.figures.dropped for run in study.runs)
+    capacities = sorted({run.result.report.capacity for run in study.runs if run.result.report.capacity})
+    reports = [run.result.report for run in study.runs]
+    nmissed = sum(r.counts.nmissed + r.counts.kp_nmissed for r in reports if r.counts is not None)
+    unnamed = sum(r.regions_full or 0 for r in reports)
+    overflow = sum(r.process_table.overflow for r in reports if r.process_table is not None)
+    return [
+        f"faults: records saved in /proc/<module>/records (dropped: {dropped or 'none'}, capacity "
+        f"{', '.join(f'{c:,}' for c in capacities) or '?'};",
+        f"probe misses (nmissed): {nmissed or 'none'}; faults without a region: {unnamed or 'none'}; processes "
+        f"without a line in the table: {overflow or 'none'});",
+    ]
 
 
 def losses(result: TraceResult) -> str:
@@ -111,110 +125,111 @@ def _restricted_lines(study: Study) -> list[str]:
     ]
 
 
-def render_report(study: Study, findings: str) -> str:
-    count = len({run.workload.key for run in study.runs})
-    title = f"Page faults of {count} workload{'s' if count != 1 else ''}: memory-access trends"
-    lines = [
-        title,
-        "=" * len(title),
-        "",
-        f"Runs made on {study.date} with pfharness {__version__}, Debian kernel {study.kernel_release} in QEMU",
-        f"(accelerator {study.accelerator}, {study.smp} vCPUs), modules pf_probe_B and pf_probe_C; each workload",
-        "held before exec until the module was armed; the figures come from the records each module saved in",
-        "/proc/<module>/records, copied out after each run (the kernel log gives only each module's counts,",
-        "process table and plots).",
-        "Regenerate with: make demo && .venv/bin/pfharness study --out out/study",
-        *_restricted_lines(study),
-        "",
-        "FINDINGS",
-        "--------",
-        findings.strip(),
-        "",
-        "FIGURES",
-        "-------",
-        *figures_table(study),
-        "",
-        "WORKLOADS",
-        "---------",
-    ]
-    seen = set()
+def _heading(text: str) -> list[str]:
+    return ["", text, "-" * len(text)]
+
+
+def _first_runs(study: Study) -> list[StudyRun]:
+    """Each workload's first run (B when it was traced with B: the cold page cache)."""
+    seen: dict[str, StudyRun] = {}
     for run in study.runs:
+        seen.setdefault(run.workload.key, run)
+    return list(seen.values())
+
+
+def _workload_lines(study: Study) -> list[str]:
+    lines = _heading("APPENDIX B. The workloads")
+    for run in _first_runs(study):
         w = run.workload
-        if w.key in seen:
-            continue
-        seen.add(w.key)
         lines.append(f"{w.key}: {w.title} [{w.kind}]")
-        lines.append(f"    command: {' '.join(w.command)}")
+        command = shlex.join(w.command).replace("\n", "\\n")
+        lines += textwrap.wrap(command, width=114, initial_indent="    $ ", subsequent_indent="      ")
         if w.unseen:
             lines.append(f"    not seen: {w.unseen}")
-    lines += ["", "PROCESSES", "---------", "Each workload and every process it created were traced (follow=1)."]
-    for run in study.runs:
-        found = process_lines(run.result)
-        if found:
+    lines += _restricted_lines(study)
+    return [*lines, "Made with: pfharness study --out out/study; again from its saved runs: add --report-only."]
+
+
+def _process_lines(study: Study) -> list[str]:
+    lines = _heading("APPENDIX C. Processes (each workload's first run; every process it created was traced)")
+    for run in _first_runs(study):
+        found = process_lines(run.result, top=10)
+        if found and (table := run.result.report.process_table) is not None and table.traced > 1:
             lines += ["", f"== {run.label} ==", *found]
+    return lines
+
+
+def _region_lines(study: Study) -> list[str]:
+    lines = _heading("APPENDIX D. Regions (each workload's first run)")
     lines += [
-        "",
-        "REGIONS",
-        "-------",
-        "From the records each module saved (/proc/<module>/records and regions): access and major/minor, then per",
-        "region name (the same name in several processes counted together): faults, distinct pages, when its first",
-        "and last fault came (share of the run's span), rise (share of its faults on a page above every earlier one",
-        "of the same process in it: upward growth), major faults and the access mix; with several processes, the top",
-        "process names and where their faults went. PNG per run: <workload>-<module>.png.",
+        "Per region name (the same name in several processes counted together): faults, distinct pages, when its",
+        "first and last fault came (share of the run's span), rise (share of its faults on a page above every earlier",
+        "one of the same process in it: upward growth), major faults and the access mix.",
     ]
-    for run in study.runs:
+    for run in _first_runs(study):
         saved = run.result.saved
         if saved is not None:
-            lines += [
-                "",
-                f"== {run.label} ==",
-                *breakdown_lines(saved.records, saved.regions, saved.processes),
-            ]
-    lines += ["", "PLOTS", "-----"]
-    for run in study.runs:
-        lines.append("")
-        lines.append(f"== {run.label} ==")
+            found = breakdown_lines(saved.records, saved.regions, saved.processes, top_regions=5, top_processes=3)
+            lines += ["", f"== {run.label} ==", *found]
+    return lines
+
+
+def _plot_lines(study: Study) -> list[str]:
+    lines = _heading("APPENDIX E. Plots (pf_probe_B's, each workload's first run)")
+    lines += textwrap.wrap(
+        "pf_probe_C's three plots per run (code, data, other segment) are left out: appendix A gives their shares. "
+        "Under each plot the module's 'band' and 'summary' lines are left out too (the labels say the same; "
+        "study-transcript.log keeps them). Pictures: <workload>-B.png (this plot in seconds), <workload>-C.png "
+        "(pf_probe_C's three segments as panels on one time axis) and, for trees, one per program.",
+        width=110,
+    )
+    for run in _first_runs(study):
+        table = run.result.report.process_table
+        lines += ["", f"== {run.label} =="]
+        if table is not None and table.traced > 1:
+            lines.append(
+                f"(a tree of {table.traced} processes on one axis: each has its own address-space layout, so a "
+                "band name can recur; one picture per program: "
+                + ", ".join(f"{run.workload.key}-{run.module}-{c}.png (pid {t})" for c, t in top_programs(run))
+                + ")"
+            )
         for plot in run.result.report.plots:
-            lines.extend(plot.lines)
-        for cls in run.result.report.empty_classes:
-            lines.append(f"(no faults in the {cls} class: plot left out)")
+            if (plot.faults or 0) < NEAR_EMPTY:
+                n = plot.faults or 0
+                lines.append(f"(the {plot.plot_class} plot left out: {n} fault{'s' if n != 1 else ''})")
+            else:
+                lines.extend(line for line in plot.lines if not line.startswith(_BAND_LINES))
+    return lines
+
+
+def render_report(study: Study, notes: str = "", data: dict | None = None) -> str:
+    """report.txt: the first screen (set-up, table, trends, how to read the plots), then the appendices;
+    `data` is figures.json's contents (data.build(study) when not given)."""
+    data = data if data is not None else build(study)
+    lines = firstpage.first_screen(data)
+    if notes.strip():
+        lines += _heading("NOTES") + notes.strip().splitlines()
+    lines += reruns.appendix(data) + textwrap.wrap("Over all runs, " + " ".join(loss_lines(study)), width=110)
+    lines += _workload_lines(study) + _process_lines(study) + _region_lines(study) + _plot_lines(study)
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(study: Study, out_dir: Path, findings_file: Path | None) -> Path:
-    findings_path = findings_file or assets.study_file("findings.txt")
-    findings = (
-        findings_path.read_text()
-        if findings_path.is_file()
-        else (
-            "(Write two or three paragraphs of findings here, from the figures and plots below, "
-            f"and pass the file with --findings; none was found at {findings_path}.)"
-        )
-    )
-    report = out_dir / "report.txt"
-    report.write_text(render_report(study, findings))
-    data = {
-        "date": study.date,
-        "kernel_release": study.kernel_release,
-        "accelerator": study.accelerator,
-        "smp": study.smp,
-        "transcript": study.transcript,
-        "runs": [
-            {
-                "workload": r.workload.key,
-                "title": r.workload.title,
-                "kind": r.workload.kind,
-                "module": r.module,
-                "command": list(r.workload.command),
-                "workload_status": r.result.workload_status,
-                "seconds": round(r.seconds, 2),
-                "figures": r.figures.as_dict(),
-                "processes": process_table_json(r.result.report),
-            }
-            for r in study.runs
-        ],
-    }
+def write_outputs(
+    study: Study, out_dir: Path, notes_file: Path | None = None, note: Callable[[str], None] = lambda s: None
+) -> Path:
+    """report.txt, figures.json and the per-program pictures of process trees in `out_dir`; `notes_file`:
+    hand-written notes added after the trends."""
+    try:
+        notes = notes_file.read_text() if notes_file is not None else ""
+    except OSError as exc:
+        raise PfhError(f"cannot read {notes_file} ({exc.strerror or exc}): pass --findings with a text file") from exc
+    data = build(study)
     (out_dir / "figures.json").write_text(json.dumps(data, indent=2) + "\n")
+    report = out_dir / "report.txt"
+    report.write_text(render_report(study, notes, data))
+    paths = [p for run in _first_runs(study) for p in tree_pictures(run, out_dir, note)]
+    for path in paths + study_pictures(study.runs, out_dir, note):
+        note(f"picture: {path}")
     return report
 
 

@@ -23,6 +23,8 @@ class Workload:
     modules: tuple[str, ...] = ()  # only with these modules (empty: every module the study uses)
     params: tuple[str, ...] = ()  # more module parameters
     why: str = ""  # why it is traced with fewer modules or more parameters (the report's header says)
+    tag: str = ""  # its kind in a word, for the first table
+    trend: str = ""  # the trend it shows, in a phrase without figures (the first table's last column)
 
 
 def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> list[Workload]:
@@ -55,51 +57,72 @@ def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> l
             timeout=1800.0,
             params=(f"max_regions={fmt.REGIONS_LIMIT}",),
             why="its ~380 processes have ~20 regions each, more than the default table (1,024) holds",
+            tag="compile",
+            trend="fresh memory, many programs",
         ),
         Workload(
-            "sysbench-cpu", "sysbench cpu (prime numbers, 5 s)", "compute", ("sysbench", "cpu", "--time=5", "run")
+            "sysbench-cpu",
+            "sysbench cpu (prime numbers, 5 s)",
+            "compute",
+            ("sysbench", "cpu", "--time=5", "run"),
+            tag="compute",
+            trend="start-up, then still",
         ),
         Workload(
             "sysbench-memory",
             "sysbench memory (1 KiB blocks, 5 s)",
             "memory bandwidth",
             ("sysbench", "memory", "--time=5", "run"),
+            tag="memory",
+            trend="small block reused",
         ),
         Workload(
             "sysbench-memory-16M",
             "sysbench memory streaming over a 16 MiB block (256 MiB in all)",
             "memory bandwidth, large buffer",
             ("sysbench", "memory", "--memory-block-size=16M", "--memory-total-size=256M", "run"),
+            tag="memory",
+            trend="buffer zeroed once, reused",
         ),
         Workload(
             "sysbench-threads",
             "sysbench threads (4 threads contending on mutexes, 3 s)",
             "multi-threaded",
             ("sysbench", "threads", "--threads=4", "--time=3", "run"),
+            tag="threads",
+            trend="start-up, thread stacks",
         ),
         Workload(
             "iperf3",
             "iperf3 server and client over loopback, 3 s, as one traced tree",
             "network I/O",
             ("sh", "-c", iperf),
+            tag="network",
+            trend="start-up, buffers once",
         ),
         Workload(
             "walk-sequential",
             "Python: write 4096 fresh pages in order",
             "sequential memory walk",
             ("python3", str(assets.vm_file("walk.py")), "sequential", "4096"),
+            tag="walk",
+            trend="first touch, in order",
         ),
         Workload(
             "walk-random",
             "Python: write the same 4096 pages in random order",
             "random memory walk",
             ("python3", str(assets.vm_file("walk.py")), "random", "4096"),
+            tag="walk",
+            trend="first touch, at random",
         ),
         Workload(
             "mmap-read",
             "Python: write a 16 MiB file in /tmp, then read it through mmap one byte per page, in order",
             "memory-mapped file read (fault-around)",
             ("python3", "-c", mmap_read),
+            tag="file",
+            trend="fault-around: one in many",
         ),
     ]
 

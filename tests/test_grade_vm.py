@@ -1,0 +1,108 @@
+"""`pfharness grade` over a class of generated submissions (grade_class.py), end to end: real tarballs, real
+unpacking, the real module check in a fresh VM per module, the default rubric. Each submission must get its
+expected points per item; the student's directory holds its evidence; a second run reads every grade back.
+
+`make test` grades the core of the class (grade_class.CORE submissions: the project's own hand-in, a late
+one, one without report.txt, a broken B, a B that does not build, a file that is not a tarball), about three
+minutes with --jobs 2; PFH_GRADE_CLASS=full grades the whole class."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import grade_class
+import pytest
+from typer.testing import CliRunner
+
+from pfharness.cli import app
+from pfharness.grade.model import Gradebook
+
+pytestmark = pytest.mark.vm
+
+FULL = os.environ.get("PFH_GRADE_CLASS") == "full"
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """The class graded once: (its submissions, the output directory, the gradebook, seconds taken)."""
+    submissions = grade_class.the_class()[: None if FULL else grade_class.CORE]
+    base = tmp_path_factory.mktemp("grade")
+    _tarballs, times = grade_class.write(submissions, base / "in")
+    out = base / "out"
+    args = ["grade", str(base / "in"), "--out", str(out), "--jobs", "2", "--deadline", grade_class.DEADLINE]
+    args += ["--times", str(times)]
+    started = time.monotonic()
+    result = CliRunner().invoke(app, args)
+    seconds = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    book = Gradebook.from_json(json.loads((out / "gradebook.json").read_text()))
+    return submissions, out, book, seconds, args
+
+
+def test_each_submission_gets_its_points_per_item(graded):
+    submissions, _out, book, seconds, _args = graded
+    got = {g.student: g for g in book.students}
+    assert sorted(got) == sorted(s.student for s in submissions)
+    for s in submissions:
+        grade = got[s.student]
+        points = {i.item: i.points for i in grade.items if i.item != "late" or i.points}
+        evidence = {i.item: i.evidence for i in grade.items}
+        assert points == s.points, (s.student, evidence)
+        assert grade.total == s.total, s.student
+        assert grade.harness_error is None
+    print(f"graded {len(submissions)} submissions in {seconds:.0f} s")
+
+
+def test_the_projects_hand_in_notes_cs_extra_and_has_its_evidence(graded):
+    _subs, out, book, _s, _args = graded
+    dist = next(g for g in book.students if g.student == "dist")
+    c = next(i for i in dist.items if i.item == "c")
+    assert c.extra and c.evidence[-1] == "extra: 15 points, 0 used to offset the 0 deducted"
+    folder = out / dist.dir
+    for name in ("build.log", "pf_probe_A.log", "findings.json", "feedback.txt", "grade.json"):
+        assert (folder / name).is_file(), name
+    plot = (folder / "pf_probe_B.plot.txt").read_text()
+    assert "BEGIN PLOT" in plot or "Page faults" in plot
+    assert len([ln for ln in plot.splitlines() if ln.startswith("|") or "|" in ln]) >= 30
+    assert (folder / "pf_probe_B.oracle.png").read_bytes()[:4] == b"\x89PNG"
+    assert dist.plots["B"] == {
+        "student": "students/dist/pf_probe_B.plot.txt",
+        "oracle": "students/dist/pf_probe_B.oracle.png",
+    }
+    feedback = (folder / "feedback.txt").read_text()
+    assert "Total: 100 of 100" in feedback and "Every check passed." in feedback
+
+
+def test_the_late_and_the_broken_ones_say_why_in_their_feedback(graded):
+    _subs, out, book, _s, _args = graded
+    late = (out / "students" / "late" / "feedback.txt").read_text()
+    assert "2 day(s) late" in late and "-20 points" in late
+    broken = (out / "students" / "plot-70x30" / "feedback.txt").read_text()
+    assert "- plot-size (-5): the plot is 70 rows x 30 columns" in broken
+    api = (out / "students" / "api-fault-handler" / "feedback.txt").read_text()
+    assert "fault_handler" in api and (out / "students" / "api-fault-handler" / "build.log").is_file()
+    junk = next(g for g in book.students if g.student == "not-a-tarball")
+    assert "not-a-tarball" in {f.id for f in junk.findings}
+    rows = (out / "gradebook.csv").read_text().splitlines()
+    assert rows[0] == "student,item,points,max,evidence" and any(r.startswith("late,total,80,100,") for r in rows)
+
+
+def test_a_second_run_reads_every_grade_back(graded):
+    _subs, out, book, _s, args = graded
+    started = time.monotonic()
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started < 20  # no VM booted
+    again = Gradebook.from_json(json.loads((out / "gradebook.json").read_text()))
+    assert again == book
+
+
+def test_a_hostile_tarball_writes_nothing_outside_its_directory(graded):
+    _subs, out, book, _s, _args = graded
+    if not FULL:
+        pytest.skip("the traversal submission is graded with PFH_GRADE_CLASS=full")
+    assert not list(out.parent.rglob("escaped.txt"))
+    traversal = next(g for g in book.students if g.student == "traversal")
+    assert "path-traversal" in {f.id for f in traversal.findings}, traversal.findings
