@@ -140,6 +140,13 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     ),
     png: Path | None = typer.Option(None, "--png", metavar="FILE", help="Also write a PNG picture of the faults."),
     svg: Path | None = typer.Option(None, "--svg", metavar="FILE", help="Also write an SVG picture of the faults."),
+    source: list[Path] = typer.Option(
+        [],
+        metavar="DIR",
+        help="Your own module's directory (with its Makefile) or .c files, instead of pfharness's: "
+        "its kernel log lines are shown as printed (docs/check.md).",
+    ),
+    pid_param: str = typer.Option("tpid", metavar="NAME", help="With --source: your module's pid parameter."),
 ) -> None:
     """Trace CMD with a module: build, boot, load, run, unload, show the plot.
 
@@ -162,6 +169,8 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
             out_dir=out,
             cwd=cwd,
             env=environment.overrides(env),
+            source=tuple(source),
+            pid_param=pid_param,
         )
         # The stage line: only on a terminal, never with --json (docs/using.md, "Live progress").
         # The workload's output streams through it: stdout to stdout, stderr to stderr; all to stderr

@@ -246,6 +246,7 @@ def parse_event(line: str) -> StepEvent | None:
 # ---------------------------------------------------------------------------------------------
 # The command line
 # ---------------------------------------------------------------------------------------------
+PID_PARAM = "tpid"  # the module parameter run_step.sh gives the workload's pid unless --pid-param names another
 #: Every option run_step.sh takes, as StepCommand.argv() writes them.
 OPTIONS = (
     "--token",
@@ -254,6 +255,7 @@ OPTIONS = (
     "--cwd",
     "--ko",
     "--param",
+    "--pid-param",
     "--no-hold",
     "--save-dir",
     "--oracle-ko",
@@ -272,6 +274,7 @@ class StepCommand:
     cwd: str | None = None  # the workload's directory
     ko: str | None = None  # the module to load (None: the command runs untraced)
     params: tuple[str, ...] = ()  # module parameters, NAME=VALUE (checked by step.check_params)
+    pid_param: str = PID_PARAM  # the module's parameter that gets the workload's pid
     hold: bool = True  # hold the workload before its exec until the module is loaded
     save_dir: str | None = None  # where to copy the module's procfs files (SAVED_FILES) before unloading it
     oracle_ko: str | None = None  # pfharness's own recorder, loaded first for the same pid (its files are saved)
@@ -290,6 +293,8 @@ class StepCommand:
             argv += ["--ko", self.ko]
         for p in self.params:
             argv += ["--param", p]
+        if self.pid_param != PID_PARAM:
+            argv += ["--pid-param", self.pid_param]
         if not self.hold:
             argv.append("--no-hold")
         if self.save_dir is not None:
