@@ -324,12 +324,15 @@ def scale(vm, setup: Setup, capacity: int, faults: int) -> dict:
 # ---- turnaround and build ----
 
 
-def _pfharness_true(out: Path) -> tuple[float, float]:
-    """One `pfharness run --module B -- true` (modules built): (wall seconds, boot seconds)."""
+def _pfharness_true(out: Path, *, fresh: bool = False) -> tuple[float, dict]:
+    """One `pfharness run --module B -- true` (modules built), restored from the guest's snapshot or with
+    `fresh` booted (--fresh-boot): (wall seconds, the run's stage seconds)."""
     t = time.monotonic()
-    r = proc.run([*PFHARNESS, "run", "--module", "B", "--out", str(out), "--json", "--", "true"], cwd=ROOT, timeout=300)
+    fresh_boot = ["--fresh-boot"] if fresh else []
+    argv = [*PFHARNESS, "run", "--module", "B", *fresh_boot, "--out", str(out), "--json", "--", "true"]
+    r = proc.run(argv, cwd=ROOT, timeout=300)
     wall = time.monotonic() - t
-    return wall, json.loads(r.stdout)["stage_seconds"]["boot"]
+    return wall, json.loads(r.stdout)["stage_seconds"]
 
 
 OUTPUT_BYTES = 100_000_000  # the issue's measure: `yes | head -c 100000000`
@@ -428,13 +431,20 @@ def turnaround(setup: Setup, runs: int, with_vng: bool = True) -> tuple[dict, di
             vng_error = f"could not install virtme-ng: {e}"
     assert setup.prepared.kernel is not None, "a VM's kernel"
     image = setup.prepared.kernel.require_image()
+    _, first = _pfharness_true(out)  # makes the snapshot when there is none (not counted)
+    made = f"saved the snapshot in {first['snapshot']:.2f} s" if "snapshot" in first else "the snapshot was there"
+    log(f"  first run: {made}")
     load = [os.getloadavg()[0]]
-    totals, boots, vtimes = [], [], []
+    totals, boots, cold_totals, cold_boots, vtimes = [], [], [], [], []
     for _i in range(runs):
-        wall, boot = _pfharness_true(out)
+        wall, stages = _pfharness_true(out)
         totals.append(wall)
-        boots.append(boot)
-        log(f"  pfharness run -- true: {wall:.2f} s (boot {boot:.2f} s)")
+        boots.append(stages["boot"])
+        log(f"  pfharness run -- true (restored): {wall:.2f} s (restore {stages['boot']:.2f} s)")
+        wall, stages = _pfharness_true(out, fresh=True)
+        cold_totals.append(wall)
+        cold_boots.append(stages["boot"])
+        log(f"  pfharness run --fresh-boot -- true: {wall:.2f} s (boot {stages['boot']:.2f} s)")
         if vng is not None and not vng_error:
             seconds, status, tail = _vng_true(vng, image)
             log(f"  vng -e true: {seconds:.2f} s (status {status})")
@@ -446,7 +456,8 @@ def turnaround(setup: Setup, runs: int, with_vng: bool = True) -> tuple[dict, di
     vng_data: dict = {"times_s": vtimes}
     if vng_error:
         vng_data["error"] = vng_error
-    return {"run_true_s": totals, "boot_s": boots, "load_before_after": load}, vng_data
+    pfh = {"run_true_s": totals, "boot_s": boots, "cold_run_true_s": cold_totals, "cold_boot_s": cold_boots}
+    return {**pfh, "snapshot_s": first.get("snapshot"), "load_before_after": load}, vng_data
 
 
 def build_times(setup: Setup) -> dict:
@@ -532,6 +543,21 @@ def icount_markdown(data: dict) -> list[str]:
     return L
 
 
+def _rows(t: dict) -> list[str]:
+    """The table's pfharness rows: restored, then booted (older reports have only booted runs)."""
+    cold = "cold_run_true_s" in t
+    rows = [
+        ("`pfharness run --module B -- true`" + (", restored from the snapshot" if cold else ""), t["run_true_s"]),
+        ("restore (boot) to the first command, in those runs" if cold else "boot to the first command", t["boot_s"]),
+    ]
+    if cold:
+        rows += [
+            ("`pfharness run --module B --fresh-boot -- true` (cold boot)", t["cold_run_true_s"]),
+            ("boot to the first command, in those runs", t["cold_boot_s"]),
+        ]
+    return [f"| {what} | {med(xs):.2f} s | " + ", ".join(f"{x:.2f}" for x in xs) + " |" for what, xs in rows]
+
+
 def turnaround_markdown(data: dict) -> list[str]:
     t = data["turnaround"]
     load = t.get("load_before_after")
@@ -540,7 +566,8 @@ def turnaround_markdown(data: dict) -> list[str]:
     L = [
         "## Harness turnaround",
         "",
-        "Five runs of each, interleaved (pfharness, virtme-ng, pfharness, ...), modules already built."
+        "Five runs of each, interleaved (pfharness restored from its snapshot, pfharness --fresh-boot, "
+        "virtme-ng, pfharness, ...), modules already built, the snapshot made by one run before them."
         + (
             f" **Taken under load** (load average {load[0]:.1f} before, {load[1]:.1f} after, on {cores} cores): "
             "wall-clock figures are inflated; re-run `bench/run.py --only turnaround` on an idle machine."
@@ -550,12 +577,7 @@ def turnaround_markdown(data: dict) -> list[str]:
         "",
         "| what | median | runs |",
         "| --- | ---: | --- |",
-        f"| `pfharness run --module B -- true` | {med(t['run_true_s']):.2f} s | "
-        + ", ".join(f"{x:.2f}" for x in t["run_true_s"])
-        + " |",
-        f"| boot to the first command (in those runs) | {med(t['boot_s']):.2f} s | "
-        + ", ".join(f"{x:.2f}" for x in t["boot_s"])
-        + " |",
+        *_rows(t),
     ]
     v = data.get("virtme_ng", {})
     if v.get("times_s") and "error" not in v:
@@ -566,6 +588,8 @@ def turnaround_markdown(data: dict) -> list[str]:
     elif v:
         L.append(f"| virtme-ng | failed: {v.get('error', '').strip()[:120]} | |")
     L.append("")
+    if t.get("snapshot_s"):
+        L += [f"The run before them booted and saved the guest's snapshot in {t['snapshot_s']:.2f} s.", ""]
     o = t.get("output")
     if o:
         rates = [o["bytes"] / 1e6 / r["run_s"] for r in o["runs"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from .errors import UsageError
 from .pipeline import store
 from .pipeline.core import Step, run_steps
 from .pipeline.events import Events
+from .pipeline.prepare import prepare_own
 from .pipeline.targets import TargetSpec, VmSpec
 from .results import run_dir
 from .results.model import TraceResult
@@ -20,6 +22,7 @@ from .step import check_params
 from .values import Module
 
 DEFAULT_OUT = Path("out")
+PID_PARAM = "tpid"  # the pid parameter's name in pfharness's modules and the course's script
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class RunRequest:
     out_dir: Path = DEFAULT_OUT  # builds go to out_dir/<release>, the run to out_dir/runs/
     cwd: Path | None = None  # the workload's working directory (default: the caller's)
     env: Mapping[str, str] = field(default_factory=dict)  # --env NAME=VALUE, over the caller's environment
+    source: tuple[Path, ...] = ()  # --source: the user's own module (directory or .c files) instead of pfharness's
+    pid_param: str = PID_PARAM  # --pid-param: that module's name for the pid parameter
 
     def validate(self) -> None:
         """Every option checked before anything is built or booted."""
@@ -46,6 +51,12 @@ class RunRequest:
         if not (math.isfinite(self.timeout) and self.timeout > 0):
             raise UsageError(f"--timeout {self.timeout} is not a number of seconds above 0: e.g. --timeout 600")
         check_params(self.params)
+        if self.source and not isinstance(self.target, VmSpec):
+            raise UsageError("--source runs your own module in a VM only (it may crash its kernel): leave out --target")
+        if self.pid_param != PID_PARAM and not self.source:
+            raise UsageError("--pid-param names your own module's pid parameter: give its source with --source DIR")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.pid_param):
+            raise UsageError(f"--pid-param {self.pid_param!r} must be a plain identifier, e.g. --pid-param process_id")
         self.target.check_command(self.command[0], self.env, environment.working_directory(self.cwd))
 
 
@@ -57,7 +68,10 @@ def run(request: RunRequest, events: Events | None = None) -> TraceResult:
     spec = request.target
     spec.check_ready()
     events.stage("build")
-    prepared = spec.prepare(request.kernel_release, request.out_dir)
+    if request.source:
+        prepared = prepare_own(request.kernel_release, request.out_dir, request.source, request.module.name)
+    else:
+        prepared = spec.prepare(request.kernel_release, request.out_dir)
     directory = store.new_run(request.out_dir, request.module.name)
     guest = store.guest_dir(directory)
     spec.check_save_dir(guest)
@@ -65,6 +79,8 @@ def run(request: RunRequest, events: Events | None = None) -> TraceResult:
         module=request.module,
         command=request.command,
         params=request.params,
+        pid_param=request.pid_param,
+        own_module=bool(request.source),
         timeout=request.timeout,
         follow=request.follow,
         hold=request.hold,

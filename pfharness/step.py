@@ -73,6 +73,8 @@ class TraceRequest:
     command: tuple[str, ...]  # the workload's argv
     hold: bool = True  # hold the workload before exec until the module is armed
     params: tuple[str, ...] = ()  # extra module parameters, NAME=VALUE
+    pid_param: str = sp.PID_PARAM  # the module's parameter for the workload's pid (a brought module's own name)
+    own_module: bool = False  # a module pfharness did not write (run --source): its output is not parsed
     timeout: float = 600.0  # seconds for the whole step
     follow: bool = False  # also trace every process the workload creates (module parameter follow=1)
     cwd: Path | None = None  # the workload's working directory (None: where the target's shell is)
@@ -100,6 +102,7 @@ class TraceRequest:
             cwd=None if self.cwd is None else str(self.cwd),
             ko=None if self.ko is None else str(Path(self.ko).resolve()),
             params=tuple(params),
+            pid_param=self.pid_param,
             hold=self.hold,
             save_dir=self.save_dir,
             oracle_ko=None if self.oracle_ko is None else str(Path(self.oracle_ko).resolve()),
@@ -146,6 +149,7 @@ def trace(
         target=target.kind,
         transcript=str(target.transcript_path),
         mm=target.mm,
+        own_module=request.own_module,
     )
     lost = None
     if not received.complete:

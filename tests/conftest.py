@@ -138,13 +138,17 @@ def warn_module(tmp_path_factory, default_kernel) -> Path:
 
 @pytest.fixture(scope="session")
 def vm(tmp_path_factory, default_kernel, built_modules, programs, warn_module):
-    """One booted guest (TCG, 2 vCPUs) shared by the VM tests; its transcript is kept for replay."""
+    """One booted guest (TCG, 2 vCPUs) shared by the VM tests; its transcript is kept for replay. Started
+    as `run` starts it: from the cached snapshot of the booted guest unless that is off by default."""
     from pfharness.guest.session import VmOptions, VmSession
+    from pfharness.pipeline.targets import SNAPSHOT_DEFAULT
 
     transcript = tmp_path_factory.mktemp("vm") / "session.log"
     # A KASAN kernel reports only its first bug unless told otherwise; one boot serves every test.
     extra = ("kasan_multi_shot",) if has_kasan(default_kernel) else ()
-    options = VmOptions(kernel=default_kernel, transcript=transcript, accel="tcg", smp=2, extra_append=extra)
+    options = VmOptions(
+        kernel=default_kernel, transcript=transcript, accel="tcg", smp=2, extra_append=extra, snapshot=SNAPSHOT_DEFAULT
+    )
     with VmSession(options) as session:
         yield session
     print(f"VM session transcript: {transcript}")

@@ -6,13 +6,14 @@ on a module built here. The whole check, VM and all, is in test_check_vm.py."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from pfharness.check import judge, symbols, text
-from pfharness.check.findings import Finding
+from pfharness.check.findings import ApiChange, Finding
 from pfharness.check.model import CheckFinding, CheckReport, ModuleCheck, bounded
 from pfharness.check.run import console_lines, own_lines, step_findings
 from pfharness.cli import app
@@ -55,6 +56,15 @@ def test_no_tpid_param_quotes_the_kernel_and_names_the_parameter():
     assert judge.param_findings(["tpid", "max_records"], messages) == []
 
 
+def test_pid_param_loads_with_its_own_name_and_warns_of_the_course_script():
+    [f] = judge.param_findings(["process_id"], [], "process_id")
+    assert f.id is Finding.NO_TPID_PARAM and f.severity == "warning" and "tpid=<pid>" in f.message
+    assert f.evidence == ("modinfo -p: process_id",)
+    assert judge.param_findings(["process_id", "tpid"], [], "process_id") == []  # the course's way works too
+    [missing] = judge.param_findings(["tpid"], ["m: unknown parameter 'pid' ignored"], "pid")
+    assert missing.severity == "error" and missing.evidence == ("m: unknown parameter 'pid' ignored",)
+
+
 def result(**kw) -> TraceResult:
     return TraceResult(module="pf_probe_A", command=["/bin/true"], **kw)
 
@@ -63,8 +73,10 @@ def test_a_refused_probe_is_probe_symbol_and_another_refusal_load_failed():
     probe = result(insmod_status=2, kernel_messages=["pf_probe_A: register_kprobe failed: -2"])
     [f] = judge.load_findings(probe)
     assert f.id is Finding.PROBE_SYMBOL and f.evidence == ("pf_probe_A: register_kprobe failed: -2",)
-    other = result(insmod_status=1, kernel_messages=["pf_probe_A: out of memory for the buffer"])
-    assert ids(judge.load_findings(other)) == ["load-failed"]
+    oracle_line = "pfh_oracle: tracing page faults of process 129 (sh), up to 1048576 records"
+    other = result(insmod_status=1, kernel_messages=[oracle_line, "pf_probe_A: out of memory for the buffer"])
+    [f] = judge.load_findings(other)
+    assert f.id is Finding.LOAD_FAILED and f.evidence == ("pf_probe_A: out of memory for the buffer",)
     assert judge.load_findings(result(insmod_status=0)) == []
 
 
@@ -74,6 +86,10 @@ def test_printk_flood_by_lines_and_by_the_log_overwritten():
     per_fault = plot + [f"pf_probe_B: fault {i} at 0x7f{i:04x}000" for i in range(400)]
     assert ids(judge.flood_findings(result(kernel_messages=per_fault), "B")) == ["printk-flood"]
     assert judge.flood_findings(result(kernel_messages=per_fault), "A") == []  # A prints a line per fault
+    three_plots = [f"pf_probe_C: row {i}" for i in range(3 * 45)]  # pfharness's own C: 136 lines
+    assert judge.flood_findings(result(kernel_messages=three_plots), "C") == []
+    c_per_fault = [ln.replace("pf_probe_B", "pf_probe_C") for ln in per_fault]
+    assert ids(judge.flood_findings(result(kernel_messages=c_per_fault), "C")) == ["printk-flood"]
     assert ids(judge.flood_findings(result(kernel_messages=plot, kmsg_lost=3), "A")) == ["printk-flood"]
     # a long kernel report (slub_debug's object dump) is not the module's printing
     dump = plot + [f"Object   ffff8880: {i:02x}" for i in range(500)]
@@ -156,3 +172,15 @@ def test_check_usage_errors_come_before_any_build(tmp_path):
     runner = CliRunner()
     r = runner.invoke(app, ["check", "--source", str(tmp_path), "--pid-param", "no way", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "plain identifier" in r.output
+
+
+def test_docs_explain_every_finding_and_api_change():
+    """docs/check.md has a table row for each finding id; each api-change detail is explained in
+    docs/bring-a-module.md (check.md points there)."""
+    docs = Path(__file__).parent.parent / "docs"
+    check_md = (docs / "check.md").read_text()
+    for f in Finding:
+        assert re.search(rf"^\|[^\n]*`{re.escape(f.value)}`[^\n]*\|[^\n]*\|$", check_md, re.M), f.value
+    bring = (docs / "bring-a-module.md").read_text()
+    for change in ApiChange:
+        assert change.value in bring, change.value

@@ -251,3 +251,18 @@ def test_a_folded_plot_is_compared_with_the_oracles_folded_plot():
     assert other["student_in_oracle"] < 0.5, other
     # Without the saved records a folded plot's scale cannot be inferred: no figure.
     assert compare.compare_plots(lines, faults, tgid).figures["shown"][0]["agreement"] is None
+
+
+def test_c_split_reads_a_class_count_given_as_n_of_all():
+    """correct-C's titles: "... in the code segment: 2 of 463 recorded": the class has 2, not 463."""
+    faults = _faults(100, range(0x55000, 0x55010))
+    faults = [
+        f._replace(fault_class=c) for f, c in zip(faults, ["code"] * 2 + ["data"] * 4 + ["other"] * 10, strict=True)
+    ]
+    lines = []
+    for cls, count in (("code", 2), ("data", 4), ("other", 10)):
+        lines += [f"Page faults of pid 100 in the {cls} segment: {count} of 16 recorded, 0 dropped"]
+        lines += [f"{'':4}|{' ' * 20}*{' ' * 49}|" for _ in range(30)]
+    split = compare.compare_c(lines, faults, 100)
+    assert split.figures["module"] == {"code": 2, "data": 4, "other": 10}, split.figures
+    assert ids(split) == {Finding.C_SPLIT: "info"}

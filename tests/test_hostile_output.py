@@ -139,6 +139,17 @@ def test_the_modules_own_lines_are_never_splats():
     assert splat.scan(["pf_probe_B: ---- BEGIN PLOT pid=5 comm=WARNING: class=all ----"]) == []
 
 
+def test_the_oopses_without_bug_in_their_first_line_are_splats():
+    """What the corpus's crashes print on Debian's 6.1 (tests/student_modules/README.md)."""
+    heads = [
+        "divide error: 0000 [#1] PREEMPT SMP NOPTI",
+        "invalid opcode: 0000 [#1] PREEMPT SMP NOPTI",
+        "BUG kmalloc-8k (Tainted: G           OE     ): Left Redzone overwritten",
+    ]
+    assert splat.scan(heads) == heads
+    assert splat.scan(["a divide error: none", "BUG kmalloc-8k is fine"]) == []
+
+
 def test_an_oom_kill_is_reported_not_a_splat():
     report = [
         "touch_pages invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0",

@@ -53,6 +53,7 @@ def built_options() -> set[str]:
         cwd="/",
         ko="/m.ko",
         params=("a=1",),
+        pid_param="process_id",
         hold=False,
         save_dir="/s",
         oracle_ko="/o.ko",
@@ -105,6 +106,9 @@ def violations(run_step: str, init: str) -> list[str]:
     mounts = re.findall(r'^\s+mount -t 9p .* "\$SAVE_TAG" /newroot(\S+)', init, re.M)
     if mounts != [sp.SAVE_MOUNT] or f'{sp.SAVE_PARAM}=*) SAVE_TAG="${{arg#{sp.SAVE_PARAM}=}}"' not in init:
         out.append(f"save mount: init.sh mounts pfh.save's tag on {mounts}, step_protocol {sp.SAVE_MOUNT}")
+    snap = (f'echo "{sp.SNAP_POINT}"', f"<{sp.port_path(sp.PROTO_PORT)}", f'"$tag" != {sp.SNAP_RESUME} ]')
+    if any(needed not in init for needed in snap):
+        out.append(f"snapshot point: init.sh lacks one of {snap}")
     return out
 
 
@@ -121,7 +125,7 @@ def test_the_scripts_use_what_step_protocol_defines():
         ("run_step", "\tmark error what=tmpfile", "\tmark error what=temp-file"),  # an error kind renamed
         ("run_step", "\t--no-hold) hold=0; shift ;;", "\t--no-hold | --nohold) hold=0; shift ;;"),  # an option
         ("run_step", "\t--save-dir)\n", "\t--save-to)\n"),  # an option renamed
-        ("run_step", "--ko | --oracle-ko)", "--ko | --oracle)"),  # the oracle's option renamed
+        ("run_step", "--ko | --oracle-ko | --pid-param)", "--ko | --oracle | --pid-param)"),  # option renamed
         ("run_step", 'mark oracle-rmmod "status=', 'mark rmmod-oracle "status='),  # the oracle's event renamed
         ("run_step", 'mark saved "module=$1" ', "mark saved "),  # saved no longer says whose files
         ("run_step", "printf '\\036pfh-end-%s\\036' \"$token\" >&2", "printf '\\036pfh-end-%s\\037' \"$token\" >&2"),

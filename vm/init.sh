@@ -34,6 +34,11 @@
 #                        KEY thp/X is /sys/kernel/mm/transparent_hugepage/X, vm/X is
 #                        /proc/sys/vm/X; a per-size THP key (thp/hugepages-*) this
 #                        kernel lacks is skipped, any other missing key is an error
+#   pfh.snap=1           stop before the 9p mounts: print PFH-SNAPSHOT-POINT and read
+#                        one line from the port pfh.proto, "PFH-RESUME SECONDS HEX"
+#                        (needs pfh.ports with pfh.proto; the host snapshots the
+#                        guest meanwhile; each restored guest reads its own run's
+#                        line): set the clock, feed the bytes to the entropy pool
 # Fail-stop: every step on the way to the shell is checked; a failure prints
 # "PFH-INIT-ERROR: <what>" and powers off at once, so the host reports it
 # instead of waiting out its boot timeout, and no later step runs.
@@ -65,6 +70,7 @@ SHELL_BIN=/bin/sh
 SAVE_TAG=
 PORTS=
 MM=
+SNAP=
 read -r cmdline </proc/cmdline || fail "read /proc/cmdline"
 set -f # split the command line into words, but never expand them as globs
 for arg in $cmdline; do
@@ -74,6 +80,7 @@ for arg in $cmdline; do
         pfh.save=*) SAVE_TAG="${arg#pfh.save=}" ;;
         pfh.ports=*) PORTS="${arg#pfh.ports=}" ;;
         pfh.mm=*) MM="${arg#pfh.mm=}" ;;
+        pfh.snap=*) SNAP="${arg#pfh.snap=}" ;;
         pfh.*) echo "pfh-init: ignoring unknown parameter $arg" ;;
         *) ;;
     esac
@@ -148,6 +155,20 @@ if [ -n "$PORTS" ]; then
             sleep 0.01
         done
     done
+fi
+
+# The snapshot point: nothing of the host's file system is attached yet (a mounted 9p export blocks
+# QEMU's migration). Whatever a run does later happens after this point, in its own restored copy.
+if [ "$SNAP" = 1 ]; then
+    echo "PFH-SNAPSHOT-POINT"
+    # From the protocol's port, not the console: QEMU holds what the host sends there until the
+    # restored guest takes it (the serial port would drop bytes that come in while QEMU restores).
+    read -r tag seconds entropy extra </dev/virtio-ports/pfh.proto || fail "read the resume line"
+    if [ "$tag" != PFH-RESUME ] || [ -z "$entropy" ] || [ -n "$extra" ]; then
+        fail "bad resume line '$tag $seconds $entropy $extra'"
+    fi
+    date -s "@$seconds" >/dev/null || fail "set the clock to $seconds"
+    printf '%s\n' "$entropy" >/dev/urandom || fail "write /dev/urandom"
 fi
 
 mount -t 9p -o "trans=virtio,version=9p2000.L,ro,$P9_OPTS" hostroot /lower \

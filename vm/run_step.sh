@@ -5,11 +5,12 @@
 # installed, except dd for the kernel log: busybox's has no iflag=nonblock).
 #
 #   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--cwd DIR] [--ko FILE.ko]
-#               [--param NAME=VALUE ...] [--no-hold] [--save-dir DIR]
+#               [--param NAME=VALUE ...] [--pid-param NAME] [--no-hold] [--save-dir DIR]
 #               [--oracle-ko FILE.ko [--oracle-param NAME=VALUE ...]] -- CMD [ARG ...]
 #
 # With --ko: create the workload's process, held (stopped) before it execs
-# CMD; load the module with tpid=<its pid> and the --param values; let it
+# CMD; load the module with tpid=<its pid> (--pid-param NAME: NAME=<its pid>)
+# and the --param values; let it
 # exec; wait for it; unload the module; report the kernel log records that
 # appeared meanwhile. --no-hold starts CMD first and loads the module after,
 # as the course's shell script does (its first faults are lost). Without
@@ -114,6 +115,7 @@ proto_fd=
 cwd=
 ko=
 params=
+pid_param=tpid
 oracle=
 oracle_params=
 hold=1
@@ -121,7 +123,7 @@ save_dir=
 usage=
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--token | --proto | --cwd | --ko | --oracle-ko)
+	--token | --proto | --cwd | --ko | --oracle-ko | --pid-param)
 		if [ $# -lt 2 ] || [ -z "$2" ]; then
 			usage="$1 needs a value"
 			shift
@@ -133,6 +135,13 @@ while [ $# -gt 0 ]; do
 		--cwd) cwd=$2 ;;
 		--ko) ko=$2 ;;
 		--oracle-ko) oracle=$2 ;;
+		--pid-param)
+			if check_param "$2=0"; then
+				pid_param=$2
+			else
+				usage="--pid-param $2: not a parameter name (a-z, 0-9, _)"
+			fi
+			;;
 		esac
 		shift 2
 		;;
@@ -430,7 +439,7 @@ if [ -n "$oracle" ]; then
 fi
 # Split on purpose (above).
 # shellcheck disable=SC2086
-$insmod "$ko" "tpid=$pid" $params >/dev/null 2>&1
+$insmod "$ko" "$pid_param=$pid" $params >/dev/null 2>&1
 status=$?
 mark insmod "status=$status"
 if [ "$status" -ne 0 ]; then

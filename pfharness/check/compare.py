@@ -216,6 +216,7 @@ def _plot_items(plot: FoundPlot, cls: str, figures: dict) -> list[Item]:
 
 
 _CLASS_WORDS = (("code", r"\b(code|text)\b"), ("data", r"\b(data|bss)\b"), ("other", r"\b(other|stack|heap|mmap)\b"))
+_PART = re.compile(r"\b(\d+)\s+of\s+\d+\s+(?:page\s+)?(?:faults?|recorded)\b", re.I)
 _COUNT = re.compile(r"\bfaults?\s*[=:]\s*(\d+)|(\d+)\s+(?:page\s+)?(?:faults?|recorded)\b", re.I)
 
 
@@ -230,7 +231,9 @@ def plot_class(plot: FoundPlot, n: int, of: int) -> str:
 
 def printed_count(plot: FoundPlot) -> int | None:
     """The fault count the module printed with a plot (its title or the lines after it), if any."""
-    found = [int(a or b) for text in (plot.title or "", *plot.after) for a, b in _COUNT.findall(text)]
+    texts = (plot.title or "", *plot.after)
+    part = [int(m.group(1)) for text in texts if (m := _PART.search(text))]  # "2 of 463 recorded": the class's 2
+    found = part or [int(a or b) for text in texts for a, b in _COUNT.findall(text)]
     return max(found) if found else None
 
 

@@ -64,26 +64,38 @@ def parse_modinfo_params(text: str) -> list[str]:
 
 
 def param_findings(params: Sequence[str], messages: Sequence[str], pid_param: str = PID_PARAM) -> list[CheckFinding]:
-    """no-tpid-param: the module has no parameter named `pid_param` (the kernel ignores tpid= and the
-    module traces whatever its own parameter defaults to)."""
-    if pid_param in params:
-        return []
-    quoted = tuple(m for m in messages if (u := _UNKNOWN.search(m)) and u.group(1) == pid_param)
+    """no-tpid-param: an error when the module has no parameter named `pid_param` (the kernel ignores
+    `pid_param`= and the module traces whatever its own parameter defaults to); a warning when it was
+    loaded with its own name (--pid-param) and has no `tpid`, which the course's script loads it with."""
     names = ", ".join(params) or "none"
+    if pid_param in params:
+        if pid_param == PID_PARAM or PID_PARAM in params:
+            return []
+        message = (
+            f"the module's pid parameter is `{pid_param}` (loaded here with {pid_param}=<pid>, as --pid-param asked), "
+            f"but the course's script loads it with {PID_PARAM}=<pid>, which it would ignore and trace pid 0: "
+            f"name it `{PID_PARAM}` (module_param({PID_PARAM}, int, 0)) before you hand it in"
+        )
+        return [CheckFinding(Finding.NO_TPID_PARAM, "warning", "load", message, (f"modinfo -p: {names}",))]
+    quoted = tuple(m for m in messages if (u := _UNKNOWN.search(m)) and u.group(1) == pid_param)
     fix = f"--pid-param {params[0]}" if len(params) == 1 else "--pid-param NAME"
     message = (
-        f"the module has no `{pid_param}` parameter (its parameters: {names}): the course's script loads it with "
-        f"{pid_param}=<pid>, so it traced nothing; name it `{pid_param}` (module_param({pid_param}, int, 0)), "
+        f"the module has no `{pid_param}` parameter (its parameters: {names}): it was loaded with "
+        f"{pid_param}=<pid>, so it traced nothing; name it `{PID_PARAM}` (module_param({PID_PARAM}, int, 0)), "
         f"or check it with {fix}"
     )
     return [CheckFinding(Finding.NO_TPID_PARAM, "error", "load", message, quoted)]
 
 
+def _not_oracle(messages: Sequence[str]) -> list[str]:
+    return [ln for ln in messages if not ln.startswith(f"{kbuild.ORACLE_NAME}: ")]
+
+
 def load_findings(result: TraceResult) -> list[CheckFinding]:
-    """load-failed or probe-symbol: insmod refused the module."""
+    """load-failed or probe-symbol: insmod refused the module (the oracle's lines beside it are not its)."""
     if result.insmod_status in (0, None):
         return []
-    lines = tuple(result.kernel_messages)
+    lines = tuple(_not_oracle(result.kernel_messages))
     probe = tuple(m for m in lines if _PROBE_FAILED.search(m) and not splat.scan([m]))
     if probe:
         message = (
@@ -102,7 +114,7 @@ def load_findings(result: TraceResult) -> list[CheckFinding]:
 def flood_findings(result: TraceResult, letter: str) -> list[CheckFinding]:
     """printk-flood: the kernel log overwrote lines, or B/C printed a line per fault (the oracle's lines
     beside it are not the module's)."""
-    lines = [ln for ln in result.kernel_messages if not ln.startswith(f"{kbuild.ORACLE_NAME}: ")]
+    lines = _not_oracle(result.kernel_messages)
     if result.kmsg_lost > 0:
         message = (
             f"the kernel log overwrote the module's lines {result.kmsg_lost} time(s): print less "

@@ -48,8 +48,6 @@ class CheckRequest:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.pid_param):
             raise UsageError(f"--pid-param {self.pid_param!r} must be a plain identifier, e.g. --pid-param process_id")
-        if self.pid_param != judge.PID_PARAM:
-            raise UsageError("--pid-param is not supported yet: rename the module's parameter to tpid to check it")
 
 
 def check(request: CheckRequest, events: Events | None = None) -> CheckReport:
@@ -157,6 +155,7 @@ def check_module(  # noqa: PLR0917 - one module's check: what it runs with
         (str(workload), *WORKLOAD_ARGS),
         timeout=request.timeout,
         hold=request.hold,
+        pid_param=request.pid_param,
         oracle_ko=oracle_ko,
         oracle_params=oracle.PARAMS if oracle_ko is not None else (),
     )

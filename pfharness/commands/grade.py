@@ -10,7 +10,6 @@ import typer
 from ..errors import UsageError
 from ..grade import execute
 from ..grade import rubric as rubric_file
-from ..grade import run as grade_run
 from ..grade import times as grade_times
 from ..grade.model import StudentGrade
 from ..kmod import kernels
@@ -89,6 +88,8 @@ def grade_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     submission_times = _times(times)
     kernel = kernels.select(kernel_release)
     kernel.require_image()
+    from ..grade import run as grade_run  # noqa: PLC0415 - loaded by this command only: others start sooner
+
     request = grade_run.GradeRequest(
         checked[1],
         out,

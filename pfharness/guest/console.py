@@ -20,11 +20,12 @@ from pathlib import Path
 import pexpect
 
 from ..errors import VmLost, VmTimeout
-from ..results import notes
+from ..results import notes, splat
 
 # A panic as the kernel prints it (with its timestamp), so that a workload printing the words does not count.
 PANIC_RE = re.compile(rb"\[ *\d+\.\d+\] Kernel panic - not syncing[^\r\n]*|PFH-INIT-ERROR[^\r\n]*")
 _WINDOW = 8192  # expect() searches only the newest bytes: long outputs stay linear
+_KERNEL_LINE = re.compile(r"^\[ *\d+\.\d+\] ")  # a kernel line on the console: its printk timestamp
 # Commands made of these characters are typed as they are; anything else goes base64-encoded.
 _TYPABLE = re.compile(r"[\x20-\x7e\n]{1,3000}")
 _CHUNK = 1536  # base64 characters per console line (the tty line limit is 4095)
@@ -59,6 +60,16 @@ class Console:
             return ""
         lines = [ln for ln in data.splitlines() if ln.strip() and not notes.is_note(ln)]
         return "\n".join("    " + ln for ln in lines[-n:])
+
+    def _first_splat(self) -> str:
+        """The first splat line among the console's last kernel lines (what took the VM down), or ""."""
+        try:
+            data = notes.console_text(self.transcript_path.read_bytes()[-64000:].decode(errors="replace"))
+        except OSError:
+            return ""
+        kernel = [ln for ln in data.splitlines() if _KERNEL_LINE.match(ln)][-100:]
+        found = splat.scan(kernel)
+        return _KERNEL_LINE.sub("", found[0]).strip() if found else ""
 
     def _give_up(self, error: VmLost) -> VmLost:
         """The VM is lost: kill QEMU (if it still runs), note why in the transcript, remember it."""
@@ -110,6 +121,8 @@ class Console:
                     continue  # QEMU still runs: the text was not a panic of this kernel
             if index == 2:
                 why = f"was lost during {stage}: {panic}" if panic else f"exited during {stage} without finishing it"
+                if first := self._first_splat():
+                    why += f" (the kernel's report began: {first})"
                 raise self._give_up(
                     VmLost(f"the VM {why}:\n{self._tail(12)}\nthe whole console is in {self.transcript_path}")
                 )

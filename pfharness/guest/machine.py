@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..results.step_protocol import P9_PARAM, PORTS_PARAM, SAVE_PARAM
+from ..results.step_protocol import P9_PARAM, PORTS_PARAM, SAVE_PARAM, SNAP_PARAM
 
 __all__ = [
     "DEFAULT_APPEND",
@@ -94,6 +94,14 @@ class VmConfig:
     # virtio-serial ports: (name the guest sees, host unix socket QEMU connects to at start-up).
     # The harness listens on the sockets before QEMU starts (see guest/channel.py).
     ports: tuple[tuple[str, Path], ...] = ()
+    # Snapshots (guest/snapshot.py). The guest's RAM in this file instead of anonymous memory: mapped
+    # shared while a snapshot is made (the guest's RAM is the snapshot's), privately (copy-on-write:
+    # the file never changes, runs never see each other's writes) when restored from it.
+    ram_file: Path | None = None
+    ram_shared: bool = False
+    snapshot_point: bool = False  # init.sh stops before its 9p mounts (SNAP_PARAM=1); a vmgenid device
+    qmp: Path | None = None  # a unix socket QEMU's monitor listens on (QMP)
+    incoming: bool = False  # wait for a saved state to restore (-incoming defer; guest/monitor.py)
 
 
 def kernel_cmdline(cfg: VmConfig) -> str:
@@ -111,6 +119,8 @@ def kernel_cmdline(cfg: VmConfig) -> str:
         parts.append(f"lpj={cfg.lpj}")
     if cfg.tsc_khz is not None:
         parts.append(f"tsc_early_khz={cfg.tsc_khz}")
+    if cfg.snapshot_point:
+        parts.append(f"{SNAP_PARAM}=1")
     parts.extend(cfg.extra_append)
     for part in parts:
         if not part or any(c.isspace() for c in part):
@@ -124,7 +134,22 @@ def _machine_args(cfg: VmConfig) -> list[str]:
     cpu = "host" if cfg.accel == "kvm" else "max"
     accel = "kvm" if cfg.accel == "kvm" else f"tcg,thread={cfg.tcg_threads}"
     icount = [] if cfg.icount_shift is None else ["-icount", f"shift={cfg.icount_shift},sleep=off"]
-    return ["-machine", machine, "-accel", accel, "-cpu", cpu, *icount]
+    if cfg.ram_file is None:
+        return ["-machine", machine, "-accel", accel, "-cpu", cpu, *icount]
+    share = "on" if cfg.ram_shared else "off"
+    ram = f"memory-backend-file,id=pfhram,size={cfg.memory_mib}M,mem-path={cfg.ram_file},share={share}"
+    return ["-object", ram, "-machine", f"{machine},memory-backend=pfhram", "-accel", accel, "-cpu", cpu, *icount]
+
+
+def _snapshot_args(cfg: VmConfig) -> list[str]:
+    """The monitor, the restored state, and a VM generation ID: QEMU gives a restored guest a new one
+    and tells it, and the guest kernel then reseeds its random generator at once (vmgenid)."""
+    args = ["-device", "vmgenid,guid=auto"] if cfg.snapshot_point else []
+    if cfg.qmp is not None:
+        args += ["-qmp", f"unix:{cfg.qmp},server=on,wait=off"]
+    if cfg.incoming:
+        args += ["-incoming", "defer"]  # the state goes in through the monitor (guest/monitor.py)
+    return args
 
 
 #: The virtio devices pfharness attaches, by the short name virtio_device() takes.
@@ -188,7 +213,7 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
     if cfg.icount_shift is not None and (cfg.accel != "tcg" or cfg.smp != 1):
         # Two vCPUs never finish booting under -icount here (the second one's start-up hangs).
         raise ValueError(f"icount needs tcg and smp=1, got accel={cfg.accel} smp={cfg.smp}")
-    for path in (cfg.host_root, cfg.save_dir):
+    for path in (cfg.host_root, cfg.save_dir, cfg.ram_file, cfg.qmp):
         if path is not None and "," in str(path):
             raise ValueError(f"{path} contains ',', which QEMU's option parser cannot take")
     return [
@@ -217,4 +242,5 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
         kernel_cmdline(cfg),
         *_virtfs_args(cfg),
         *_port_args(cfg),
+        *_snapshot_args(cfg),
     ]

@@ -30,6 +30,7 @@ class PortListener:
         self._lock = threading.Lock()
         self._channel: StepChannel | None = None
         self._connections: list[socket.socket] = []
+        self._latest: dict[str, socket.socket] = {}  # each port's connection from the QEMU started last
         try:
             for name in PORTS:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -61,9 +62,17 @@ class PortListener:
                         ) from None
             conn.settimeout(None)
             self._connections.append(conn)
+            self._latest[name] = conn
             thread = threading.Thread(target=self._read, args=(name, conn), name=f"pfh-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def send(self, name: str, data: bytes) -> None:
+        """Send `data` to the guest on port `name` (QEMU holds it until the guest reads the port)."""
+        try:
+            self._latest[name].sendall(data)
+        except (KeyError, OSError) as error:
+            raise VmLost(f"cannot write to the guest's port {name}: {error}") from None
 
     def attach(self, channel: StepChannel | None) -> None:
         """Send what arrives from now on to `channel` (None: drop it)."""

@@ -23,9 +23,9 @@ from ..results import notes
 from ..results import step_protocol as sp
 from ..values import Accelerator
 from . import accel as accel_mod
-from .boot import QBOOT, prepare_boot
+from .boot import QBOOT, BootArtifacts, prepare_boot
 from .console import Console, ShellResult
-from .machine import LARGE_LOG_BUF_MIB, VmConfig, qemu_argv
+from .machine import LARGE_LOG_BUF_MIB, Accel, VmConfig, qemu_argv
 from .ports import PortListener
 
 if TYPE_CHECKING:
@@ -51,6 +51,9 @@ class VmOptions:
     # Memory-management settings written at boot (vm/init.sh, pfh.mm=): run copies the host's. The
     # default leaves the guest kernel's own (Debian's: THP always).
     mm: MmSettings = GUEST_DEFAULTS
+    # Start from the cached snapshot of this guest (guest/snapshot.py, made by the first boot) instead of
+    # booting it; False always boots (--fresh-boot). Never with icount_shift (its clock must count from 0).
+    snapshot: bool = False
 
 
 @dataclass
@@ -64,6 +67,9 @@ class VmSession:
     argv: list[str] = field(default_factory=list)
     ports: PortListener | None = None
     on_note: Callable[[str], None] = lambda line: None  # hears a line for the person watching (the KVM probe's)
+    snapshot_seconds: float | None = None  # the time it took to save a snapshot, when this boot made one
+    _transcript: notes.Transcript | None = None
+    _pvh: bool = False
     kind = "vm"
 
     @property
@@ -98,16 +104,32 @@ class VmSession:
     def boot(self) -> None:
         qemu = proc.require_program("qemu-system-x86_64", "qemu-system-x86")
         artifacts = prepare_boot(self.options.kernel)
-        self.accelerator = accel_mod.choose(
+        accel = accel_mod.choose(
             Accelerator.tcg if self.options.icount_shift is not None else self.options.accel,
             artifacts,
             qemu,
             self.on_note,
         )
-        cfg = VmConfig(
+        self.accelerator = accel
+        self.ports = PortListener()
+        cfg = replace(self._config(qemu, artifacts, accel), ports=self.ports.ports)
+        self._pvh = artifacts.pvh
+        self._transcript = notes.open_transcript(self.options.transcript)
+        start = time.monotonic()
+        if self.options.snapshot and self.options.icount_shift is None:
+            from .restore import start_from_snapshot  # noqa: PLC0415 - only where snapshots apply
+
+            self.snapshot_seconds = start_from_snapshot(self, cfg)
+        else:
+            self.start_qemu(cfg)
+            self.wait_shell(self.options.boot_timeout)
+        self.boot_seconds = time.monotonic() - start
+
+    def _config(self, qemu: str, artifacts: BootArtifacts, accel: Accel) -> VmConfig:
+        return VmConfig(
             kernel=artifacts.kernel,
             initrd=artifacts.initrd,
-            accel=self.accelerator,
+            accel=accel,
             smp=self.options.smp,
             memory_mib=self.options.memory_mib,
             extra_append=(*artifacts.append, *_mm_parameter(self.options.mm), *self.options.extra_append),
@@ -120,31 +142,40 @@ class VmSession:
             icount_shift=self.options.icount_shift,
             log_buf_mib=self.options.log_buf_mib,
         )
-        self.ports = PortListener()
-        cfg = replace(cfg, ports=self.ports.ports)
+
+    def start_qemu(self, cfg: VmConfig, *, timeout: float | None = None) -> Console:
+        """Start QEMU for `cfg` (this session's console and ports), its boot note in the transcript."""
+        assert self._transcript is not None and self.ports is not None
+        timeout = self.options.boot_timeout if timeout is None else timeout
         self.argv = qemu_argv(cfg)
-        transcript = notes.open_transcript(self.options.transcript)
-        start = time.monotonic()
-        try:
-            child = proc.spawn_interactive(self.argv, logfile=transcript, timeout=self.options.boot_timeout)
-        except BaseException:
-            transcript.close()
-            raise
-        self.console = Console(child, transcript, self.options.transcript)
-        self.ports.accept(self.options.boot_timeout, child.isalive)
+        child = proc.spawn_interactive(self.argv, logfile=self._transcript, timeout=timeout)
+        self.console = Console(child, self._transcript, self.options.transcript)
+        self.ports.accept(timeout, child.isalive)
+        restored = {"restored": 1} if cfg.incoming else {}
         self.console.note(
             notes.boot_note(
                 self.kernel_release,
                 self.accelerator,
                 smp=cfg.smp,
                 memory_mib=cfg.memory_mib,
-                pvh=int(artifacts.pvh),
+                pvh=int(self._pvh),
                 **notes.mm_fields(self.options.mm),
+                **restored,
             )
         )
-        self.console.wait_for(rb"PFH-READY\r*\n", "boot", self.options.boot_timeout)
-        self.console.start_shell("boot", self.options.boot_timeout)
-        self.boot_seconds = time.monotonic() - start
+        return self.console
+
+    def wait_shell(self, timeout: float) -> None:
+        """Wait for init's ready marker and the shell's first answer."""
+        assert self.console is not None
+        self.console.wait_for(rb"PFH-READY\r*\n", "boot", timeout)
+        self.console.start_shell("boot", timeout)
+
+    def stop_qemu(self) -> None:
+        """Kill this session's QEMU (the transcript stays open for the next one)."""
+        if self.console is not None:
+            _kill(self.console.child)
+            self.console = None
 
     def note(self, text: str) -> None:
         assert self.console is not None, "the VM is not booted"
@@ -203,21 +234,22 @@ class VmSession:
         if self.ports is not None:
             self.ports.close()
             self.ports = None
-        if self.console is None:
-            return
-        child = self.console.child
-        try:
-            if child.isalive():
-                os.kill(child.pid, signal.SIGKILL)
-            child.delayafterclose = child.delayafterterminate = 0.0
-            # ptyprocess sleeps its own 0.1 s after closing the terminal unless told not to.
-            child.ptyproc.delayafterclose = child.ptyproc.delayafterterminate = 0.0
-            child.close(force=True)
-        except (pexpect.ExceptionPexpect, OSError):
-            pass
-        finally:
-            self.console.transcript.close()
-            self.console = None
+        self.stop_qemu()
+        if self._transcript is not None:
+            self._transcript.close()
+            self._transcript = None
+
+
+def _kill(child: pexpect.spawn) -> None:
+    try:
+        if child.isalive():
+            os.kill(child.pid, signal.SIGKILL)
+        child.delayafterclose = child.delayafterterminate = 0.0
+        # ptyprocess sleeps its own 0.1 s after closing the terminal unless told not to.
+        child.ptyproc.delayafterclose = child.ptyproc.delayafterterminate = 0.0
+        child.close(force=True)
+    except (pexpect.ExceptionPexpect, OSError):
+        pass
 
 
 def _mm_parameter(mm: MmSettings) -> tuple[str, ...]:

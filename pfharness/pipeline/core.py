@@ -43,6 +43,8 @@ def run_steps(
                 command=step.command,
                 hold=step.hold,
                 params=step.params,
+                pid_param=step.pid_param,
+                own_module=step.own_module,
                 timeout=step.timeout,
                 follow=step.follow,
                 cwd=cwd,

@@ -5,13 +5,14 @@ every target spec goes through prepare()."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import assets
 from ..errors import UsageError
 from ..kernel import Kernel
-from ..kmod import kbuild, kernels
+from ..kmod import bring, kbuild, kernels
 
 
 @dataclass(frozen=True)
@@ -52,4 +53,26 @@ def prepare(release: str | None, build_dir: Path, *, boot: bool, running: str | 
         kernel=kernel if boot else None,
         make_vars=kernel.toolchain.make_vars,
         tools_run_here=kernel.toolchain.on_host,
+    )
+
+
+def prepare_own(release: str | None, build_dir: Path, source: Sequence[Path], module: str) -> Prepared:
+    """Select the kernel `release` names and build the user's own module source (`run --source`: a
+    directory with its Makefile, or .c files) for it into build_dir/foreign/<release>, in the sandbox;
+    `module` (pf_probe_X) must be among what it builds. Raises BuildError with the known causes when
+    it does not build (kmod/bring.py)."""
+    kernel = kernels.select(release)
+    kernel.require_image()
+    others = kernels.available(cache=assets.cache_dir())
+    built = bring.build(source, kernel, build_dir / "foreign" / kernel.release, others)
+    ko = built.modules.get(module)
+    if ko is None:
+        names = ", ".join(sorted(built.modules))
+        raise UsageError(f"--source built {names}, not {module}: pick one with --module, or name it {module} (obj-m)")
+    return Prepared(
+        release=built.kernel_release,
+        modules={module[-1]: ko},
+        kdir=kernel.require_headers(),
+        build_seconds=built.seconds,
+        kernel=kernel,
     )

@@ -16,6 +16,8 @@ class Step:
     module: Module
     command: tuple[str, ...]  # the workload's argv
     params: tuple[str, ...] = ()  # more module parameters, NAME=VALUE (checked at the edge)
+    pid_param: str = "tpid"  # the module's parameter for the workload's pid (a brought module may name it otherwise)
+    own_module: bool = False  # a module pfharness did not write (run --source): its output is shown, not parsed
     timeout: float = 600.0  # seconds for the whole step
     follow: bool = False  # trace every process the workload creates too (follow=1)
     hold: bool = True  # hold the workload before exec until the module is armed

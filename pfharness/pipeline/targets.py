@@ -23,6 +23,9 @@ from ..values import Accelerator
 from .events import Events
 from .prepare import Prepared, prepare
 
+#: Whether a VM starts from its snapshot unless told otherwise (`--fresh-boot`).
+SNAPSHOT_DEFAULT = True
+
 if TYPE_CHECKING:
     from ..step import Target
     from .steps import Step
@@ -108,6 +111,9 @@ class VmSpec(_LooksUpCommands):
     # settings), always, madvise, never, or guest; None: the guest kernel's defaults, nothing set at boot.
     thp: str | None = None
     extra_append: tuple[str, ...] = ()  # more kernel parameters (`check` boots with slub_debug=FZPU)
+    # Start from the cached snapshot of this guest, made by its first boot (guest/snapshot.py), instead of
+    # booting; False boots every time (`--fresh-boot`).
+    snapshot: bool = SNAPSHOT_DEFAULT
     kind = "vm"
 
     def __post_init__(self) -> None:
@@ -151,10 +157,12 @@ class VmSpec(_LooksUpCommands):
             log_buf_mib=log_buffer_mib(steps),
             mm=mm_settings.GUEST_DEFAULTS if self.thp is None else mm_settings.for_guest(self.thp),
             extra_append=self.extra_append,
+            snapshot=self.snapshot,
         )
         events.stage("boot")
         with VmSession(options, on_note=events.note) as vm:
-            yield Opened(vm, {"boot": vm.boot_seconds})
+            saved = {} if vm.snapshot_seconds is None else {"snapshot": vm.snapshot_seconds}
+            yield Opened(vm, {"boot": vm.boot_seconds, **saved})
 
 
 @dataclass(frozen=True)

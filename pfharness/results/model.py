@@ -28,6 +28,7 @@ class RunContext:
     target: str = "vm"  # vm, host, or "log" for a plain kernel log read by `parse`
     transcript: str = ""  # where the console transcript is kept
     mm: MmSettings | None = None  # the target's memory-management settings (None: not known)
+    own_module: bool = False  # the user's own module (run --source): its output is not pfharness's format
 
     @property
     def module_name(self) -> str:
@@ -81,6 +82,7 @@ class TraceResult:
     records_file: dict[str, Any] | None = None  # run.json's summary of the above (kept in the transcript too)
     top: dict[str, Any] | None = None  # the top-5 tables (results/tables.py) as JSON; from the transcript for parse
     mm: MmSettings | None = None  # THP and overcommit settings the workload ran under (None: not known)
+    own_module: bool = False  # the user's own module (run --source): its lines are shown as printed, not parsed
 
     @functools.cached_property
     def verdict(self) -> Verdict:
@@ -88,6 +90,12 @@ class TraceResult:
         from .verdict import judge  # noqa: PLC0415 - the verdict reads the model
 
         return judge(self)
+
+    def own_lines(self) -> list[str]:
+        """The module's kernel log lines as it printed them (those starting with its name, else the whole
+        log): what `run --source` shows of a module pfharness did not write."""
+        prefixed = [m for m in self.kernel_messages if m.startswith(f"{self.module}: ")]
+        return prefixed or list(self.kernel_messages)
 
     def module_errors(self) -> list[str]:
         """The module's own error lines (why it refused to load)."""
@@ -104,6 +112,8 @@ class TraceResult:
         r = self.report
         return {
             "module": self.module,
+            "own_module": self.own_module,
+            "module_lines": self.own_lines() if self.own_module else None,  # run --source: as printed
             "command": self.command,
             "comm": r.comm,
             "kernel_release": self.kernel_release,

@@ -16,6 +16,9 @@ SPLAT_PATTERNS: tuple[tuple[str, str], ...] = (
     ("warning", r"\bWARNING:"),
     ("oops", r"\bOops\b"),
     ("gpf", r"general protection fault"),
+    ("divide-error", r"^divide error: "),  # an x86 #DE in the kernel (a division by zero): an Oops of its own
+    ("invalid-opcode", r"^invalid opcode: "),  # BUG_ON()'s ud2, when no "kernel BUG at" precedes it
+    ("slub", r"^BUG [\w.-]+ \(.*\): "),  # slub_debug: "BUG kmalloc-8k (Tainted: ...): Left Redzone overwritten"
     ("sleep-in-atomic", r"sleeping function called from invalid context"),
     ("atomic-schedule", r"scheduling while atomic"),
     ("rcu-stall", r"rcu.*(?:detected stall|self-detected stall)|RCU Stall"),

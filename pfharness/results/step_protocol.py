@@ -246,6 +246,7 @@ def parse_event(line: str) -> StepEvent | None:
 # ---------------------------------------------------------------------------------------------
 # The command line
 # ---------------------------------------------------------------------------------------------
+PID_PARAM = "tpid"  # the module parameter run_step.sh gives the workload's pid unless --pid-param names another
 #: Every option run_step.sh takes, as StepCommand.argv() writes them.
 OPTIONS = (
     "--token",
@@ -254,6 +255,7 @@ OPTIONS = (
     "--cwd",
     "--ko",
     "--param",
+    "--pid-param",
     "--no-hold",
     "--save-dir",
     "--oracle-ko",
@@ -272,6 +274,7 @@ class StepCommand:
     cwd: str | None = None  # the workload's directory
     ko: str | None = None  # the module to load (None: the command runs untraced)
     params: tuple[str, ...] = ()  # module parameters, NAME=VALUE (checked by step.check_params)
+    pid_param: str = PID_PARAM  # the module's parameter that gets the workload's pid
     hold: bool = True  # hold the workload before its exec until the module is loaded
     save_dir: str | None = None  # where to copy the module's procfs files (SAVED_FILES) before unloading it
     oracle_ko: str | None = None  # pfharness's own recorder, loaded first for the same pid (its files are saved)
@@ -290,6 +293,8 @@ class StepCommand:
             argv += ["--ko", self.ko]
         for p in self.params:
             argv += ["--param", p]
+        if self.pid_param != PID_PARAM:
+            argv += ["--pid-param", self.pid_param]
         if not self.hold:
             argv.append("--no-hold")
         if self.save_dir is not None:
@@ -323,7 +328,22 @@ ROOT_PARAM = "pfh.root"  # =overlay|ro: how the root is made writable (pfharness
 SAVE_PARAM = "pfh.save"  # =TAG: mount the 9p export TAG read-write on SAVE_MOUNT
 PORTS_PARAM = "pfh.ports"  # =A,B,...: wait for these virtio-serial ports and link them under PORT_DIR
 MM_PARAM = "pfh.mm"  # =KEY:VALUE,...: memory-management settings to write at boot (mm_settings.py)
-INIT_PARAMS = (P9_PARAM, ROOT_PARAM, SAVE_PARAM, PORTS_PARAM, MM_PARAM)
+SNAP_PARAM = "pfh.snap"  # =1: stop at SNAP_POINT (before the 9p mounts) until the host sends the resume line
+INIT_PARAMS = (P9_PARAM, ROOT_PARAM, SAVE_PARAM, PORTS_PARAM, MM_PARAM, SNAP_PARAM)
+
+#: The snapshot point (guest/snapshot.py): with SNAP_PARAM, vm/init.sh prints SNAP_POINT on the console
+#: once the modules are loaded and the ports linked, and reads one line from PROTO_PORT: the host
+#: snapshots the guest meanwhile, and every guest restored from it reads the line its own run sends,
+#: "SNAP_RESUME SECONDS HEX": the host's wall clock (whole seconds since the epoch, rounded) and fresh
+#: random bytes for the guest's entropy pool. Then init.sh mounts the 9p root and goes on as after a boot.
+SNAP_POINT = "PFH-SNAPSHOT-POINT"
+SNAP_RESUME = "PFH-RESUME"
+
+
+def resume_line(seconds: int, entropy_hex: str) -> str:
+    """The line vm/init.sh reads at the snapshot point."""
+    return f"{SNAP_RESUME} {seconds} {entropy_hex}"
+
 
 #: A virtio port opens once: while the previous step's last holder still releases it, the console
 #: shell's redirect fails with this and the step never starts; the VM session tries again.

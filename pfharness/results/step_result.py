@@ -62,7 +62,9 @@ def read_step(
         lost_reason=lost_reason,
         complete=step.complete,
         workload_output=data.output,
-        report=module_output.parse_module_output(messages, name),
+        report=module_output.ModuleReport()
+        if context.own_module
+        else module_output.parse_module_output(messages, name),
         kernel_messages=messages,
         splats=splats,
         oom_kills=[kill.line for kill in splat.oom_kills(messages)],
@@ -74,4 +76,5 @@ def read_step(
         records_file=kept.records_file,
         top=kept.top,
         mm=context.mm,
+        own_module=context.own_module,
     )

@@ -12,6 +12,8 @@ from . import reconcile, records_parquet, sites, sites_view, tables
 from .model import TraceResult
 from .run_dir import SavedRecords
 
+OWN_LINES = 200  # run --source: the module's own lines shown at most
+
 
 def _count_lines(result: TraceResult) -> list[str]:
     """The kretprobe's counts: kinds, what was left out, and whether the run is exact."""
@@ -49,16 +51,10 @@ def summary_lines(result: TraceResult) -> list[str]:
     plots = ", ".join(f"{p.plot_class} ({p.faults} faults, {p.scale})" for p in r.plots) or "none"
     if r.empty_classes:
         plots += "; no faults in: " + ", ".join(r.empty_classes)
-    held = "held before exec" if result.hold else "started before the module was loaded"
     table = r.process_table
-    stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_seconds.items())
     return [
         "---- pfharness summary ----",
-        f"module:          {result.module}",
-        f"command:         {shlex.join(result.command)}",
-        f"kernel:          {result.kernel_release} ({result.target}, accelerator {result.accelerator})",
-        *([f"memory:          {result.mm.describe()}"] if result.mm is not None else []),
-        f"pid:             {'not started' if result.pid is None else f'{result.pid} ({held})'}",
+        *_identity_lines(result),
         f"faults:          {counters}",
         *_count_lines(result),
         *reconcile.summary_lines(result.reconciliation()),
@@ -71,10 +67,51 @@ def summary_lines(result: TraceResult) -> list[str]:
             if table is not None
             else []
         ),
+        *_end_lines(result),
+        *saved_lines(result),
+    ]
+
+
+def _identity_lines(result: TraceResult) -> list[str]:
+    held = "held before exec" if result.hold else "started before the module was loaded"
+    return [
+        f"module:          {result.module}",
+        f"command:         {shlex.join(result.command)}",
+        f"kernel:          {result.kernel_release} ({result.target}, accelerator {result.accelerator})",
+        *([f"memory:          {result.mm.describe()}"] if result.mm is not None else []),
+        f"pid:             {'not started' if result.pid is None else f'{result.pid} ({held})'}",
+    ]
+
+
+def _end_lines(result: TraceResult) -> list[str]:
+    stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_seconds.items())
+    return [
         f"workload status: {'none: it did not end in the run' if (ws := result.workload_status) is None else ws}",
         f"stages:          {stages}",
         f"transcript:      {result.transcript}",
-        *saved_lines(result),
+    ]
+
+
+def own_summary_lines(result: TraceResult) -> list[str]:
+    """`run --source`: pfharness cannot read a module it did not write as its own format, so it shows
+    what it knows (the statuses of the step) and the module's lines as printed (the first and last
+    OWN_LINES / 2 of them; all are in the transcript)."""
+    lines = result.own_lines()
+    half = OWN_LINES // 2
+    if len(lines) > OWN_LINES:
+        lines = [
+            *lines[:half],
+            f"... ({len(lines) - 2 * half} lines left out: the transcript has them) ...",
+            *lines[-half:],
+        ]
+    return [
+        "---- pfharness summary (your own module: its output is shown as printed, not read) ----",
+        *_identity_lines(result),
+        f"insmod status:   {result.insmod_status}",
+        f"rmmod status:    {result.rmmod_status}",
+        *_end_lines(result),
+        f"its kernel log ({len(result.own_lines())} line(s), as printed):",
+        *(f"  {ln}" for ln in lines),
     ]
 
 
@@ -140,7 +177,7 @@ def show(
         return data["exit_status"]
     if with_output and result.workload_output:
         echo(result.workload_output.rstrip("\n"))
-    for line in summary_lines(result):
+    for line in own_summary_lines(result) if result.own_module else summary_lines(result):
         echo(line)
     for line in result.oom_kills:
         echo(f"note: the OOM killer ended a process of the run (not a kernel fault): {line}")

@@ -80,7 +80,7 @@ def _harness_error(result: TraceResult) -> PfhError | None:
             "the plot or fault lines may be incomplete; trace a shorter run, or B/C without dump_records; "
             f"transcript: {result.transcript}"
         )
-    if result.insmod_status == 0 and result.rmmod_status == 0 and result.report.seen is None:
+    if result.insmod_status == 0 and result.rmmod_status == 0 and result.report.seen is None and not result.own_module:
         return PfhError(
             f"{result.module} printed no summary at unload: its report is missing from the kernel log; "
             f"transcript: {result.transcript}"
