@@ -73,8 +73,6 @@ class TraceRequest:
     command: tuple[str, ...]  # the workload's argv
     hold: bool = True  # hold the workload before exec until the module is armed
     params: tuple[str, ...] = ()  # extra module parameters, NAME=VALUE
-    pid_param: str = sp.PID_PARAM  # the module's parameter for the workload's pid (a brought module's own name)
-    own_module: bool = False  # a module pfharness did not write (run --source): its output is not parsed
     timeout: float = 600.0  # seconds for the whole step
     follow: bool = False  # also trace every process the workload creates (module parameter follow=1)
     cwd: Path | None = None  # the workload's working directory (None: where the target's shell is)
@@ -85,6 +83,8 @@ class TraceRequest:
     #: `ko` for the same pid; the save directory then holds its files, while the report is `ko`'s output
     oracle_ko: Path | None = None
     oracle_params: tuple[str, ...] = ()  # the oracle's parameters, NAME=VALUE (e.g. max_records=...)
+    pid_param: str = sp.PID_PARAM  # the module's parameter for the workload's pid (a brought module's own name)
+    own_module: bool = False  # a module pfharness did not write (run --source): its output is not parsed
 
     def argv(self, token: str, *, proto: str | None = None, proto_fd: int | None = None) -> list[str]:
         """The run_step.sh command line for this request (step_protocol.StepCommand): its protocol lines

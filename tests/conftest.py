@@ -172,7 +172,12 @@ def traced(vm, built_modules, module, *command, hold=True, params=(), timeout=12
     from pfharness import step
 
     request = step.TraceRequest(
-        module, built_modules.modules[module], tuple(str(c) for c in command), hold, tuple(params), timeout
+        module,
+        built_modules.modules[module],
+        tuple(str(c) for c in command),
+        hold=hold,
+        params=tuple(params),
+        timeout=timeout,
     )
     result = step.trace(vm, request)
     assert not result.splats, result.splats

@@ -16,8 +16,6 @@ class Step:
     module: Module
     command: tuple[str, ...]  # the workload's argv
     params: tuple[str, ...] = ()  # more module parameters, NAME=VALUE (checked at the edge)
-    pid_param: str = "tpid"  # the module's parameter for the workload's pid (a brought module may name it otherwise)
-    own_module: bool = False  # a module pfharness did not write (run --source): its output is shown, not parsed
     timeout: float = 600.0  # seconds for the whole step
     follow: bool = False  # trace every process the workload creates too (follow=1)
     hold: bool = True  # hold the workload before exec until the module is armed
@@ -26,3 +24,5 @@ class Step:
     run_dir: Path | None = None  # the run directory its result will be kept in (default: the save dir's parent)
     oracle_ko: Path | None = None  # pfharness's own recorder loaded beside the module for the same pid (a check)
     oracle_params: tuple[str, ...] = ()  # the oracle's parameters, NAME=VALUE
+    pid_param: str = "tpid"  # the module's parameter for the workload's pid (a brought module may name it otherwise)
+    own_module: bool = False  # a module pfharness did not write (run --source): its output is shown, not parsed
