@@ -47,7 +47,8 @@ class Case:
         return "".join(lines)
 
     def python_lines(self) -> list[str]:
-        """What folded.py draws: the plot of all faults, or of the class's faults (C draws each class alone)."""
+        """What folded.py draws: the plot of all faults, or of the class's faults on the clock of all of them (C
+        draws each class alone, every one on the run's clock)."""
         if self.cls is None:
             return folded.draw(self.records, self.regions, scale=self.scale, pid=self.pid, comm=self.comm).lines
         key, title = fmt.FAULT_CLASSES[self.cls]
@@ -56,8 +57,16 @@ class Case:
         ]
         if not mine:
             return [fmt.LINES["plot_empty_class"].template.format(pid=self.pid, comm=self.comm, class_title=title)]
+        clock = (min(r.t_ns for r in self.records), max(r.t_ns for r in self.records))
         drawn = folded.draw(
-            mine, self.regions, scale=self.scale, pid=self.pid, comm=self.comm, plot_class=key, class_title=title
+            mine,
+            self.regions,
+            scale=self.scale,
+            pid=self.pid,
+            comm=self.comm,
+            plot_class=key,
+            class_title=title,
+            clock=clock,
         )
         return drawn.lines
 
@@ -225,6 +234,12 @@ def named_cases() -> list[Case]:
             hundred,
         ),
         "1000 regions, 15 bands": ([rec(t, (t * 7919 % 10**6) << 20, t % 1000) for t in range(4000)], thousand),
+        "a 34 s run: seconds on the axis": (
+            [rec(t * 34_017_024, 0x7F0000000000 + t * 4096, 1) for t in range(1001)],
+            libs,
+        ),
+        "just under 10 s: ms": ([rec(0, 0x1000, 0), rec(10**10 - 1, 0x2000, 0)], libs),
+        "exactly 10 s: seconds": ([rec(5, 0x1000, 0), rec(10**10 + 5, 0x2000, 0)], libs),
         "huge time span": ([rec(0, 0x1000, 0), rec(TOP, 0x7FFFFFFFF000, 2), rec(TOP // 2, 0x2000, 0)], libs),
         "zero time span": ([rec(123456789, (100 + i) << 12, 0) for i in range(40)], libs),
         "bottom of the address space": ([rec(1, 0, 0), rec(2, 4095, 0), rec(3, 0x3000, 1)], libs),
@@ -244,6 +259,15 @@ def named_cases() -> list[Case]:
             cases.append(Case(f"{name}/{scale}", tuple(records), regions, scale))
     classed = tuple(rec(t, (0x400 + t % 50) << 12, 0, (t % 2) << fmt.RECORD_FLAG_CLASS_SHIFT) for t in range(200))
     cases += [Case(f"class {key}/folded", classed, libs, "folded", c) for c, (key, _) in enumerate(fmt.FAULT_CLASSES)]
+    # C's classes one after the other over 20 s: each plot on the run's clock, its marks in its own third
+    in_turn = tuple(
+        rec(t * 10**8, (0x400 + t % 50) << 12, 0, (t // 67) << fmt.RECORD_FLAG_CLASS_SHIFT) for t in range(201)
+    )
+    cases += [
+        Case(f"classes in turn {key}/{scale}", in_turn, libs, scale, c)
+        for c, (key, _) in enumerate(fmt.FAULT_CLASSES)
+        for scale in folded.SCALES
+    ]
     return cases
 
 

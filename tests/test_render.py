@@ -111,7 +111,10 @@ def test_c_classifies_by_segment(sources):
     for field in ("start_code", "end_code", "start_data", "end_data"):
         assert f"mm->{field}" in c
     assert "for (cls = 0; cls < FAULT_CLASSES; cls++)" in c
-    assert "FAULT_CLASSES; cls++)" not in sources["B"] and 'plot_one(stored, 0, comm, "all", "");' in sources["B"]
+    assert "FAULT_CLASSES; cls++)" not in sources["B"]
+    assert 'plot_one(stored, 0, comm, "all", "", &clock);' in sources["B"]
+    # C's three plots on one clock: measured once, of every record, before the loop over the classes
+    assert c.index("plot_measure(stored, PLOT_ALL, &clock);") < c.index("for (cls = 0; cls < FAULT_CLASSES; cls++)")
 
 
 def test_shared_blocks_live_once_in_the_templates():

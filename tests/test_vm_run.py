@@ -17,6 +17,7 @@ import pytest
 from conftest import qemu_pids, traced
 
 from pfharness import step
+from pfharness.results import folded, output_format
 
 pytestmark = pytest.mark.vm
 PFHARNESS = [sys.executable, "-m", "pfharness.cli"]
@@ -73,6 +74,27 @@ def test_c_plots_only_classes_with_faults(vm, built_modules, programs):
     assert sum(p.faults for p in report.plots) == report.recorded
     other = next(p for p in report.plots if p.plot_class == "other")
     assert other.faults >= 100  # the anonymous region is neither code nor data
+    # Each plot is drawn on the clock of all the records (C's three on one time axis), as folded.py redraws it.
+    saved = result.saved
+    assert saved is not None and len(saved.records) == report.recorded
+    clock = folded.time_extent(saved.records)
+    keys = [key for key, _ in output_format.FAULT_CLASSES]
+    shift, mask = output_format.RECORD_FLAG_CLASS_SHIFT, output_format.RECORD_FLAG_CLASS_MASK
+    for plot in report.plots:
+        mine = [r for r in saved.records if (r.flags & mask) >> shift == keys.index(plot.plot_class)]
+        title = dict(output_format.FAULT_CLASSES)[plot.plot_class]
+        drawn = folded.draw(
+            mine,
+            saved.regions,
+            scale=plot.scale,
+            pid=plot.pid,
+            comm=plot.comm,
+            plot_class=plot.plot_class,
+            class_title=title,
+            clock=clock,
+        )
+        assert drawn.lines == plot.lines
+        assert plot.t_span_ns == clock[1] - clock[0]
 
 
 @pytest.mark.core
