@@ -1,6 +1,7 @@
-"""One plot algorithm: the module's C (kmod_templates/common/plot_core.c.j2, compiled here as a host program with
-tests/plot_host/) and `pfharness plot`'s Python (pfharness/results/folded.py) print the same lines, byte for byte,
-for thousands of generated record sets and the named edge cases. No VM: this runs in `make test-fast`."""
+"""One plot algorithm: the module's C (kmod_templates/common/plot_core.c.j2, and the course modules' linear plot
+course/plot.c.j2, compiled here as host programs with tests/plot_host/) and `pfharness plot`'s Python
+(pfharness/results/folded.py) print the same lines, byte for byte, for thousands of generated record sets and the
+named edge cases. No VM: this runs in `make test-fast`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pfharness.results.records_file import FaultRecord, Region
 
 HOST = Path(__file__).resolve().parent / "plot_host"
 CORE_TEMPLATE = "common/plot_core.c.j2"
+COURSE_TEMPLATE = "course/plot.c.j2"  # the course modules' own plot, linear only (the hand-in's, `pfharness dist`)
 SET_END = "==== end of set\n"  # tests/plot_host/driver.c prints it after each record set
 TOP = 2**64 - 1
 PAGES = 2**52  # page numbers of 64-bit addresses
@@ -84,13 +86,20 @@ def table(names: Sequence[str], kinds: Sequence[str] = ()) -> tuple[Region, ...]
 
 
 def build_driver(
-    compiler: str, out: Path, classify: bool, edit: Callable[[str], str] = lambda c: c, *, folded: bool = True
+    compiler: str,
+    out: Path,
+    classify: bool,
+    edit: Callable[[str], str] = lambda c: c,
+    *,
+    folded: bool = True,
+    template: str = CORE_TEMPLATE,
 ) -> Path:
     """Render the core with the project's renderer (B's plot, or C's per class; the full modules' with both scales,
-    or the course modules' linear one: folded=False) and compile it with the driver."""
+    or without the folded one: folded=False; or the course modules' plot: COURSE_TEMPLATE, folded=False) and
+    compile it with the driver."""
     out.mkdir(parents=True, exist_ok=True)
     context = {**render.template_context(), "classify": classify, "folded": folded}
-    core = render.environment().get_template(CORE_TEMPLATE).render(context)
+    core = render.environment().get_template(template).render(context)
     (out / "plot_core.c").write_text(edit(core))
     defines = {
         "REGION_NAME_MAX": str(fmt.REGION_NAME_MAX),
@@ -122,9 +131,12 @@ def drivers(compiler, tmp_path_factory) -> dict[bool, Path]:
 
 @pytest.fixture(scope="session")
 def course_drivers(compiler, tmp_path_factory) -> dict[bool, Path]:
-    """The core as the course modules render it: the linear scale only (no bands, no region table)."""
+    """The course modules' plot (course/plot.c.j2): the linear scale only (no bands, no region table)."""
     out = tmp_path_factory.mktemp("plot_host_course")
-    return {c: build_driver(compiler, out / f"classify{int(c)}", c, folded=False) for c in (False, True)}
+    return {
+        c: build_driver(compiler, out / f"classify{int(c)}", c, folded=False, template=COURSE_TEMPLATE)
+        for c in (False, True)
+    }
 
 
 def c_lines(drivers: dict[bool, Path], cases: Sequence[Case]) -> list[list[str]]:
@@ -304,14 +316,15 @@ def test_random_record_sets_draw_alike_in_the_course_modules(course_drivers, tmp
     assert difference is None, difference
 
 
-def test_the_course_core_has_no_folded_scale(course_drivers):
-    """The course modules' core is the same template without the bands: no region table, no plot_folded."""
+def test_the_course_plot_has_no_folded_scale(course_drivers):
+    """The course modules' plot has no bands, no region table, no plot_folded: the linear scale the assignment asks."""
     core = (course_drivers[False].parent / "plot_core.c").read_text()
     assert "plot_band" not in core and "plot_folded" not in core and "region_name" not in core
     assert "static unsigned long plot_fill(" in core and "scale_to_cell(" in core
 
 
-def test_a_changed_rounding_in_the_c_is_caught(compiler, tmp_path):
+@pytest.mark.parametrize("template", [CORE_TEMPLATE, COURSE_TEMPLATE])
+def test_a_changed_rounding_in_the_c_is_caught(compiler, tmp_path, template):
     """The comparison can fail: the C's middle cell for a span of 0 moved from (cells - 1) / 2 to cells / 2."""
     original = "return (cells - 1) / 2;"
 
@@ -319,7 +332,9 @@ def test_a_changed_rounding_in_the_c_is_caught(compiler, tmp_path):
         assert original in core, "scale_to_cell() changed: update this test's edit"
         return core.replace(original, "return cells / 2;")
 
-    exe = build_driver(compiler, tmp_path / "changed", classify=False, edit=edit)
-    case = Case("one fault", (rec(5, 0x7F0000001234, 0),), table(["[heap]"]))
+    course = template == COURSE_TEMPLATE
+    exe = build_driver(compiler, tmp_path / "changed", classify=False, edit=edit, folded=not course, template=template)
+    scale = "linear" if course else "folded"
+    case = Case("one fault", (rec(5, 0x7F0000001234, 0),), table(["[heap]"]), scale=scale)
     difference = first_difference([case], c_lines({False: exe}, [case]), tmp_path)
     assert difference is not None and "of the plot differs" in difference, "the comparison missed a changed rounding"
