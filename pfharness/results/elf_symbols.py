@@ -1,11 +1,11 @@
 """The functions of an ELF file on the host, to name the code at a file offset (fault sites, issue 26).
 
-elf_file.py reads the file's PT_LOAD segments (file offset -> virtual address) and its function symbols:
-`.symtab` where the file has one, else the `.symtab` of its separate debug file when one is installed (found by
-build id under /usr/lib/debug, as gdb and perf find it), else `.dynsym` (a stripped library keeps its exported
-functions). C++ names are demangled by binutils' c++filt (through proc.py, in batches); without c++filt they
-stay mangled. A file that cannot be read as ELF gives no symbols: its sites are named file+0xoffset, as perf
-names them.
+elf_file.py (pyelftools, and numpy for the symbol tables) reads the file's PT_LOAD segments (file offset ->
+virtual address) and its function symbols: `.symtab` where the file has one, else the `.symtab` of its separate
+debug file when one is installed (found by build id under /usr/lib/debug, as gdb and perf find it), else
+`.dynsym` (a stripped library keeps its exported functions). C++ names are demangled by binutils' c++filt
+(through proc.py, in batches); without c++filt they stay mangled. A file that cannot be read as ELF gives no
+symbols: its sites are named file+0xoffset, as perf names them.
 """
 
 from __future__ import annotations
