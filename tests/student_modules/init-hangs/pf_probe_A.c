@@ -60,8 +60,10 @@ static int __init pf_probe_init(void)
 		return ret;
 	}
 	pr_info("pf_probe_A: tracing pid %d (probe at %p)\n", tpid, kp.addr);
-	/* The defect: waits for the target's first fault before returning, but the target is held
-	 * until insmod returns (as the course's script starts it, it may be too): it never comes. */
+	/*
+	 * The defect: waits for the target's first fault before returning, but the target is held
+	 * until insmod returns (as the course's script starts it, it may be too): it never comes.
+	 */
 	while (!READ_ONCE(faults))
 		cpu_relax();
 	return 0;
