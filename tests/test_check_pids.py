@@ -96,3 +96,14 @@ def test_the_missing_pid_step_loads_the_module_with_the_pid_of_no_process():
     request = TraceRequest("B", Path("/m/pf_probe_B.ko"), missing.command, pid_value=missing.pid_value)
     argv = request.argv("0" * 32)
     assert argv[argv.index("--pid-value") + 1] == "30000" and "--save-dir" not in argv
+
+
+def test_the_students_lines_and_plot_are_the_main_steps_only():
+    """grade's pf_probe_B.log and plot: what the module printed tracing the check's workload, not its lines of
+    the pid steps after it (the exited-pid step prints a second plot, of /bin/true)."""
+    from pfharness.grade import student_dir
+
+    transcript = DATA / "dist_b_pid_steps.console.log"
+    lines = student_dir.module_lines(transcript, NAME)
+    assert sum("BEGIN PLOT" in ln for ln in lines) == 1, lines
+    assert not any("30000" in ln or "comm=true" in ln for ln in lines), [ln for ln in lines if "30000" in ln]
