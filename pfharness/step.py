@@ -83,6 +83,7 @@ class TraceRequest:
     oracle_params: tuple[str, ...] = ()  # the oracle's parameters, NAME=VALUE (e.g. max_records=...)
     pid_param: str = sp.PID_PARAM  # the module's parameter for the workload's pid (a brought module's own name)
     own_module: bool = False  # a module pfharness did not write (run --source): its output is not parsed
+    pid_value: int | None = None  # the module gets pid_param=<this>, not the workload's pid (check's missing-pid)
 
     def argv(self, token: str, *, proto: str | None = None, proto_fd: int | None = None) -> list[str]:
         """The run_step.sh command line for this request (step_protocol.StepCommand): its protocol lines
@@ -105,6 +106,7 @@ class TraceRequest:
             save_dir=self.save_dir,
             oracle_ko=None if self.oracle_ko is None else str(Path(self.oracle_ko).resolve()),
             oracle_params=self.oracle_params,
+            pid_value=self.pid_value,
         )
         return command.argv(str(assets.vm_file(sp.SCRIPT)))
 

@@ -77,9 +77,10 @@ def test_bench_grade_section(tmp_path):
     run = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     section = out.read_text().split("## Grading a class", 1)[1]
-    rows = re.findall(r"^\| (.+?) \| (\d+) \| (\d+) \| (\d+) s \| ([\d.]+) \| ([\d.]+) \| (.+?) \|$", section, re.M)
+    row = r"^\| (.+?) \| (\d+) \| (\d+) \| (\d+) s \| ([\d.]+) \| ([\d.]+), ([\d.]+) \| (.+?) \|$"
+    rows = re.findall(row, section, re.M)
     assert [r[0] for r in rows] == ["--jobs 1", "--jobs 2", "Dask, 2 local workers"], section
-    for _name, subs, vms, _wall, per_minute, _load, expected in rows:
+    for _name, subs, vms, _wall, per_minute, _load, _load_end, expected in rows:
         # not-a-tarball starts no VM; plot-70x30 (A and B, no C) one VM per module
         assert (subs, vms, expected) == ("2", "2", "yes"), section
         assert float(per_minute) > 0

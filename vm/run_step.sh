@@ -5,12 +5,13 @@
 # installed, except dd for the kernel log: busybox's has no iflag=nonblock).
 #
 #   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--cwd DIR] [--ko FILE.ko]
-#               [--param NAME=VALUE ...] [--pid-param NAME] [--no-hold] [--save-dir DIR]
+#               [--param NAME=VALUE ...] [--pid-param NAME] [--pid-value N] [--no-hold] [--save-dir DIR]
 #               [--oracle-ko FILE.ko [--oracle-param NAME=VALUE ...]] -- CMD [ARG ...]
 #
 # With --ko: create the workload's process, held (stopped) before it execs
 # CMD; load the module with tpid=<its pid> (--pid-param NAME: NAME=<its pid>)
-# and the --param values; let it
+# and the --param values (--pid-value N: NAME=N instead, a pid that is not the
+# workload's, e.g. one no process has: the module check's missing-pid step); let it
 # exec; wait for it; unload the module; report the kernel log records that
 # appeared meanwhile. --no-hold starts CMD first and loads the module after,
 # as the course's shell script does (its first faults are lost). Without
@@ -116,6 +117,7 @@ cwd=
 ko=
 params=
 pid_param=tpid
+pid_value=
 oracle=
 oracle_params=
 hold=1
@@ -144,6 +146,14 @@ while [ $# -gt 0 ]; do
 			;;
 		esac
 		shift 2
+		;;
+	--pid-value)
+		case ${2-} in
+		'' | *[!0-9]*) usage="--pid-value needs a process id" ;;
+		*) pid_value=$2 ;;
+		esac
+		shift
+		[ $# -gt 0 ] && shift
 		;;
 	--proto-fd)
 		case ${2-} in
@@ -462,7 +472,7 @@ if [ -n "$oracle" ]; then
 fi
 # Split on purpose (above).
 # shellcheck disable=SC2086
-$insmod "$ko" "$pid_param=$pid" $params >/dev/null 2>&1
+$insmod "$ko" "$pid_param=${pid_value:-$pid}" $params >/dev/null 2>&1
 status=$?
 mark insmod "status=$status"
 if [ "$status" -ne 0 ]; then

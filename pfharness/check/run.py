@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from ..pipeline.steps import Step
 from ..pipeline.targets import VmSpec
 from ..results.model import TraceResult
 from ..values import Accelerator, Module
-from . import judge, oracle, symbols
+from . import judge, oracle, pid_steps, symbols
 from .findings import Finding
 from .model import CheckFinding, CheckReport, ModuleCheck, bounded
 
@@ -150,29 +150,23 @@ def check_module(  # noqa: PLR0917 - one module's check: what it runs with
     transcript.unlink(missing_ok=True)  # a fresh VM: the transcript of an earlier check is not this one's
     prepared = Prepared(kernel.release, {letter: ko}, ko.parent, kernel=kernel)
     spec = VmSpec(accel=request.accel, extra_append=KERNEL_PARAMS)
-    step = Step(
-        Module(letter),
-        (str(workload), *WORKLOAD_ARGS),
-        timeout=request.timeout,
-        hold=request.hold,
-        pid_param=request.pid_param,
-        oracle_ko=oracle_ko,
-        oracle_params=oracle.PARAMS if oracle_ko is not None else (),
-    )
-    result: TraceResult | None = None
-    lost: VmLost | None = None
-    steps = run_steps(spec, prepared, [step], transcript=transcript, save_dir=save, events=events)
-    try:
-        with contextlib.closing(steps):
-            result = next(steps)
-    except VmLost as e:
-        lost = e
-    console = console_lines(transcript)
+    pid_checks = pid_steps.steps(letter, request.pid_param, request.timeout)
+    main = _main_step(request, letter, workload, oracle_ko)
+    run = run_steps(spec, prepared, [main, *pid_checks], transcript=transcript, save_dir=save, events=events)
+    with contextlib.closing(run):
+        result, lost = _next(run)
+        skipped = pid_steps.not_run(result if lost is None else None)
+        extra = [] if skipped else _run_all(run, len(pid_checks))
+    parts = pid_steps.split_console(console_lines(transcript))
+    console = parts[0]
     found = step_findings(result, lost=lost, console=console, name=name, params=params, pid_param=request.pid_param)
-    found = [_with_source(f, ko, name, console) for f in found]
+    pid_found = _pid_findings(extra, parts[1:], name, ko)
+    found = [_with_source(f, ko, name, console) for f in found] + pid_found
+    if not skipped:
+        skipped = pid_steps.not_shown(pid_found, extra)
     lines = own_lines(result.kernel_messages if result is not None else console, name)
     judged = oracle.judge(letter, lines, result) if oracle_ko is not None else oracle.OracleJudgement()
-    notes = (oracle_note,) if oracle_ko is None else judged.notes
+    notes = ((oracle_note,) if oracle_ko is None else judged.notes) + tuple(skipped)
     seconds = dict(result.stage_seconds) if result is not None else {}
     return ModuleCheck(
         name,
@@ -185,6 +179,51 @@ def check_module(  # noqa: PLR0917 - one module's check: what it runs with
         notes,
         judged.figures,
     )
+
+
+def _main_step(request: CheckRequest, letter: str, workload: Path, oracle_ko: Path | None) -> Step:
+    """The check's workload traced with the module (and the oracle beside it for the same pid)."""
+    return Step(
+        Module(letter),
+        (str(workload), *WORKLOAD_ARGS),
+        timeout=request.timeout,
+        hold=request.hold,
+        pid_param=request.pid_param,
+        oracle_ko=oracle_ko,
+        oracle_params=oracle.PARAMS if oracle_ko is not None else (),
+    )
+
+
+def _pid_findings(
+    extra: Sequence[tuple[TraceResult | None, VmLost | None]], parts: Sequence[list[str]], name: str, ko: Path
+) -> list[CheckFinding]:
+    """The pid steps' findings, from their results (or lost VM) and their part of the console."""
+    found = []
+    for index, (kind, (result, lost)) in enumerate(zip(pid_steps.KINDS, extra, strict=False)):
+        part = parts[index] if index < len(parts) else []
+
+        def resolve(f: CheckFinding, part: Sequence[str] = part) -> CheckFinding:
+            return _with_source(f, ko, name, part)
+
+        got = pid_steps.finding(kind, result, lost, part, name=name, with_source=resolve)
+        found += [got] if got is not None else []
+    return found
+
+
+def _next(run: Iterator[TraceResult]) -> tuple[TraceResult | None, VmLost | None]:
+    """The next step's result, or the VmLost that ended it."""
+    try:
+        return next(run), None
+    except VmLost as e:
+        return None, e
+
+
+def _run_all(run: Iterator[TraceResult], count: int) -> list[tuple[TraceResult | None, VmLost | None]]:
+    """The next `count` steps' results, up to the one whose VM was lost."""
+    out: list[tuple[TraceResult | None, VmLost | None]] = []
+    while len(out) < count and (not out or out[-1][1] is None):
+        out.append(_next(run))
+    return out
 
 
 def step_findings(
