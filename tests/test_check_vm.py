@@ -42,6 +42,7 @@ def findings(report, finding: Finding):
     ]
 
 
+@pytest.mark.core
 def test_correct_b_passes(tmp_path, default_kernel):
     report = run_check(tmp_path, default_kernel, "correct-B")
     [module] = report.modules
