@@ -59,6 +59,9 @@ class CheckRequest:
 def check(request: CheckRequest, events: Events | None = None) -> CheckReport:
     """Build the module at request.source once for one kernel, and check each built module in its own VM."""
     events = events or Events()
+    # The guest's shell runs in / (the host's root is mounted at the same paths): a relative --out (the default
+    # out/check) would name no workload, module or save directory there, and the step would end before it began.
+    request = dataclasses.replace(request, out=request.out.absolute())
     kernel = kernels.select(request.kernel_release)
     kernel.require_image()
     out = request.out
