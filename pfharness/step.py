@@ -15,12 +15,10 @@ from .channel import StepChannel, StepRun
 from .errors import UsageError
 from .mm_settings import MmSettings
 from .pipeline.events import Events
-from .results import notes, run_dir
+from .results import notes
 from .results import step_protocol as sp
 from .results.model import Kept, RunContext, TraceResult
-from .results.records_file import RecordsError
 from .results.step_result import read_step
-from .results.tables import top_tables
 
 _PARAM = re.compile(r"^([a-z_][a-z0-9_]*)=[A-Za-z0-9_.-]+$")
 _HARNESS_PARAMS = ("tpid",)  # set by the harness to the workload's pid, never by the user
@@ -166,6 +164,11 @@ def trace(
 
 def _read_back(save_dir: Path, directory: Path, complete: bool) -> Kept:
     """What the target saved in `save_dir` (only after a complete step), kept in `directory`."""
+    # numpy: loaded while the guest works (pipeline/targets.py), or here on a target that does not wait for one
+    from .results import run_dir  # noqa: PLC0415
+    from .results.records_file import RecordsError  # noqa: PLC0415
+    from .results.tables import top_tables  # noqa: PLC0415
+
     saved, saved_error = None, None
     if complete:
         try:
