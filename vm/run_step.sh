@@ -419,7 +419,9 @@ if [ "$hold" = 1 ]; then
 	pid=$!
 fi
 # Skip the records already in the log: only this run's lines are collected.
-dd bs=65536 iflag=nonblock <&3 >/dev/null 2>&1
+# In the background, while the workload starts; waited for before any insmod.
+dd bs=65536 iflag=nonblock <&3 >/dev/null 2>&1 &
+skip=$!
 
 prefaults=
 if [ "$hold" = 1 ]; then
@@ -452,6 +454,7 @@ else
 	pid=$!
 	session=$$
 fi
+wait "$skip"
 mark pid "pid=$pid" "hold=$hold" "prefaults=${prefaults:-unknown}"
 
 # Split on purpose: $params and $oracle_params hold only NAME=VALUE words
