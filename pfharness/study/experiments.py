@@ -91,24 +91,16 @@ def readers(fig: Figures) -> tuple[dict, dict]:
     return readers[0], readers[1]
 
 
+def _reader(label: str, reader: dict[str, Any], why: str) -> Row:
+    return (label, "cache", f"{count(reader['faults'])} faults, {count(reader['major'])} major", why)
+
+
 def cache_cold(fig: Figures) -> Row:
-    cold, _ = readers(fig)
-    return (
-        "page cache cold",
-        "cache",
-        f"{count(cold['faults'])} faults, {count(cold['major'])} major",
-        "major: each waits for a file read",
-    )
+    return _reader("page cache cold", readers(fig)[0], "major: each waits for a file read")
 
 
 def cache_warm(fig: Figures) -> Row:
-    _, warm = readers(fig)
-    return (
-        "page cache warm",
-        "cache",
-        f"{count(warm['faults'])} faults, {count(warm['major'])} major",
-        "none: the pages are cached",
-    )
+    return _reader("page cache warm", readers(fig)[1], "none: the pages are cached")
 
 
 def fault_around(fig: Figures) -> Row:
