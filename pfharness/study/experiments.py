@@ -159,8 +159,7 @@ def table(data: dict[str, Any], width: int) -> list[str]:
     head = f"{'experiment':<19} {'workload':<19} {'measured':<40} expected, and why"
     note = (
         "Faults in the buffer each is about (vm/experiment.py): thp-on/off: one aligned buffer, huge pages advised "
-        "on (THP mode madvise for the run) and off; cache: a child reads a file after the page cache is dropped, "
-        "a second after it."
+        "on (THP madvise for the run) or off; cache: a child reads a file after drop_caches, a second after it."
     )
     lines = [head, "-" * width]
     lines += [f"{a:<19} {b:<19} {c:<40} {d}" for a, b, c, d in found]

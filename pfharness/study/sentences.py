@@ -59,9 +59,9 @@ def reuse(fig: Figures) -> str:
     b = _buffer(fig, "sysbench-memory-16M")
     return (
         f"Reuse costs nothing: sysbench memory writes its {count(fig.derived('buffer/block_mib'))} MiB block "
-        f"{count(fig.derived('buffer/passes'))} times and faults {count(b['faults'])} times in it, once on each of "
-        f"{count(b['pages'])} pages and {count(b['refaults'])} times again where a read had mapped the shared "
-        f"zero page before the first write."
+        f"{count(fig.derived('buffer/passes'))} times, and the anonymous mapping that holds it "
+        f"({count(b['size_pages'])} pages) takes {count(b['faults'])} faults, one on each of {count(b['pages'])} "
+        f"pages and {count(b['refaults'])} more where a read had mapped the shared zero page before the first write."
     )
 
 
