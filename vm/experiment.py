@@ -14,14 +14,16 @@ anonymous memory, write-protected: reads take no fault, each write one (copy-on-
 cache: a file of the host's root (cc1, else the largest shared library in /usr/lib/x86_64-linux-gnu), at most
 PAGES (default 4096) pages of it, read one byte per page through mmap in two children one after the other:
 the first after `sync; echo 3 > /proc/sys/vm/drop_caches` (cold: major faults), the second right after (warm).
-Prints what it did and the /proc/vmstat deltas (pgfault, pgmajfault, thp_fault_alloc) of each part: an oracle
-for the records.
+Prints what it did and, for each part, what the process's own fault counts rose by (getrusage: majflt, minflt,
+counted as the kernel's mm_account_fault counts them) and the machine's /proc/vmstat counters (pgfault,
+pgmajfault, thp_fault_alloc): oracles for the records.
 """
 
 import ctypes
 import glob
 import mmap
 import os
+import resource
 import sys
 
 PAGE = 4096
@@ -36,9 +38,16 @@ def vmstat() -> dict:
         return {k: int(v) for k, v in pairs if k in VMSTAT_KEYS}
 
 
+def counters() -> dict:
+    """The machine's /proc/vmstat counters and this process's own fault counts (getrusage: majflt, minflt)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {**vmstat(), "majflt": own.ru_majflt, "minflt": own.ru_minflt}
+
+
 def delta(before: dict) -> str:
-    after = vmstat()
-    return " ".join(f"{k}=+{after[k] - before[k]}" for k in VMSTAT_KEYS if k in after)
+    """What the counters rose by since `before`: this process's majflt and minflt, the machine's vmstat."""
+    after = counters()
+    return " ".join(f"{k}=+{after[k] - before[k]}" for k in ("majflt", "minflt", *VMSTAT_KEYS) if k in after)
 
 
 def aligned(size: int, advice: int):
@@ -80,7 +89,7 @@ def thp(mode: str, pages: int) -> int:
             f.write("madvise")
     try:
         buffer, start = aligned(pages * PAGE, mmap.MADV_HUGEPAGE if mode == "on" else mmap.MADV_NOHUGEPAGE)
-        before = vmstat()
+        before = counters()
         for page in range(pages):
             buffer[page * PAGE] = b"\x01"
         print(f"thp {mode}: {pages} pages at 0x{start:x} written (THP mode {booted}); {delta(before)}")
@@ -96,18 +105,21 @@ def fork(mode: str, pages: int) -> int:
     buffer, start = aligned(pages * PAGE, mmap.MADV_NOHUGEPAGE)
     for page in range(pages):
         buffer[page * PAGE] = b"\x01"
-    before = vmstat()
+    before = counters()
     child = os.fork()
     if child == 0:
+        mine = counters()
         if mode == "write":
             for page in range(pages):
                 buffer[page * PAGE] = b"\x02"
         else:
             total = sum(buffer[page * PAGE][0] for page in range(pages))
             assert total == pages
+        print(f"fork {mode}: the child {mode}s {pages} pages at 0x{start:x}; the child's {delta(mine)}")
+        sys.stdout.flush()  # os._exit does not flush
         os._exit(0)
     _, status = os.waitpid(child, 0)
-    print(f"fork {mode}: the child {mode}s {pages} pages at 0x{start:x}; status {status}; {delta(before)}")
+    print(f"fork {mode}: the child's status {status}; the parent's {delta(before)}")
     maps(start, pages * PAGE)
     return 0 if status == 0 else 1
 
@@ -130,7 +142,7 @@ def read_in_child(path: str, pages: int, cold: bool) -> None:
         with open(path, "rb") as f:
             size = min(os.fstat(f.fileno()).st_size // PAGE, pages) * PAGE
             m = mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ)
-            before = vmstat()
+            before = counters()
             sum(m[i] for i in range(0, size, PAGE))
             print(f"cache {'cold' if cold else 'warm'}: {size // PAGE} pages of {path} read; {delta(before)}")
             sys.stdout.flush()  # os._exit does not flush
