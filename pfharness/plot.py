@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
-from .results import folded, pictures, tables, views
+from .results import folded, pictures, tables, trend_pictures, views
 from .results.model import TraceResult
 from .results.records_file import FaultRecord, ProcessEntry, Region
 from .results.run_dir import load_run
@@ -26,6 +26,7 @@ class PlotRequest:
     color_by: str = "region"  # or pid
     ascii: bool = True  # print the 30 x 70 plot
     table: bool = False  # print the top-5 tables (by region, library, process) instead of the plot
+    trends: bool = False  # pictures: panels of faults per second and distinct pages touched so far under the scatter
 
     def validate(self) -> None:
         if self.scale not in folded.SCALES:
@@ -107,7 +108,10 @@ def draw(run: Drawable, request: PlotRequest, echo: Callable[[str], None]) -> li
             t0_ns=min(r.t_ns for r in run.records) if view.what else None,
             mark="first selected fault" if view.what else "",
         )
-        written.append(pictures.write_picture(picture, path, kind))
+        if request.trends:
+            written.append(pictures.write_figure(trend_pictures.build_with_trends(picture), path, kind))
+        else:
+            written.append(pictures.write_picture(picture, path, kind))
     return written
 
 

@@ -12,9 +12,9 @@ from test_pictures import real_run  # a recorded run's saved records and regions
 from pfharness.check import compare, oracle_faults, plot_find
 from pfharness.check.findings import Finding
 from pfharness.check.oracle_faults import OracleFault
+from pfharness.results import folded, run_dir, transcript
 from pfharness.results import output_format as fmt
-from pfharness.results import run_dir, transcript
-from pfharness.results.records_file import FaultRecord
+from pfharness.results.records_file import FaultRecord, Region
 
 DATA = Path(__file__).parent / "data"
 
@@ -238,8 +238,8 @@ def test_a_folded_plot_is_compared_with_the_oracles_folded_plot():
     saved = run_dir.SavedRecords.of(real.records, 0, real.regions)
     tgid = real.pid
     faults = oracle_faults.from_records_file(saved.records)
-    rows = compare.folded_rows(saved, tgid, "")
-    assert rows is not None and len(rows) == fmt.PLOT_ROWS
+    [rows] = compare.folded_rows(saved, tgid, "")
+    assert len(rows) == fmt.PLOT_ROWS
     title = ["pf_probe_B: Page faults of process 1 (sort): virtual page number over time", "pf_probe_B:     page (hex)"]
     same = compare.compare_plots([*title, *(f"pf_probe_B: {r}" for r in rows)], faults, tgid, saved=saved)
     agree = same.figures["shown"][0]["agreement"]
@@ -251,6 +251,32 @@ def test_a_folded_plot_is_compared_with_the_oracles_folded_plot():
     assert other["student_in_oracle"] < 0.5, other
     # Without the saved records a folded plot's scale cannot be inferred: no figure.
     assert compare.compare_plots(lines, faults, tgid).figures["shown"][0]["agreement"] is None
+
+
+def test_cs_plots_on_the_runs_clock_agree_with_the_oracle():
+    """pf_probe_C draws its three plots on one clock (the run's first to last fault): a class that faults only in
+    the middle of the run has its marks in the middle; the oracle's class placed on the run's clock agrees fully,
+    placed on the class's own clock (its marks spread over the whole width) it would not."""
+    flag = {c: i << fmt.RECORD_FLAG_CLASS_SHIFT for i, c in enumerate(oracle_faults.CLASSES)}
+    classes = ["code"] * 100 + ["data"] * 100 + ["other"] * 100
+    records = [FaultRecord(t * 10**7, (0x7F0000000 + t % 37) << 12, 5, 0, 0, flag[c]) for t, c in enumerate(classes)]
+    regions = [Region(0, "anon", 0x7F0000000000, 0x7F0000100000, 300, "[anon]")]
+    saved = run_dir.SavedRecords.of(records, 0, regions)
+    faults = oracle_faults.from_records_file(saved.records)
+    lines = []
+    for cls, title in fmt.FAULT_CLASSES:
+        mine = [r for r in records if r.flags == flag[cls]]
+        drawn = folded.draw(mine, regions, pid=5, comm="w", plot_class=cls, class_title=title, clock=(0, 299 * 10**7))
+        lines += [f"pf_probe_C: {line}" for line in drawn.lines]
+    shown = compare.compare_plots(lines, faults, 5, expected=3, saved=saved).figures["shown"]
+    assert [s["class"] for s in shown] == ["code", "data", "other"]
+    for s in shown:
+        assert s["agreement"]["student_in_oracle"] == 1.0 and s["agreement"]["oracle_in_student"] == 1.0, s
+    data_plot = plot_find.find_plots(plot_find.strip_prefixes(lines))[1]
+    assert {c for _, c in data_plot.marked} <= set(range(23, 48))  # the middle third of the 70 columns
+    data = [f for f in faults if f.fault_class == "data"]
+    own_clock = plot_find.agreement(data_plot, data)  # the class's own clock spreads it over the whole width
+    assert own_clock is not None and own_clock.oracle_in_student < 0.5, own_clock
 
 
 def test_c_split_reads_a_class_count_given_as_n_of_all():

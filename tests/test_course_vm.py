@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.vm, pytest.mark.core]
 OTHER_LINES = re.compile(
     r"^(loading out-of-tree module taints kernel\.|tracing page faults of process \d+ \(.*\)|"
     r"Page faults of process .*|\s+page \(hex\)|.{14} [|].{70}[|]|"
-    r" {15}\+-{70}\+|[ 0-9.]+|\s+time since the first fault \(ms\)|legend: .*|"
+    r" {15}\+-{70}\+|[ 0-9.]+|\s+time since the first fault \((?:ms|s)\)|legend: .*|"
     r"\d+ faults were dropped because the buffer was full: load with a larger max_records)$"
 )
 
@@ -94,3 +94,6 @@ def test_course_c_puts_each_segment_into_its_plot(vm, course_modules, programs):
         f"Page faults of process {result.pid} (segments), {title}: virtual page number over time"
         for _, title in output_format.FAULT_CLASSES
     ]
+    # one clock for the three (the code segment faults at start-up, the stack later: their own spans differ)
+    assert len({p.t_span_ns for p in result.report.plots}) == 1
+    assert len({tuple(p.x_labels) for p in result.report.plots}) == 1

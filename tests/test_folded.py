@@ -3,7 +3,7 @@ against a plot a real module printed."""
 
 from __future__ import annotations
 
-from pfharness.results import folded
+from pfharness.results import folded, module_output
 from pfharness.results import output_format as fmt
 from pfharness.results.records_file import FaultRecord, Region
 
@@ -120,3 +120,18 @@ def test_names_are_cut_and_cleaned():
     rows, _ = folded.folded_rows([rec(0, 1, 0)], regions)
     assert rows[-1].endswith("| a?very?long?name?with?b+")
     assert folded.clean_name("é~!") == "?~!" and folded.clean_name("") == "?"
+
+
+def test_a_long_runs_axis_is_in_seconds_and_the_parser_reads_it_in_ms():
+    """34017.024 ms reads as 34.017 s (from output_format.PLOT_SECONDS_S on); the parser gives ms either way."""
+    regions = [Region(0, "anon", 0x7F0000000000, 0x7F0000100000, 3, "[anon]")]
+    for last, unit, labels in (
+        (34_017_024_000, "s", ["0.000", "17008.000", "34017.000"]),
+        (9_999_999_999, "ms", ["0.000", "4999.999", "9999.999"]),
+        (fmt.PLOT_SECONDS_S * 10**9, "s", ["0.000", "5000.000", "10000.000"]),
+    ):
+        records = [FaultRecord(t, 0x7F0000000000 + i * 4096, 1, 0, 0, 0) for i, t in enumerate((0, 5, last))]
+        lines = folded.draw(records, regions).lines
+        assert any(line.endswith(f"time since the first fault ({unit})") for line in lines), lines
+        [plot] = module_output.parse_module_output(f"pf_probe_B: {line}" for line in lines).plots
+        assert (plot.x_unit, plot.x_labels) == (unit, labels)

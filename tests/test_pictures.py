@@ -140,31 +140,42 @@ def test_a_zoom_labels_its_pages_and_keeps_the_runs_clock(tmp_path, monkeypatch)
 
 
 def drawn_texts(fig) -> list[Text]:
-    """Every text the figure draws (tick labels only where a tick is shown), with words in it."""
+    """Every text the figure draws (tick labels only where a tick is shown and its axis shows labels), with words
+    in it; of every axes (a picture with panels has several)."""
     fig.canvas.draw()
-    ax = fig.axes[0]
     hidden = set()
-    for axis, (vlo, vhi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
-        hidden |= {id(t.label1) for t in axis.get_major_ticks() if not vlo <= t.get_loc() <= vhi}
-        hidden |= {id(t.label2) for t in axis.get_major_ticks()} | {id(t.label1) for t in axis.get_minor_ticks()}
+    for ax in fig.axes:
+        for axis, (vlo, vhi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            hidden |= {id(t.label1) for t in axis.get_major_ticks() if not vlo <= t.get_loc() <= vhi}
+            hidden |= {id(t.label2) for t in axis.get_major_ticks()} | {id(t.label1) for t in axis.get_minor_ticks()}
+            hidden |= {id(t.label1) for t in axis.get_major_ticks() if not t.label1.get_visible()}
     return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) not in hidden]
 
 
 def assert_no_text_collides(fig) -> None:
+    """No legend over an axes; no text off the canvas, in an axes or a legend not its own; no two texts overlap.
+    Every axes of the figure (panels) and every legend (a panel's own) are checked."""
     renderer = fig.canvas.get_renderer()
-    ax = fig.axes[0]
-    legend = ax.get_legend()
-    inside_legend = {id(t) for t in [*legend.get_texts(), legend.get_title()]}
-    legend_box, axes_box = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
-    assert not legend_box.overlaps(axes_box), (legend_box, axes_box)
-    for text in drawn_texts(fig):
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert legends
+    inside_legend = {id(t) for legend in legends for t in [*legend.get_texts(), legend.get_title()]}
+    legend_boxes = [legend.get_window_extent(renderer) for legend in legends]
+    axes_boxes = [ax.get_window_extent(renderer) for ax in fig.axes]
+    for legend_box, axes_box in itertools.product(legend_boxes, axes_boxes):
+        assert not legend_box.overlaps(axes_box), (legend_box, axes_box)
+    for a, b in itertools.combinations(legend_boxes, 2):
+        assert not a.overlaps(b), (a, b)
+    texts = drawn_texts(fig)
+    for text in texts:
         box = text.get_window_extent(renderer)
         what = (text.get_text(), box)
         assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y0 >= 0 and box.y1 <= fig.bbox.height, what
         if id(text) not in inside_legend:
-            assert not box.overlaps(legend_box), (what, legend_box)
-            assert not box.overlaps(axes_box), (what, axes_box)
-    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in drawn_texts(fig)]
+            for legend_box in legend_boxes:
+                assert not box.overlaps(legend_box), (what, legend_box)
+            for axes_box in axes_boxes:
+                assert not box.overlaps(axes_box), (what, axes_box)
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
     for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):  # nor into each other (page labels, names)
         assert not box_a.overlaps(box_b), (a, box_a, b, box_b)
 
@@ -248,3 +259,68 @@ def test_a_lone_fault_beside_thousands_is_seen(monkeypatch, tmp_path):
             assert contrast(tuple(darkest), tuple(background)) >= 2.5, (x, y, darkest)
             checked += 1
     assert checked == 3
+
+
+def c_run() -> tuple[list[list[FaultRecord]], list[Region]]:
+    """pf_probe_C's segments as iperf3's run had them (study/iperf3-C.png): a code segment of four programs'
+    tiny bands (one fault each) beside one of four faults, a data segment alike, and libraries of hundreds."""
+    names = ["dash", "sleep", "iperf3", "iperf3", "libc.so.6", "libcrypto.so.3", "[heap]", "[stack]"]
+    kinds = ["code", "code", "code", "code", "file", "file", "heap", "stack"]
+    bases = [0x55C8F93A8, 0x55ED3138F, 0x56026355E, 0x5637389B7, 0x7F267226F6, 0x7F128472F, 0x56376B0B3, 0x7FFFFFFFE]
+    regions = [
+        Region(i, k, b << 12, (b + 64) << 12, 1, n) for i, (n, k, b) in enumerate(zip(names, kinds, bases, strict=True))
+    ]
+    code = [FaultRecord(t, (bases[0] + t % 19) << 12, 7, 0, 2, 0) for t in range(4)]
+    code += [FaultRecord(10 + i, bases[i] << 12, 7, i, 2, 0) for i in (1, 2, 3)]
+    data = [FaultRecord(20 + i, (bases[i] + 1 + i) << 12, 7, i, 1, 0) for i in range(4)]
+    other = [FaultRecord(100 + t, (bases[4 + t % 4] + t % 50) << 12, 7, 4 + t % 4, 0, 0) for t in range(600)]
+    return [code, data, other], regions
+
+
+def test_c_panels_keep_every_label_apart():
+    """study/iperf3-C.png's code panel drew the names and page labels of its one-fault bands over each other
+    (a band one row of a short panel tall): in panels a band is at least PANEL_MIN_ROWS tall, every panel has its
+    legend, and no text runs into another, a legend or an axes."""
+    segments, regions = c_run()
+    panels = [
+        pictures.Picture(records=r, regions=regions, title="", subtitle=f"segment {i}: {len(r)} faults", t0_ns=0)
+        for i, r in enumerate(segments)
+    ]
+    fig = pictures.build_panels(panels, "pf_probe_C's three plots")
+    assert len(fig.axes) == 3 and all(ax.get_legend() is not None for ax in fig.axes)
+    assert len({ax.get_xlim() for ax in fig.axes}) == 1  # one time axis
+    assert_no_text_collides(fig)
+    assert any(t.get_text() == pictures.FOLDED_CAPTION for t in fig.texts)
+
+
+def test_the_trend_panels_under_a_real_run(tmp_path, monkeypatch):
+    """The scatter with faults per second and the distinct pages touched so far under it, on its time axis."""
+    run = real_run("sysbench-cpu-B")
+    figures: list[object] = []
+    monkeypatch.setattr(pictures, "write_figure", lambda fig, path, kind: figures.append(fig) or path)
+    draw(run, PlotRequest(png=tmp_path / "t.png", ascii=False, trends=True), lambda _line: None)
+    [fig] = figures
+    scatter, rate, growth = fig.axes
+    assert_no_text_collides(fig)
+    assert rate.get_xlim() == growth.get_xlim() == scatter.get_xlim()
+    assert growth.get_xlabel() == "time since the first fault (s)"
+    pages = {(r.tgid, r.address >> 12) for r in run.records}
+    [line] = growth.get_lines()
+    assert line.get_ydata()[-1] == len(pages)  # every distinct page once
+    assert f"{len(pages):,} pages" in growth.get_title(loc="left")
+    assert any(t.get_text() == pictures.FOLDED_CAPTION for t in fig.texts)
+
+
+def test_trends_count_the_rate_and_first_touches():
+    """Against hand counts: 3 faults in the first of two halves, 1 in the second; pages 1, 2, 1 again, 3: three
+    distinct, first touched at 0, 1 and 3 s; the same page of another process is another page."""
+    from pfharness.results import trend_pictures
+
+    t = [0, 10**9, 2 * 10**9, 3 * 10**9, 3 * 10**9]
+    pages = [1, 2, 1, 3, 3]
+    tgids = [5, 5, 5, 5, 6]
+    records = [FaultRecord(ti, p << 12, g, 0, 0, 0) for ti, p, g in zip(t, pages, tgids, strict=True)]
+    found = trend_pictures.trends(records)
+    assert found.pages == 4 and list(found.first_touch) == [0.0, 1.0, 3.0, 3.0]
+    assert sum(found.per_second) * found.bin_seconds == pytest.approx(5)
+    assert found.bin_edges[0] == 0.0 and found.bin_edges[-1] == 3.0

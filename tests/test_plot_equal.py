@@ -1,6 +1,7 @@
-"""One plot algorithm: the module's C (kmod_templates/common/plot_core.c.j2, compiled here as a host program with
-tests/plot_host/) and `pfharness plot`'s Python (pfharness/results/folded.py) print the same lines, byte for byte,
-for thousands of generated record sets and the named edge cases. No VM: this runs in `make test-fast`."""
+"""One plot algorithm: the module's C (kmod_templates/common/plot_core.c.j2, and the course modules' linear plot
+course/plot.c.j2, compiled here as host programs with tests/plot_host/) and `pfharness plot`'s Python
+(pfharness/results/folded.py) print the same lines, byte for byte, for thousands of generated record sets and the
+named edge cases. No VM: this runs in `make test-fast`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pfharness.results.records_file import FaultRecord, Region
 
 HOST = Path(__file__).resolve().parent / "plot_host"
 CORE_TEMPLATE = "common/plot_core.c.j2"
+COURSE_TEMPLATE = "course/plot.c.j2"  # the course modules' own plot, linear only (the hand-in's, `pfharness dist`)
 SET_END = "==== end of set\n"  # tests/plot_host/driver.c prints it after each record set
 TOP = 2**64 - 1
 PAGES = 2**52  # page numbers of 64-bit addresses
@@ -47,7 +49,8 @@ class Case:
         return "".join(lines)
 
     def python_lines(self) -> list[str]:
-        """What folded.py draws: the plot of all faults, or of the class's faults (C draws each class alone)."""
+        """What folded.py draws: the plot of all faults, or of the class's faults on the clock of all of them (C
+        draws each class alone, every one on the run's clock)."""
         if self.cls is None:
             return folded.draw(self.records, self.regions, scale=self.scale, pid=self.pid, comm=self.comm).lines
         key, title = fmt.FAULT_CLASSES[self.cls]
@@ -56,8 +59,16 @@ class Case:
         ]
         if not mine:
             return [fmt.LINES["plot_empty_class"].template.format(pid=self.pid, comm=self.comm, class_title=title)]
+        clock = (min(r.t_ns for r in self.records), max(r.t_ns for r in self.records))
         drawn = folded.draw(
-            mine, self.regions, scale=self.scale, pid=self.pid, comm=self.comm, plot_class=key, class_title=title
+            mine,
+            self.regions,
+            scale=self.scale,
+            pid=self.pid,
+            comm=self.comm,
+            plot_class=key,
+            class_title=title,
+            clock=clock,
         )
         return drawn.lines
 
@@ -75,13 +86,20 @@ def table(names: Sequence[str], kinds: Sequence[str] = ()) -> tuple[Region, ...]
 
 
 def build_driver(
-    compiler: str, out: Path, classify: bool, edit: Callable[[str], str] = lambda c: c, *, folded: bool = True
+    compiler: str,
+    out: Path,
+    classify: bool,
+    edit: Callable[[str], str] = lambda c: c,
+    *,
+    folded: bool = True,
+    template: str = CORE_TEMPLATE,
 ) -> Path:
     """Render the core with the project's renderer (B's plot, or C's per class; the full modules' with both scales,
-    or the course modules' linear one: folded=False) and compile it with the driver."""
+    or without the folded one: folded=False; or the course modules' plot: COURSE_TEMPLATE, folded=False) and
+    compile it with the driver."""
     out.mkdir(parents=True, exist_ok=True)
     context = {**render.template_context(), "classify": classify, "folded": folded}
-    core = render.environment().get_template(CORE_TEMPLATE).render(context)
+    core = render.environment().get_template(template).render(context)
     (out / "plot_core.c").write_text(edit(core))
     defines = {
         "REGION_NAME_MAX": str(fmt.REGION_NAME_MAX),
@@ -113,9 +131,12 @@ def drivers(compiler, tmp_path_factory) -> dict[bool, Path]:
 
 @pytest.fixture(scope="session")
 def course_drivers(compiler, tmp_path_factory) -> dict[bool, Path]:
-    """The core as the course modules render it: the linear scale only (no bands, no region table)."""
+    """The course modules' plot (course/plot.c.j2): the linear scale only (no bands, no region table)."""
     out = tmp_path_factory.mktemp("plot_host_course")
-    return {c: build_driver(compiler, out / f"classify{int(c)}", c, folded=False) for c in (False, True)}
+    return {
+        c: build_driver(compiler, out / f"classify{int(c)}", c, folded=False, template=COURSE_TEMPLATE)
+        for c in (False, True)
+    }
 
 
 def c_lines(drivers: dict[bool, Path], cases: Sequence[Case]) -> list[list[str]]:
@@ -225,6 +246,12 @@ def named_cases() -> list[Case]:
             hundred,
         ),
         "1000 regions, 15 bands": ([rec(t, (t * 7919 % 10**6) << 20, t % 1000) for t in range(4000)], thousand),
+        "a 34 s run: seconds on the axis": (
+            [rec(t * 34_017_024, 0x7F0000000000 + t * 4096, 1) for t in range(1001)],
+            libs,
+        ),
+        "just under 10 s: ms": ([rec(0, 0x1000, 0), rec(10**10 - 1, 0x2000, 0)], libs),
+        "exactly 10 s: seconds": ([rec(5, 0x1000, 0), rec(10**10 + 5, 0x2000, 0)], libs),
         "huge time span": ([rec(0, 0x1000, 0), rec(TOP, 0x7FFFFFFFF000, 2), rec(TOP // 2, 0x2000, 0)], libs),
         "zero time span": ([rec(123456789, (100 + i) << 12, 0) for i in range(40)], libs),
         "bottom of the address space": ([rec(1, 0, 0), rec(2, 4095, 0), rec(3, 0x3000, 1)], libs),
@@ -244,6 +271,15 @@ def named_cases() -> list[Case]:
             cases.append(Case(f"{name}/{scale}", tuple(records), regions, scale))
     classed = tuple(rec(t, (0x400 + t % 50) << 12, 0, (t % 2) << fmt.RECORD_FLAG_CLASS_SHIFT) for t in range(200))
     cases += [Case(f"class {key}/folded", classed, libs, "folded", c) for c, (key, _) in enumerate(fmt.FAULT_CLASSES)]
+    # C's classes one after the other over 20 s: each plot on the run's clock, its marks in its own third
+    in_turn = tuple(
+        rec(t * 10**8, (0x400 + t % 50) << 12, 0, (t // 67) << fmt.RECORD_FLAG_CLASS_SHIFT) for t in range(201)
+    )
+    cases += [
+        Case(f"classes in turn {key}/{scale}", in_turn, libs, scale, c)
+        for c, (key, _) in enumerate(fmt.FAULT_CLASSES)
+        for scale in folded.SCALES
+    ]
     return cases
 
 
@@ -280,14 +316,15 @@ def test_random_record_sets_draw_alike_in_the_course_modules(course_drivers, tmp
     assert difference is None, difference
 
 
-def test_the_course_core_has_no_folded_scale(course_drivers):
-    """The course modules' core is the same template without the bands: no region table, no plot_folded."""
+def test_the_course_plot_has_no_folded_scale(course_drivers):
+    """The course modules' plot has no bands, no region table, no plot_folded: the linear scale the assignment asks."""
     core = (course_drivers[False].parent / "plot_core.c").read_text()
     assert "plot_band" not in core and "plot_folded" not in core and "region_name" not in core
     assert "static unsigned long plot_fill(" in core and "scale_to_cell(" in core
 
 
-def test_a_changed_rounding_in_the_c_is_caught(compiler, tmp_path):
+@pytest.mark.parametrize("template", [CORE_TEMPLATE, COURSE_TEMPLATE])
+def test_a_changed_rounding_in_the_c_is_caught(compiler, tmp_path, template):
     """The comparison can fail: the C's middle cell for a span of 0 moved from (cells - 1) / 2 to cells / 2."""
     original = "return (cells - 1) / 2;"
 
@@ -295,7 +332,9 @@ def test_a_changed_rounding_in_the_c_is_caught(compiler, tmp_path):
         assert original in core, "scale_to_cell() changed: update this test's edit"
         return core.replace(original, "return cells / 2;")
 
-    exe = build_driver(compiler, tmp_path / "changed", classify=False, edit=edit)
-    case = Case("one fault", (rec(5, 0x7F0000001234, 0),), table(["[heap]"]))
+    course = template == COURSE_TEMPLATE
+    exe = build_driver(compiler, tmp_path / "changed", classify=False, edit=edit, folded=not course, template=template)
+    scale = "linear" if course else "folded"
+    case = Case("one fault", (rec(5, 0x7F0000001234, 0),), table(["[heap]"]), scale=scale)
     difference = first_difference([case], c_lines({False: exe}, [case]), tmp_path)
     assert difference is not None and "of the plot differs" in difference, "the comparison missed a changed rounding"

@@ -17,6 +17,8 @@ import pytest
 from conftest import qemu_pids, traced
 
 from pfharness import step
+from pfharness.results import folded, output_format
+from pfharness.results.records_file import FaultRecord
 
 pytestmark = pytest.mark.vm
 PFHARNESS = [sys.executable, "-m", "pfharness.cli"]
@@ -73,6 +75,42 @@ def test_c_plots_only_classes_with_faults(vm, built_modules, programs):
     assert sum(p.faults for p in report.plots) == report.recorded
     other = next(p for p in report.plots if p.plot_class == "other")
     assert other.faults >= 100  # the anonymous region is neither code nor data
+    assert len({p.t_span_ns for p in report.plots}) == 1  # C's plots on one clock (the run's)
+
+
+def test_c_plots_on_one_clock_redraw_alike(vm, built_modules, programs):
+    """Each of C's plots is drawn on the clock of all the records, as folded.py redraws it from the records the
+    module printed (dump_records=1; the linear scale needs no region table): line for line, and its span is the
+    run's, not the class's."""
+    result = traced(
+        vm, built_modules, "C", programs["touch_pages"], 100, params=("dump_records=1", "plot_scale=linear")
+    )
+    report = result.report
+    assert len(report.records) == report.recorded and len(report.plots) >= 2
+    keys = [key for key, _ in output_format.FAULT_CLASSES]
+    shift = output_format.RECORD_FLAG_CLASS_SHIFT
+    records = [
+        FaultRecord(r.t_ns, r.address, r.tgid or 0, r.region or 0, 0, keys.index(r.fault_class or "other") << shift)
+        for r in report.records
+    ]
+    clock = folded.time_extent(records)
+    spans = set()
+    for plot in report.plots:
+        mine = [r for r in records if r.flags >> shift == keys.index(plot.plot_class)]
+        spans.add(folded.time_extent(mine))
+        drawn = folded.draw(
+            mine,
+            [],
+            scale="linear",
+            pid=plot.pid,
+            comm=plot.comm,
+            plot_class=plot.plot_class,
+            class_title=dict(output_format.FAULT_CLASSES)[plot.plot_class],
+            clock=clock,
+        )
+        assert drawn.lines == plot.lines
+        assert plot.t_span_ns == clock[1] - clock[0]
+    assert len(spans) > 1  # the classes' own spans differ: one clock is not a coincidence
 
 
 @pytest.mark.core

@@ -143,10 +143,11 @@ def compare_plots(
     chosen = sorted(sorted(plots, key=lambda p: -p.rows)[:expected], key=lambda p: p.first)
     items: list[Item] = []
     figures: dict = {"plots": len(plots), "shown": []}
+    clock = (min(f.t_ns for f in own), max(f.t_ns for f in own)) if own else None
     for n, plot in enumerate(chosen):
         cls = plot_class(plot, n, len(chosen)) if expected > 1 else ""
         subset = [f for f in own if f.fault_class == cls] if cls else own
-        figures["shown"].append(_plot_figures(plot, subset, cls, folded_rows(saved, tgid, cls)))
+        figures["shown"].append(_plot_figures(plot, subset, cls, folded_rows(saved, tgid, cls), clock))
         items += _plot_items(plot, cls, figures["shown"][-1])
     if len(chosen) < expected:
         items.append(
@@ -155,21 +156,33 @@ def compare_plots(
     return Comparison(figures, tuple(items))
 
 
-def folded_rows(saved: SavedRecords | None, tgid: int, cls: str) -> list[str] | None:
-    """The oracle's own folded plot of its saved records of `tgid` (of class `cls`, if any), as the module
-    draws it; None without saved records."""
+def folded_rows(saved: SavedRecords | None, tgid: int, cls: str) -> list[list[str]]:
+    """The oracle's own folded plots of its saved records of `tgid` (of class `cls`, if any), as a module draws
+    them: on the class's own clock, and (a class) on the clock of all the records, as pf_probe_C draws its three;
+    none without saved records."""
     if saved is None:
-        return None
-    records = [r for r in saved.records if r.tgid == tgid]
+        return []
+    everything = [r for r in saved.records if r.tgid == tgid]
+    records = everything
     if cls:
         index = CLASSES.index(cls)
         shift, mask = fmt.RECORD_FLAG_CLASS_SHIFT, fmt.RECORD_FLAG_CLASS_MASK
-        records = [r for r in records if (r.flags & mask) >> shift == index]
-    return folded.folded_rows(records, saved.regions)[0] if records else None
+        records = [r for r in everything if (r.flags & mask) >> shift == index]
+    if not records:
+        return []
+    clock = folded.time_extent(everything)
+    clocks = (None, clock) if cls else (None,)
+    return [folded.folded_rows(records, saved.regions, c)[0] for c in clocks]
 
 
-def _plot_figures(plot: FoundPlot, faults: Sequence[OracleFault], cls: str, oracle_rows: list[str] | None) -> dict:
-    agree = agreement(plot, faults, oracle_rows)
+def _plot_figures(
+    plot: FoundPlot,
+    faults: Sequence[OracleFault],
+    cls: str,
+    oracle_rows: list[list[str]],
+    clock: tuple[int, int] | None = None,
+) -> dict:
+    agree = agreement(plot, faults, oracle_rows, clock if cls else None)
     return {
         "class": cls or "all",
         "first_line": plot.first,

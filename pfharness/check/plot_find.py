@@ -8,6 +8,7 @@ rows (numbers), or short lines above or below naming an axis (time, page, addres
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -194,9 +195,14 @@ def _label_fit(plot: FoundPlot) -> tuple[float, float] | bool | None:
     return a, b
 
 
-def _place(faults: Sequence[OracleFault], rows: int, cols: int, row_of, one_time: int) -> set[tuple[int, int]]:
-    """The cells the faults fall in; `one_time`: their column when they all have one time (it cannot be told)."""
+def _place(
+    faults: Sequence[OracleFault], rows: int, cols: int, row_of, one_time: int, *, clock: tuple[int, int] | None = None
+) -> set[tuple[int, int]]:
+    """The cells the faults fall in, on their own time extent or on `clock` (the run's first and last fault, which
+    pf_probe_C's three plots share); `one_time`: their column when they all have one time (it cannot be told)."""
     tmin, tmax = min(f.t_ns for f in faults), max(f.t_ns for f in faults)
+    if clock is not None:
+        tmin, tmax = min(tmin, clock[0]), max(tmax, clock[1])
     span = tmax - tmin
     cells = set()
     for f in faults:
@@ -213,13 +219,17 @@ def _near(cells: set[tuple[int, int]], other: set[tuple[int, int]]) -> float:
 
 
 def agreement(
-    plot: FoundPlot, faults: Sequence[OracleFault], oracle_rows: Sequence[str] | None = None
+    plot: FoundPlot,
+    faults: Sequence[OracleFault],
+    oracle_rows: Sequence[Sequence[str]] = (),
+    clock: tuple[int, int] | None = None,
 ) -> Agreement | None:
-    """The oracle's faults placed on the plot's grid (time linear over their own extent; pages by the row labels
-    when they are linear, else over the faults' extent, the way up that agrees best) against the plot's marks.
-    A plot whose page scale is not linear (folded) is compared with `oracle_rows`, the oracle's own folded plot of
-    the same faults (results/folded.py), when given and of the same size; else None, as when there is nothing
-    to compare."""
+    """The oracle's faults placed on the plot's grid (time linear over their own extent, or over `clock` when given:
+    one of C's plots on the run's clock, whichever agrees better; pages by the row labels when they are linear,
+    else over the faults' extent, the way up that agrees best) against the plot's marks. A plot whose page scale
+    is not linear (folded) is compared with `oracle_rows`, the oracle's own folded plots of the same faults
+    (results/folded.py: on their own clock and on the run's), the best of those of the same size; else None, as
+    when there is nothing to compare."""
     student = plot.marked
     if not faults or not student or plot.columns == 0:
         return None
@@ -238,26 +248,33 @@ def agreement(
             ("the faults' extent, highest page on top", lambda p: (high - p) / step),
             ("the faults' extent, lowest page on top", lambda p: (p - low) / step),
         ]
+    found = []
+    for (scale, row_of), time in itertools.product(candidates, (None, clock) if clock else (None,)):
+        oracle = _place(
+            faults, plot.rows, plot.columns, row_of, sorted(c for _, c in student)[len(student) // 2], clock=time
+        )
+        found.append(Agreement(len(student), len(oracle), _near(student, oracle), _near(oracle, student), scale))
+    return _best(found)
+
+
+def _best(found: Sequence[Agreement]) -> Agreement | None:
+    """The agreement of the placing that agrees best (the first of equals)."""
     best = None
-    for scale, row_of in candidates:
-        oracle = _place(faults, plot.rows, plot.columns, row_of, sorted(c for _, c in student)[len(student) // 2])
-        found = Agreement(len(student), len(oracle), _near(student, oracle), _near(oracle, student), scale)
-        if (
-            best is None
-            or found.student_in_oracle + found.oracle_in_student > best.student_in_oracle + best.oracle_in_student
-        ):
-            best = found
+    for a in found:
+        if best is None or a.student_in_oracle + a.oracle_in_student > best.student_in_oracle + best.oracle_in_student:
+            best = a
     return best
 
 
 def _against_rows(
-    student: set[tuple[int, int]], plot: FoundPlot, oracle_rows: Sequence[str] | None
+    student: set[tuple[int, int]], plot: FoundPlot, oracle_rows: Sequence[Sequence[str]]
 ) -> Agreement | None:
-    if not oracle_rows:
-        return None
-    cells, _labels = _grid(oracle_rows)
-    oracle = {(r, c) for r, row in enumerate(cells) for c, ch in enumerate(row) if not ch.isspace()}
-    if (len(cells), max(map(len, cells))) != (plot.rows, plot.columns):
-        return None
-    scale = "the oracle's folded plot"
-    return Agreement(len(student), len(oracle), _near(student, oracle), _near(oracle, student), scale)
+    found = []
+    for rows in oracle_rows:
+        cells, _labels = _grid(rows)
+        if not cells or (len(cells), max(map(len, cells))) != (plot.rows, plot.columns):
+            continue
+        oracle = {(r, c) for r, row in enumerate(cells) for c, ch in enumerate(row) if not ch.isspace()}
+        scale = "the oracle's folded plot"
+        found.append(Agreement(len(student), len(oracle), _near(student, oracle), _near(oracle, student), scale))
+    return _best(found)

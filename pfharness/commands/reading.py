@@ -29,9 +29,14 @@ def plot_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     table: bool = typer.Option(
         False, "--table", help="Print the top-5 tables (faults by region, library, process) instead of the plot."
     ),
+    trends: bool = typer.Option(
+        False, "--trends", help="Under the picture: faults per second and distinct pages touched so far."
+    ),
 ) -> None:
     """Draw a saved run again with no VM: the 30 x 70 plot (or the top-5 tables), and PNG/SVG pictures."""
-    request = PlotRequest(scale=scale, page_range=page_range, pid=pid, png=png, svg=svg, color_by=color_by, table=table)
+    request = PlotRequest(
+        scale=scale, page_range=page_range, pid=pid, png=png, svg=svg, color_by=color_by, table=table, trends=trends
+    )
     request.validate()
     for path in draw_run(load_drawable(run_dir), request, typer.echo):
         typer.echo(f"picture: {path}")

@@ -166,9 +166,13 @@ def assign_rows(bands: Sequence[Band], total: int = fmt.PLOT_ROWS) -> list[Band]
     return [Band(b.pmin, b.pmax, b.faults, b.name, n) for b, n in zip(bands, rows, strict=True)]
 
 
-def _time_extent(records: Sequence[FaultRecord]) -> tuple[int, int]:
+def time_extent(records: Sequence[FaultRecord], clock: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The plot's time axis: from the first to the last of `records`, widened to `clock` (the first and the last
+    fault of the whole run: every plot of pf_probe_C shares it, the module's plot_clock())."""
     times = [r[0] for r in records]
-    return min(times), max(times)
+    if clock is None:
+        return min(times), max(times)
+    return min(*times, clock[0]), max(*times, clock[1])
 
 
 def _grid() -> list[list[int]]:
@@ -181,11 +185,13 @@ def _row_line(label: str, border: str, cells: Iterable[int], tail: str = "") -> 
     return f"{label[: fmt.LABEL_WIDTH]:>{fmt.LABEL_WIDTH}} {border}{marks}|{tail}"
 
 
-def folded_rows(records: Sequence[FaultRecord], regions: Sequence[Region]) -> tuple[list[str], list[Band]]:
-    """Steps 1-5: the PLOT_ROWS row lines (top first) and the bands (bottom first)."""
+def folded_rows(
+    records: Sequence[FaultRecord], regions: Sequence[Region], clock: tuple[int, int] | None = None
+) -> tuple[list[str], list[Band]]:
+    """Steps 1-5: the PLOT_ROWS row lines (top first) and the bands (bottom first); `clock`: time_extent()."""
     unassigned, band_of = _bands_and_members(records, regions)
     bands = assign_rows(unassigned)
-    t_min, t_max = _time_extent(records)
+    t_min, t_max = time_extent(records, clock)
     grid = _grid()
     base = []  # the row (from the bottom) where each band starts
     used = 0
@@ -228,9 +234,9 @@ def folded_rows(records: Sequence[FaultRecord], regions: Sequence[Region]) -> tu
     return lines, bands
 
 
-def linear_rows(records: Sequence[FaultRecord]) -> list[str]:
+def linear_rows(records: Sequence[FaultRecord], clock: tuple[int, int] | None = None) -> list[str]:
     """Today's plot: pages scaled linearly from the lowest to the highest (labels on rows 0, 10, 20, 29)."""
-    t_min, t_max = _time_extent(records)
+    t_min, t_max = time_extent(records, clock)
     p_min = min(r.address >> 12 for r in records)
     p_max = max(r.address >> 12 for r in records)
     grid = _grid()
@@ -249,8 +255,15 @@ def linear_rows(records: Sequence[FaultRecord]) -> list[str]:
     return lines
 
 
-def format_ms(ns: int) -> str:
-    return f"{ns // 1_000_000}.{ns % 1_000_000 // 1000:03d}"
+def time_unit(t_span_ns: int) -> str:
+    """The unit of a plot's time axis: "s" from PLOT_SECONDS_S on (34017.024 ms reads as 34.017 s), else "ms"."""
+    return "s" if t_span_ns >= fmt.PLOT_SECONDS_S * 1_000_000_000 else "ms"
+
+
+def format_time(ns: int, unit: str = "ms") -> str:
+    """`ns` in `unit` ("ms" or "s") with three decimals, as the module's format_time()."""
+    per = 1_000_000_000 if unit == "s" else 1_000_000
+    return f"{ns // per}.{ns % per // (per // 1000):03d}"
 
 
 def axis_lines(t_span_ns: int) -> list[str]:
@@ -258,15 +271,17 @@ def axis_lines(t_span_ns: int) -> list[str]:
     width = fmt.LABEL_WIDTH + 2 + fmt.PLOT_COLS
     rule = " " * (fmt.LABEL_WIDTH + 1) + "+" + "-" * fmt.PLOT_COLS + "+"
     times = [" "] * width
+    unit = time_unit(t_span_ns)
+    first, middle, last = (format_time(ns, unit) for ns in (0, t_span_ns // 2, t_span_ns))
     for text, pos in (
-        (format_ms(0), fmt.LABEL_WIDTH + 2),
-        (format_ms(t_span_ns // 2), fmt.LABEL_WIDTH + 2 + fmt.PLOT_COLS // 2 - len(format_ms(t_span_ns // 2)) // 2),
-        (format_ms(t_span_ns), width - len(format_ms(t_span_ns))),
+        (first, fmt.LABEL_WIDTH + 2),
+        (middle, fmt.LABEL_WIDTH + 2 + fmt.PLOT_COLS // 2 - len(middle) // 2),
+        (last, width - len(last)),
     ):
         for k, c in enumerate(text):
             if 0 <= pos + k < width:
                 times[pos + k] = c
-    caption = " " * (fmt.LABEL_WIDTH + 2 + fmt.PLOT_COLS // 2 - 16) + " time since the first fault (ms)"
+    caption = " " * (fmt.LABEL_WIDTH + 2 + fmt.PLOT_COLS // 2 - 16) + f" time since the first fault ({unit})"
     return [rule, "".join(times), caption, fmt.legend()]
 
 
@@ -290,19 +305,21 @@ def draw(
     comm: str = "",
     plot_class: str = "all",
     class_title: str = "",
+    clock: tuple[int, int] | None = None,
 ) -> PlotText:
-    """The whole plot of `records` (at least one) as the module prints it, from BEGIN PLOT to END PLOT."""
+    """The whole plot of `records` (at least one) as the module prints it, from BEGIN PLOT to END PLOT.
+    `clock`: the first and the last fault of the run, when `records` are one class of it (pf_probe_C)."""
     if scale not in SCALES:
         raise ValueError(f"scale {scale!r}: use folded or linear")
     if not records:
         raise ValueError("a plot needs at least one record")
-    t_min, t_max = _time_extent(records)
+    t_min, t_max = time_extent(records, clock)
     addresses = [r[1] for r in records]
     page_min, page_max = min(addresses) >> 12, max(addresses) >> 12
     if scale == "folded":
-        rows, bands = folded_rows(records, regions)
+        rows, bands = folded_rows(records, regions, clock)
     else:
-        rows, bands = linear_rows(records), []
+        rows, bands = linear_rows(records, clock), []
     title_class = f", {class_title}" if class_title else ""
     lines = [
         fmt.LINES["plot_begin"].template.format(pid=pid, comm=comm, plot_class=plot_class, scale=scale),

@@ -96,7 +96,9 @@ class Plot:
         default_factory=list
     )  # output_format.PLOT_ROWS strings of PLOT_COLS characters, top row first
     y_labels: dict[int, str] = field(default_factory=dict)  # row index -> page number label (hex)
-    x_labels: list[str] = field(default_factory=list)  # times under the X axis, ms: first, middle, last
+    # times under the X axis in ms (first, middle, last), those printed in seconds (x_unit "s") converted
+    x_labels: list[str] = field(default_factory=list)
+    x_unit: str = "ms"  # the unit the module printed them in: "ms", or "s" for a long run
     faults: int | None = None  # faults drawn, from the summary line
     t_span_ns: int | None = None
     page_min: int | None = None
@@ -204,8 +206,15 @@ def module_lines(messages: Iterable[str], module: str | None = None) -> list[tup
     return found
 
 
-def _parse_x_labels(line: str) -> list[str]:
-    return re.findall(r"\d+\.\d{3}", line)
+_X_CAPTION = re.compile(r"time since the first fault \((ms|s)\)\s*$")
+
+
+def _parse_x_labels(line: str, unit: str) -> list[str]:
+    """The times under the X axis, in ms: a time in seconds (three decimals) becomes ms (three decimals)."""
+    found = re.findall(r"\d+\.\d{3}", line)
+    if unit == "s":
+        return [f"{int(whole) * 1000 + int(frac)}.000" for whole, frac in (t.split(".") for t in found)]
+    return found
 
 
 def _finish_plot(plot: Plot, body: list[str]) -> None:
@@ -245,7 +254,9 @@ def _finish_plot(plot: Plot, body: list[str]) -> None:
             plot.page_max = s["page_max"]
             plot.outside = s["outside"]
     if rule_index is not None and rule_index + 1 < len(body):
-        plot.x_labels = _parse_x_labels(body[rule_index + 1])
+        caption = _X_CAPTION.search(body[rule_index + 2]) if rule_index + 2 < len(body) else None
+        plot.x_unit = caption.group(1) if caption else "ms"
+        plot.x_labels = _parse_x_labels(body[rule_index + 1], plot.x_unit)
 
 
 def parse_module_output(messages: Iterable[str], module: str | None = None) -> ModuleReport:

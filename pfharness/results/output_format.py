@@ -20,6 +20,8 @@ LINE_MAX = 160  # longer than any plot line a module prints (the plot's line buf
 DEFAULT_MAX_RECORDS = 1_048_576  # B, C: record buffer capacity by default
 MAX_RECORDS_LIMIT = 16_777_216  # 16 Mi records: 768 MiB of vmalloc at most (48-byte records, B and C)
 FOLLOW_TABLE_SIZE = 4096  # follow=1: processes the module keeps a line for (more are traced, counted as overflow)
+#: A plot's X axis this long (seconds) or longer is labelled in seconds, a shorter one in ms (docs/folded-plot.md)
+PLOT_SECONDS_S = 10
 FOLLOW_TOP = 20  # follow=1: processes printed one per line at unload, by faults; the rest share one line
 
 #: A cell with at least N faults shows this mark (the highest N that fits wins); empty cells are blank.
@@ -349,10 +351,10 @@ def legend() -> str:
 
 
 def folded_legend() -> str:
-    """The folded plot's second legend line: what its marks beside the rows mean."""
+    """The folded plot's second legend line: what the folded axis is, and what its marks beside the rows mean."""
     return (
-        f"bands: names on a band's top row, '{BAND_CONTINUED}' on its other rows;"
-        f" '{BAND_CUT}' address space cut above; '{BAND_MORE}' more regions than named"
+        f"folded axis: empty address space cut out ('{BAND_CUT}': cut above); names on a band's top row,"
+        f" '{BAND_CONTINUED}' on its others; '{BAND_MORE}' more regions than named"
     )
 
 
@@ -383,6 +385,7 @@ def template_context() -> dict[str, object]:
         "plot_cols": PLOT_COLS,
         "label_width": LABEL_WIDTH,
         "line_max": LINE_MAX,
+        "plot_seconds_s": PLOT_SECONDS_S,
         "default_max_records": DEFAULT_MAX_RECORDS,
         "max_records_limit": MAX_RECORDS_LIMIT,
         "follow_table_size": FOLLOW_TABLE_SIZE,

@@ -22,12 +22,20 @@ from .records_file import FaultRecord, ProcessEntry, Region
 FORMATS = ("png", "svg")
 WIDTH_IN, HEIGHT_IN, DPI = 12.0, 7.5, 100  # 1200 x 750 pixels
 GAP = 0.8  # the space between two bands, in rows
-PANEL_ROW_IN = 0.3  # build_panels: inches per band (the picture grows past HEIGHT_IN for many bands)
 LEGEND_MAX = len(style.PALETTE)  # groups named in the legend, each with a colour of its own; the rest are grey
 LEGEND_MARGIN = 0.005  # between the legend and the picture's right edge, in picture widths
 LABEL_GAP_PX = 8  # at least this between a band's name and the legend
 BAND_LABEL_GID = "band-label"  # the gid of a band's name beside the axes (to find them again)
 LEGEND_NAME_MAX = 30  # a region's name in the legend, at most (longer ones end in "...")
+PANEL_ROW_PX = 14  # build_panels: pixels per row of the ASCII plot
+PANEL_MIN_ROWS = 1.7  # build_panels: a band at least this many rows tall (its two page labels apart)
+PANEL_RIGHT = 0.6  # build_panels: the axes end here; band names, then each panel's legend, to the right
+PANEL_LEGEND_X = 0.79
+#: Under every picture with a folded axis: what it is, in one line.
+FOLDED_CAPTION = (
+    "Folded page axis: only the address ranges with faults are drawn, as bands (named at the right, with their "
+    "faults); break marks and dotted lines: empty address space cut out."
+)
 TITLE_MAX_CHARS = 112  # the longest first title line that fits the picture's width (measured: 123 was cut)
 INSTALL_HINT = "pip install 'pfharness[plot]'"
 
@@ -73,15 +81,23 @@ class _Layout:
 
     bands: list[folded.Band]
     bottoms: list[float]
+    heights: list[float]  # its rows in the ASCII plot, or min_rows when that is more
+
+    @property
+    def top(self) -> float:
+        return self.bottoms[-1] + self.heights[-1]
 
 
-def _layout(records: Sequence[FaultRecord], regions: Sequence[Region]) -> _Layout:
+def _layout(records: Sequence[FaultRecord], regions: Sequence[Region], min_rows: float = 1.0) -> _Layout:
+    """The bands, each as tall as its rows in the ASCII plot but at least `min_rows` (panels: room for the labels
+    of its first and last page and its name), GAP apart."""
     bands = folded.assign_rows(folded.make_bands(records, regions))
-    bottoms, y = [], 0.0
+    bottoms, heights, y = [], [], 0.0
     for b in bands:
         bottoms.append(y)
-        y += b.rows + GAP
-    return _Layout(bands, bottoms)
+        heights.append(max(float(b.rows), min_rows if b.pmax > b.pmin else min(min_rows, 1.0)))
+        y += heights[-1] + GAP
+    return _Layout(bands, bottoms, heights)
 
 
 def _groups(picture: Picture) -> tuple[list[Any], list[str]]:
@@ -114,7 +130,7 @@ def _check(picture: Picture) -> None:
         raise UsageError("nothing to draw: no faults were selected")
 
 
-def _draw_on(ax: Any, picture: Picture) -> float:
+def _draw_on(ax: Any, picture: Picture, min_rows: float = 1.0) -> float:
     """The marks of `picture` on `ax`, its page axis and its time axis; returns the marker size."""
     plt = _pyplot()
     import numpy as np  # noqa: PLC0415 - comes with matplotlib
@@ -126,10 +142,10 @@ def _draw_on(ax: Any, picture: Picture) -> float:
     pages = np.fromiter((r.address >> 12 for r in records), dtype=np.float64, count=n)
     layout = None
     if picture.scale == "folded":
-        layout = _layout(records, picture.regions)
+        layout = _layout(records, picture.regions, min_rows)
         pmin = np.array([b.pmin for b in layout.bands], dtype=np.float64)
         span = np.array([b.pmax - b.pmin + 1 for b in layout.bands], dtype=np.float64)
-        rows = np.array([b.rows for b in layout.bands], dtype=np.float64)
+        rows = np.array(layout.heights, dtype=np.float64)
         bottom = np.array(layout.bottoms)
         which = np.searchsorted(pmin, pages, side="right") - 1
         y = bottom[which] + (pages - pmin[which] + 0.5) / span[which] * rows[which]
@@ -160,36 +176,66 @@ def build_figure(picture: Picture) -> Any:
     ax.set_title(title, fontsize=11)
     legend = _legend(fig, ax, picture, size)
     _fit_band_labels(fig, ax, legend)
+    if picture.scale == "folded":
+        folded_caption(fig)
     return fig
 
 
 def build_panels(panels: Sequence[Picture], title: str) -> Any:
     """One figure of several pictures stacked on one time axis (pf_probe_C's code, data and other segments):
-    each panel its own folded page axis, named by its subtitle; every panel's t0_ns should be the same."""
+    each panel its own folded page axis, named by its subtitle, with its own legend of regions at the right;
+    every panel's t0_ns should be the same. Rows are PANEL_ROW_PX tall and a band at least PANEL_MIN_ROWS, so
+    that no band's page labels or name run into its neighbour's."""
     for picture in panels:
         _check(picture)
     plt = _pyplot()
-    heights = [max(2, len(_layout(p.records, p.regions).bands)) for p in panels]
-    height = max(HEIGHT_IN, PANEL_ROW_IN * sum(heights) + 2.0)  # room for every band's two page labels
-    fig, axes = plt.subplots(
-        len(panels), 1, sharex=True, figsize=(WIDTH_IN, height), dpi=DPI, gridspec_kw={"height_ratios": heights}
-    )
-    axes = list(axes) if len(panels) > 1 else [axes]
-    top, bottom = 1 - 0.7 / height, 0.6 / height  # the title and the time axis keep their inches
-    fig.subplots_adjust(left=0.1, right=0.78, top=top, bottom=bottom, hspace=0.35 * HEIGHT_IN / height)
-    lo, hi = [], []
-    for ax, picture in zip(axes, panels, strict=True):
-        _draw_on(ax, picture)
+    px = [_panel_px(p) for p in panels]
+    head, foot, title_px = 0.75 * DPI, 0.8 * DPI, 0.3 * DPI  # the title; the time axis and the caption
+    height_px = head + foot + sum(px) + title_px * len(panels)
+    fig = plt.figure(figsize=(WIDTH_IN, height_px / DPI), dpi=DPI)
+    axes: list[Any] = []
+    y = height_px - head
+    for picture, h in zip(panels, px, strict=True):
+        y -= title_px + h
+        box = (0.1, y / height_px, PANEL_RIGHT - 0.1, h / height_px)
+        ax = fig.add_axes(box, sharex=axes[0] if axes else None)
+        axes.append(ax)
+        size = _draw_on(ax, picture, PANEL_MIN_ROWS)
         ax.set_title(picture.subtitle, fontsize=9, loc="left")
         ax.set_ylabel("")
-        lo.append(ax.get_xlim()[0])
-        hi.append(ax.get_xlim()[1])
+        legend = _legend(fig, ax, picture, size, anchor=(PANEL_LEGEND_X, (y + h) / height_px), loc="upper left")
+        _fit_band_labels(fig, ax, legend)
     for ax in axes[:-1]:
         ax.set_xlabel("")
-    axes[0].set_xlim(min(lo), max(hi))
-    fig.suptitle(title, fontsize=11)
+        ax.tick_params(labelbottom=False)
+    lo = min(float(ax.get_xlim()[0]) for ax in axes)
+    hi = max(float(ax.get_xlim()[1]) for ax in axes)
+    axes[0].set_xlim(lo, hi)
+    fig.suptitle(title, fontsize=11, y=1 - 0.25 * DPI / height_px)
     fig.supylabel("virtual page number (folded: the empty address space is cut out)", fontsize=9)
+    folded_caption(fig)
     return fig
+
+
+def _panel_px(picture: Picture) -> float:
+    """A panel's height in pixels: its rows (and gaps), or its legend's entries when that is more."""
+    layout = _layout(picture.records, picture.regions, PANEL_MIN_ROWS)
+    groups = len(_groups(picture)[1])
+    entries = min(groups, LEGEND_MAX) + (groups > LEGEND_MAX) + 1  # the title too
+    return max((layout.top + GAP) * PANEL_ROW_PX, entries * 15 + 10, 90)
+
+
+def folded_caption(fig: Any) -> None:
+    """The folded axis explained in one line at the foot of the picture."""
+    fig.text(
+        0.01,
+        0.004,
+        FOLDED_CAPTION,
+        fontsize=8,
+        color="#404040",
+        ha="left",
+        va="bottom",
+    )
 
 
 def _scatter(ax: Any, picture: Picture, t: Any, y: Any, band: Any) -> float:
@@ -233,16 +279,25 @@ def _time_axis(ax: Any, picture: Picture, t: Any) -> None:
         ax.axvline(lo, color="k", linewidth=0.8, linestyle=(0, (4, 2)), zorder=0.5, label=f"{picture.mark}: {lo:.3f} s")
 
 
-def _legend(fig: Any, ax: Any, picture: Picture, size: float) -> Any:
-    """The legend at the picture's right edge, outside the axes and clear of the band names."""
+def _legend(
+    fig: Any,
+    ax: Any,
+    picture: Picture,
+    size: float,
+    *,
+    anchor: tuple[float, float] = (1.0 - LEGEND_MARGIN, 0.9),
+    loc: str = "upper right",
+) -> Any:
+    """The legend at the picture's right edge (or at `anchor`, in figure coordinates), outside the axes and
+    clear of the band names."""
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: labels[i].startswith(picture.mark or "\0"))  # mark last
     legend = ax.legend(
         [handles[i] for i in order],
         [labels[i] for i in order],
         title="process" if picture.color_by == "pid" else "region: faults",
-        loc="upper right",
-        bbox_to_anchor=(1.0 - LEGEND_MARGIN, 0.9),
+        loc=loc,
+        bbox_to_anchor=anchor,
         bbox_transform=fig.transFigure,
         fontsize=8,
         title_fontsize=9,
@@ -269,17 +324,17 @@ def _draw_bands(ax: Any, layout: _Layout) -> None:
     """Band shading, page labels (the ends and round pages inside a tall band), names beside the axis and
     break marks between bands."""
     ticks, labels = [], []
-    top = layout.bottoms[-1] + layout.bands[-1].rows
+    top = layout.top
     ax.set_ylim(-GAP / 2, top + GAP / 2)
     px_per_row = ax.get_window_extent().height / (top + GAP)
-    for i, (b, y0) in enumerate(zip(layout.bands, layout.bottoms, strict=True)):
-        y1 = y0 + b.rows
+    for i, (b, y0, height) in enumerate(zip(layout.bands, layout.bottoms, layout.heights, strict=True)):
+        y1 = y0 + height
         ax.axhspan(y0, y1, color=style.BAND_BACKGROUNDS[i % 2], zorder=0, linewidth=0)
         span = b.pmax - b.pmin + 1
-        pages = [b.pmin, *style.page_ticks(b.pmin, b.pmax, b.rows * px_per_row)]
+        pages = [b.pmin, *style.page_ticks(b.pmin, b.pmax, height * px_per_row)]
         pages += [b.pmax] if b.pmax != b.pmin else []
         for page in pages:  # the page's own row position, as the marks: its middle, ends at the band's edges
-            ticks.append(y0 if page == b.pmin else y1 if page == b.pmax else y0 + (page - b.pmin + 0.5) / span * b.rows)
+            ticks.append(y0 if page == b.pmin else y1 if page == b.pmax else y0 + (page - b.pmin + 0.5) / span * height)
             labels.append(folded.hex_label(page))
         ax.text(
             1.01,

@@ -12,7 +12,8 @@ from .workloads import EXPERIMENT
 _CLASS_HEADS = {"program": "prog", "libraries": "libs", "heap_anon": "anon", "stack": "stack", "files": "files"}
 
 HOW_TO_READ = (
-    "HOW TO READ THE PLOTS. Time runs left to right from the first fault (ms; the PNGs in seconds). Up is the "
+    "HOW TO READ THE PLOTS. Time runs left to right from the first fault (ms, or seconds for a run of 10 s or "
+    "more; the PNGs in seconds; pf_probe_C's three plots of a run on one clock). Up is the "
     "virtual page number, folded: each group of regions that faulted (the program, a library, the heap, an "
     "anonymous mapping, the stack) is a band of rows, bands stacked by address, the lowest at the bottom, each "
     "given rows in proportion to its faults, so that the empty address space between regions takes no rows. A "

@@ -87,10 +87,25 @@ def class_panels(run: StudyRun, png: Path) -> Path | None:
     return pictures.write_figure(pictures.build_panels(panels, title), png, "png")
 
 
+def trend_picture(run: StudyRun, png: Path, note: Callable[[str], None]) -> list[Path]:
+    """<workload>-B.png: the run's scatter with faults per second and the pages touched so far under it (drawn
+    again from the saved records, so that `study --report-only` makes it too)."""
+    drawable = Drawable.of_result(run.result)
+    if drawable is None:
+        return []
+    try:
+        return draw(drawable, PlotRequest(png=png, ascii=False, trends=True), lambda s: None)
+    except (PfhError, ValueError) as e:  # matplotlib's ValueError: a picture is not worth the study
+        note(f"no picture for {run.label}: {e}")
+        return []
+
+
 def study_pictures(runs: list[StudyRun], out_dir: Path, note: Callable[[str], None]) -> list[Path]:
-    """The per-program pictures of each workload's first run, and C's runs in panels."""
+    """Each B run's picture with its trends, and C's runs in panels."""
     written = []
     for run in runs:
+        if run.module == "B":
+            written += trend_picture(run, out_dir / f"{run.workload.key}-B.png", note)
         if run.module == "C":
             try:
                 path = class_panels(run, out_dir / f"{run.workload.key}-C.png")

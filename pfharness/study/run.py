@@ -142,7 +142,7 @@ def _picture(result: TraceResult, png: Path, name: str, events: Events) -> None:
     drawable = Drawable.of_result(result)
     assert drawable is not None  # the records were checked
     try:
-        for path in draw_run(drawable, PlotRequest(png=png, ascii=False), lambda s: None):
+        for path in draw_run(drawable, PlotRequest(png=png, ascii=False, trends=True), lambda s: None):
             events.note(f"      picture: {path}")
     except (PfhError, ValueError) as e:  # matplotlib's ValueError: a picture is not worth the study
         events.note(f"      no picture for {name}: {e}")

@@ -125,6 +125,7 @@ int main(void)
 	char header[NAME_LINE_MAX], scale[16], class_key[32], comm[NAME_LINE_MAX], title[NAME_LINE_MAX];
 	unsigned long long set = 0;
 	unsigned int nregions;
+	struct plot_extent clock;
 	u64 nrecords;
 	int cls;
 
@@ -146,7 +147,8 @@ int main(void)
 		if (!plot_members || !plot_bands || !plot_order)
 			die("out of memory", set);
 #endif
-		plot_one(nrecords, cls, comm, class_key, title);
+		plot_measure(nrecords, PLOT_ALL, &clock);
+		plot_one(nrecords, cls, comm, class_key, title, &clock);
 #ifdef PLOT_FOLDED
 		free(plot_order);
 		free(plot_bands);

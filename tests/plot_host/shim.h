@@ -38,6 +38,7 @@ typedef unsigned long long u64;	/* as on x86-64: "%llu" takes it */
 #define PAGE_SHIFT 12
 #define NSEC_PER_USEC 1000L
 #define NSEC_PER_MSEC 1000000L
+#define NSEC_PER_SEC 1000000000L
 
 #define min(a, b) ({ __typeof__(a) _a = (a); __typeof__(b) _b = (b); _a < _b ? _a : _b; })
 #define max(a, b) ({ __typeof__(a) _a = (a); __typeof__(b) _b = (b); _a > _b ? _a : _b; })
