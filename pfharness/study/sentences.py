@@ -124,7 +124,7 @@ def cold_cache(fig: Figures) -> str:
     name, most = next(iter(x["major_by_name"].items()))
     return (
         f"Third trend: file-backed pages come from the page cache. Major faults, which wait for a disk read, come "
-        f"only while it is cold: {count(r['major_first'])} in pf_probe_B's runs, the first after boot "
+        f"while it is cold: {count(r['major_first'])} in pf_probe_B's runs, the first after boot "
         f"({count(x['major'])} in the compilation, {count(most)} in {name}), {count(r['major_repeat'])} in "
         f"pf_probe_C's repeats right after."
     )
