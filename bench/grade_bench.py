@@ -1,11 +1,12 @@
 """`bench/run.py --only grade`: submissions per minute of `pfharness grade` (issue 23).
 
 A class of generated submissions (tests/grade_class.py, the class `make test` grades, with the points each
-must get) is graded three ways, each into a fresh --out so nothing is read back: `--jobs 1`, `--jobs 2`, and
-on a local Dask cluster (a `dask scheduler` and two single-thread `dask worker` processes on this machine,
-started here and killed at the end). Each run is the real CLI (`python -m pfharness.cli grade`, through
-pfharness/proc.py). VMs started: the modules checked (one fresh VM each), read from each student's
-findings.json. The grades are compared with the expected ones: a fast but wrong run is no figure.
+must get; CLASS_SIZE of them, the class repeated under new names past its end) is graded three ways, each
+into a fresh --out so nothing is read back: `--jobs 1`, `--jobs 2`, and on a local Dask cluster (a `dask
+scheduler` and two single-thread `dask worker` processes on this machine, started here and killed at the
+end). Each run is the real CLI (`python -m pfharness.cli grade`, through pfharness/proc.py). VMs started:
+the modules checked (one fresh VM each), read from each student's findings.json. The grades are compared
+with the expected ones: a fast but wrong run is no figure.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pfharness import proc
 ROOT = Path(__file__).resolve().parent.parent
 PFHARNESS = [sys.executable, "-m", "pfharness.cli"]
 DASK = Path(sys.executable).parent / "dask"
-CLASS_SIZE = 12
+CLASS_SIZE = 30  # the issue's class: the whole of tests/grade_class.py, repeated under new names up to 30
 RUN_TIMEOUT = 3600.0  # seconds for one configuration's `pfharness grade`
 
 
@@ -136,6 +137,7 @@ def grade_once(klass: Class, out: Path, extra: list[str]) -> dict:
         "seconds": round(seconds, 1),
         "per_minute": round(60 * n / seconds, 2),
         "load_at_start": round(load, 2),
+        "load_at_end": round(os.getloadavg()[0], 2),
         "wrong": _wrong(out, expected),
     }
 
@@ -168,15 +170,17 @@ def markdown(r: dict) -> list[str]:
         f"{len(r['students'])} generated submissions (tests/grade_class.py: {', '.join(r['students'])}), each "
         "configuration into a fresh --out (nothing read back), on this machine's "
         f"{r['cpus']} cores. VMs started: the modules checked, one fresh VM each (a submission that does not "
-        "build or unpack starts none). Load: the 1-minute load average when the configuration started.",
+        "build or unpack starts none). Load: the 1-minute load average when the configuration started and when it "
+        "ended (the machine is shared with other work).",
         "",
-        "| configuration | submissions | VMs started | wall | submissions/min | load at start | grades as expected |",
+        "| configuration | submissions | VMs started | wall | submissions/min | load at start, end "
+        "| grades as expected |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, run in r["runs"].items():
         ok = "yes" if not run["wrong"] else "no: " + ", ".join(run["wrong"])
         lines.append(
             f"| {name} | {run['submissions']} | {run['vms']} | {run['seconds']:.0f} s | {run['per_minute']:.2f} | "
-            f"{run['load_at_start']:.2f} | {ok} |"
+            f"{run['load_at_start']:.2f}, {run.get('load_at_end', float('nan')):.2f} | {ok} |"
         )
     return [*lines, ""]

@@ -36,6 +36,7 @@ from pfharness.pipeline.prepare import Prepared  # noqa: E402
 from pfharness.pipeline.prepare import prepare as prepare_kernel  # noqa: E402
 from pfharness.pipeline.steps import Step  # noqa: E402
 from pfharness.pipeline.targets import VmSpec  # noqa: E402
+from pfharness.results import output_format as fmt  # noqa: E402
 from pfharness.values import LETTERS, Accelerator, Module  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -296,6 +297,10 @@ def icount_costs(setup: Setup, pages: int, repeats: int) -> dict[str, list[float
 
 # ---- scale ----
 
+#: (max_records, faults asked) of each scale row; --quick (with --only scale) the small ones.
+SCALE_RUNS = ((1 << 20, 300_000), (4 << 20, 300_000))
+SCALE_RUNS_QUICK = ((1 << 17, 100_000), (1 << 18, 100_000))
+
 
 def scale(vm, setup: Setup, capacity: int, faults: int) -> dict:
     """Load B with max_records=capacity for a program with `faults` faults; measure memory and unload time."""
@@ -318,7 +323,43 @@ def scale(vm, setup: Setup, capacity: int, faults: int) -> dict:
         "unload_ms": int(m.group(2)),
         "recorded": int(s.group(1)),
         "dropped": int(s.group(2)),
+        "record_bytes": fmt.RECORD.size,  # the layout the module allocates (output_format.RECORD)
+        "records_version": fmt.RECORDS_VERSION,
     }
+
+
+def scale_markdown(rows: list[dict]) -> list[str]:
+    """BENCHMARKS.md's "Scale (pf_probe_B)"; the bytes a record are the measured growth over the largest
+    max_records (older rows, before record_bytes was kept, say only that)."""
+    largest = max(rows, key=lambda s: s["capacity"])
+    measured = largest["vmalloc_kib"] * 1024 / largest["capacity"]
+    layout = (
+        f"; the record is {largest['record_bytes']} bytes, records version {largest['records_version']}"
+        if "record_bytes" in largest
+        else ""
+    )
+    L = [
+        "## Scale (pf_probe_B)",
+        "",
+        "| max_records | faults asked | vmalloc at load | recorded | dropped | unload (plot) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in rows:
+        L.append(
+            f"| {s['capacity']:,} | {s['faults_asked']:,} | {s['vmalloc_kib'] / 1024:.1f} MiB | {s['recorded']:,} | "
+            f"{s['dropped']:,} | {s['unload_ms']} ms |"
+        )
+    asked = largest["faults_asked"]
+    return [
+        *L,
+        "",
+        f"The workload (`touch_pages {asked}`) is started before `insmod` here, so its first faults are not "
+        "recorded; what matters is dropped = 0 below capacity. vmalloc at load: the growth of VmallocUsed "
+        f"across insmod: the record buffer, allocated once, {measured:.1f} bytes a record at "
+        f"max_records={largest['capacity']:,}{layout}. Unload: rmmod's wall time, which includes drawing the plot "
+        "over every record.",
+        "",
+    ]
 
 
 # ---- turnaround and build ----
@@ -611,7 +652,8 @@ def write_markdown(path: Path, data: dict) -> None:
         f"Measured {data['date']} on {data['machine']}; guest kernel {data['release']}, "
         f"accelerator {data.get('accel', 'tcg')}, "
         f"{data['smp']} vCPUs. Regenerate: `.venv/bin/python bench/run.py` (writes this file); "
-        "`--only turnaround`, `--only icount`, `--only records` or `--only grade` re-measures that section and keeps "
+        "`--only turnaround`, `--only icount`, `--only scale`, `--only records` or `--only grade` re-measures that "
+        "section and keeps "
         "the others"
         + (
             " (re-measured since: " + ", ".join(f"{k} on {v}" for k, v in data["sections_date"].items()) + ")."
@@ -640,26 +682,7 @@ def write_markdown(path: Path, data: dict) -> None:
             "",
         ]
     if "scale" in data:
-        L += [
-            "## Scale (pf_probe_B)",
-            "",
-            "| max_records | faults asked | vmalloc at load | recorded | dropped | unload (plot) |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        for s in data["scale"]:
-            L.append(
-                f"| {s['capacity']:,} | {s['faults_asked']:,} | {s['vmalloc_kib'] / 1024:.1f} MiB | "
-                f"{s['recorded']:,} | "
-                f"{s['dropped']:,} | {s['unload_ms']} ms |"
-            )
-        L += [
-            "",
-            "The workload (`touch_pages 300000`) is started before `insmod` here, so its first faults are not "
-            "recorded; what matters is dropped = 0 below capacity. vmalloc at load: the growth of VmallocUsed "
-            "across insmod (the record buffer is 16 bytes a record, "
-            "allocated once). Unload: rmmod's wall time, which includes drawing the plot over every record.",
-            "",
-        ]
+        L += scale_markdown(data["scale"])
     if "records_back" in data:
         L += records_back_section(data["records_back"])
     if "records_host" in data:
@@ -707,12 +730,14 @@ def main() -> int:
     )
     ap.add_argument(
         "--only",
-        choices=("all", "turnaround", "icount", "records", "grade"),
+        choices=("all", "turnaround", "icount", "scale", "records", "grade"),
         default="all",
         help="run only that section (default: all; records: the host's reading and writing of 1 M records, no VM)",
     )
     ap.add_argument(
-        "--quick", action="store_true", help="tiny configuration: 1 round, 500 pages, no turnaround/virtme/scale"
+        "--quick",
+        action="store_true",
+        help="tiny configuration: 1 round, 500 pages, no turnaround/virtme/scale (with --only scale: small scale runs)",
     )
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--grade-class", type=int, default=grade_bench.CLASS_SIZE, metavar="N", help="--only grade: N")
@@ -763,6 +788,12 @@ def main() -> int:
         data.setdefault("sections_date", {})["icount"] = f"{today} ({setup.release})"
         write_report(args.out, data, keep_other_sections=True)
         return 0
+    if args.only == "scale":
+        with booted(setup, work / "scale.log") as vm:
+            data["scale"] = [scale(vm, setup, c, f) for c, f in (SCALE_RUNS_QUICK if args.quick else SCALE_RUNS)]
+        data.setdefault("sections_date", {})["scale"] = f"{today} ({setup.release})"
+        write_report(args.out, data, keep_other_sections=True)
+        return 0
     with booted(setup, work / "bench.log") as vm:
         data["accel"] = vm.accelerator
         mount_debugfs(vm)
@@ -771,7 +802,7 @@ def main() -> int:
         data["outside_rounds"] = args.rounds
         if not args.quick:
             log("scale")
-            data["scale"] = [scale(vm, setup, 1 << 20, 300_000), scale(vm, setup, 4 << 20, 300_000)]
+            data["scale"] = [scale(vm, setup, c, f) for c, f in SCALE_RUNS]
     if args.icount_repeats:
         log("deterministic cost (-icount)")
         data["icount"] = icount_costs(setup, args.pages, args.icount_repeats)

@@ -9,16 +9,16 @@ tests replace); the others are in pfharness/commands/.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import tempfile
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from . import __version__, assets, environment, mm_settings
+from . import __version__, assets
 from .commands import check as _check_commands  # noqa: F401 - registers check
 from .commands import grade as _grade_commands  # noqa: F401 - registers grade
 from .commands import kmod as _kmod_commands  # noqa: F401 - registers kernels, render, build, dist
@@ -35,16 +35,14 @@ from .commands.base import (
     fail,
 )
 from .errors import PfhError, UsageError
-from .kmod import render
-from .pipeline.events import Events, notes_to
-from .pipeline.targets import HostSpec, TargetSpec, VmSpec
-from .plot import Drawable, PlotRequest
-from .plot import draw as draw_run
-from .progress import Progress
-from .results import text
-from .results.model import TraceResult
-from .run import DEFAULT_OUT, RunRequest, run
-from .values import Accelerator, Module
+from .values import DEFAULT_OUT, Accelerator, Module
+
+# What the commands do is imported when they run (`pfharness --help` and every command start sooner:
+# tests/test_startup.py pins what the command line loads before a command runs).
+if TYPE_CHECKING:
+    from .pipeline.targets import TargetSpec
+    from .plot import PlotRequest
+    from .results.model import TraceResult
 
 INTERNAL_ERROR = 120
 __all__ = ["app", "main", "target_spec"]
@@ -61,6 +59,11 @@ def target_spec(
 ) -> TargetSpec:
     """Where `run` and `study` trace, from their options (the one place a command picks a target).
     `thp` None: the guest kernel's own memory settings. `fresh_boot`: boot, never restore."""
+    import dataclasses  # noqa: PLC0415 - what a command runs is loaded when it runs
+
+    from . import mm_settings  # noqa: PLC0415
+    from .pipeline.targets import HostSpec, VmSpec  # noqa: PLC0415
+
     if thp is not None:
         mm_settings.check_thp(thp.value, kind.value)
     if kind is TargetKind.host:
@@ -152,8 +155,17 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
 
     The workload's output streams to stdout and stderr as it is produced (to stderr with --json).
     """
-    picture_request = PlotRequest(png=png, svg=svg, ascii=False)
-    picture_request.validate()
+    from . import environment  # noqa: PLC0415 - what a command runs is loaded when it runs
+    from .pipeline.events import Events  # noqa: PLC0415
+    from .progress import Progress  # noqa: PLC0415
+    from .run import RunRequest, run  # noqa: PLC0415
+
+    picture_request = None
+    if png is not None or svg is not None:
+        from .plot import PlotRequest  # noqa: PLC0415 - numpy: only for pictures
+
+        picture_request = PlotRequest(png=png, svg=svg, ascii=False)
+        picture_request.validate()
     try:
         spec = target_spec(target, accel, smp=smp, memory_mib=memory, thp=thp, fresh_boot=fresh_boot)
         request = RunRequest(
@@ -188,14 +200,19 @@ def run_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
         else:
             typer.secho("pfharness: interrupted; the VM was stopped", fg=typer.colors.RED, err=True)
         raise typer.Exit(130) from None
+    from .results import text  # noqa: PLC0415 - numpy: loaded while the guest worked
+
     status = text.show(result, typer.echo, as_json=as_json, with_output=False, err=_stderr_line)
-    if png is not None or svg is not None:
+    if picture_request is not None:
         status = _run_pictures(result, picture_request, status, quiet=as_json)
     raise typer.Exit(status)
 
 
 def _run_pictures(result: TraceResult, request: PlotRequest, status: int, *, quiet: bool) -> int:
     """The pictures `run --png/--svg` asked for; a failure is reported and, after a good run, is the status."""
+    from .plot import Drawable  # noqa: PLC0415
+    from .plot import draw as draw_run  # noqa: PLC0415
+
     try:
         drawable = Drawable.of_result(result)
         if drawable is None:
@@ -232,6 +249,8 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
 ) -> None:
     """Trace the study's workloads with B and C in one boot and write report.txt."""
     from . import study  # noqa: PLC0415 - loaded by this command only: every other command starts ~0.08 s sooner
+    from .kmod import render  # noqa: PLC0415
+    from .pipeline.events import Events, notes_to  # noqa: PLC0415
 
     if report_only:
         report = study.write_outputs(study.reread_study(out), out, findings, _stderr_line)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import environment
 from .errors import UsageError
@@ -16,12 +17,13 @@ from .pipeline.core import Step, run_steps
 from .pipeline.events import Events
 from .pipeline.prepare import prepare_own
 from .pipeline.targets import TargetSpec, VmSpec
-from .results import run_dir
-from .results.model import TraceResult
+from .results import run_layout
 from .step import check_params
-from .values import Module
+from .values import DEFAULT_OUT, Module
 
-DEFAULT_OUT = Path("out")
+if TYPE_CHECKING:
+    from .results.model import TraceResult
+
 PID_PARAM = "tpid"  # the pid parameter's name in pfharness's modules and the course's script
 
 
@@ -88,7 +90,7 @@ def run(request: RunRequest, events: Events | None = None) -> TraceResult:
         env=request.env,
         run_dir=directory,
     )
-    transcript = (request.transcript or directory / run_dir.TRANSCRIPT).resolve()
+    transcript = (request.transcript or directory / run_layout.TRANSCRIPT).resolve()
     setup = {"build": prepared.build_seconds}
     with closing(
         run_steps(spec, prepared, [step], transcript=transcript, save_dir=guest, events=events, setup_seconds=setup)

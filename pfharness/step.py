@@ -15,12 +15,10 @@ from .channel import StepChannel, StepRun
 from .errors import UsageError
 from .mm_settings import MmSettings
 from .pipeline.events import Events
-from .results import notes, run_dir
+from .results import notes
 from .results import step_protocol as sp
 from .results.model import Kept, RunContext, TraceResult
-from .results.records_file import RecordsError
 from .results.step_result import read_step
-from .results.tables import top_tables
 
 _PARAM = re.compile(r"^([a-z_][a-z0-9_]*)=[A-Za-z0-9_.-]+$")
 _HARNESS_PARAMS = ("tpid",)  # set by the harness to the workload's pid, never by the user
@@ -85,6 +83,7 @@ class TraceRequest:
     oracle_params: tuple[str, ...] = ()  # the oracle's parameters, NAME=VALUE (e.g. max_records=...)
     pid_param: str = sp.PID_PARAM  # the module's parameter for the workload's pid (a brought module's own name)
     own_module: bool = False  # a module pfharness did not write (run --source): its output is not parsed
+    pid_value: int | None = None  # the module gets pid_param=<this>, not the workload's pid (check's missing-pid)
 
     def argv(self, token: str, *, proto: str | None = None, proto_fd: int | None = None) -> list[str]:
         """The run_step.sh command line for this request (step_protocol.StepCommand): its protocol lines
@@ -107,6 +106,7 @@ class TraceRequest:
             save_dir=self.save_dir,
             oracle_ko=None if self.oracle_ko is None else str(Path(self.oracle_ko).resolve()),
             oracle_params=self.oracle_params,
+            pid_value=self.pid_value,
         )
         return command.argv(str(assets.vm_file(sp.SCRIPT)))
 
@@ -166,6 +166,11 @@ def trace(
 
 def _read_back(save_dir: Path, directory: Path, complete: bool) -> Kept:
     """What the target saved in `save_dir` (only after a complete step), kept in `directory`."""
+    # numpy: loaded while the guest works (pipeline/targets.py), or here on a target that does not wait for one
+    from .results import run_dir  # noqa: PLC0415
+    from .results.records_file import RecordsError  # noqa: PLC0415
+    from .results.tables import top_tables  # noqa: PLC0415
+
     saved, saved_error = None, None
     if complete:
         try:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import UsageError
+
+#: Where `run` (and the commands that build) put their builds and run directories unless told otherwise.
+DEFAULT_OUT = Path("out")
+#: Rows of each table of fault sites (`pfharness sites`, results/sites.py).
+SITES_TOP = 10
 
 LETTERS = ("A", "B", "C")
 

@@ -95,9 +95,13 @@ def without_c(files: dict[str, bytes]) -> dict[str, bytes]:
 
 def _broken(case: str, module_points: dict[str, float], clean: float = 14.5, **kw: float) -> Submission:
     """A corpus case packed as a hand-in without C (the corpus modules draw one checkpatch warning: their
-    SPDX line, -0.5)."""
+    SPDX line, -0.5). A module that did not load, run and unload cleanly is not checked on a missing or an
+    exited pid: half of missing-pid's and exited-pid's points each (one module of two), -2, as PID_LOST."""
     points = {"a": 25.0, "b": 40.0, "report": 20.0, "clean": clean, "c": 0.0, **module_points, **kw}
     return Submission(case, points, sum(points.values()), without_c(with_module(case)))
+
+
+PID_LOST = 14.5 - 2
 
 
 def the_class() -> list[Submission]:
@@ -109,21 +113,23 @@ def the_class() -> list[Submission]:
         Submission(
             "late", {"a": 25, "b": 40, "report": 20, "clean": 15, "c": 0, "late": -20}, 80, without_c(full), time=LATE
         ),
-        Submission("no-report", {"a": 25, "b": 40, "report": 0, "clean": 12, "c": 0}, 77, no_report),
+        Submission("no-report", {"a": 25, "b": 40, "report": 0, "clean": 13, "c": 0}, 78, no_report),
         _broken("plot-70x30", {"b": 35}),
-        _broken("api-fault-handler", {"a": 0, "b": 0}, clean=11.5),  # nothing ran: no printk-flood points
+        _broken("api-fault-handler", {"a": 0, "b": 0}, clean=8.5),  # nothing ran: no printk-flood or pid points
         Submission("not-a-tarball", {"a": 0, "b": 0, "report": 0, "clean": 0, "c": 0}, 0, raw=b"PK\x03\x04 a zip?"),
         # The rest: PFH_GRADE_CLASS=full
         _broken("wrong-param-name", {"a": 13}),
         _broken("pid-not-tgid", {"a": 22}),
-        _broken("probe-symbol", {"a": 8}),
+        _broken("probe-symbol", {"a": 8}, clean=PID_LOST),
         _broken("plot-no-labels", {"b": 37}),
-        _broken("printk-flood", {}, clean=11.5),
-        _broken("null-deref-unload", {"b": 15}),  # a splat at unload: no plot, no unload points
-        _broken("div-zero", {"b": 15}),  # the oracle workload's faults fall within one second: divides by 0
-        _broken("oob-first-write", {"b": 31}),  # the redzone write found at unload; its plot is garbage
-        _broken("handler-loops", {"a": 11}),  # the VM hangs: no run points
-        _broken("api-proc-ops", {"a": 0, "b": 0}, clean=11.5),
+        _broken("printk-flood", {}, clean=12.5),
+        _broken("null-deref-unload", {"b": 15}, clean=PID_LOST),  # a splat at unload: no plot, no unload points
+        _broken("div-zero", {"b": 15}, clean=PID_LOST),  # the oracle workload's faults fall within one second: / 0
+        _broken("oob-first-write", {"b": 31}, clean=PID_LOST),  # the redzone write found at unload; its plot is garbage
+        _broken("handler-loops", {"a": 11}, clean=PID_LOST),  # the VM hangs: no run points
+        _broken("api-proc-ops", {"a": 0, "b": 0}, clean=8.5),
+        _broken("missing-pid-null", {}, clean=PID_LOST),  # an Oops with tpid of no process: missing-pid 1 of 2
+        _broken("init-hangs", {"a": 8}, clean=PID_LOST),  # insmod never returns: the student's, not a harness error
         Submission("traversal", {"a": 25, "b": 40, "report": 20, "clean": 15, "c": 15}, 100, raw=traversal()),
     ]
 

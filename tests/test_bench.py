@@ -77,11 +77,30 @@ def test_bench_grade_section(tmp_path):
     run = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     section = out.read_text().split("## Grading a class", 1)[1]
-    rows = re.findall(r"^\| (.+?) \| (\d+) \| (\d+) \| (\d+) s \| ([\d.]+) \| ([\d.]+) \| (.+?) \|$", section, re.M)
+    row = r"^\| (.+?) \| (\d+) \| (\d+) \| (\d+) s \| ([\d.]+) \| ([\d.]+), ([\d.]+) \| (.+?) \|$"
+    rows = re.findall(row, section, re.M)
     assert [r[0] for r in rows] == ["--jobs 1", "--jobs 2", "Dask, 2 local workers"], section
-    for _name, subs, vms, _wall, per_minute, _load, expected in rows:
+    for _name, subs, vms, _wall, per_minute, _load, _load_end, expected in rows:
         # not-a-tarball starts no VM; plot-70x30 (A and B, no C) one VM per module
         assert (subs, vms, expected) == ("2", "2", "yes"), section
         assert float(per_minute) > 0
     data = json.loads(out.with_suffix(".json").read_text())["grade"]
     assert data["students"] == ["not-a-tarball", "plot-70x30"]
+
+
+def test_bench_scale_section(tmp_path):
+    """`--only scale --quick` (two small max_records): nothing dropped below capacity, and the bytes a record the
+    section states are the measured vmalloc growth, which is the record layout's size (output_format.RECORD)."""
+    from pfharness.results import output_format as fmt
+
+    out = tmp_path / "BENCH.md"
+    argv = [sys.executable, str(REPO / "bench" / "run.py"), "--only", "scale", "--quick", "--out", str(out)]
+    run = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    section = out.read_text().split("## Scale (pf_probe_B)", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| ([\d,]+) \| ([\d,]+) \| ([\d.]+) MiB \| ([\d,]+) \| (\d+) \| (\d+) ms \|$", section, re.M)
+    assert [r[0] for r in rows] == ["131,072", "262,144"], section
+    assert all(r[4] == "0" and 0 < int(r[3].replace(",", "")) <= 100_000 for r in rows), section
+    [measured] = re.findall(r"([\d.]+) bytes a record at max_records=262,144", section)
+    assert abs(float(measured) - fmt.RECORD.size) < 1.0, section
+    assert f"the record is {fmt.RECORD.size} bytes, records version {fmt.RECORDS_VERSION}" in section

@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 from pfharness.check import judge, symbols, text
 from pfharness.check.findings import ApiChange, Finding
 from pfharness.check.model import CheckFinding, CheckReport, ModuleCheck, bounded
-from pfharness.check.run import console_lines, own_lines, step_findings
+from pfharness.check.run import console_lines, own_lines, replayed_lines, step_findings
 from pfharness.cli import app
 from pfharness.errors import VmLost, VmTimeout
+from pfharness.results import step_result
 from pfharness.results.model import TraceResult
 
 DATA = Path(__file__).parent / "data" / "check"
@@ -112,6 +113,44 @@ def test_a_lost_vm_gives_the_splat_at_unload_and_vm_lost(recorded, head, functio
     assert judge.crash_site(splat.evidence, "pf_probe_B")[0] == function
     assert all("##PFH-HOST##" not in e for e in splat.evidence)
     assert any("Kernel panic" in e for e in lost.evidence)
+
+
+def test_a_panic_replays_the_modules_earlier_lines_into_the_evidence():
+    """null-deref-unload checked on 6.1 with panic_print=0x20 (check.run.KERNEL_PARAMS): at the panic the kernel
+    printed its whole log again, the module's info line at load among it, which the console's loglevel had
+    hidden. The live console is parsed as before (one splat, the replay apart); the module's lines come from
+    the replay, and the last before the crash are vm-lost's evidence."""
+    transcript = DATA / "null_deref_unload_replay.console.log"
+    console, replayed = console_lines(transcript), replayed_lines(transcript)
+    assert not any("Linux version" in ln for ln in console) and sum("Kernel panic" in ln for ln in console) == 1
+    assert replayed[0] == "pfh_oracle: loading out-of-tree module taints kernel." and "Kernel panic" in replayed[-2]
+    lines = own_lines(replayed, "pf_probe_B")
+    assert lines == ["pf_probe_B: recording the page faults of pid 132"]
+    found = step_findings(
+        None, lost=VmLost("x"), console=console, name="pf_probe_B", params=["tpid"], pid_param="tpid", before=lines
+    )
+    assert ids(found) == ["kernel-splat", "vm-lost"]
+    assert found[1].evidence == ("Kernel panic - not syncing: Fatal exception", lines[0])
+    # Without a replay (recorded before panic_print): no lines, and the evidence is the panic alone.
+    old = DATA / "null_deref_unload.console.log"
+    assert replayed_lines(old) == []
+
+
+def test_the_replay_is_split_at_the_panic():
+    live = ["boot", "[    5.1] pf_probe_B: loaded", "[    6.5] Kernel panic - not syncing: Fatal exception"]
+    replay = ["[    0.0] Linux version 6.1", "[    5.1] pf_probe_B: loaded", "[    6.5] Kernel panic - not syncing"]
+    assert step_result.split_panic_replay([*live, "[    6.6] Kernel Offset: disabled", *replay, "note"]) == (
+        [*live, "[    6.6] Kernel Offset: disabled", "note"],
+        replay,
+    )
+    assert step_result.split_panic_replay(live) == (live, [])
+    assert step_result.split_panic_replay(live[:2]) == (live[:2], [])
+
+
+def test_vm_lost_quotes_stalls_not_installing():
+    lines = ["9pnet: Installing 9P2000 support", "rcu: INFO: rcu_preempt self-detected stall on CPU", "Kernel panic"]
+    [lost] = judge.lost_findings(lines, False, "run")
+    assert lost.evidence == tuple(lines[1:])
 
 
 def test_a_hang_during_unload_is_rmmod_hung():

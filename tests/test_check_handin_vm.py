@@ -38,6 +38,16 @@ def errors(module) -> set[Finding]:
     return {f.id for f in module.findings if f.is_error}
 
 
+def handles_pids(module) -> None:
+    """The project's modules refuse a pid no process has, saying why, and unload cleanly after their target
+    exited (docs/check.md: both handled well, so both info)."""
+    found = {f.id: f for f in module.findings if f.id in (Finding.MISSING_PID, Finding.EXITED_PID)}
+    assert set(found) == {Finding.MISSING_PID, Finding.EXITED_PID} and not any(f.is_error for f in found.values())
+    missing = found[Finding.MISSING_PID]
+    assert "refused to load" in missing.message and "no process with pid 30000" in missing.message, missing
+    assert "unloaded cleanly" in found[Finding.EXITED_PID].message
+
+
 def test_the_handin_passes_and_one_broken_module_has_only_its_findings(tmp_path, default_kernel):
     release = default_kernel.release
     good = handin_dir(tmp_path, release, "good")
@@ -45,6 +55,7 @@ def test_the_handin_passes_and_one_broken_module_has_only_its_findings(tmp_path,
     [b] = report.modules
     assert report.passed and b.passed and not errors(b), report.to_json()
     assert not [f for f in report.findings if f.is_error]
+    handles_pids(b)
 
     broken = handin_dir(tmp_path, release, "broken")
     source = broken / "pf_probe_B.c"
@@ -57,6 +68,7 @@ def test_the_handin_passes_and_one_broken_module_has_only_its_findings(tmp_path,
     for name in ("pf_probe_A", "pf_probe_C"):
         assert by_name[name].passed and not errors(by_name[name]), by_name[name].to_json()
         assert not by_name[name].notes  # the oracle judged it
+        handles_pids(by_name[name])
     found = errors(by_name["pf_probe_B"])
     assert Finding.NO_TPID_PARAM in found, found
     # renamed, it refuses process_id=0 (load-failed), or loads and traces nothing (no plot)

@@ -73,7 +73,7 @@ def test_a_source_the_check_cannot_take_is_the_students(request_for, monkeypatch
         items["a"].evidence[0]
         == "builds 0/5: the source built foo, no pf_probe_A, B or C: name the module pf_probe_X (obj-m)"
     )
-    assert bob.total == 20 + 3  # the report, and the files under their names
+    assert bob.total == 20 + 2  # the report, and the files under their names
 
 
 def test_two_tarballs_of_one_student_are_refused(tmp_path):

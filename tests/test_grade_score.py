@@ -99,8 +99,8 @@ def test_a_missing_report_names_what_was_handed_in_instead():
     files = tuple(n for n in g.ALL_FILES if n != "report.txt")
     items, total = scored("dist", files, near_misses={"report.txt": ("report.pdf",)})
     assert items["report"].points == 0 and "report.pdf instead" in items["report"].evidence[0]
-    assert items["clean"].points == 12 and "misnamed: report.txt as report.pdf" in items["clean"].evidence[-1]
-    assert total == 92  # 23 lost, C's 15 extra points offset 15 of them
+    assert items["clean"].points == 13 and "misnamed: report.txt as report.pdf" in items["clean"].evidence[3]
+    assert total == 93  # 22 lost, C's 15 extra points offset 15 of them
 
 
 def _with(report: CheckReport, module: str, *found: CheckFinding) -> CheckReport:
@@ -131,8 +131,9 @@ def test_a_build_that_fails_costs_every_module_and_names_the_error():
     items, total = scored(report, NO_C)
     assert items["a"].points == items["b"].points == 0
     assert items["b"].evidence[0] == "builds 0/5: the module does not build for 6.1"
-    assert items["clean"].points == 12  # no module ran: no printk-flood points; no warnings, checkpatch clean
-    assert total == 32
+    assert items["clean"].points == 9  # no module ran: no printk-flood or pid points; no warnings, checkpatch clean
+    assert items["clean"].evidence[-1] == "exited-pid 0/2: no module ran"
+    assert total == 29
 
 
 def test_warnings_and_checkpatch_cost_per_count():
@@ -143,8 +144,8 @@ def test_warnings_and_checkpatch_cost_per_count():
     clean = {i.item: i for i in items}["clean"]
     assert clean.points == 15 - 2 - 2.5
     assert clean.evidence[:2] == (
-        "build-warnings 2/4: 2 compiler warning(s): w (-1 each)",
-        "checkpatch 2.5/5: checkpatch: 2 errors, 3 warnings (-0.5 each)",
+        "build-warnings 1/3: 2 compiler warning(s): w (-1 each)",
+        "checkpatch 1.5/4: checkpatch: 2 errors, 3 warnings (-0.5 each)",
     )
 
 

@@ -106,3 +106,34 @@ def test_a_hostile_tarball_writes_nothing_outside_its_directory(graded):
     assert not list(out.parent.rglob("escaped.txt"))
     traversal = next(g for g in book.students if g.student == "traversal")
     assert "path-traversal" in {f.id for f in traversal.findings}, traversal.findings
+
+
+def test_a_module_whose_init_hangs_costs_its_student_and_is_not_retried(tmp_path, monkeypatch):
+    """init-hangs spins in its init function once the guest is up: insmod never returns and the step is killed
+    at --timeout. That is the student's (vm-lost and the kernel's stall in stage load: A's loads and every check
+    after it, the kernel's soft lockup or stall as evidence), graded once, never a harness error tried again."""
+    from pfharness.grade import run as grade_run
+
+    attempts = []
+    grade_one = grade_run.grade_one
+
+    def counted(task):
+        attempts.append(task.student)
+        return grade_one(task)
+
+    monkeypatch.setattr(grade_run, "grade_one", counted)
+    [sub] = [s for s in grade_class.the_class() if s.student == "init-hangs"]
+    grade_class.write([sub], tmp_path / "in")
+    out = tmp_path / "out"
+    args = ["grade", str(tmp_path / "in"), "--out", str(out), "--jobs", "1", "--timeout", "40"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    [grade] = Gradebook.from_json(json.loads((out / "gradebook.json").read_text())).students
+    assert attempts == ["init-hangs"] and grade.harness_error is None
+    items = {i.item: i for i in grade.items}
+    assert {k: i.points for k, i in items.items()} == sub.points, items["a"].evidence
+    loads = items["a"].evidence[1]
+    assert loads.startswith("loads 0/3: the kernel reported a bug in stage load: "), loads
+    assert "soft lockup" in loads or "stall" in loads
+    assert "pf_probe_A.c:" in loads and "pf_probe_init" in loads
+    assert "not run: the module did not load" in items["a"].evidence[-1]

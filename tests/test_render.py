@@ -227,3 +227,18 @@ COURSE_SHAPES = {
 def test_course_modules_print_the_lines_the_parser_reads(course, letter):
     for name in COURSE_SHAPES[letter]:
         assert output_format.LINES[name].c_literal() in course[letter], name
+
+
+def test_compiled_templates_are_cached_and_render_the_same(tmp_path, monkeypatch):
+    """The modules rendered from Jinja's bytecode cache (what every run's freshness check uses after the first)
+    are byte for byte those compiled from the templates."""
+    plain, first, cached = tmp_path / "plain", tmp_path / "first", tmp_path / "cached"
+    monkeypatch.setattr(render, "_compiled_templates", lambda: None)
+    render.render(plain, render.MODULES, kernel_release="6.1.0-test")
+    monkeypatch.undo()
+    monkeypatch.setenv("PFHARNESS_CACHE", str(tmp_path / "cache"))
+    render.render(first, render.MODULES, kernel_release="6.1.0-test")
+    assert len(list((tmp_path / "cache" / "jinja").iterdir())) >= 3
+    render.render(cached, render.MODULES, kernel_release="6.1.0-test")
+    for made in sorted(plain.iterdir()):
+        assert (first / made.name).read_bytes() == made.read_bytes() == (cached / made.name).read_bytes()

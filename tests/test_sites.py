@@ -209,3 +209,44 @@ def test_a_regions_path_that_is_no_regular_file_is_not_opened(tmp_path):
     os.mkfifo(fifo)
     for path in (str(fifo), "/dev/zero", "relative/lib.so"):
         assert elf_symbols.load(path).table == "" and elf_symbols.load(path).function(0) is None
+
+
+def readelf_functions(path: Path, table: str) -> list[tuple[int, int, str]]:
+    """The oracle: binutils' readelf's defined FUNC symbols with an address in `table` (.symtab or .dynsym),
+    in its order; .dynsym names without the @VERSION readelf adds to them."""
+    out = proc.run(["readelf", "-W", "--syms", path]).stdout
+    found, inside = [], False
+    for line in out.splitlines():
+        if line.startswith("Symbol table "):
+            inside = line.startswith(f"Symbol table '{table}'")
+            continue
+        parts = line.split()
+        if inside and len(parts) >= 8 and parts[0].endswith(":") and parts[3] == "FUNC" and parts[6] != "UND":
+            name = parts[7].split("@")[0] if table == ".dynsym" else parts[7]
+            if int(parts[1], 16):
+                found.append((int(parts[1], 16), int(parts[2], 0), name))
+    return found
+
+
+def test_function_symbols_are_readelfs(tmp_path):
+    """elf_file reads the symbol tables as readelf does: a program built here, libc's .dynsym and (with
+    libc6-dbg) the .symtab of libc's debug file, found by build id."""
+    from pfharness.results.elf_file import ElfFile
+
+    binary = build(tmp_path, PROGRAM)
+    libc = Path("/usr/lib/x86_64-linux-gnu/libc.so.6")
+    cases = [(binary, ".symtab"), (libc, ".dynsym")]
+    with open(libc, "rb") as f:
+        build_id = ElfFile(f).build_id()
+    assert build_id and build_id in proc.run(["readelf", "-n", libc]).stdout
+    debug = elf_symbols.DEBUG_ROOT / ".build-id" / build_id[:2] / f"{build_id[2:]}.debug"
+    if debug.is_file():
+        cases.append((debug, ".symtab"))
+    for path, table in cases:
+        with open(path, "rb") as f:
+            mine = elf_symbols._function_symbols(ElfFile(f), table)
+        assert mine == readelf_functions(path, table) and len(mine) > 3, (path, table)
+    segments = elf_symbols.load.__wrapped__(str(binary)).segments
+    headers = [line.split() for line in proc.run(["readelf", "-lW", binary]).stdout.splitlines()]
+    loads = [(int(h[1], 16), int(h[2], 16), int(h[4], 16)) for h in headers if h[:1] == ["LOAD"]]
+    assert [(s.offset, s.vaddr, s.size) for s in segments] == loads and loads

@@ -58,6 +58,7 @@ def built_options() -> set[str]:
         save_dir="/s",
         oracle_ko="/o.ko",
         oracle_params=("b=2",),
+        pid_value=30000,
     )
     argv = full.argv("run_step.sh")
     return {word for word in argv[: argv.index("--")] if word.startswith("--")}

@@ -43,6 +43,8 @@ REQUIRED_CASES = {
     "plot-no-labels",
     "null-deref-unload",
     "probe-symbol",
+    "missing-pid-null",  # error handling: the NULL task of a pid no process has (the check's missing-pid step)
+    "init-hangs",  # an init function that never returns: the student's, not a harness failure (grade)
 }
 
 

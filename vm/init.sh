@@ -157,6 +157,26 @@ if [ -n "$PORTS" ]; then
     done
 fi
 
+# What needs nothing of the host's file system is done before the snapshot point, once, rather than
+# after each restore: the tmpfs of the writable root, devpts and udev's links in /dev (moved into the
+# new root with /dev), the loopback device and the console's settings.
+mount -t tmpfs -o mode=0755 pfh-rw /rw || fail "mount tmpfs /rw"
+mkdir -p /rw/upper /rw/work || fail "mkdir /rw/upper /rw/work"
+[ -d /dev/pts ] || mkdir /dev/pts || fail "mkdir /dev/pts"
+mount -t devpts -o mode=620,ptmxmode=666 devpts /dev/pts || fail "mount devpts"
+# What udev would add: /dev/fd and the standard streams (run_step.sh writes to
+# /dev/fd/N when pfharness runs with --target host inside the guest).
+ln -sfn /proc/self/fd /dev/fd || fail "link /dev/fd"
+for n in 0:stdin 1:stdout 2:stderr; do
+    ln -sfn "/proc/self/fd/${n%%:*}" "/dev/${n#*:}" || fail "link /dev/${n#*:}"
+done
+# Loopback for network workloads (iperf3 server and client in the guest).
+ip link set lo up || echo "pfh-init: could not bring up lo"
+[ -c /dev/ttyS0 ] || fail "no /dev/ttyS0"
+# No echo: the host sees only what commands print. busybox's own (static)
+# stty, env and chroot start faster than the host's under emulation.
+stty -F /dev/ttyS0 -echo || fail "stty -echo on /dev/ttyS0"
+
 # The snapshot point: nothing of the host's file system is attached yet (a mounted 9p export blocks
 # QEMU's migration). Whatever a run does later happens after this point, in its own restored copy.
 if [ "$SNAP" = 1 ]; then
@@ -174,9 +194,7 @@ fi
 mount -t 9p -o "trans=virtio,version=9p2000.L,ro,$P9_OPTS" hostroot /lower \
     || fail "mount 9p hostroot (is -virtfs/-device virtio-9p with mount_tag=hostroot given?)"
 
-# Writable root. overlayfs needs upper and work on the same tmpfs.
-mount -t tmpfs -o mode=0755 pfh-rw /rw || fail "mount tmpfs /rw"
-mkdir -p /rw/upper /rw/work || fail "mkdir /rw/upper /rw/work"
+# Writable root. overlayfs needs upper and work on the same tmpfs (/rw, mounted above).
 if [ "$ROOT_MODE" = overlay ] && mount -t overlay \
         -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work pfh-root /newroot; then
     :
@@ -198,19 +216,10 @@ if [ ! -f "/newroot$SHELL_BIN" ] || [ ! -x "/newroot$SHELL_BIN" ]; then
     fail "no executable $SHELL_BIN in the new root"
 fi
 
+# /dev moves with what is mounted on it (devpts).
 for d in proc sys dev; do
     mount --move "/$d" "/newroot/$d" || fail "move /$d"
 done
-[ -d /newroot/dev/pts ] || mkdir /newroot/dev/pts || fail "mkdir /dev/pts"
-mount -t devpts -o mode=620,ptmxmode=666 devpts /newroot/dev/pts || fail "mount devpts"
-# What udev would add: /dev/fd and the standard streams (run_step.sh writes to
-# /dev/fd/N when pfharness runs with --target host inside the guest).
-ln -sfn /proc/self/fd /newroot/dev/fd || fail "link /dev/fd"
-for n in 0:stdin 1:stdout 2:stderr; do
-    ln -sfn "/proc/self/fd/${n%%:*}" "/newroot/dev/${n#*:}" || fail "link /dev/${n#*:}"
-done
-# Loopback for network workloads (iperf3 server and client in the guest).
-ip link set lo up || echo "pfh-init: could not bring up lo"
 
 # PID 1 stays this busybox script (outside the chroot), so the shell exiting
 # or being killed never panics the kernel, and poweroff -f is synchronous.
@@ -228,10 +237,6 @@ if [ -n "$SAVE_TAG" ]; then
 fi
 printf '%s\n' "PS1=''" "PS2=''" "echo PFH-READY" >/newroot/run/pfh-shellrc \
     || fail "write /run/pfh-shellrc"
-[ -c /newroot/dev/ttyS0 ] || fail "no /dev/ttyS0"
-# No echo: the host sees only what commands print. busybox's own (static)
-# stty, env and chroot start faster than the host's under emulation.
-stty -F /newroot/dev/ttyS0 -echo || fail "stty -echo on /dev/ttyS0"
 # The serial line is opened once, read-write, as the shell's stdin, stdout
 # and stderr (as getty does).
 setsid -c env -i \

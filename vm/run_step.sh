@@ -5,12 +5,13 @@
 # installed, except dd for the kernel log: busybox's has no iflag=nonblock).
 #
 #   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--cwd DIR] [--ko FILE.ko]
-#               [--param NAME=VALUE ...] [--pid-param NAME] [--no-hold] [--save-dir DIR]
+#               [--param NAME=VALUE ...] [--pid-param NAME] [--pid-value N] [--no-hold] [--save-dir DIR]
 #               [--oracle-ko FILE.ko [--oracle-param NAME=VALUE ...]] -- CMD [ARG ...]
 #
 # With --ko: create the workload's process, held (stopped) before it execs
 # CMD; load the module with tpid=<its pid> (--pid-param NAME: NAME=<its pid>)
-# and the --param values; let it
+# and the --param values (--pid-value N: NAME=N instead, a pid that is not the
+# workload's, e.g. one no process has: the module check's missing-pid step); let it
 # exec; wait for it; unload the module; report the kernel log records that
 # appeared meanwhile. --no-hold starts CMD first and loads the module after,
 # as the course's shell script does (its first faults are lost). Without
@@ -116,6 +117,7 @@ cwd=
 ko=
 params=
 pid_param=tpid
+pid_value=
 oracle=
 oracle_params=
 hold=1
@@ -144,6 +146,14 @@ while [ $# -gt 0 ]; do
 			;;
 		esac
 		shift 2
+		;;
+	--pid-value)
+		case ${2-} in
+		'' | *[!0-9]*) usage="--pid-value needs a process id" ;;
+		*) pid_value=$2 ;;
+		esac
+		shift
+		[ $# -gt 0 ] && shift
 		;;
 	--proto-fd)
 		case ${2-} in
@@ -280,15 +290,15 @@ drain_kmsg() {
 	mark kmsg-end
 }
 
-# Centiseconds since boot, from /proc/uptime ("12345.67 ..."), with no
-# leading zero (shell arithmetic would read "08" as a bad octal number).
+# Sets cs to the centiseconds since boot, from /proc/uptime ("12345.67 ..."),
+# with no leading zero (shell arithmetic would read "08" as a bad octal
+# number). A variable, not output: no subshell to fork.
 uptime_cs() {
 	read -r up _ </proc/uptime
 	cs=${up%.*}${up#*.}
 	while [ "${cs#0}" != "$cs" ] && [ -n "${cs#0}" ]; do
 		cs=${cs#0}
 	done
-	echo "$cs"
 }
 
 # Copy the procfs files (those it has) of module $1 into $save_dir while it
@@ -297,7 +307,8 @@ uptime_cs() {
 save_proc_files() {
 	saved=
 	failed=
-	save_start=$(uptime_cs)
+	uptime_cs
+	save_start=$cs
 	for f in records regions processes; do
 		src=${PFH_PROC_DIR:-/proc}/$1/$f
 		[ -e "$src" ] || continue
@@ -310,7 +321,8 @@ save_proc_files() {
 			failed=$failed${failed:+,}$f
 		fi
 	done
-	mark saved "module=$1" "files=${saved:-none}" "failed=${failed:-none}" "centiseconds=$(($(uptime_cs) - save_start))"
+	uptime_cs
+	mark saved "module=$1" "files=${saved:-none}" "failed=${failed:-none}" "centiseconds=$((cs - save_start))"
 }
 
 # Unload the oracle (--oracle-ko), if there is one; its status in
@@ -332,10 +344,29 @@ reap() {
 	wait "$pid"
 	status=$?
 	killed=
-	for stat_file in /proc/[0-9]*/stat; do
-		p=${stat_file#/proc/}
-		p=${p%/stat}
-		if session_of "$p" && [ "$sid" = "${session:-$pid}" ] && [ "$p" != $$ ]; then
+	if [ -n "$bb" ]; then
+		# busybox's ps reads /proc in one static program, where the shell's read of
+		# every /proc/N/stat takes a system call per byte (0.06-0.2 s under emulation).
+		in_session=
+		# Split on purpose: ps prints numbers (a header first, which matches no session).
+		# shellcheck disable=SC2046
+		set -- $($bb ps -o pid,sid)
+		while [ $# -ge 2 ]; do
+			[ "$2" != "${session:-$pid}" ] || in_session="$in_session $1"
+			shift 2
+		done
+	else
+		in_session=
+		for stat_file in /proc/[0-9]*/stat; do
+			p=${stat_file#/proc/}
+			p=${p%/stat}
+			if session_of "$p" && [ "$sid" = "${session:-$pid}" ]; then
+				in_session="$in_session $p"
+			fi
+		done
+	fi
+	for p in $in_session; do
+		if [ "$p" != $$ ]; then
 			kill -9 "$p" 2>/dev/null && killed="$killed $p"
 		fi
 	done
@@ -382,7 +413,9 @@ fi
 if [ "$hold" = 1 ]; then
 	# The child stops itself before exec; it runs CMD only once the module is
 	# armed, so none of its faults is lost.
-	setsid sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" </dev/null 3<&- 4>&- &
+	# busybox's setsid (static) starts sooner than util-linux's; given a path, it
+	# runs that shell, never its own applet.
+	$bb setsid /bin/sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" </dev/null 3<&- 4>&- &
 	pid=$!
 fi
 # Skip the records already in the log: only this run's lines are collected.
@@ -439,7 +472,7 @@ if [ -n "$oracle" ]; then
 fi
 # Split on purpose (above).
 # shellcheck disable=SC2086
-$insmod "$ko" "$pid_param=$pid" $params >/dev/null 2>&1
+$insmod "$ko" "$pid_param=${pid_value:-$pid}" $params >/dev/null 2>&1
 status=$?
 mark insmod "status=$status"
 if [ "$status" -ne 0 ]; then

@@ -35,6 +35,9 @@ class Finding(_Described):
     VM_LOST = ("vm-lost", "the VM died (panic) or had to be killed (hang)")
     RMMOD_HUNG = ("rmmod-hung", "rmmod did not return within a bounded wait")
     PRINTK_FLOOD = ("printk-flood", "more than N kernel log lines per fault, or the log overwritten")
+    # Error handling: two short steps after the main one (check/pid_steps.py)
+    MISSING_PID = ("missing-pid", "loaded with the pid of no process: a splat, hang, failed rmmod or garbage")
+    EXITED_PID = ("exited-pid", "its target exited while it was loaded: a splat, hang, failed rmmod or garbage")
     # A, against the oracle
     A_ADDRESSES = ("a-addresses", "printed / real / matched / missed / extra addresses, by page")
     A_MISSES_FAULTS = ("a-misses-faults", "fewer than ~90 % of the real faults' pages printed")

@@ -150,10 +150,15 @@ _SPLAT_HEAD = re.compile(
 )
 
 
+def splat_head(line: str) -> bool:
+    """Whether `line` begins a kernel report (a splat)."""
+    return bool(_SPLAT_HEAD.search(line)) and HOST_NOTE not in line
+
+
 def splat_finding(lines: Sequence[str], module: str, source_line: str = "") -> CheckFinding | None:
     """kernel-splat from console or kernel log `lines`: its first line, the RIP in the module (its
     function and offset), and the stage it happened in."""
-    heads = [i for i, ln in enumerate(lines) if _SPLAT_HEAD.search(ln) and HOST_NOTE not in ln]
+    heads = [i for i, ln in enumerate(lines) if splat_head(ln)]
     if not heads:
         return None
     at = heads[0]
@@ -181,14 +186,22 @@ def crash_site(lines: Sequence[str], module: str) -> tuple[str, int] | None:
     return None
 
 
-def lost_findings(lines: Sequence[str], hung: bool, stage: str) -> list[CheckFinding]:
-    """vm-lost (and rmmod-hung when the step hung during unload): the VM died or was killed."""
-    tail = tuple(ln.strip() for ln in lines if "Kernel panic" in ln or "soft lockup" in ln or "stall" in ln)
+_LOST = re.compile(r"Kernel panic|soft lockup|\bstalls?\b")  # not "Installing"
+LAST_LINES = 5  # the module's own lines before the crash quoted in vm-lost
+
+
+def lost_findings(lines: Sequence[str], hung: bool, stage: str, before: Sequence[str] = ()) -> list[CheckFinding]:
+    """vm-lost (and rmmod-hung when the step hung during unload): the VM died or was killed. `before`: the
+    module's own lines of the step (from the kernel's replay at a panic): the last ones before its first splat
+    are quoted too."""
+    tail = tuple(ln.strip() for ln in lines if _LOST.search(ln))
+    heads = [i for i, ln in enumerate(before) if splat_head(ln)]
+    last = tuple(ln.strip() for ln in before[: heads[0] if heads else len(before)][-LAST_LINES:])
     found = []
     if hung and stage == "unload":
         message = "rmmod did not return: the exit function waits forever (a loop, a lock): fix the exit function"
         found.append(CheckFinding(Finding.RMMOD_HUNG, "error", "unload", message, tail))
     what = "hung and was killed at the step's timeout" if hung else "died (the kernel panicked)"
     message = f"the VM {what} in stage {stage}: the module took the kernel down (see kernel-splat)"
-    found.append(CheckFinding(Finding.VM_LOST, "error", stage, message, tail))
+    found.append(CheckFinding(Finding.VM_LOST, "error", stage, message, (*tail, *last)))
     return found

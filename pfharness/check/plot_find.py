@@ -12,7 +12,7 @@ import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .oracle_faults import PAGE_SHIFT, OracleFault
@@ -27,7 +27,9 @@ _ROW_LABEL = re.compile(r"^\s*(?:0[xX])?(?=[0-9a-fA-F]*\d)[0-9a-fA-F]+\s+")
 _LABEL_WORDS = re.compile(r"\b(time|ms|msec|ns|us|usec|sec|seconds|page|pages|address|addr|vpn|axis)\b", re.I)
 _AXIS_LINE = re.compile(r"\baxis\b|^\s*[xyXY]\s*[:=]")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
-ADDRESS_LABEL = 1 << 36  # a row label above this is an address (x86-64 user pages are below 2**35)
+#: The highest x86-64 user page: 2**44 - 1 with 5-level page tables (56-bit user addresses; e.g. 7.2 in the VM,
+#: booted through its decompressor, which turns LA57 on under QEMU's `-cpu max`), 2**35 - 1 with 4-level ones.
+USER_PAGE_MAX = (1 << 44) - 1
 
 
 def strip_prefixes(lines: Sequence[str]) -> list[str]:
@@ -172,27 +174,43 @@ class Agreement:
         }
 
 
-def _label_page(label: str) -> int | None:
+def _label_value(label: str) -> int | None:
     m = re.fullmatch(r"(?:0[xX])?([0-9a-fA-F]+)", label.strip())
-    if m is None:
-        return None
-    value = int(m.group(1), 16)
-    return value >> PAGE_SHIFT if value >= ADDRESS_LABEL else value
+    return None if m is None else int(m.group(1), 16)
 
 
-def _label_fit(plot: FoundPlot) -> tuple[float, float] | bool | None:
-    """(a, b) of page = a + b * row from the row labels; None without two labels; False when they are not
-    on a straight line (a folded or otherwise non-linear scale: the oracle cannot be placed)."""
-    points = [(r, p) for r, lb in enumerate(plot.row_labels) if lb and (p := _label_page(lb)) is not None]
-    if len(points) < 2 or len({p for _, p in points}) < 2:
+def _label_fits(plot: FoundPlot) -> list[tuple[float, float]] | bool | None:
+    """(a, b) of page = a + b * row from the row labels, for each reading of them they lie on a straight line
+    in: all pages (when none is above USER_PAGE_MAX), all addresses (page = label >> PAGE_SHIFT). The reading is
+    the plot's, never a label's: with 5-level page tables a page number can be as large as a 4-level address.
+    None without two labels; False when they are on a straight line in neither (a folded or otherwise
+    non-linear scale: the oracle cannot be placed)."""
+    values = [(r, v) for r, lb in enumerate(plot.row_labels) if lb and (v := _label_value(lb)) is not None]
+    if len(values) < 2 or len({v for _, v in values}) < 2:
         return None
+    readings = [[(r, v >> PAGE_SHIFT) for r, v in values]]
+    if max(v for _, v in values) <= USER_PAGE_MAX:
+        readings.insert(0, values)
+    fits = [fit for points in readings if (fit := _line(points)) is not None]
+    return fits or False
+
+
+def _line(points: Sequence[tuple[int, int]]) -> tuple[float, float] | None:
+    """(a, b) of p = a + b * r through (r, p) `points`, each within a row of it; None when there is none."""
     n = len(points)
+    if len({p for _, p in points}) < 2:
+        return None
     mr, mp = sum(r for r, _ in points) / n, sum(p for _, p in points) / n
     b = sum((r - mr) * (p - mp) for r, p in points) / (sum((r - mr) ** 2 for r, _ in points) or 1)
     a = mp - b * mr
     if b == 0 or any(abs((p - a) / b - r) > 1.0 for r, p in points):
-        return False
+        return None
     return a, b
+
+
+def _by_labels(a: float, b: float) -> Callable[[int], float]:
+    """The row of a page on the labels' line page = a + b * row."""
+    return lambda page: (page - a) / b
 
 
 def _place(
@@ -225,20 +243,20 @@ def agreement(
     clock: tuple[int, int] | None = None,
 ) -> Agreement | None:
     """The oracle's faults placed on the plot's grid (time linear over their own extent, or over `clock` when given:
-    one of C's plots on the run's clock, whichever agrees better; pages by the row labels when they are linear,
-    else over the faults' extent, the way up that agrees best) against the plot's marks. A plot whose page scale
-    is not linear (folded) is compared with `oracle_rows`, the oracle's own folded plots of the same faults
-    (results/folded.py: on their own clock and on the run's), the best of those of the same size; else None, as
-    when there is nothing to compare."""
+    one of C's plots on the run's clock, whichever agrees better; pages by the row labels when they are linear, read
+    as pages or as addresses, else over the faults' extent, the way up that agrees best) against the plot's marks. A
+    plot whose page scale is not linear (folded) is compared with `oracle_rows`, the oracle's own folded plots of the
+    same faults (results/folded.py: on their own clock and on the run's), the best of those of the same size; else
+    None, as when there is nothing to compare."""
     student = plot.marked
     if not faults or not student or plot.columns == 0:
         return None
-    fit = _label_fit(plot)
-    if fit is False:
+    fits = _label_fits(plot)
+    if fits is False:
         return _against_rows(student, plot, oracle_rows)
-    if isinstance(fit, tuple):
-        a, b = fit
-        candidates = [("row labels", lambda p: (p - a) / b)]
+    candidates: list[tuple[str, Callable[[int], float]]]
+    if isinstance(fits, list):
+        candidates = [("row labels", _by_labels(a, b)) for a, b in fits]
     elif (low := min(f.page for f in faults)) == (high := max(f.page for f in faults)):
         middle = sorted(r for r, _ in student)[len(student) // 2]  # one page: its row cannot be told; time can
         candidates = [("a single page (rows not compared)", lambda p: middle)]

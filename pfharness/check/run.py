@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,15 +20,21 @@ from ..pipeline.events import Events
 from ..pipeline.prepare import Prepared
 from ..pipeline.steps import Step
 from ..pipeline.targets import VmSpec
+from ..results import step_result
 from ..results.model import TraceResult
+from ..results.notes import HOST_NOTE
 from ..values import Accelerator, Module
-from . import judge, oracle, symbols
+from . import judge, oracle, pid_steps, symbols
 from .findings import Finding
 from .model import CheckFinding, CheckReport, ModuleCheck, bounded
 
 WORKLOAD = "oracle_touch.c"  # vm/: the default workload, compiled on the host at check time
 WORKLOAD_ARGS = ("200", "2")  # pages per thread, threads: quick, with a second thread
-KERNEL_PARAMS = ("slub_debug=FZPU",)  # SLUB finds redzone writes and use after free (Debian has no KASAN)
+# slub_debug: SLUB finds redzone writes and use after free (Debian has no KASAN). panic_print=0x20: a panicking
+# kernel prints its whole log again on the console (PANIC_PRINT_ALL_PRINTK_MSG, since 5.7; still read on 7.2,
+# where panic_console_replay= is its new name), at the loglevel panic() sets (every line): the module's own info
+# lines before the crash, which the console's loglevel=5 hid, are in the transcript (replayed_lines).
+KERNEL_PARAMS = ("slub_debug=FZPU", "panic_print=0x20")
 _NAME = re.compile(r"^pf_probe_([ABC])$")
 
 
@@ -53,6 +59,9 @@ class CheckRequest:
 def check(request: CheckRequest, events: Events | None = None) -> CheckReport:
     """Build the module at request.source once for one kernel, and check each built module in its own VM."""
     events = events or Events()
+    # The guest's shell runs in / (the host's root is mounted at the same paths): a relative --out (the default
+    # out/check) would name no workload, module or save directory there, and the step would end before it began.
+    request = dataclasses.replace(request, out=request.out.absolute())
     kernel = kernels.select(request.kernel_release)
     kernel.require_image()
     out = request.out
@@ -150,29 +159,25 @@ def check_module(  # noqa: PLR0917 - one module's check: what it runs with
     transcript.unlink(missing_ok=True)  # a fresh VM: the transcript of an earlier check is not this one's
     prepared = Prepared(kernel.release, {letter: ko}, ko.parent, kernel=kernel)
     spec = VmSpec(accel=request.accel, extra_append=KERNEL_PARAMS)
-    step = Step(
-        Module(letter),
-        (str(workload), *WORKLOAD_ARGS),
-        timeout=request.timeout,
-        hold=request.hold,
-        pid_param=request.pid_param,
-        oracle_ko=oracle_ko,
-        oracle_params=oracle.PARAMS if oracle_ko is not None else (),
+    pid_checks = pid_steps.steps(letter, request.pid_param, request.timeout)
+    main = _main_step(request, letter, workload, oracle_ko)
+    run = run_steps(spec, prepared, [main, *pid_checks], transcript=transcript, save_dir=save, events=events)
+    with contextlib.closing(run):
+        result, lost = _next(run)
+        skipped = pid_steps.not_run(result if lost is None else None)
+        extra = [] if skipped else _run_all(run, len(pid_checks))
+    parts = pid_steps.split_console(console_lines(transcript))
+    console, replayed = parts[0], replayed_lines(transcript)
+    lines = own_lines(result.kernel_messages if result is not None else replayed or console, name)
+    found = step_findings(
+        result, lost=lost, console=console, name=name, params=params, pid_param=request.pid_param, before=lines
     )
-    result: TraceResult | None = None
-    lost: VmLost | None = None
-    steps = run_steps(spec, prepared, [step], transcript=transcript, save_dir=save, events=events)
-    try:
-        with contextlib.closing(steps):
-            result = next(steps)
-    except VmLost as e:
-        lost = e
-    console = console_lines(transcript)
-    found = step_findings(result, lost=lost, console=console, name=name, params=params, pid_param=request.pid_param)
-    found = [_with_source(f, ko, name, console) for f in found]
-    lines = own_lines(result.kernel_messages if result is not None else console, name)
+    pid_found = _pid_findings(extra, parts[1:], name, ko)
+    found = [_with_source(f, ko, name, console) for f in found] + pid_found
+    if not skipped:
+        skipped = pid_steps.not_shown(pid_found, extra)
     judged = oracle.judge(letter, lines, result) if oracle_ko is not None else oracle.OracleJudgement()
-    notes = (oracle_note,) if oracle_ko is None else judged.notes
+    notes = ((oracle_note,) if oracle_ko is None else judged.notes) + tuple(skipped)
     seconds = dict(result.stage_seconds) if result is not None else {}
     return ModuleCheck(
         name,
@@ -187,6 +192,51 @@ def check_module(  # noqa: PLR0917 - one module's check: what it runs with
     )
 
 
+def _main_step(request: CheckRequest, letter: str, workload: Path, oracle_ko: Path | None) -> Step:
+    """The check's workload traced with the module (and the oracle beside it for the same pid)."""
+    return Step(
+        Module(letter),
+        (str(workload), *WORKLOAD_ARGS),
+        timeout=request.timeout,
+        hold=request.hold,
+        pid_param=request.pid_param,
+        oracle_ko=oracle_ko,
+        oracle_params=oracle.PARAMS if oracle_ko is not None else (),
+    )
+
+
+def _pid_findings(
+    extra: Sequence[tuple[TraceResult | None, VmLost | None]], parts: Sequence[list[str]], name: str, ko: Path
+) -> list[CheckFinding]:
+    """The pid steps' findings, from their results (or lost VM) and their part of the console."""
+    found = []
+    for index, (kind, (result, lost)) in enumerate(zip(pid_steps.KINDS, extra, strict=False)):
+        part = parts[index] if index < len(parts) else []
+
+        def resolve(f: CheckFinding, part: Sequence[str] = part) -> CheckFinding:
+            return _with_source(f, ko, name, part)
+
+        got = pid_steps.finding(kind, result, lost, part, name=name, with_source=resolve)
+        found += [got] if got is not None else []
+    return found
+
+
+def _next(run: Iterator[TraceResult]) -> tuple[TraceResult | None, VmLost | None]:
+    """The next step's result, or the VmLost that ended it."""
+    try:
+        return next(run), None
+    except VmLost as e:
+        return None, e
+
+
+def _run_all(run: Iterator[TraceResult], count: int) -> list[tuple[TraceResult | None, VmLost | None]]:
+    """The next `count` steps' results, up to the one whose VM was lost."""
+    out: list[tuple[TraceResult | None, VmLost | None]] = []
+    while len(out) < count and (not out or out[-1][1] is None):
+        out.append(_next(run))
+    return out
+
+
 def step_findings(
     result: TraceResult | None,
     *,
@@ -195,8 +245,10 @@ def step_findings(
     name: str,
     params: Sequence[str],
     pid_param: str,
+    before: Sequence[str] = (),
 ) -> list[CheckFinding]:
-    """The findings of one module's step: from its result, or from the console when the VM was lost."""
+    """The findings of one module's step: from its result, or from the console when the VM was lost (`before`:
+    the module's own lines then, from the kernel's replay of its log at the panic)."""
     messages = result.kernel_messages if result is not None else console
     found = judge.param_findings(params, messages, pid_param)
     if result is not None:
@@ -208,18 +260,42 @@ def step_findings(
         found.append(crash)
     if lost is not None:
         stage = crash.stage if crash is not None else judge.stage_at(console, len(console))
-        found += judge.lost_findings(console, isinstance(lost, VmTimeout), stage)
+        found += judge.lost_findings(console, isinstance(lost, VmTimeout), stage, before)
     elif result is not None:
         found += judge.flood_findings(result, name[-1])
     return found
 
 
-def console_lines(transcript: Path) -> list[str]:
-    """The console transcript's lines, the kernel's timestamps cut."""
+def _console(transcript: Path) -> tuple[list[str], list[str]]:
+    """(live, replayed) lines of the console transcript (step_result.split_panic_replay), timestamps kept."""
     if not transcript.is_file():
-        return []
+        return [], []
     text = transcript.read_text(errors="replace")
-    return [re.sub(r"^\[ *\d+\.\d+\] ", "", ln.rstrip("\r")) for ln in text.splitlines()]
+    return step_result.split_panic_replay([ln.rstrip("\r") for ln in text.splitlines()])
+
+
+def _cut(lines: Sequence[str]) -> list[str]:
+    return [re.sub(r"^\[ *\d+\.\d+\] ", "", ln) for ln in lines]
+
+
+def console_lines(transcript: Path) -> list[str]:
+    """The console transcript's lines as they came (not the kernel's replay at a panic), timestamps cut."""
+    return _cut(_console(transcript)[0])
+
+
+def replayed_lines(transcript: Path) -> list[str]:
+    """The kernel log lines of the step that a panic printed again (KERNEL_PARAMS' panic_print), timestamps
+    cut; empty when the kernel did not panic. The step's are those from the first kernel line the console
+    showed after the step began (the kernel's taint line at the first insmod); when that is the crash itself,
+    those after the last one it showed before (the boot's)."""
+    live, replayed = _console(transcript)
+    step = max((i for i, ln in enumerate(live) if ln.startswith(f"{HOST_NOTE} step ")), default=0)
+    after = next((ln for ln in live[step:] if step_result.timestamp(ln) is not None), "")
+    if after and not judge.splat_head(after):
+        began = step_result.timestamp(after) or 0.0
+        return _cut([ln for ln in replayed if (step_result.timestamp(ln) or 0.0) >= began])
+    before = max((t for ln in live[:step] if (t := step_result.timestamp(ln)) is not None), default=-1.0)
+    return _cut([ln for ln in replayed if (step_result.timestamp(ln) or 0.0) > before])
 
 
 def own_lines(messages: Sequence[str], name: str) -> list[str]:

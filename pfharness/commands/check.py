@@ -8,10 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ..pipeline.events import Events
-from ..progress import Progress
-from ..run import DEFAULT_OUT
-from ..values import Accelerator, Module
+from ..values import DEFAULT_OUT, Accelerator, Module
 from .base import SERIES_HELP, Command, app
 
 CHECK_EXIT = (
@@ -39,6 +36,8 @@ def check_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     # Loaded by this command only: every other command starts ~0.1 s sooner.
     from ..check import run as check_run  # noqa: PLC0415
     from ..check import text as check_text  # noqa: PLC0415
+    from ..pipeline.events import Events  # noqa: PLC0415
+    from ..progress import Progress  # noqa: PLC0415
 
     request = check_run.CheckRequest(
         tuple(source),

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ..errors import UsageError
-from ..grade import execute
-from ..grade import rubric as rubric_file
-from ..grade import times as grade_times
-from ..grade.model import StudentGrade
-from ..kmod import kernels
-from ..run import DEFAULT_OUT
-from ..values import Accelerator
+from ..values import DEFAULT_OUT, Accelerator
 from .base import SERIES_HELP, Command, app
+
+if TYPE_CHECKING:
+    from ..grade.model import StudentGrade
 
 GRADE_EXIT = (
     "Exit status: 0 every submission graded (whatever its points), 1 some not graded because pfharness failed "
@@ -50,10 +48,14 @@ def parse_deadline(text: str) -> datetime:
 
 
 def _times(path: Path | None) -> dict[str, str]:
+    from ..grade import times as grade_times  # noqa: PLC0415 - loaded by this command only: others start sooner
+
     return grade_times.read_times(path) if path is not None else {}
 
 
 def _jobs(jobs: int | None) -> int:
+    from ..grade import execute  # noqa: PLC0415
+
     return execute.default_jobs() if jobs is None else jobs
 
 
@@ -79,6 +81,9 @@ def grade_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     timeout: float = typer.Option(120.0, min=10.0, metavar="SECONDS", help="Limit on each module's step."),
 ) -> None:
     """Grade hand-in tarballs by the rubric: one fresh VM per module, a gradebook and feedback per student."""
+    from ..grade import rubric as rubric_file  # noqa: PLC0415 - loaded by this command only: others start sooner
+    from ..kmod import kernels  # noqa: PLC0415
+
     if print_rubric:
         typer.echo(rubric_file.default_text(), nl=False)
         raise typer.Exit(0)
@@ -88,7 +93,7 @@ def grade_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     submission_times = _times(times)
     kernel = kernels.select(kernel_release)
     kernel.require_image()
-    from ..grade import run as grade_run  # noqa: PLC0415 - loaded by this command only: others start sooner
+    from ..grade import run as grade_run  # noqa: PLC0415
 
     request = grade_run.GradeRequest(
         checked[1],

@@ -8,8 +8,7 @@ import typer
 
 from .. import assets
 from ..errors import PfhError
-from ..kmod import bring, fetch, handin, kbuild, kernels, render
-from ..run import DEFAULT_OUT
+from ..values import DEFAULT_OUT
 from .base import INSTALL_KERNEL, SERIES_HELP, Command, app, fail, kernels_app
 
 
@@ -18,6 +17,8 @@ def kernels_cmd(ctx: typer.Context) -> None:
     """List the kernels this machine can build for and boot (installed and fetched); * marks the default."""
     if ctx.invoked_subcommand is not None:
         return
+    from ..kmod import kernels  # noqa: PLC0415 - what a command runs is loaded when it runs
+
     found = kernels.available(cache=assets.cache_dir())
     default = kernels.default_kernel(found)
     if not found:
@@ -43,6 +44,8 @@ def kernels_fetch_cmd(
     spec: str = typer.Argument(..., help="5.10, 6.1, 6.1-rt, 6.12, 7.2 or an exact release (6.12.48+deb12-amd64)."),
 ) -> None:
     """Download a Debian kernel (image, modules, headers) into the cache, or find it there."""
+    from ..kmod import fetch  # noqa: PLC0415 - what a command runs is loaded when it runs
+
     got = fetch.fetch(spec, assets.cache_dir())
     k = got.kernel
     typer.echo(f"{k.release}: {'cached' if got.cached else 'fetched'} in {got.seconds:.2f} s")
@@ -58,6 +61,8 @@ def render_cmd(
     module: list[str] = typer.Option([], "--module", "-m", help="A, B or C; repeat for several (default: all three)."),
 ) -> None:
     """Write pf_probe_A.c, pf_probe_B.c, pf_probe_C.c and a kbuild Makefile."""
+    from ..kmod import render  # noqa: PLC0415 - what a command runs is loaded when it runs
+
     letters = render.normalize_modules(module)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -85,6 +90,8 @@ def build_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     ),
 ) -> None:
     """Render the modules and build them with kbuild (skipped when nothing changed)."""
+    from ..kmod import bring, kbuild, kernels, render  # noqa: PLC0415 - what a command runs is loaded when it runs
+
     letters = render.normalize_modules(module)
     kernel = kernels.from_kdir(kdir, kernel_release) if kdir is not None else kernels.select(kernel_release)
     if source:
@@ -114,5 +121,7 @@ def dist_cmd(
     ),
 ) -> None:
     """Write the hand-in tar.gz: pf_probe_A/B/C.c, Makefile, README, report.txt."""
+    from ..kmod import handin  # noqa: PLC0415 - what a command runs is loaded when it runs
+
     path = handin.make_dist(out, report, kernel_release)
     typer.echo(str(path))

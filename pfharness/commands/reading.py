@@ -7,9 +7,6 @@ from pathlib import Path
 import typer
 
 from ..errors import UsageError
-from ..plot import PlotRequest, load_drawable
-from ..plot import draw as draw_run
-from ..results import text, transcript
 from .base import Command, app, fail
 
 
@@ -34,6 +31,9 @@ def plot_cmd(  # noqa: PLR0917 - typer: the parameters are the command's options
     ),
 ) -> None:
     """Draw a saved run again with no VM: the 30 x 70 plot (or the top-5 tables), and PNG/SVG pictures."""
+    from ..plot import PlotRequest, load_drawable  # noqa: PLC0415 - what a command runs is loaded when it runs
+    from ..plot import draw as draw_run  # noqa: PLC0415
+
     request = PlotRequest(
         scale=scale, page_range=page_range, pid=pid, png=png, svg=svg, color_by=color_by, table=table, trends=trends
     )
@@ -50,6 +50,8 @@ def parse_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object, as `run --json`."),
 ) -> None:
     """Re-read a saved transcript (or a dmesg log) with no VM and print what `run` printed."""
+    from ..results import text, transcript  # noqa: PLC0415 - what a command runs is loaded when it runs
+
     results = transcript.parse_transcript(transcript_file)
     result = results[-1] if results else transcript.parse_kernel_log(transcript_file)
     if not results and not result.report.lines:

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from ..results import run_dir, sites, sites_pictures, sites_view
-from ..results.pictures import picture_format
-from ..results.records_file import RecordsError
+from ..values import SITES_TOP
 from .base import Command, app
+
+if TYPE_CHECKING:
+    from ..results import run_dir, sites
 
 EVERY = 1 << 30  # rows: all of them (the flame picture draws every site)
 
 
 def load_run(path: Path) -> run_dir.SavedRun:
     """A saved run whose records have IPs and service times, or a RecordsError that says why not."""
+    from ..results import run_dir  # noqa: PLC0415 - what a command runs is loaded when it runs
+    from ..results.records_file import RecordsError  # noqa: PLC0415
+
     run = run_dir.load_run(path)
     if run.saved.version < 2:
         raise RecordsError(
@@ -28,6 +33,9 @@ def load_run(path: Path) -> run_dir.SavedRun:
 
 def pictures(run: run_dir.SavedRun, view: sites.Sites, png: Path | None, svg: Path | None) -> list[Path]:
     """The histograms as a PNG and the flame-style picture of the sites as an SVG, as asked."""
+    from ..results import sites, sites_pictures  # noqa: PLC0415 - what a command runs is loaded when it runs
+    from ..results.pictures import picture_format  # noqa: PLC0415
+
     title = f"{' '.join(run.command) or run.comm} ({run.kernel_release or 'kernel not known'})"
     made = []
     if png is not None:
@@ -44,7 +52,7 @@ def pictures(run: run_dir.SavedRun, view: sites.Sites, png: Path | None, svg: Pa
 def sites_cmd(
     path: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory: out/runs/<stamp>-<module>/."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    top: int = typer.Option(sites.TOP, min=1, help="Rows in each table."),
+    top: int = typer.Option(SITES_TOP, min=1, help="Rows in each table."),
     png: Path | None = typer.Option(
         None, "--png", metavar="FILE", help="Write the service-time histograms as a PNG (pfharness[plot])."
     ),
@@ -54,6 +62,8 @@ def sites_cmd(
 ) -> None:
     """Fault sites of a saved run: faults and service time by function and by library, log2 histograms of the
     service time (minor, major, read, write, exec) and the slowest faults."""
+    from ..results import sites, sites_view  # noqa: PLC0415 - what a command runs is loaded when it runs
+
     run = load_run(path)
     view = sites.sites(run.saved.table, run.saved.regions, top)
     if as_json:

@@ -39,7 +39,14 @@ CHECKS: Mapping[str, Mapping[str, Mapping[str, float]]] = {
         "c-split": {},
     },
     "report": {"present": {}, "length": {"min_words": 200}, "workloads": {"min": 3}, "plots": {"min": 1}},
-    "clean": {"build-warnings": {"per": 1.0}, "checkpatch": {"per": 0.5}, "printk-flood": {}, "files": {}},
+    "clean": {
+        "build-warnings": {"per": 1.0},
+        "checkpatch": {"per": 0.5},
+        "printk-flood": {},
+        "files": {},
+        "missing-pid": {},
+        "exited-pid": {},
+    },
 }
 MODULES = ("A", "B", "C")
 #: The module checks that only some modules' output can give (A prints addresses, B and C plots).

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+from ..check import pid_steps
 from ..check.findings import Finding
 from ..check.model import CheckReport
 from . import module_checks
@@ -23,6 +24,8 @@ DAY_SECONDS = 24 * 3600
 _WARNED = re.compile(r"warned (\d+) time")
 READ_REPORT = "read report.txt: does it identify the trends for each kind of application?"
 READ_CODE = "read the code: error handling, comments, modularity"
+PID_CHECKS = {f.value: f for f in pid_steps.KINDS}
+PID_NOTE = pid_steps.NOT_RUN
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,27 @@ def _clean_check(check: Check, measured: Measured) -> Got:
         return _per(check, counts.errors + counts.warnings, text)
     if not report.modules:
         return Got(0.0, "no module ran")
+    if check.name in PID_CHECKS:
+        return _pid_check(PID_CHECKS[check.name], report)
     floods = [f for m in report.modules for f in m.findings if f.id == Finding.PRINTK_FLOOD]
     return Got(0.0, floods[0].message) if floods else Got(1.0, "no printk flood")
+
+
+def _pid_check(kind: Finding, report: CheckReport) -> Got:
+    """missing-pid or exited-pid: the share of the checked modules that handled it (check/pid_steps.py)."""
+    handled, lost = [], []
+    for m in report.modules:
+        found = next((f for f in m.findings if f.id == kind), None)
+        if found is not None and not found.is_error:
+            handled.append(found.message)
+        elif found is not None:
+            lost.append(found.message + (f" ({found.source_line})" if found.source_line else ""))
+        else:
+            why = next((n for n in m.notes if n.startswith((PID_NOTE, kind.value))), f"{kind.value} was not checked")
+            lost.append(f"{m.module}: {why}")
+    first = lost[0] if lost else handled[0]
+    more = f" (and {len(handled) - 1} more module(s) handled it)" if not lost and len(handled) > 1 else ""
+    return Got(len(handled) / len(report.modules), first + more)
 
 
 def _per(check: Check, count: int, text: str) -> Got:

@@ -97,10 +97,11 @@ def _module_files(directory: Path, m: ModuleCheck) -> dict[str, str]:
 
 
 def module_lines(transcript: Path, module: str) -> list[str]:
-    """The module's own kernel-log lines, whole, from the step's transcript (its kmsg lines); from the
-    console when the step did not end (a lost VM: the kernel's report is there)."""
+    """The module's own kernel-log lines, whole, from the main step of the transcript (its kmsg lines; not
+    those of the check's missing-pid and exited-pid steps after it); from the console when the step did not
+    end (a lost VM: the kernel's report is there)."""
     try:
-        messages = [m for step in parse_transcript(transcript) for m in step.kernel_messages]
+        messages = next((step.kernel_messages for step in parse_transcript(transcript)), [])
     except (PfhError, OSError, ValueError):
         messages = []
     if not messages:

@@ -68,6 +68,9 @@ class VmSession:
     ports: PortListener | None = None
     on_note: Callable[[str], None] = lambda line: None  # hears a line for the person watching (the KVM probe's)
     snapshot_seconds: float | None = None  # the time it took to save a snapshot, when this boot made one
+    # The host's own work to do while the guest boots or resumes (run once, as the wait for its shell begins):
+    # the pipeline loads what it reads results with then (pipeline/targets.py).
+    while_booting: Callable[[], None] = lambda: None
     _transcript: notes.Transcript | None = None
     _pvh: bool = False
     kind = "vm"
@@ -166,8 +169,10 @@ class VmSession:
         return self.console
 
     def wait_shell(self, timeout: float) -> None:
-        """Wait for init's ready marker and the shell's first answer."""
+        """Wait for init's ready marker and the shell's first answer (doing `while_booting` first, once)."""
         assert self.console is not None
+        work, self.while_booting = self.while_booting, lambda: None
+        work()
         self.console.wait_for(rb"PFH-READY\r*\n", "boot", timeout)
         self.console.start_shell("boot", timeout)
 

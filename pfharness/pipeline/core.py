@@ -49,10 +49,11 @@ def run_steps(
                 follow=step.follow,
                 cwd=cwd,
                 env=None if step.env is None or cwd is None else spec.environment(step.env, cwd),
-                save_dir=spec.save_path(save_dir),
-                save_dir_host=save_dir,
+                save_dir=spec.save_path(save_dir) if step.save else None,
+                save_dir_host=save_dir if step.save else None,
                 oracle_ko=step.oracle_ko,
                 oracle_params=step.oracle_params,
+                pid_value=step.pid_value,
             )
             result = trace(opened.target, request, stage_seconds=stages, events=events, run_dir=step.run_dir)
             events.emit(StepDone(result))

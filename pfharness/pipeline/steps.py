@@ -26,3 +26,5 @@ class Step:
     oracle_params: tuple[str, ...] = ()  # the oracle's parameters, NAME=VALUE
     pid_param: str = "tpid"  # the module's parameter for the workload's pid (a brought module may name it otherwise)
     own_module: bool = False  # a module pfharness did not write (run --source): its output is shown, not parsed
+    pid_value: int | None = None  # the module gets pid_param=<this>, not the workload's pid (check's missing-pid)
+    save: bool = True  # copy the module's /proc files to the save directory (False: leave the earlier step's there)

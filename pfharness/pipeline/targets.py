@@ -87,6 +87,14 @@ def log_buffer_mib(steps: Sequence[Step]) -> int:
     return LARGE_LOG_BUF_MIB if large else SMALL_LOG_BUF_MIB
 
 
+def load_result_readers() -> None:
+    """Import what a step's result is read, shown and kept with (numpy, the records' readers and writers,
+    pyarrow when installed: about 0.2 s), while a VM's guest boots or resumes and the host only waits."""
+    from ..results import records_parquet, run_dir, text  # noqa: F401, PLC0415
+
+    records_parquet.load()
+
+
 class _LooksUpCommands:
     """A workload's command is looked up on this machine before anything starts: the VM shares this
     machine's root and the host target is this machine, so a command not found here is not found there."""
@@ -160,7 +168,7 @@ class VmSpec(_LooksUpCommands):
             snapshot=self.snapshot,
         )
         events.stage("boot")
-        with VmSession(options, on_note=events.note) as vm:
+        with VmSession(options, on_note=events.note, while_booting=load_result_readers) as vm:
             saved = {} if vm.snapshot_seconds is None else {"snapshot": vm.snapshot_seconds}
             yield Opened(vm, {"boot": vm.boot_seconds, **saved})
 

@@ -1,11 +1,11 @@
 """The functions of an ELF file on the host, to name the code at a file offset (fault sites, issue 26).
 
-pyelftools reads the file's PT_LOAD segments (file offset -> virtual address) and its function symbols:
-`.symtab` where the file has one, else the `.symtab` of its separate debug file when one is installed (found by
-build id under /usr/lib/debug, as gdb and perf find it), else `.dynsym` (a stripped library keeps its exported
-functions). C++
-names are demangled by binutils' c++filt (through proc.py, in batches); without c++filt they stay mangled. A
-file that cannot be read as ELF gives no symbols: its sites are named file+0xoffset, as perf names them.
+elf_file.py (pyelftools, and numpy for the symbol tables) reads the file's PT_LOAD segments (file offset ->
+virtual address) and its function symbols: `.symtab` where the file has one, else the `.symtab` of its separate
+debug file when one is installed (found by build id under /usr/lib/debug, as gdb and perf find it), else
+`.dynsym` (a stripped library keeps its exported functions). C++ names are demangled by binutils' c++filt
+(through proc.py, in batches); without c++filt they stay mangled. A file that cannot be read as ELF gives no
+symbols: its sites are named file+0xoffset, as perf names them.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from elftools.elf.elffile import ELFFile
 
 from .. import proc
+from .elf_file import SHT_DYNSYM, SHT_SYMTAB, ElfFile, cstring
 
 DEMANGLE_BATCH = 500  # names per c++filt command line
 MAX_FILE_BYTES = 4 << 30  # a file larger than this is not read for symbols
@@ -78,16 +78,20 @@ class Symbols:
         return [self.names[j] if ok else None for j, ok in zip(i.tolist(), held.tolist(), strict=True)]
 
 
-def _function_symbols(elf, section_name: str) -> list[tuple[int, int, str]]:
-    section = elf.get_section_by_name(section_name)
-    if section is None or not hasattr(section, "iter_symbols"):
+# Only STT_FUNC: pyelftools, which this module used before, reports type 10 (STT_GNU_IFUNC) as STT_LOOS, so
+# IFUNC resolvers were never named; the names stay as they were.
+_STT_FUNC = 2
+
+
+def _function_symbols(elf: ElfFile, section_name: str) -> list[tuple[int, int, str]]:
+    """(address, size, name) of each defined function symbol with an address, in the table's order."""
+    section = elf.section(section_name)
+    if section is None or section.type not in (SHT_SYMTAB, SHT_DYNSYM):
         return []
-    found = []
-    for sym in section.iter_symbols():
-        kind = sym["st_info"]["type"]
-        if kind in ("STT_FUNC", "STT_GNU_IFUNC") and sym["st_value"] and sym["st_shndx"] != "SHN_UNDEF":
-            found.append((sym["st_value"], sym["st_size"], sym.name))
-    return found
+    table, strings = elf.symbols(section)
+    chosen = table[((table["info"] & 0xF) == _STT_FUNC) & (table["value"] != 0) & (table["shndx"] != 0)]
+    columns = (chosen[f].tolist() for f in ("value", "size", "name"))
+    return [(v, n, cstring(strings, o)) for v, n, o in zip(*columns, strict=True)]
 
 
 def _ranges(found: list[tuple[int, int, str]]) -> tuple[list[int], list[int], list[str]]:
@@ -119,22 +123,15 @@ def demangle(names: Sequence[str]) -> list[str]:
     return [plain.get(n, n) for n in names]
 
 
-def _build_id(elf: ELFFile) -> str | None:
-    section = elf.get_section_by_name(".note.gnu.build-id")
-    if section is None or not hasattr(section, "iter_notes"):
-        return None
-    return next((n["n_desc"] for n in section.iter_notes() if n["n_type"] == "NT_GNU_BUILD_ID"), None)
-
-
-def _debug_symbols(elf: ELFFile) -> list[tuple[int, int, str]]:
+def _debug_symbols(elf: ElfFile) -> list[tuple[int, int, str]]:
     """The .symtab of the file's separate debug file, found by build id as gdb and perf find it
     (/usr/lib/debug/.build-id/xx/yyyy.debug, e.g. Debian's libc6-dbg), or none."""
-    build_id = _build_id(elf)
+    build_id = elf.build_id()
     debug = DEBUG_ROOT / ".build-id" / (build_id or "")[:2] / f"{(build_id or '')[2:]}.debug"
     if not build_id or not debug.is_file():
         return []
     with _open_regular(str(debug)) as f:
-        return _function_symbols(ELFFile(f), ".symtab")
+        return _function_symbols(ElfFile(f), ".symtab")
 
 
 def _open_regular(path: str) -> BinaryIO:
@@ -153,10 +150,8 @@ def _open_regular(path: str) -> BinaryIO:
 def _read(path: str) -> tuple[list[Segment], str, list[tuple[int, int, str]]]:
     """The file's PT_LOAD segments, and its function symbols with the table they came from."""
     with _open_regular(path) as f:
-        elf = ELFFile(f)
-        segments = [
-            Segment(s["p_offset"], s["p_vaddr"], s["p_filesz"]) for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"
-        ]
+        elf = ElfFile(f)
+        segments = [Segment(*s) for s in elf.load_segments()]
         for table, symbols in (
             (".symtab", lambda: _function_symbols(elf, ".symtab")),
             ("debug .symtab", lambda: _debug_symbols(elf)),

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 from ..mm_settings import MmSettings
 from .module_output import ModuleReport, Record
 from .reconcile import Reconciliation, reconcile
-from .tables import TopTables, top_tables
 
 if TYPE_CHECKING:
     from .run_dir import SavedRecords
+    from .tables import TopTables
     from .verdict import Verdict
 
 
@@ -175,6 +175,8 @@ class TraceResult:
 
     def top_tables(self) -> TopTables:
         """The top-5 tables of the saved records (results/tables.py); empty when none were saved."""
+        from .tables import top_tables  # noqa: PLC0415 - numpy: a run loads it while the guest works
+
         if self.saved is None:
             return top_tables([], [])
         return top_tables(self.saved.table, self.saved.regions, self.saved.processes)

@@ -22,6 +22,12 @@ def available() -> bool:
     return importlib.util.find_spec("pyarrow") is not None
 
 
+def load() -> None:
+    """Import pyarrow now when it is installed (write() needs it later)."""
+    if available():
+        import pyarrow.parquet  # noqa: F401, PLC0415 - optional (pfharness[parquet])
+
+
 def _words(pa, index: np.ndarray, words: list[str] | tuple[str, ...]):
     return pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)), pa.array(list(words), pa.string()))
 

@@ -23,7 +23,6 @@ import errno
 import json
 import os
 import stat
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -45,14 +44,17 @@ from .records_file import (
     parse_regions,
     to_records,
 )
+from .run_layout import (  # noqa: F401 - the layout's names, where callers have always found them
+    GUEST_SUBDIR,
+    PROCESSES_CSV,
+    RECORDS_CSV,
+    RECORDS_PARQUET,
+    REGIONS_CSV,
+    RUN_JSON,
+    TRANSCRIPT,
+    new_run_dir,
+)
 
-GUEST_SUBDIR = "guest"  # the only part of a run directory the target writes
-RUN_JSON = "run.json"
-RECORDS_CSV = "records.csv"
-RECORDS_PARQUET = "records.parquet"  # the same records, typed columns (records_parquet.py)
-REGIONS_CSV = "regions.csv"
-PROCESSES_CSV = "processes.csv"
-TRANSCRIPT = "transcript.log"
 RECORDS_CSV_HEADER = records_csv.HEADER
 MAX_RUN_JSON = 64 * 1024 * 1024
 
@@ -104,19 +106,6 @@ def records_file_summary(saved: SavedRecords | None, error: str | None) -> dict[
     if saved is not None:
         return {**saved.summary(), "error": None}
     return {"error": error} if error else None
-
-
-def new_run_dir(out_dir: Path, module_name: str) -> Path:
-    """A fresh out/runs/<stamp>-<module>/ with its guest/ subdirectory; the stamp is unique to the microsecond
-    and the harness's pid, so concurrent runs never share one."""
-    now = time.time()
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}-{os.getpid()}"
-    path = (out_dir / "runs" / f"{stamp}-{module_name}").resolve()
-    path.mkdir(parents=True)
-    # Only this user: QEMU (security_model=none) writes the guest's files as the user that runs it, the
-    # harness's; with --target host, run_step.sh runs as root, as the harness does.
-    (path / GUEST_SUBDIR).mkdir(mode=0o700)
-    return path
 
 
 def read_untrusted(path: Path, limit: int) -> bytes | None:

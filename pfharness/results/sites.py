@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..values import SITES_TOP
 from . import elf_symbols
 from . import output_format as fmt
 from .records_file import Region
 
-TOP = 10  # rows of each table
+TOP = SITES_TOP  # rows of each table
 SLOWEST = 10  # the slowest faults listed
 #: The histograms' kinds (copy-on-write cannot be told from a record: a write to a present page is one)
 KINDS = ("minor", "major", "read", "write", "exec")

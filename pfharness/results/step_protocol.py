@@ -256,6 +256,7 @@ OPTIONS = (
     "--ko",
     "--param",
     "--pid-param",
+    "--pid-value",
     "--no-hold",
     "--save-dir",
     "--oracle-ko",
@@ -279,6 +280,7 @@ class StepCommand:
     save_dir: str | None = None  # where to copy the module's procfs files (SAVED_FILES) before unloading it
     oracle_ko: str | None = None  # pfharness's own recorder, loaded first for the same pid (its files are saved)
     oracle_params: tuple[str, ...] = ()  # its parameters, NAME=VALUE
+    pid_value: int | None = None  # load the module with pid_param=<this> instead of the workload's pid
 
     def argv(self, script: str) -> list[str]:
         """The command line that runs `script` (run_step.sh's path) with these options."""
@@ -295,6 +297,8 @@ class StepCommand:
             argv += ["--param", p]
         if self.pid_param != PID_PARAM:
             argv += ["--pid-param", self.pid_param]
+        if self.pid_value is not None:
+            argv += ["--pid-value", str(self.pid_value)]
         if not self.hold:
             argv.append("--no-hold")
         if self.save_dir is not None:

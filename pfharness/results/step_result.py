@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from . import module_output, protocol, splat
 from . import step_protocol as sp
 from .model import Kept, RunContext, TraceResult
 
 _CONSOLE_KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
+_TIMESTAMP = re.compile(r"^\[\s*(\d+\.\d+)\] ")
+PANIC_LINE = "Kernel panic - not syncing"
 
 
 def console_kernel_lines(text: str) -> list[str]:
     """The kernel's own lines on the console (they carry the printk timestamp); the workload's
     output is not scanned, so a program that prints "WARNING:" does not fail the run."""
     return [ln for ln in text.splitlines() if _CONSOLE_KERNEL_LINE.match(ln)]
+
+
+def timestamp(line: str) -> float | None:
+    """The printk timestamp (seconds since boot) a console line begins with, or None."""
+    m = _TIMESTAMP.match(line)
+    return float(m.group(1)) if m else None
+
+
+def split_panic_replay(lines: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(live, replayed): the console's lines as they came, and apart the kernel log that a panicking kernel
+    booted with `panic_print=0x20` printed again (every record still in its buffer, the info lines too that
+    the console's loglevel hid when they were printed). The replay begins at the first kernel line after the
+    panic whose timestamp is earlier than the panic's; it is the kernel lines from there (what else follows,
+    the host's notes, stays live). No panic, or no replay: (lines, [])."""
+    panic = next((i for i, ln in enumerate(lines) if PANIC_LINE in ln and timestamp(ln) is not None), None)
+    if panic is None:
+        return list(lines), []
+    when = timestamp(lines[panic]) or 0.0
+    start = next((i for i in range(panic + 1, len(lines)) if (t := timestamp(lines[i])) is not None and t < when), None)
+    if start is None:
+        return list(lines), []
+    rest = lines[start:]
+    return [*lines[:start], *(ln for ln in rest if timestamp(ln) is None)], [
+        ln for ln in rest if timestamp(ln) is not None
+    ]
 
 
 def read_step(
