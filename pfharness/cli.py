@@ -58,7 +58,7 @@ def target_spec(
     fresh_boot: bool = False,
 ) -> TargetSpec:
     """Where `run` and `study` trace, from their options (the one place a command picks a target).
-    `thp` None: the guest kernel's own memory settings (the study's). `fresh_boot`: boot, never restore."""
+    `thp` None: the guest kernel's own memory settings. `fresh_boot`: boot, never restore."""
     import dataclasses  # noqa: PLC0415 - what a command runs is loaded when it runs
 
     from . import mm_settings  # noqa: PLC0415
@@ -245,6 +245,7 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     report_only: bool = typer.Option(
         False, help="Trace nothing: write report.txt and figures.json again from the study already in --out."
     ),
+    thp: ThpMode = typer.Option(ThpMode.host, help="The VM's transparent huge pages, as for run (default: host)."),
 ) -> None:
     """Trace the study's workloads with B and C in one boot and write report.txt."""
     from . import study  # noqa: PLC0415 - loaded by this command only: every other command starts ~0.08 s sooner
@@ -261,7 +262,7 @@ def study_cmd(  # noqa: PLR0917 - typer: the parameters are the command's option
     result = study.run_study(
         out,
         letters,
-        target=target_spec(TargetKind.vm, accel),
+        target=target_spec(TargetKind.vm, accel, thp=thp),
         events=Events(notes_to(_stderr_line)),
         only=tuple(workload),
         kernel_release=kernel_release,

@@ -146,12 +146,14 @@ def test_study_traces_each_workload_with_each_module_and_keeps_everything_under_
 def test_pfharness_study_writes_the_report_with_the_recorded_plots(tmp_path, monkeypatch):
     said = Recorded(C_RECORDS, "C")
     spec = ReplaySpec({"C": C_RECORDS})
-    monkeypatch.setattr(cli, "target_spec", lambda *a, **k: spec)
+    asked: list[dict] = []
+    monkeypatch.setattr(cli, "target_spec", lambda *a, **k: asked.append(k) or spec)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "s"
     args = ["study", "--out", str(out), "--module", "C", "--workload", "sysbench-cpu"]
     got = CliRunner().invoke(cli.app, args)
     assert got.exit_code == 0, got.output
+    assert [k["thp"].value for k in asked] == ["host"], "the study copies the host's settings, as run does"
     report = (out / "report.txt").read_text()
     assert "\n".join(said.plot) not in report and "(the code plot left out: 1 fault)" in report, "near-empty"
     assert "---- BEGIN PLOT pid=175 comm=touch_pages class=other scale=folded ----" in report

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import shutil
 import tarfile
+from pathlib import Path
 
 import pytest
 from conftest import DATA
@@ -16,6 +17,7 @@ from pfharness.errors import PfhError
 from pfharness.kmod import handin, render
 from pfharness.results import figures, output_format, run_dir, transcript
 from pfharness.results.records_file import FaultRecord, records_bytes
+from pfharness.study.workloads import EXPERIMENT
 
 
 def records_of(name):
@@ -140,7 +142,11 @@ def test_every_workload_is_named_and_the_compile_builds_a_module_followed(tmp_pa
 
 def test_every_workload_is_traced_with_both_modules_and_a_restricted_one_with_fewer(tmp_path):
     ws = {w.key: w for w in study.workloads(tmp_path, tmp_path)}
-    assert all(study.mods_of(w, ("B", "C")) == ("B", "C") for w in ws.values())
+    trends = [w for w in ws.values() if w.tag != EXPERIMENT]
+    assert all(study.mods_of(w, ("B", "C")) == ("B", "C") for w in trends)
+    experiments = [w.key for w in ws.values() if w.tag == EXPERIMENT]
+    assert experiments == ["thp-on", "thp-off", "fork-read", "fork-write", "cache"]
+    assert all(study.mods_of(ws[k], ("B", "C")) == ("B",) for k in experiments), "the experiments: B only"
     only_b = dataclasses.replace(ws["kbuild"], modules=("B",))
     assert study.mods_of(only_b, ("B", "C")) == ("B",) and study.mods_of(only_b, ("C",)) == ()
     assert "max_regions=16384" in ws["kbuild"].params
@@ -239,3 +245,16 @@ def test_report_only_reads_a_finished_study_back(tmp_path):
     (guest / "records").unlink()
     with pytest.raises(PfhError, match="no saved records"):
         study.reread_study(tmp_path)
+
+
+def test_the_workloads_appendix_shows_paths_that_do_not_depend_on_where_the_study_ran(tmp_path):
+    from pfharness.study.report import shown_command
+
+    ws = {w.key: w for w in study.workloads(tmp_path / "out" / "6.1.0-57-amd64", Path("/lib/modules/6.1/build"))}
+    kbuild = shown_command(ws["kbuild"].command, str(tmp_path / "out"))
+    assert "$OUT/6.1.0-57-amd64 /lib/modules/6.1/build" in kbuild and str(tmp_path) not in kbuild
+    walk = shown_command(ws["walk-random"].command, str(tmp_path / "out"))
+    assert walk == "python3 $PFHARNESS/vm/walk.py random 4096"
+    assert shown_command(("python3", "/elsewhere/vm/experiment.py", "cache", "4096"), "") == (
+        "python3 $PFHARNESS/vm/experiment.py cache 4096"
+    )

@@ -140,3 +140,43 @@ def test_c_panels_share_one_clock_and_leave_an_empty_class_out(tmp_path):
     assert len(axes) == 2 and axes[0].get_xlim() == axes[1].get_xlim() and axes[1].get_xlim()[1] >= 5.0
     assert [ax.get_title(loc="left") for ax in axes] == ["p0", "p1"]
     plt.close(fig)
+
+
+def test_the_buffer_of_a_fork_experiment_counts_the_childs_faults_by_the_parents_addresses():
+    """A parent writes 100 pages of its 16 MiB anonymous buffer, forks; the child writes 30 of them at the
+    same addresses (its own region: another mm), reads none; the parent faults twice on page 0 (zero page)."""
+    child_region = Region(8, "anon", 0x7E0000000000, 0x7E0001000000, 0, "[anon]")
+    base = 0x7E0000000000
+    records = [rec(0, base, 4, READ)] + [rec(1 + i, base + i * 4096, 4) for i in range(100)]
+    records += [rec(200 + i, base + i * 4096, 8, tgid=11) for i in range(30)]
+    records += [rec(300, 0x500000, 2, tgid=11)]  # the child's own heap: not the buffer
+    got = facts.compute(SavedRecords.of(records, 0, [*REGIONS, child_region], []))
+    b = got.buffer
+    assert b is not None and (b.kind, b.size_pages) == ("anon", 4096)
+    assert (b.faults, b.pages, b.refaults) == (131, 130, 1)
+    assert [(u.tgid, u.faults, u.writes) for u in b.users] == [(10, 101, 100), (11, 30, 30)]
+
+
+def test_the_buffer_of_a_huge_page_walk_and_of_a_file_read_by_two_processes():
+    huge = fmt.RECORD_FLAG_HUGE
+    base = 0x7E0000000000
+    walk = [rec(i, base + i * (2 << 20), 4, flags=huge) for i in range(8)]
+    walk += [rec(9, base + 4096, 4)]  # a fault inside a huge-mapped 2 MiB page: a refault
+    b = facts.compute(SavedRecords.of(walk, 0, REGIONS, [])).buffer
+    assert b is not None and (b.faults, b.huge, b.refaults) == (9, 8, 1)
+    cc1 = [
+        Region(0, "file", 0x7D0000000000, 0x7D0001000000, 0, "cc1"),
+        Region(1, "file", 0x7C0000000000, 0x7C0001000000, 0, "cc1"),
+    ]
+    major = fmt.RECORD_FLAG_MAJOR
+    reads = [rec(0, 0x600000, fmt.REGION_NONE, tgid=9)]  # the parent: no fault in the file
+    reads += [rec(1 + i, 0x7D0000000000 + i * 65536, 0, READ, tgid=10, flags=major if i % 2 else 0) for i in range(64)]
+    reads += [rec(100 + i, 0x7C0000000000 + i * 65536, 1, READ, tgid=11) for i in range(64)]
+    b = facts.compute(SavedRecords.of(reads, 0, cc1, [])).buffer
+    assert b is not None and b.name == "cc1" and b.major == 32
+    assert [(u.tgid, u.faults, u.major) for u in b.users] == [(9, 0, 0), (10, 64, 32), (11, 64, 0)]
+
+
+def test_a_run_without_a_mapping_of_many_faults_has_no_buffer():
+    records = [rec(i, 0x500000 + i * 4096, 2) for i in range(10)]
+    assert facts.compute(SavedRecords.of(records, 0, REGIONS, [])).buffer is None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pfharness.study import cite, findings, firstpage
+from pfharness.study import cite, experiments, findings, firstpage
 
 STUDY = Path(__file__).resolve().parent.parent / "study"
 HEDGES = ("presumably", "most likely", "probably", "we did not check", "consistent with", "perhaps", "maybe")
@@ -84,8 +84,11 @@ def test_report_txt_opens_with_the_setup_the_table_and_the_three_paragraphs(data
     assert firstpage.setup_line(data) in joined
     rows = firstpage.table(data)
     assert rows[0] in head and all(row in head for row in rows)
-    workloads = [line.split(" ")[0] for line in rows[2 : 2 + len(findings.first_runs(data))]]
-    assert workloads == [r["workload"] for r in findings.first_runs(data)], "a row per workload"
+    runs = firstpage.workload_runs(data)
+    workloads = [line.split(" ")[0] for line in rows[2 : 2 + len(runs)]]
+    assert workloads == [r["workload"] for r in runs], "a row per workload"
+    tried = experiments.table(data, width=len(rows[0]))
+    assert len(tried) > 10 and all(row in head for row in tried), "the experiments table under the first"
     for paragraph in findings.paragraphs(data)[0]:
         assert paragraph in joined, "report.txt is stale: run `pfharness study --report-only`"
     assert len(report.splitlines()) < 650
@@ -98,3 +101,45 @@ def test_a_study_without_a_workload_leaves_its_sentences_out(data):
     paragraphs, _ = findings.paragraphs(fewer)
     assert len(paragraphs) == 3 and "compilation" not in " ".join(paragraphs)
     assert "buffer" not in fewer["derived"] and "16 MiB block" not in paragraphs[0]
+
+
+def test_every_number_of_the_experiments_table_is_a_figure_of_figures_json(data):
+    with cite.recording() as shown:
+        rows, _ = experiments.rows(data)
+    assert [row[1] for row in rows] == [
+        "thp-on",
+        "thp-off",
+        "fork-read",
+        "fork-write",
+        "sysbench-memory-16M",
+        "cache",
+        "cache",
+        "mmap-read",
+        "sysbench-cpu",
+    ], "every experiment has its row"
+    tokens = [token for row in rows for cell in row[2:] for token in NUMBER.findall(cell)]
+    assert Counter(tokens) == Counter(shown), "no number typed into a row"
+    missing = [token for token in tokens if not sources(data, token)]
+    assert not missing, f"numbers of the experiments not in figures.json: {missing}"
+
+
+def test_the_experiments_prove_what_they_claim(data):
+    """The mechanisms, against their arithmetic: huge pages on = pages / 512 faults, off = one a page;
+    a forked child that reads faults 0 times, one that writes once a page; a warm cache no major fault."""
+    fig = findings.Figures(data)
+    on, off = (fig.run(k)["facts"]["buffer"] for k in ("thp-on", "thp-off"))
+    pages = int(fig.run("thp-on")["command"][-1])
+    assert (on["faults"], on["huge"]) == (pages // 512, pages // 512)
+    assert (off["faults"], off["huge"]) == (pages, 0)
+    written = int(fig.run("fork-write")["command"][-1])
+    assert experiments.child(fig, "fork-read")["faults"] == 0
+    assert experiments.child(fig, "fork-write")["writes"] == written
+    cold, warm = experiments.readers(fig)
+    assert cold["major"] > 0 and warm["major"] == 0
+
+
+def test_the_setup_line_says_which_memory_settings_the_guest_ran_with(data):
+    said = dict(data, memory="THP never, defrag madvise (copied from this host)")
+    assert "2 vCPUs) with THP never, defrag madvise (copied from this host), each" in firstpage.setup_line(said)
+    unknown = {k: v for k, v in data.items() if k != "memory"}
+    assert "with the guest kernel's own THP setting" in firstpage.setup_line(unknown)

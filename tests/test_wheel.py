@@ -35,6 +35,7 @@ MUST_SHIP = (
     "vm/init.sh",
     "vm/run_step.sh",
     "vm/walk.py",
+    "vm/experiment.py",
     "handin/README.j2",
     "study/report.txt",
 )

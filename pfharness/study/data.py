@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import __version__
 from ..results.model import process_table_json
-from . import facts
+from . import experiments, facts
 from .model import Study, StudyRun
 
 #: Fixed quantities the findings name (the test finds them here like every other number).
@@ -15,6 +15,7 @@ CONSTANTS = {
     "page_kib": 4,
     "huge_page_mib": 2,
     "huge_page_pages": 512,
+    "fault_around_kib": 64,  # the kernel's default fault_around_bytes (mm/memory.c), 64 KiB
     "window_pct": 10,  # the first and the last 10 % of a run's span
     "sysbench_block_kib": 1,  # sysbench memory's default --memory-block-size (the sysbench-memory workload)
 }
@@ -49,9 +50,10 @@ def build(study: Study) -> dict[str, Any]:
         "accelerator": study.accelerator,
         "smp": study.smp,
         "transcript": study.transcript,
+        "memory": study.memory,
         "constants": CONSTANTS,
         "runs": [run_entry(r) for r in study.runs],
     }
     data["derived"] = derive(data)
-    data["derived"]["quoted"] = paragraphs(data)[1]
+    data["derived"]["quoted"] = {**paragraphs(data)[1], **experiments.rows(data)[1]}
     return data

@@ -86,6 +86,37 @@ class HugeFacts:
 
 
 @dataclass(frozen=True)
+class BufferUse:
+    """One process's faults in the run's buffer (BufferFacts)."""
+
+    tgid: int
+    faults: int
+    writes: int
+    major: int
+    huge: int
+
+
+@dataclass(frozen=True)
+class BufferFacts:
+    """The run's largest mapping that took many faults or a huge-page fault (the buffer an experiment is
+    about), and the faults of the run's first processes in it: in anonymous memory by address (a forked child
+    keeps its parent's addresses), in a file by its name (each process maps it anew)."""
+
+    name: str
+    kind: str
+    size_pages: int
+    faults: int
+    pages: int  # distinct (process, page) faulted in it
+    refaults: int  # faults on a page of it the process had faulted, or in a 2 MiB page mapped by a huge fault
+    huge: int
+    major: int
+    first_s: float  # its first and last fault, seconds from the run's first fault
+    last_s: float
+    span_s: float  # the run's span, first to last fault
+    users: list[BufferUse]  # the run's first processes (by first fault), each with its faults in the buffer
+
+
+@dataclass(frozen=True)
 class Facts:
     """What one run's records prove, beyond the figures of results.figures."""
 
@@ -110,6 +141,7 @@ class Facts:
     end_lib_exec: int  # exec faults in libraries in the last 10 % of the span
     end_libs: int  # the libraries they were in
     major_by_name: dict[str, int]  # the three region names with the most major faults
+    buffer: BufferFacts | None  # None: no mapping took many faults
     regions: list[RegionFacts] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -168,6 +200,7 @@ def compute(saved: SavedRecords) -> Facts:
         huge_faults=_huge(records, t0),
         major_by_name=dict(Counter(_name(region_of(r)) for r in records if r.major).most_common(3)),
         regions=region_facts(records, regions, programs, t0),
+        buffer=buffer_facts(records, regions),
     )
 
 
@@ -302,3 +335,62 @@ def region_facts(
             )
         )
     return out
+
+
+_BUFFER_KINDS = ("anon", "heap", "file")
+_BUFFER_FAULTS = 64  # a buffer took at least this many faults, or a huge-page fault
+_BUFFER_USERS = 4
+
+
+def buffer_facts(records: Sequence[FaultRecord], regions: Sequence[Region]) -> BufferFacts | None:
+    """The largest mapping with many faults (or a huge one), and each of the first processes' faults in it."""
+    counts = Counter(r.region for r in records if r.region < len(regions))
+    huge = {r.region for r in records if r.huge and r.region < len(regions)}
+    candidates = [
+        i for i, n in counts.items() if regions[i].kind in _BUFFER_KINDS and (n >= _BUFFER_FAULTS or i in huge)
+    ]
+    if not candidates:
+        return None
+    g = regions[max(candidates, key=lambda i: (regions[i].end - regions[i].start, counts[i]))]
+    if g.kind == "file":
+        mine = [r for r in records if r.region < len(regions) and regions[r.region].name == g.name]
+    else:
+        mine = [r for r in records if g.start <= r.address < g.end]
+    t0 = records[0].t_ns
+    tgids = list(dict.fromkeys(r.tgid for r in records))[:_BUFFER_USERS]
+    return BufferFacts(
+        name=g.name,
+        kind=g.kind,
+        size_pages=(g.end - g.start) // PAGE,
+        faults=len(mine),
+        pages=len({(r.tgid, r.page) for r in mine}),
+        refaults=_refaults(mine),
+        huge=sum(1 for r in mine if r.huge),
+        major=sum(1 for r in mine if r.major),
+        first_s=(mine[0].t_ns - t0) / 1e9,
+        last_s=(mine[-1].t_ns - t0) / 1e9,
+        span_s=(records[-1].t_ns - t0) / 1e9,
+        users=[_use(tgid, [r for r in mine if r.tgid == tgid]) for tgid in tgids],
+    )
+
+
+def _refaults(records: Sequence[FaultRecord]) -> int:
+    seen: set[tuple[int, int]] = set()
+    blocks: set[tuple[int, int]] = set()
+    again = 0
+    for r in records:
+        again += (r.tgid, r.page) in seen or (r.tgid, r.address >> 21) in blocks
+        seen.add((r.tgid, r.page))
+        if r.huge:
+            blocks.add((r.tgid, r.address >> 21))
+    return again
+
+
+def _use(tgid: int, mine: list[FaultRecord]) -> BufferUse:
+    return BufferUse(
+        tgid=tgid,
+        faults=len(mine),
+        writes=sum(1 for r in mine if r.access == "write"),
+        major=sum(1 for r in mine if r.major),
+        huge=sum(1 for r in mine if r.huge),
+    )

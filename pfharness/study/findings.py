@@ -47,18 +47,10 @@ def _size_arg(command: list[str], option: str) -> int:
 
 
 def _buffer(data: Data) -> Data:
-    """sysbench memory over one large block against the same benchmark over 1 KiB blocks."""
-    run, small = _first(data, "sysbench-memory-16M"), _first(data, "sysbench-memory")
+    """sysbench memory over one large block: its size and how many times the benchmark passes over it."""
+    run = _first(data, "sysbench-memory-16M")
     block, total = (_size_arg(run["command"], o) for o in ("memory-block-size", "memory-total-size"))
-    huge = run["facts"]["huge_faults"]
-    return {
-        "block_mib": block,
-        "passes": total // block,
-        "huge_pages": huge["faults"] * 512,
-        "window_s": huge["last_s"] - huge["first_s"],
-        "extra_faults": run["figures"]["faults"] - small["figures"]["faults"],
-        "extra_mib": run["facts"]["mib_touched"] - small["facts"]["mib_touched"],
-    }
+    return {"block_mib": block, "passes": total // block}
 
 
 def _reruns(data: Data) -> Data:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from . import findings
+from . import experiments, findings
+from .workloads import EXPERIMENT
 
 _CLASS_HEADS = {"program": "prog", "libraries": "libs", "heap_anon": "anon", "stack": "stack", "files": "files"}
 
@@ -29,10 +30,12 @@ HOW_TO_READ = (
 def setup_line(data: dict[str, Any]) -> str:
     """The one line of set-up: when, where, with what."""
     d = data["derived"]
+    memory = data.get("memory") or "the guest kernel's own THP setting"
+    experiments = " (the experiments with B only)" if any(r.get("tag") == EXPERIMENT for r in data["runs"]) else ""
     return (
         f"Traced {data['date']} with pfharness {data.get('pfharness', '?')} on Debian {data['kernel_release']} "
-        f"in QEMU ({data['accelerator']}, {data['smp']} vCPUs, the guest kernel's own THP setting), each workload "
-        f"and every process it created; first run pf_probe_B, then pf_probe_C; {d['runs']} runs, "
+        f"in QEMU ({data['accelerator']}, {data['smp']} vCPUs) with {memory}, each workload and every process it "
+        f"created; first run pf_probe_B, then pf_probe_C{experiments}; {d['runs']} runs, "
         f"{d['run_seconds']:.0f} s of workload time."
     )
 
@@ -48,6 +51,11 @@ def _row(run: dict[str, Any]) -> str:
     )
 
 
+def workload_runs(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The first table's runs: each workload's first, the experiments left to their own table."""
+    return [run for run in findings.first_runs(data) if run.get("tag") != EXPERIMENT]
+
+
 def table(data: dict[str, Any]) -> list[str]:
     """One row per workload, from its first run (pf_probe_B's)."""
     head = (
@@ -55,13 +63,13 @@ def table(data: dict[str, Any]) -> list[str]:
         + " ".join(f"{h:>5}" for h in _CLASS_HEADS.values())
         + f" {'major':>5}  trend"
     )
-    rows = [_row(run) for run in findings.first_runs(data)]
-    other = max((run["facts"]["class_share"]["other"] for run in findings.first_runs(data)), default=0.0)
+    runs = workload_runs(data)
+    rows = [_row(run) for run in runs]
+    other = max((run["facts"]["class_share"]["other"] for run in runs), default=0.0)
     notes = [
-        "procs: processes that faulted; MiB: distinct pages faulted x 4 KiB (a huge-page fault: 2 MiB); per s: "
-        "faults per second of the span (first to last fault); first: share of the faults in the first 10 % of "
-        "the span. Shares of the faults by region: prog (the program's own file: code, data, read-only pages), "
-        "libs (shared libraries, the loader, vDSO), anon (heap and anonymous mappings), stack, files (other "
+        "procs: processes that faulted; MiB: distinct pages x 4 KiB (a huge-page fault: 2 MiB); per s: faults "
+        "per second of the span (first to last fault); first: share of the faults in its first 10 %; by region: "
+        "prog (the program's file), libs (libraries, loader, vDSO), anon (heap, anonymous), stack, files (other "
         "mapped files, /dev/zero's shared memory among them); major: faults that read from disk."
         + (f" Faults without a region or in [other]: at most {other:.0%} of a run." if other >= 0.005 else "")
     ]
@@ -70,9 +78,12 @@ def table(data: dict[str, Any]) -> list[str]:
 
 def first_screen(data: dict[str, Any]) -> list[str]:
     """Title, set-up, table, the three paragraphs and the note on reading the plots."""
-    title = f"Page faults of {len(findings.first_runs(data))} kinds of workload: memory-access trends"
+    title = f"Page faults of {len(workload_runs(data))} kinds of workload: memory-access trends"
     lines = [title, "=" * len(title), *textwrap.wrap(setup_line(data), width=118, break_on_hyphens=False), ""]
-    lines += table(data)
+    first = table(data)
+    lines += first
+    found = experiments.table(data, width=len(first[0]))
+    lines += ["", *found] if found else []
     for paragraph in findings.paragraphs(data)[0]:
         lines += ["", *textwrap.wrap(paragraph, width=118, break_on_hyphens=False)]
     lines += ["", *textwrap.wrap(HOW_TO_READ, width=118)]

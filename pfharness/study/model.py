@@ -34,3 +34,4 @@ class Study:
     smp: int = 2
     date: str = ""
     transcript: str = ""
+    memory: str = ""  # the guest's memory-management settings, one line (MmSettings.describe); "": not known

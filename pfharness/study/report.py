@@ -4,6 +4,7 @@ regions, plots) and figures.json, and a finished study read back from them (--re
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import textwrap
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from . import firstpage, reruns
 from .data import build
 from .model import Study, StudyRun
 from .pictures import study_pictures, top_programs, tree_pictures
-from .workloads import Workload, workloads
+from .workloads import EXPERIMENT, Workload, workloads
 
 NEAR_EMPTY = 20  # a plot of fewer faults is left out of report.txt (a line says so)
 _BAND_LINES = ("band ", "summary ")  # under each plot: its labels say the same (the transcript keeps them)
@@ -104,25 +105,17 @@ def process_lines(result: TraceResult, top: int = 20) -> list[str]:
 
 
 def _restricted_lines(study: Study) -> list[str]:
-    """One line per workload traced with fewer modules or more parameters than the others."""
-    seen: dict[str, Workload] = {}
-    for run in study.runs:
-        seen.setdefault(run.workload.key, run.workload)
-    return [
-        line
-        for w in seen.values()
-        if w.modules or w.params
-        for line in textwrap.wrap(
-            f"{w.key}: "
-            + ", ".join(
+    """One line per way a workload is traced with fewer modules or more parameters than the others (the
+    workloads traced the same way named together)."""
+    ways: dict[str, list[str]] = {}
+    for key, w in {run.workload.key: run.workload for run in study.runs}.items():
+        if w.modules or w.params:
+            how = ", ".join(
                 ([f"traced with {', '.join(Module(m).name for m in w.modules)} only"] if w.modules else [])
                 + ([f"loaded with {' '.join(w.params)}"] if w.params else [])
             )
-            + (f": {w.why}" if w.why else "")
-            + ".",
-            width=110,
-        )
-    ]
+            ways.setdefault(how + (f": {w.why}" if w.why else ""), []).append(key)
+    return [line for how, keys in ways.items() for line in textwrap.wrap(f"{', '.join(keys)}: {how}.", width=110)]
 
 
 def _heading(text: str) -> list[str]:
@@ -137,22 +130,45 @@ def _first_runs(study: Study) -> list[StudyRun]:
     return list(seen.values())
 
 
+def _trend_runs(study: Study) -> list[StudyRun]:
+    """The first runs the appendices show: the experiments' figures are in the experiments table."""
+    return [run for run in _first_runs(study) if run.workload.tag != EXPERIMENT]
+
+
+_VM_FILE = re.compile(r"(?<![\w$])/\S*/vm/(?=[\w.-]+\.(?:py|sh|c)\b)")
+PLACES = (
+    "$OUT is the study's --out directory, $PFHARNESS the directory of pfharness's data files (its checkout, "
+    "or pfharness/data where it is installed)."
+)
+
+
+def shown_command(command: tuple[str, ...], out_dir: str) -> str:
+    """A workload's command line as report.txt shows it: the same wherever the study ran (the --out
+    directory as $OUT, pfharness's own files under $PFHARNESS)."""
+    text = shlex.join(command).replace("\n", "\\n")
+    if out_dir:
+        text = re.sub(rf"(?<![\w/]){re.escape(out_dir.rstrip('/'))}(?=/|\s|$)", "$OUT", text)
+    return _VM_FILE.sub("$PFHARNESS/vm/", text)
+
+
 def _workload_lines(study: Study) -> list[str]:
     lines = _heading("APPENDIX B. The workloads")
+    out_dir = str(Path(study.transcript).parent) if study.transcript else ""
     for run in _first_runs(study):
         w = run.workload
         lines.append(f"{w.key}: {w.title} [{w.kind}]")
-        command = shlex.join(w.command).replace("\n", "\\n")
+        command = shown_command(w.command, out_dir)
         lines += textwrap.wrap(command, width=114, initial_indent="    $ ", subsequent_indent="      ")
         if w.unseen:
             lines.append(f"    not seen: {w.unseen}")
     lines += _restricted_lines(study)
+    lines += textwrap.wrap(PLACES, width=110)
     return [*lines, "Made with: pfharness study --out out/study; again from its saved runs: add --report-only."]
 
 
 def _process_lines(study: Study) -> list[str]:
     lines = _heading("APPENDIX C. Processes (each workload's first run; every process it created was traced)")
-    for run in _first_runs(study):
+    for run in _trend_runs(study):
         found = process_lines(run.result, top=10)
         if found and (table := run.result.report.process_table) is not None and table.traced > 1:
             lines += ["", f"== {run.label} ==", *found]
@@ -166,7 +182,7 @@ def _region_lines(study: Study) -> list[str]:
         "first and last fault came (share of the run's span), rise (share of its faults on a page above every earlier",
         "one of the same process in it: upward growth), major faults and the access mix.",
     ]
-    for run in _first_runs(study):
+    for run in _trend_runs(study):
         saved = run.result.saved
         if saved is not None:
             found = breakdown_lines(saved.records, saved.regions, saved.processes, top_regions=5, top_processes=3)
@@ -175,17 +191,24 @@ def _region_lines(study: Study) -> list[str]:
 
 
 def _plot_lines(study: Study) -> list[str]:
+    tried = [f"{r.workload.key}-{r.module}.png" for r in _first_runs(study) if r.workload.tag == EXPERIMENT]
+    left_out = f" The experiments' plots are left out (their table gives the figures): {', '.join(tried)}."
     lines = _heading("APPENDIX E. Plots (pf_probe_B's, each workload's first run)")
     lines += textwrap.wrap(
         "pf_probe_C's three plots per run (code, data, other segment) are left out: appendix A gives their shares. "
         "Under each plot the module's 'band' and 'summary' lines are left out too (the labels say the same; "
         "study-transcript.log keeps them). Pictures: <workload>-B.png (this plot in seconds), <workload>-C.png "
-        "(pf_probe_C's three segments as panels on one time axis) and, for trees, one per program.",
+        "(pf_probe_C's three segments as panels on one time axis) and, for trees, one per program."
+        + (left_out if tried else ""),
         width=110,
     )
-    for run in _first_runs(study):
+    for run in _trend_runs(study):
         table = run.result.report.process_table
         lines += ["", f"== {run.label} =="]
+        if like := run.workload.plot_like:
+            png = f"{run.workload.key}-{run.module}.png"
+            lines.append(f"(its plot left out: the same program's start-up as {like}'s plot above; {png} draws it)")
+            continue
         if table is not None and table.traced > 1:
             lines.append(
                 f"(a tree of {table.traced} processes on one axis: each has its own address-space layout, so a "
@@ -227,7 +250,7 @@ def write_outputs(
     (out_dir / "figures.json").write_text(json.dumps(data, indent=2) + "\n")
     report = out_dir / "report.txt"
     report.write_text(render_report(study, notes, data))
-    paths = [p for run in _first_runs(study) for p in tree_pictures(run, out_dir, note)]
+    paths = [p for run in _trend_runs(study) for p in tree_pictures(run, out_dir, note)]
     for path in paths + study_pictures(study.runs, out_dir, note):
         note(f"picture: {path}")
     return report
@@ -252,6 +275,7 @@ def reread_study(out_dir: Path, modules: tuple[str, ...] = ("B", "C")) -> Study:
         smp=data["smp"],
         date=data["date"],
         transcript=data["transcript"],
+        memory=data.get("memory") or next((r.mm.describe() for r in results if r.mm is not None), ""),
     )
     for parsed, entry in zip(results, data["runs"], strict=True):
         name = f"{entry['workload']}-{entry['module']}"

@@ -44,7 +44,7 @@ def run_study(
 ) -> Study:
     """Trace every workload with every module in one boot; everything (the builds too) goes under
     `out_dir`. The progress lines are Note events (default: printed on stderr)."""
-    target = target or VmSpec()
+    target = target or VmSpec(thp="host")
     events = events or Events(notes_to(_stderr))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -69,6 +69,7 @@ def run_study(
     with closing(results):
         for (workload, module), result in zip(pairs, results, strict=True):
             study.accelerator = result.accelerator
+            study.memory = result.mm.describe() if result.mm is not None else study.memory
             study.runs.append(_keep(workload, module, result, out_dir=out_dir, save_dir=save_dir, events=events))
     events.note(f"study done in {time.monotonic() - start:.0f} s")
     return study

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .cite import count, millis, seconds, share, tenths
+from .cite import FiguresError, count, seconds, share, tenths
+from .experiments import child, readers
 from .findings import Figures
 
 
@@ -14,8 +15,11 @@ def _mib(fig: Figures, name: str, pages: float) -> str:
     return count(fig.keep(name, pages * fig.const("page_kib") / 1024))
 
 
-def _const(fig: Figures, name: str) -> str:
-    return count(fig.const(name))
+def _buffer(fig: Figures, key: str) -> dict:
+    buffer = fig.run(key)["facts"].get("buffer")
+    if not buffer:
+        raise FiguresError(f"{key}: no buffer")
+    return buffer
 
 
 # Trend 1: memory faults on first touch, once per page
@@ -35,48 +39,33 @@ def walks(fig: Figures) -> str:
     return (
         f"First trend, demand paging: a page faults when it is first touched, and once. Both walks write each of the "
         f"{count(gs['size_pages'])} pages of a {_mib(fig, 'walk_mib', gs['size_pages'])} MiB mapping of "
-        f"/dev/zero (shared anonymous memory: a zero-filled shmem file) once: "
-        f"{counts}, {share(writes)} writes. The module sees the order exactly: "
-        f"{share(seq['figures']['sequential_share'])} of the faults land on the page after the previous one in "
-        f"order, {share(rnd['figures']['sequential_share'])} at random."
+        f"/dev/zero once: {counts}, {share(writes)} writes; {share(seq['figures']['sequential_share'])} of the "
+        f"sequential walk's faults land on the page after the previous one, "
+        f"{share(rnd['figures']['sequential_share'])} of the random walk's."
     )
 
 
-def zero_page(fig: Figures) -> str:
-    x = fig.run("sysbench-cpu")["facts"]
+def huge_pages(fig: Figures) -> str:
+    on, off = _buffer(fig, "thp-on"), _buffer(fig, "thp-off")
+    huge = "each" if on["huge"] == on["faults"] else f"{count(on['huge'])} of them"
     return (
-        f"Anonymous memory read before it is written faults twice: in sysbench cpu "
-        f"{count(x['read_then_write'])} such pages fault on a read, which maps the shared zero page, and again on "
-        f"the first write, which gives each its own frame."
+        f"A huge page changes the count, not the rule: the same aligned walk takes {count(on['faults'])} faults "
+        f"with huge pages on, {huge} mapping {count(fig.const('huge_page_pages'))} pages, and "
+        f"{count(off['faults'])} with them off."
     )
 
 
-def buffer(fig: Figures) -> str:
-    h = fig.run("sysbench-memory-16M")["facts"]["huge_faults"]
-    extra = fig.derived("buffer/extra_faults")
+def reuse(fig: Figures) -> str:
+    b = _buffer(fig, "sysbench-memory-16M")
     return (
-        f"sysbench memory over a {count(fig.derived('buffer/block_mib'))} MiB block zeroes it before the "
-        f"benchmark in {count(h['faults'])} faults within {millis(fig.derived('buffer/window_s'))}, each mapping a "
-        f"{_const(fig, 'huge_page_mib')} MiB transparent huge page ({count(h['faults'])} x "
-        f"{_const(fig, 'huge_page_pages')} = {count(fig.derived('buffer/huge_pages'))} pages; the walks turn huge "
-        f"pages off), and its {count(fig.derived('buffer/passes'))} passes over it then fault {count(h['later'])} "
-        f"times there: the run takes {count(fig.keep('buffer_faults_apart', abs(extra)))} faults "
-        f"{'more' if extra >= 0 else 'fewer'} than with sysbench's default {_const(fig, 'sysbench_block_kib')} KiB "
-        f"block for {tenths(fig.derived('buffer/extra_mib'))} MiB more memory."
+        f"Reuse costs nothing: sysbench memory writes its {count(fig.derived('buffer/block_mib'))} MiB block "
+        f"{count(fig.derived('buffer/passes'))} times, and the anonymous mapping that holds it "
+        f"({count(b['size_pages'])} pages) takes {count(b['faults'])} faults, one on each of {count(b['pages'])} "
+        f"pages and {count(b['refaults'])} more where a read had mapped the shared zero page before the first write."
     )
 
 
-def compile_fresh(fig: Figures) -> str:
-    run = fig.run("kbuild")
-    f, x = run["figures"], run["facts"]
-    return (
-        f"The compilation at scale: {count(f['faults'])} faults on {count(f['distinct_pages'])} distinct pages "
-        f"in {count(x['processes'])} processes, {share(x['class_share']['heap_anon'])} in heap and anonymous "
-        f"memory."
-    )
-
-
-# Trend 2: short programs are start-up and exit
+# Trend 2: short programs are start-up and exit; fork shares memory until a write
 
 
 def startup(fig: Figures) -> str:
@@ -87,39 +76,42 @@ def startup(fig: Figures) -> str:
     return (
         f"Second trend: a short program faults at start-up and at exit. sysbench cpu computes for "
         f"{seconds(x['gap']['seconds'])} without one fault; {share(f['startup_share'])} of its "
-        f"{count(f['faults'])} faults come in the first {_const(fig, 'window_pct')} % of the run, "
+        f"{count(f['faults'])} faults come in the first {count(fig.const('window_pct'))} % of the run, "
         f"{count(libs)} in shared libraries and the loader, {share(writes)} of those writes: the dynamic "
-        f"loader's relocations write into each library's private file pages, and the kernel copies each page at "
-        f"that first write (copy-on-write of a private file mapping)."
+        f"loader's relocations, each page copied at its first write (copy-on-write of a private file mapping)."
     )
 
 
 def exit_burst(fig: Figures) -> str:
     x = fig.run("sysbench-cpu")["facts"]
     return (
-        f"The exit is the second burst: {share(x['end_share'])} of the faults fall in the last "
-        f"{_const(fig, 'window_pct')} % of the run, {count(x['end_lib_exec'])} of them on code of "
-        f"{count(x['end_libs'])} libraries run for the first time as they shut down."
+        f"At exit {share(x['end_share'])} of the faults fall in the last {count(fig.const('window_pct'))} %, "
+        f"{count(x['end_lib_exec'])} on code of {count(x['end_libs'])} libraries run for the first time."
     )
 
 
 def threads(fig: Figures) -> str:
     x = fig.run("sysbench-threads")["facts"]
     return (
-        f"In sysbench threads, {count(fig.keep('workers', x['threads'] - 1))} worker threads fault besides the "
-        f"main one; {count(x['stacks']['regions'])} anonymous regions of "
-        f"{count(x['stacks']['pages'])} pages are each written by one worker alone, after "
-        f"{count(x['stacks']['first'])} writes in all by the main thread that created them: the threads' "
-        f"stacks."
+        f"sysbench threads' {count(fig.keep('workers', x['threads'] - 1))} workers each write a stack of "
+        f"{count(x['stacks']['pages'])} pages of their own."
     )
 
 
-def fork_cow(fig: Figures) -> str:
+def fork_experiment(fig: Figures) -> str:
+    read, write = child(fig, "fork-read"), child(fig, "fork-write")
+    pages = int(fig.run("fork-write")["command"][-1])
+    return (
+        f"fork shares memory until a write: a child that reads its parent's {count(pages)} pages faults "
+        f"{count(read['faults'])} times in them, one that writes them {count(write['faults'])} times."
+    )
+
+
+def fork_compile(fig: Figures) -> str:
     fork = fig.run("kbuild")["facts"]["fork"]
     return (
-        f"In the compilation, {count(fork['children'])} forked children wrote {count(fork['writes_before_exec'])} "
-        f"times before their exec, {count(fork['on_parent_pages'])} times on a page their parent had touched: "
-        f"copy-on-write after fork, each such page copied at the child's first write and dropped at its exec."
+        f"In the compilation, {count(fork['children'])} forked children wrote {count(fork['on_parent_pages'])} "
+        f"times on a page their parent had touched, before their exec."
     )
 
 
@@ -132,40 +124,43 @@ def cold_cache(fig: Figures) -> str:
     name, most = next(iter(x["major_by_name"].items()))
     return (
         f"Third trend: file-backed pages come from the page cache. Major faults, which wait for a disk read, come "
-        f"only while it is cold: {count(r['major_first'])} in pf_probe_B's runs, the first after boot "
-        f"({count(x['major'])} in the compilation, {count(most)} of them in {name}), and {count(r['major_repeat'])} "
-        f"when pf_probe_C runs the same workloads right after: they measure the cache, not the program."
+        f"while it is cold: {count(r['major_first'])} in pf_probe_B's runs, the first after boot "
+        f"({count(x['major'])} in the compilation, {count(most)} in {name}), {count(r['major_repeat'])} in "
+        f"pf_probe_C's repeats right after."
+    )
+
+
+def cache_experiment(fig: Figures) -> str:
+    cold, warm = readers(fig)
+    b = _buffer(fig, "cache")
+    return (
+        f"A child reading {count(b['size_pages'])} pages of {b['name']} right after the cache is dropped takes "
+        f"{count(cold['major'])} major faults of {count(cold['faults'])}, a second child right after "
+        f"{count(warm['major'])} of {count(warm['faults'])}."
     )
 
 
 def fault_around(fig: Figures) -> str:
     g = fig.region("mmap-read", "files")
-    reads = fig.keep("mmap_reads", g["access"].get("read", 0) / g["faults"])
     return (
-        f"A cached file faults less than its pages: reading a {_mib(fig, 'mmap_mib', g['size_pages'])} MiB file "
-        f"({count(g['size_pages'])} pages) through mmap, one byte per page in order, took {count(g['faults'])} "
-        f"faults, {share(reads)} reads, one per {tenths(fig.derived('fault_around/pages_per_fault'))} pages: on a "
-        f"read fault the kernel maps the cached pages around the address too (fault-around)."
+        f"A cached file faults less than its pages: mmap-read's {count(g['size_pages'])} pages took "
+        f"{count(g['faults'])} read faults, one per {tenths(fig.derived('fault_around/pages_per_fault'))} pages, "
+        f"as the kernel maps the cached pages around each faulting address (fault-around)."
     )
 
 
 def iperf(fig: Figures) -> str:
-    run = fig.run("iperf3")
-    x = run["facts"]
+    x = fig.run("iperf3")["facts"]
     g = fig.region("iperf3", "files")
-    kib = fig.keep("iperf_buffer_kib", g["size_pages"] * fig.const("page_kib"))
     return (
-        f"Network I/O faults little: iperf3's server and client ({count(x['processes'])} processes with sh and "
-        f"sleep) take {count(run['figures']['faults'])} faults, {share(x['class_share']['libraries'])} in "
-        f"libraries; each iperf3 writes the {count(g['size_pages'])} pages ({count(kib)} KiB) of its own "
-        f"iperf3.XXXXXX file mapping once, the buffer the server receives into and the client sends from, and "
-        f"the transfer then runs {seconds(x['gap']['seconds'])} without a fault: the data crosses the socket "
-        f"in kernel memory and lands in pages already mapped."
+        f"Network I/O faults little: each iperf3 writes the {count(g['size_pages'])} pages of its own buffer "
+        f"mapping once, then the transfer runs {seconds(x['gap']['seconds'])} without a fault: the data crosses "
+        f"the socket in kernel memory."
     )
 
 
 PARAGRAPHS: tuple[list[Callable[[Figures], str]], ...] = (
-    [walks, zero_page, buffer, compile_fresh],
-    [startup, exit_burst, threads, fork_cow],
-    [cold_cache, fault_around, iperf],
+    [walks, huge_pages, reuse],
+    [startup, exit_burst, threads, fork_experiment, fork_compile],
+    [cold_cache, cache_experiment, fault_around, iperf],
 )

@@ -25,6 +25,7 @@ class Workload:
     why: str = ""  # why it is traced with fewer modules or more parameters (the report's header says)
     tag: str = ""  # its kind in a word, for the first table
     trend: str = ""  # the trend it shows, in a phrase without figures (the first table's last column)
+    plot_like: str = ""  # a workload whose plot in report.txt shows what this one's would (its PNG only)
 
 
 def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> list[Workload]:
@@ -75,6 +76,7 @@ def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> l
             ("sysbench", "memory", "--time=5", "run"),
             tag="memory",
             trend="small block reused",
+            plot_like="sysbench-cpu",
         ),
         Workload(
             "sysbench-memory-16M",
@@ -124,6 +126,31 @@ def workloads(build_dir: Path, kdir: Path, make_vars: tuple[str, ...] = ()) -> l
             tag="file",
             trend="fault-around: one in many",
         ),
+        *experiments(),
+    ]
+
+
+#: The tag of the experiments: small programs that each prove one mechanism (the report's second table).
+EXPERIMENT = "experiment"
+
+
+def experiments() -> list[Workload]:
+    """vm/experiment.py's runs, traced with pf_probe_B only (a repeat with C would prove nothing more)."""
+    program = ("python3", str(assets.vm_file("experiment.py")))
+    why = "an experiment proves its mechanism in one run"
+    return [
+        Workload(key, title, "experiment", (*program, *args), modules=("B",), why=why, tag=EXPERIMENT, timeout=120.0)
+        for key, title, args in (
+            (
+                "thp-on",
+                "Python: write 4096 pages of a 2 MiB-aligned buffer, huge pages on (madvise)",
+                ("thp", "on", "4096"),
+            ),
+            ("thp-off", "Python: the same walk, huge pages off (MADV_NOHUGEPAGE)", ("thp", "off", "4096")),
+            ("fork-read", "Python: write 1024 pages, fork; the child reads them", ("fork", "read", "1024")),
+            ("fork-write", "Python: write 1024 pages, fork; the child writes them", ("fork", "write", "1024")),
+            ("cache", "Python: read a file through mmap after dropping the page cache, then again", ("cache", "4096")),
+        )
     ]
 
 
