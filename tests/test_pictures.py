@@ -324,3 +324,22 @@ def test_trends_count_the_rate_and_first_touches():
     assert found.pages == 4 and list(found.first_touch) == [0.0, 1.0, 3.0, 3.0]
     assert sum(found.per_second) * found.bin_seconds == pytest.approx(5)
     assert found.bin_edges[0] == 0.0 and found.bin_edges[-1] == 3.0
+
+
+def test_trends_count_a_huge_page_fault_as_its_512_pages():
+    """As the study's MiB column counts them: a huge fault adds the 512 pages of its 2 MiB block at once, a small
+    fault in that block before or after adds nothing more, a small fault in another block adds 1."""
+    from pfharness.results import output_format as fmt
+    from pfharness.results import trend_pictures
+
+    block = 0x7F0000000000  # 2 MiB aligned
+    huge = fmt.RECORD_FLAG_HUGE
+    records = [
+        FaultRecord(0, block + 5 * 4096, 7, 0, 0, 0),  # small, then covered by the huge fault: not counted
+        FaultRecord(10**9, block + 4096, 7, 0, 0, huge),  # the block: 512
+        FaultRecord(2 * 10**9, block + 9 * 4096, 7, 0, 0, 0),  # inside the huge block: nothing more
+        FaultRecord(3 * 10**9, block + (1 << 21), 7, 0, 0, 0),  # the next block: 1
+    ]
+    found = trend_pictures.trends(records)
+    assert found.pages == 513
+    assert list(found.first_touch) == [1.0, 3.0] and list(found.touched) == [512, 513]

@@ -1,7 +1,9 @@
 """The scatter picture with two panels under it on its time axis: faults per second over time, and the distinct
 pages touched so far (the working set's growth), computed from the records with numpy.
 
-A page is counted once per process (a tree's processes each have their own address space), at its first fault.
+A page is counted once per process (a tree's processes each have their own address space), at its first fault;
+a huge-page fault counts the 512 pages of its 2 MiB (and the block's small faults are not counted again), as the
+study's MiB column counts them.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ class Trends:
     bin_edges: Any  # numpy array, BINS + 1 edges
     per_second: Any  # faults per second in each bin
     bin_seconds: float  # the width of a bin
-    first_touch: Any  # sorted times of each (process, page)'s first fault
-    pages: int  # distinct (process, page) pairs
+    first_touch: Any  # sorted times of each (process, page or huge block)'s first fault
+    touched: Any  # pages touched by then, at each of those times (a huge block: 512 at once)
+    pages: int  # distinct (process, page) pairs, a huge block's 512 pages among them
 
 
 def trends(records: Sequence[FaultRecord], t0_ns: int | None = None) -> Trends:
@@ -44,10 +47,32 @@ def trends(records: Sequence[FaultRecord], t0_ns: int | None = None) -> Trends:
     edges = np.linspace(lo, hi, BINS + 1)
     counts, _ = np.histogram(t, bins=edges)
     width = (hi - lo) / BINS
-    key = np.fromiter(((r.tgid << 52) ^ (r.address >> 12) for r in records), dtype=np.uint64, count=n)
-    order = np.argsort(t, kind="stable")
+    first_t, weight = _first_touches(records, t)
+    touched = np.cumsum(weight)
+    return Trends(edges, counts / width, width, first_t, touched, int(touched[-1]) if len(touched) else 0)
+
+
+def _first_touches(records: Sequence[FaultRecord], t: Any) -> tuple[Any, Any]:
+    """The sorted times of each (process, page)'s first fault, and the pages each adds: 1, or 512 for a huge
+    block (whose small faults are left out)."""
+    import numpy as np  # noqa: PLC0415
+
+    huge = {(r.tgid, r.address >> 21) for r in records if r.huge}
+    keep = np.fromiter((r.huge or (r.tgid, r.address >> 21) not in huge for r in records), dtype=bool, count=len(t))
+    key = np.fromiter(
+        (
+            ((r.tgid << 52) ^ (1 << 51) ^ (r.address >> 21)) if r.huge else ((r.tgid << 52) ^ (r.address >> 12))
+            for r in records
+        ),
+        dtype=np.uint64,
+        count=len(t),
+    )
+    pages = np.fromiter((512 if r.huge else 1 for r in records), dtype=np.int64, count=len(t))
+    key, tk, pages = key[keep], t[keep], pages[keep]
+    order = np.argsort(tk, kind="stable")
     _, first = np.unique(key[order], return_index=True)
-    return Trends(edges, counts / width, width, np.sort(t[order][first]), len(first))
+    chosen = np.sort(first)  # positions in time order
+    return tk[order][chosen], pages[order][chosen]
 
 
 def _duration(seconds: float) -> str:
@@ -74,10 +99,8 @@ def _rate_panel(ax: Any, found: Trends) -> None:
 
 
 def _growth_panel(ax: Any, found: Trends) -> None:
-    import numpy as np  # noqa: PLC0415
 
-    steps = np.arange(1, found.pages + 1)
-    ax.step(found.first_touch, steps, where="post", color="#d95f02", linewidth=1.2)
+    ax.step(found.first_touch, found.touched, where="post", color="#d95f02", linewidth=1.2)
     ax.set_ylim(0, found.pages * 1.08)
     mib = found.pages * PAGE_KIB / 1024
     ax.set_title(

@@ -5,6 +5,7 @@ panels (its code, data and other segments) on one time axis."""
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from collections import Counter
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from ..errors import PfhError
 from ..plot import Drawable, PlotRequest, draw
 from ..results import figures, pictures
 from .model import StudyRun
+from .places import shown_command
 
 TOP_PROGRAMS = 4  # executables drawn per tree
 MIN_FAULTS = 100  # a program whose largest process has fewer faults is not drawn
@@ -39,10 +41,18 @@ def top_programs(run: StudyRun, top: int = TOP_PROGRAMS) -> list[tuple[str, int]
     return out
 
 
+def _drawable(run: StudyRun, out_dir: Path) -> Drawable | None:
+    """The run's records to draw, titled with its command as report.txt shows it ($OUT, $PFHARNESS)."""
+    drawable = Drawable.of_result(run.result)
+    if drawable is None:
+        return None
+    return dataclasses.replace(drawable, command=[shown_command(tuple(run.result.command), str(out_dir))])
+
+
 def tree_pictures(run: StudyRun, out_dir: Path, note: Callable[[str], None]) -> list[Path]:
     """<workload>-<module>-<comm>.png per busy program of a process tree; a picture that cannot be drawn
     is told, not fatal."""
-    drawable = Drawable.of_result(run.result)
+    drawable = _drawable(run, out_dir)
     if drawable is None:
         return []
     written = []
@@ -82,7 +92,7 @@ def class_panels(run: StudyRun, png: Path) -> Path | None:
                     t0_ns=t0,
                 )
             )
-    command = textwrap.shorten(" ".join(run.result.command), width=70, placeholder=" ...")
+    command = textwrap.shorten(shown_command(tuple(run.result.command), str(png.parent)), width=70, placeholder=" ...")
     title = f"{run.result.module}'s three plots of `{command}`, kernel {run.result.kernel_release}"
     return pictures.write_figure(pictures.build_panels(panels, title), png, "png")
 
@@ -90,7 +100,7 @@ def class_panels(run: StudyRun, png: Path) -> Path | None:
 def trend_picture(run: StudyRun, png: Path, note: Callable[[str], None]) -> list[Path]:
     """<workload>-B.png: the run's scatter with faults per second and the pages touched so far under it (drawn
     again from the saved records, so that `study --report-only` makes it too)."""
-    drawable = Drawable.of_result(run.result)
+    drawable = _drawable(run, png.parent)
     if drawable is None:
         return []
     try:

@@ -4,8 +4,6 @@ regions, plots) and figures.json, and a finished study read back from them (--re
 from __future__ import annotations
 
 import json
-import re
-import shlex
 import textwrap
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,6 +18,7 @@ from . import firstpage, reruns
 from .data import build
 from .model import Study, StudyRun
 from .pictures import study_pictures, top_programs, tree_pictures
+from .places import PLACES, shown_command
 from .workloads import EXPERIMENT, Workload, workloads
 
 NEAR_EMPTY = 20  # a plot of fewer faults is left out of report.txt (a line says so)
@@ -133,22 +132,6 @@ def _first_runs(study: Study) -> list[StudyRun]:
 def _trend_runs(study: Study) -> list[StudyRun]:
     """The first runs the appendices show: the experiments' figures are in the experiments table."""
     return [run for run in _first_runs(study) if run.workload.tag != EXPERIMENT]
-
-
-_VM_FILE = re.compile(r"(?<![\w$])/\S*/vm/(?=[\w.-]+\.(?:py|sh|c)\b)")
-PLACES = (
-    "$OUT is the study's --out directory, $PFHARNESS the directory of pfharness's data files (its checkout, "
-    "or pfharness/data where it is installed)."
-)
-
-
-def shown_command(command: tuple[str, ...], out_dir: str) -> str:
-    """A workload's command line as report.txt shows it: the same wherever the study ran (the --out
-    directory as $OUT, pfharness's own files under $PFHARNESS)."""
-    text = shlex.join(command).replace("\n", "\\n")
-    if out_dir:
-        text = re.sub(rf"(?<![\w/]){re.escape(out_dir.rstrip('/'))}(?=/|\s|$)", "$OUT", text)
-    return _VM_FILE.sub("$PFHARNESS/vm/", text)
 
 
 def _workload_lines(study: Study) -> list[str]:
