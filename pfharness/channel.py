@@ -153,7 +153,8 @@ class StepChannel:
             for stream in self._streams.values():
                 stream.close()
             ended = all(s.ended for s in self._streams.values())
-            data = protocol.StepData(tuple(self._proto_lines), b"".join(self._output).decode(errors="replace"), console)
+            output = b"".join(self._output).decode(errors="replace")
+            data = protocol.StepData(tuple(self._proto_lines), output, console, self.token)
             self._transcript.flush()
             return ChannelResult(data, self._complete, ended, self._rejected)
 

@@ -105,6 +105,8 @@ class HostTarget:
         except (TimeoutError, KeyboardInterrupt) as e:
             workload = channel.workload_pid()
             proc.kill_group(child)
+            # With a module the workload is in the step script's session (run_step.sh), else in its own.
+            proc.kill_session(child.pid)
             if workload is not None:
                 proc.kill_session(workload)
             if request.ko is not None:

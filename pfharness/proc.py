@@ -106,8 +106,8 @@ def session_members(sid: int, proc_root: Path = Path("/proc")) -> list[int]:
 
 
 def kill_session(sid: int, passes: int = 10) -> None:
-    """SIGKILL every process in session `sid` (the workload's: vm/run_step.sh starts it under setsid,
-    out of the step script's process group, so kill_group() does not reach it). Scanned again until
+    """SIGKILL every process in session `sid` (the step script's or the workload's: what left the
+    step script's process group, which kill_group() does not reach). Scanned again until
     none is left (a member may fork between the scan and the kill), at most `passes` times."""
     for _ in range(passes):
         members = session_members(sid)

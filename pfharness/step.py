@@ -85,9 +85,12 @@ class TraceRequest:
     own_module: bool = False  # a module pfharness did not write (run --source): its output is not parsed
     pid_value: int | None = None  # the module gets pid_param=<this>, not the workload's pid (check's missing-pid)
 
-    def argv(self, token: str, *, proto: str | None = None, proto_fd: int | None = None) -> list[str]:
+    def argv(
+        self, token: str, *, proto: str | None = None, proto_fd: int | None = None, kmsg_fd: int | None = None
+    ) -> list[str]:
         """The run_step.sh command line for this request (step_protocol.StepCommand): its protocol lines
-        carry `token` and go to the file `proto` or the inherited descriptor `proto_fd`."""
+        carry `token` and go to the file `proto` or the inherited descriptor `proto_fd`; `kmsg_fd`: the
+        kernel log is read from that inherited descriptor (the VM's shell holds one)."""
         check_params(self.params)
         check_params(self.oracle_params)
         params = list(self.params)
@@ -98,6 +101,7 @@ class TraceRequest:
             self.command,
             proto=proto,
             proto_fd=proto_fd,
+            kmsg_fd=kmsg_fd,
             cwd=None if self.cwd is None else str(self.cwd),
             ko=None if self.ko is None else str(Path(self.ko).resolve()),
             params=tuple(params),

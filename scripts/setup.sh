@@ -49,3 +49,7 @@ if [ ! -f .venv/.pfharness-installed ] || [ pyproject.toml -nt .venv/.pfharness-
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test,plot,cluster,parquet]'
   touch .venv/.pfharness-installed
 fi
+# The package's compiled bytecode, which an editable install never writes (and nothing writes when
+# PYTHONDONTWRITEBYTECODE is set, as on some machines): every command would compile its modules
+# again, about 0.05 s of each run's start. Stale files are only recompiled in memory, never wrong.
+.venv/bin/python -m compileall -q pfharness >/dev/null

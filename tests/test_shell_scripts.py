@@ -233,7 +233,7 @@ def test_run_step_never_writes_through_a_planted_symlink(fake_modules, planted_s
 
 @pytest.mark.parametrize("failing", ["none", "insmod", "rmmod"])
 def test_run_step_removes_its_private_file(fake_modules, tmp_path, failing):
-    """The kmsg error file comes from mktemp (TMPDIR is honoured) and is gone after every exit."""
+    """dd's error message is read without a file: nothing is left in TMPDIR, whatever the exit."""
     env, _calls = fake_modules
     if failing != "none":
         bindir = Path(env["PATH"].split(":")[0])
@@ -246,6 +246,54 @@ def test_run_step_removes_its_private_file(fake_modules, tmp_path, failing):
     assert f"{TOKEN} step-end status={result.returncode}\n" in result.stdout
     assert f"{TOKEN} kmsg-end\n" in result.stdout
     assert list(private.iterdir()) == []
+
+
+def test_run_step_reads_the_kernel_log_from_the_given_descriptor(fake_modules, tmp_path):
+    """--kmsg-fd N: the records are read on from that descriptor (nothing skipped; the VM's shell holds one
+    read up to its start), the workload has neither it nor the script's copy, and the step's mark goes
+    into the kernel log before the workload runs."""
+    env, _calls = fake_modules
+    log = tmp_path / "kmsg"
+    log.write_text("6,1,100,-;pf_probe_B: left from before\n6,2,200,-;pf_probe_B: a record\n")
+    workload = "for fd in 3 5; do [ -e /proc/self/fd/$fd ] && echo has-fd-$fd; done; echo ran"
+    step = ["/bin/sh", str(RUN_STEP), "--token", TOKEN, "--kmsg-fd", "5", "--ko", str(tmp_path / "fake_mod.ko")]
+    step += ["--", "sh", "-c", workload]
+    result = _run(["/bin/sh", "-c", 'exec 5<"$0" && exec "$@"', str(log), *step], env=env)
+    assert result.returncode == 0, result
+    assert "ran" in result.stdout and "has-fd" not in result.stdout
+    records = [r.message for r in parse_step(result.stdout).kernel_records]
+    assert records == ["pf_probe_B: left from before", "pf_probe_B: a record"]  # no mark in this file: all kept
+    for bad in ("3", "x"):
+        refused = _run(["/bin/sh", str(RUN_STEP), "--token", TOKEN, "--kmsg-fd", bad, "--", "true"], env=env)
+        assert refused.returncode == 2 and f"{TOKEN} error what=usage" in refused.stdout
+
+
+def test_a_steps_kernel_records_are_those_after_its_mark():
+    """What precedes the step's own mark (the shell's descriptor is read on from the last step) is dropped;
+    a mark forged later (the workload knows the token: it is on the script's command line) hides nothing;
+    a mark with another token, or a kernel record saying it, is not the step's."""
+
+    def kmsg(facility: int, seq: int, text: str) -> str:
+        return f"{sp.KMSG} {facility * 8 + 6},{seq},{seq * 10},-;{text}"
+
+    mark = f"{sp.STEP_MARK} {TOKEN}"
+    lines = [
+        "kmsg-begin",
+        kmsg(0, 1, "9pnet: before the step"),
+        kmsg(0, 2, mark),  # the kernel's own record: not the mark
+        kmsg(1, 3, f"{sp.STEP_MARK} {'f' * 32}"),  # another step's
+        kmsg(1, 4, mark),
+        kmsg(0, 5, "pf_probe_B: tracing"),
+        kmsg(1, 6, mark),  # forged by the workload
+        kmsg(0, 7, "pf_probe_B: summary"),
+        "kmsg-end",
+        "step-end status=0",
+    ]
+    kept = [r.seq for r in parse_lines(lines, TOKEN).kernel_records]
+    assert kept == [5, 6, 7]
+    assert [r.seq for r in parse_lines(lines).kernel_records] == [1, 2, 3, 4, 5, 6, 7]  # no token: all
+    unmarked = [line for line in lines if not line.endswith(f"-;{mark}") or ",2,20," in line]
+    assert [r.seq for r in parse_lines(unmarked, TOKEN).kernel_records] == [1, 2, 3, 5, 7]
 
 
 # --------------------------------------------------------------------------
@@ -434,9 +482,10 @@ def test_run_step_save_dir_must_exist(tmp_path):
 
 @pytest.mark.parametrize("hold", [True, False])
 def test_run_step_puts_the_workload_in_a_session_and_kills_what_it_leaves(fake_modules, tmp_path, hold):
-    """Held, the workload leads a session of its own (setsid before the stop); with --no-hold it is started
-    directly, in the script's own session (so no wrapper's faults come before its exec). Either way it has
-    no terminal, and what it leaves running is killed when it exits."""
+    """With a module the workload runs in the script's own session (the script starts itself again under
+    setsid when it is not a session leader): held, as a subshell of the script that stops itself; with
+    --no-hold started directly. Either way no wrapper's faults come before its exec, it has no terminal,
+    and what it leaves running is killed when it exits."""
     env, _calls = fake_modules
     script = 'read -r s </proc/self/stat; echo "stat: $s"; sleep 30 & echo "left=$!"'
     argv = ["/bin/sh", str(RUN_STEP), "--token", TOKEN, "--ko", str(tmp_path / "fake_mod.ko")]
@@ -447,10 +496,7 @@ def test_run_step_puts_the_workload_in_a_session_and_kills_what_it_leaves(fake_m
     assert stat is not None, result.stdout
     pid, ppid, _pgrp, session = (int(x) for x in stat.groups())
     assert pid == parse_step(result.stdout).event(sp.Pid).pid
-    if hold:
-        assert session == pid
-    else:
-        assert session == ppid != pid  # the (re-started) script's session; the script is its parent
+    assert session == ppid != pid  # the (re-started) script's session; the script is its parent
     # Gone (or a zombie, its descriptors closed) by the time the step ended: the script waits for what it
     # killed, so nothing still holds an output port (in the VM the next step opens the same ports).
     left = int(re.search(r"^left=(\d+)$", result.stdout, re.M).group(1))

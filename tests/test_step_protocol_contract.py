@@ -50,6 +50,7 @@ def built_options() -> set[str]:
         ("true",),
         proto="/p",
         proto_fd=0,
+        kmsg_fd=5,
         cwd="/",
         ko="/m.ko",
         params=("a=1",),
@@ -88,7 +89,9 @@ def violations(run_step: str, init: str) -> list[str]:
     fd = sp.SCRIPT_PROTO_FD
     line_format = f'printf \'%s %s\\n\' "$token" "$*" >&{fd}'  # mark(): "TOKEN EVENT ..."
     kmsg_format = f'sed "s/^/$token {sp.KMSG} /" >&{fd}'  # drain_kmsg(): "TOKEN kmsg <record>"
-    for needed in (line_format, kmsg_format, f'exec {fd}>&"$proto_fd"', f'exec {fd}>"$proto"'):
+    kmsg_quick = f'sed -n "s/^/$token {sp.KMSG} /p'  # the same, up to the end mark
+    step_mark = f"printf '<14>%s %s\\n' {sp.STEP_MARK} \"$token\""  # the mark the host keeps records after
+    for needed in (line_format, kmsg_format, kmsg_quick, f'exec {fd}>&"$proto_fd"', f'exec {fd}>"$proto"', step_mark):
         if needed not in run_step:
             out.append(f"run_step.sh lacks {needed!r}")
     if f'if [ "$proto_fd" = {sp.HOST_PROTO_FD} ]; then\n\t\texec </dev/null' not in run_step:
@@ -107,6 +110,8 @@ def violations(run_step: str, init: str) -> list[str]:
     mounts = re.findall(r'^\s+mount -t 9p .* "\$SAVE_TAG" /newroot(\S+)', init, re.M)
     if mounts != [sp.SAVE_MOUNT] or f'{sp.SAVE_PARAM}=*) SAVE_TAG="${{arg#{sp.SAVE_PARAM}=}}"' not in init:
         out.append(f"save mount: init.sh mounts pfh.save's tag on {mounts}, step_protocol {sp.SAVE_MOUNT}")
+    if f"exec {sp.GUEST_KMSG_FD}</dev/kmsg" not in init:
+        out.append(f"kernel log descriptor: init.sh does not open {sp.GUEST_KMSG_FD} on /dev/kmsg")
     snap = (f'echo "{sp.SNAP_POINT}"', f"<{sp.port_path(sp.PROTO_PORT)}", f'"$tag" != {sp.SNAP_RESUME} ]')
     if any(needed not in init for needed in snap):
         out.append(f"snapshot point: init.sh lacks one of {snap}")
@@ -123,7 +128,13 @@ def test_the_scripts_use_what_step_protocol_defines():
         ("run_step", "mark workload-end", "mark workload-done"),  # an event renamed
         ("run_step", 'mark rmmod "status=$rmmod_status"', 'mark rmmod "code=$rmmod_status"'),  # a key renamed
         ("run_step", "mark kmsg-lost\n", "mark kmsg-lost\n\t\tmark kmsg-overrun\n"),  # an event added
-        ("run_step", "\tmark error what=tmpfile", "\tmark error what=temp-file"),  # an error kind renamed
+        ("run_step", "\tmark error what=cwd", "\tmark error what=dir"),  # an error kind renamed
+        (
+            "run_step",
+            "'<14>%s %s\\n' pfh-step-begin",
+            "'<14>%s %s\\n' pfh-step-start",
+        ),  # the step's mark in the kernel log
+        ("init", "exec 5</dev/kmsg", "exec 6</dev/kmsg"),  # the shell's kernel log descriptor
         ("run_step", "\t--no-hold) hold=0; shift ;;", "\t--no-hold | --nohold) hold=0; shift ;;"),  # an option
         ("run_step", "\t--save-dir)\n", "\t--save-to)\n"),  # an option renamed
         ("run_step", "--ko | --oracle-ko | --pid-param)", "--ko | --oracle | --pid-param)"),  # option renamed

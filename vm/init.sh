@@ -176,6 +176,13 @@ ip link set lo up || echo "pfh-init: could not bring up lo"
 # No echo: the host sees only what commands print. busybox's own (static)
 # stty, env and chroot start faster than the host's under emulation.
 stty -F /dev/ttyS0 -echo || fail "stty -echo on /dev/ttyS0"
+# The shell keeps descriptor 5 open on the kernel log, read up to here: each step
+# (run_step.sh --kmsg-fd 5) reads on from where the last one stopped, with no
+# program to start to skip the boot's records. The mark is a user-space record;
+# sed reads one record per read(2), so it stops right after it.
+exec 5</dev/kmsg || fail "open /dev/kmsg"
+echo "<14>pfh-init: kernel log read up to here" >/dev/kmsg || fail "write /dev/kmsg"
+sed -n '/pfh-init: kernel log read up to here/q' <&5 || fail "read /dev/kmsg"
 
 # The snapshot point: nothing of the host's file system is attached yet (a mounted 9p export blocks
 # QEMU's migration). Whatever a run does later happens after this point, in its own restored copy.
@@ -235,7 +242,9 @@ if [ -n "$SAVE_TAG" ]; then
     mount -t 9p -o "trans=virtio,version=9p2000.L,rw,msize=512000" "$SAVE_TAG" /newroot/run/pfh-save \
         || fail "mount 9p $SAVE_TAG on /run/pfh-save"
 fi
-printf '%s\n' "PS1=''" "PS2=''" "echo PFH-READY" >/newroot/run/pfh-shellrc \
+# No job control (set +m): a command stays in the shell's process group, so that busybox's setsid
+# (which pfharness starts each step under) makes its session without forking.
+printf '%s\n' "PS1=''" "PS2=''" "set +m" "echo PFH-READY" >/newroot/run/pfh-shellrc \
     || fail "write /run/pfh-shellrc"
 # The serial line is opened once, read-write, as the shell's stdin, stdout
 # and stderr (as getty does).

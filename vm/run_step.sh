@@ -1,10 +1,10 @@
 #!/bin/sh
 # One traced run, on the machine where the module is loaded (the VM's guest,
 # or the host with --target host). POSIX sh (dash, busybox); needs root,
-# insmod/rmmod, dd, sed, mktemp and setsid (busybox's applets when it is
+# insmod/rmmod, dd, sed and setsid (busybox's applets when it is
 # installed, except dd for the kernel log: busybox's has no iflag=nonblock).
 #
-#   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--cwd DIR] [--ko FILE.ko]
+#   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--kmsg-fd N] [--cwd DIR] [--ko FILE.ko]
 #               [--param NAME=VALUE ...] [--pid-param NAME] [--pid-value N] [--no-hold] [--save-dir DIR]
 #               [--oracle-ko FILE.ko [--oracle-param NAME=VALUE ...]] -- CMD [ARG ...]
 #
@@ -18,6 +18,13 @@
 # --ko CMD just runs. --save-dir DIR: after the workload ends and before the
 # module is unloaded, copy /proc/<module>/records, regions and processes
 # (those that exist) into DIR, and say which with the event "saved".
+# --kmsg-fd N: read the kernel log from the inherited descriptor N (0-9), already
+# open on /dev/kmsg and read up to some point (the VM's shell holds one from its
+# boot): nothing is skipped, and the host drops what precedes this step's mark
+# (below). Without it the script opens /dev/kmsg and skips every record in it.
+# Either way, before the workload can run, the script writes the record
+# "pfh-step-begin TOKEN" into the kernel log (step_protocol.STEP_MARK); the host
+# keeps the records after the first such record.
 # --oracle-ko FILE.ko: pfharness's own recorder, loaded FIRST with tpid=<pid>
 # and the --oracle-param values (so it sees every fault), then the --ko
 # module; the --ko module is unloaded first, then the oracle's procfs files
@@ -36,14 +43,14 @@
 # - the workload's own output: this script's standard output and error, which
 #   the workload inherits and which are never parsed. When the step ends, each
 #   gets the bytes "\036pfh-end-TOKEN\036", so the reader knows it has all.
-# The workload runs in a session of its own, so it has no controlling
-# terminal and cannot change the console's settings: held (the default), the
-# shell that stops itself and then execs it is started under setsid (in the
-# background it is not a process-group leader, so setsid does not fork: $! is
-# the pid the module gets); with --no-hold or without --ko it is started
-# directly, as the course's `$* &` does (no wrapper's faults before its exec),
-# in this script's session, for which the script starts itself again under
-# setsid -w when it is not a session leader or has a terminal. It runs in DIR
+# The workload has no controlling terminal, so it cannot change the console's
+# settings. With --ko it runs in this script's session, for which the script
+# starts itself again under setsid -w when it is not a session leader or has a
+# terminal (pfharness starts it as one): held (the default), a subshell of this
+# script (no program started: $! is the pid the module gets) stops itself and
+# then execs CMD; with --no-hold it is started directly, as the course's `$* &`
+# does (no wrapper's faults before its exec). Without --ko it is started under
+# setsid, in a session of its own. It runs in DIR
 # (--cwd; default: the directory the script was started in), with standard
 # input /dev/null. When it exits, every other process left in its session
 # (what it started) is killed.
@@ -63,18 +70,16 @@ session_of() {
 	sid=$4
 }
 
-# Only --no-hold with --ko needs this script's own session: held, or without
-# a module, the workload gets one of its own.
-no_hold_arg=0
+# With --ko the workload runs in this script's own session; without, it gets
+# one of its own.
 ko_arg=0
 for arg; do
 	case $arg in
 	--) break ;;
-	--no-hold) no_hold_arg=1 ;;
 	--ko) ko_arg=1 ;;
 	esac
 done
-if [ "$no_hold_arg$ko_arg" = 11 ] && [ -z "${PFH_STEP_SESSION-}" ] && { ! session_of $$ || [ "$sid" != $$ ] || (: </dev/tty) 2>/dev/null; }; then
+if [ "$ko_arg" = 1 ] && [ -z "${PFH_STEP_SESSION-}" ] && { ! session_of $$ || [ "$sid" != $$ ] || (: </dev/tty) 2>/dev/null; }; then
 	# util-linux's setsid by its path (busybox's applet lacks -w: wait for
 	# the forked child and exit with its status).
 	PFH_STEP_SESSION=1 exec /usr/bin/setsid -w /bin/sh "$0" "$@"
@@ -113,6 +118,7 @@ token=
 proto=
 session=
 proto_fd=
+kmsg_fd=
 cwd=
 ko=
 params=
@@ -155,10 +161,13 @@ while [ $# -gt 0 ]; do
 		shift
 		[ $# -gt 0 ] && shift
 		;;
-	--proto-fd)
+	--proto-fd | --kmsg-fd)
 		case ${2-} in
-		'' | *[!0-9]*) usage="--proto-fd needs a descriptor number" ;;
-		*) proto_fd=$2 ;;
+		[0-9]) if [ "$1" = --proto-fd ]; then proto_fd=$2; else kmsg_fd=$2; fi ;;
+		*) usage="$1 needs a descriptor number, 0-9" ;;
+		esac
+		case $1$2 in
+		--kmsg-fd[0-4]) usage="--kmsg-fd needs a descriptor from 5 to 9 (0-4 are the script's own)" ;;
 		esac
 		shift
 		[ $# -gt 0 ] && shift
@@ -226,6 +235,7 @@ mark() {
 	printf '%s %s\n' "$token" "$*" >&4
 }
 
+
 finish() {
 	# The end of the workload's output streams, then of the step.
 	printf '\036pfh-end-%s\036' "$token"
@@ -241,6 +251,15 @@ usage_error() {
 }
 
 [ -z "$usage" ] || usage_error "$usage"
+
+# The caller's kernel log descriptor moves to 3 (the workload gets neither).
+if [ -n "$kmsg_fd" ]; then
+	if ! exec 3<&"$kmsg_fd"; then
+		mark error what=kmsg
+		finish 1
+	fi
+	eval "exec $kmsg_fd<&-"
+fi
 if [ -n "$oracle" ] && [ -z "$ko" ]; then
 	usage_error "--oracle-ko needs --ko (the module it is the oracle of)"
 fi
@@ -270,16 +289,37 @@ faults_in_stat() {
 }
 
 # Report the kernel log records that arrived since the last drain of fd 3.
-# A read fails with EPIPE when the log overwrote records we had not read yet:
-# say so (kmsg-lost) and go on with the oldest record still there.
+# First the quick way: write an end mark with a nonce made now (the workload
+# is gone and cannot know it) and let busybox's sed (static: it starts in a
+# few milliseconds) forward records until it reads that mark, which it then
+# also writes to fd 7: the command substitution's output says it got there.
+# (The pad record after the mark is read, not forwarded.)
+# sed stops early when a read fails: EPIPE, the log overwrote records we had
+# not read yet. Then the slow way, dd in non-blocking mode until the log is
+# empty, which says kmsg-lost at each EPIPE and goes on with the oldest record
+# still there (dd's error message is caught by the substitution, fd 5 its
+# output, fd 1 the pipe to sed: no file for it).
 drain_kmsg() {
 	mark kmsg-begin
+	nonce=
+	read -r nonce 2>/dev/null </proc/sys/kernel/random/uuid
+	reached=
 	tries=0
-	while dd bs=65536 iflag=nonblock <&3 2>"$kmsg_err" | $bb sed "s/^/$token kmsg /" >&4
-		[ "$tries" -lt 1000 ]; do
-		# Read with the shell's own read (one program fewer to start under emulation).
-		dd_error=
-		while IFS= read -r err_line; do dd_error="$dd_error $err_line"; done <"$kmsg_err"
+	# sed reads one line ahead before it acts on one (for its $ address): a second record follows the mark.
+	if [ -n "$nonce" ] && printf '<14>%s %s\n' pfh-step-end "$nonce" 2>/dev/null >/dev/kmsg &&
+		printf '<14>%s\n' pfh-step-end-pad 2>/dev/null >/dev/kmsg; then
+		reached=$({ $bb sed -n "s/^/$token kmsg /p
+/;pfh-step-end $nonce\$/{
+w /dev/fd/7
+q
+}" <&3 >&4 2>/dev/null; } 7>&1)
+		if [ -z "$reached" ]; then
+			mark kmsg-lost
+			tries=1
+		fi
+	fi
+	while [ -z "$reached" ] && dd_error=$({ dd bs=65536 iflag=nonblock <&3 2>&5 | $bb sed "s/^/$token kmsg /" >&4; } 5>&1)
+		[ -z "$reached" ] && [ "$tries" -lt 1000 ]; do
 		case $dd_error in
 		*"Broken pipe"*) ;;
 		*) break ;;
@@ -336,7 +376,7 @@ unload_oracle() {
 
 # Wait for the workload; then kill what is left in its session (what it
 # started and left behind would hold the output channels). The session's id
-# is the workload's pid when setsid made it the leader, else this script's.
+# is this script's with --ko, else the workload's (setsid made it the leader).
 # SIGKILL takes effect when the process next runs: wait (at most about 5 s)
 # until each has exited, so that none still holds an output port when the
 # step ends (a virtio port opens only once: the next step could not open it).
@@ -381,7 +421,7 @@ reap() {
 
 if [ -z "$ko" ]; then
 	mark workload-begin
-	setsid "$@" </dev/null 4>&- &
+	setsid "$@" </dev/null 3<&- 4>&- &
 	pid=$!
 	reap
 	mark workload-end "status=$status"
@@ -397,31 +437,31 @@ oracle_name=${oracle_name%.ko}
 # reasons are in the kernel log records.
 insmod="$bb insmod" rmmod="$bb rmmod"
 
-# dd's error messages go to a private file (never a fixed name in /tmp: a
-# symlink planted there would be written through, and two runs would collide).
-if ! kmsg_err=$($bb mktemp); then
-	mark error what=tmpfile
-	finish 1
-fi
-trap '$bb rm -f "$kmsg_err"' EXIT
-
-if ! exec 3</dev/kmsg; then
+if [ -z "$kmsg_fd" ] && ! exec 3</dev/kmsg; then
 	mark error what=kmsg
 	finish 1
 fi
 
 if [ "$hold" = 1 ]; then
 	# The child stops itself before exec; it runs CMD only once the module is
-	# armed, so none of its faults is lost.
-	# busybox's setsid (static) starts sooner than util-linux's; given a path, it
-	# runs that shell, never its own applet.
-	$bb setsid /bin/sh -c 'kill -STOP $$ && exec "$@"' pfh-held "$@" </dev/null 3<&- 4>&- &
+	# armed, so none of its faults is lost. A subshell: no program to start
+	# before it stops (its pid, which $$ does not give, from /proc/self).
+	(
+		read -r self _ </proc/self/stat && kill -STOP "$self" && exec "$@"
+		exit 126
+	) </dev/null 3<&- 4>&- &
 	pid=$!
+	session=$$
 fi
 # Skip the records already in the log: only this run's lines are collected.
 # In the background, while the workload starts; waited for before any insmod.
-dd bs=65536 iflag=nonblock <&3 >/dev/null 2>&1 &
-skip=$!
+# With --kmsg-fd nothing is skipped (the host drops what precedes the mark).
+if [ -n "$kmsg_fd" ]; then
+	skip=
+else
+	dd bs=65536 iflag=nonblock <&3 >/dev/null 2>&1 &
+	skip=$!
+fi
 
 prefaults=
 if [ "$hold" = 1 ]; then
@@ -454,7 +494,9 @@ else
 	pid=$!
 	session=$$
 fi
-wait "$skip"
+[ -z "$skip" ] || wait "$skip"
+# The mark the host keeps the kernel log records after (a user-space record: never the kernel's).
+printf '<14>%s %s\n' pfh-step-begin "$token" 2>/dev/null >/dev/kmsg
 mark pid "pid=$pid" "hold=$hold" "prefaults=${prefaults:-unknown}"
 
 # Split on purpose: $params and $oracle_params hold only NAME=VALUE words

@@ -3,6 +3,7 @@ errors handled once), the option choices, and the constants the commands share."
 
 from __future__ import annotations
 
+import copy
 import enum
 from typing import NoReturn
 
@@ -78,8 +79,10 @@ class RunCommand(Command):
     def get_params(self, ctx):
         params = super().get_params(ctx)
         for param in params:
-            if isinstance(param, typer.core.TyperArgument):
-                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]  # no "<list[str]>"
+            if isinstance(param, typer.core.TyperArgument):  # no "<str>" after CMD [ARG...]
+                shown = copy.copy(param.type)  # a copy: click's STRING is shared by every option
+                shown.get_metavar = lambda *args, **kwargs: ""  # type: ignore[method-assign]
+                param.type = shown
         return params
 
 

@@ -24,6 +24,7 @@ class BootArtifacts:
     append: tuple[str, ...] = ()  # kernel parameters this kernel needs (see kernel_params)
     lpj: int | None = None  # loops per jiffy to preset in the guest (see preset_lpj), None to measure
     tsc_khz: int | None = None  # the host's TSC frequency (host_tsc_khz), given to the guest; None: it measures
+    busybox: str = "busybox"  # this host's busybox, which the guest sees at the same path (its root is this host's)
 
 
 def kernel_params(kernel: Kernel) -> tuple[str, ...]:
@@ -110,4 +111,5 @@ def prepare_boot(kernel: Kernel) -> BootArtifacts:
         append=kernel_params(kernel),
         lpj=preset_lpj(kernel.config),
         tsc_khz=host_tsc_khz(),
+        busybox=busybox,
     )

@@ -73,6 +73,7 @@ class VmSession:
     while_booting: Callable[[], None] = lambda: None
     _transcript: notes.Transcript | None = None
     _pvh: bool = False
+    _busybox: str = "busybox"
     kind = "vm"
 
     @property
@@ -117,6 +118,7 @@ class VmSession:
         self.ports = PortListener()
         cfg = replace(self._config(qemu, artifacts, accel), ports=self.ports.ports)
         self._pvh = artifacts.pvh
+        self._busybox = artifacts.busybox
         self._transcript = notes.open_transcript(self.options.transcript)
         start = time.monotonic()
         if self.options.snapshot and self.options.icount_shift is None:
@@ -197,9 +199,13 @@ class VmSession:
         assert self.console is not None and self.ports is not None, "the VM is not booted"
         console = self.console
         start = time.monotonic()
-        argv = request.argv(channel.token, proto=sp.port_path(sp.PROTO_PORT))
+        argv = request.argv(channel.token, proto=sp.port_path(sp.PROTO_PORT), kmsg_fd=sp.GUEST_KMSG_FD)
+        # The step in a session of its own (no controlling terminal), started by busybox's setsid, which
+        # the shell's lack of job control lets make it without forking (vm/init.sh); env -i first, when the
+        # workload's whole environment is given. busybox: static, so each starts in a few milliseconds.
+        argv = [self._busybox, "setsid", *argv]
         if request.env is not None:
-            argv = ["env", "-i", *(f"{k}={v}" for k, v in request.env), *argv]
+            argv = [self._busybox, "env", "-i", *(f"{k}={v}" for k, v in request.env), *argv]
         redirect = sp.output_redirect()
         self.ports.attach(channel)
         status: int | None = None

@@ -40,6 +40,7 @@ class StepData:
     proto_lines: tuple[str, ...] = ()  # the protocol lines with the step's token, token removed
     output: str = ""  # the workload's stdout and stderr as they arrived (never parsed)
     console: str = ""  # the console's text meanwhile (kernel messages; read only if the VM was lost)
+    token: str = ""  # the step's token: its kernel records are those after its mark (step_protocol.STEP_MARK)
 
 
 @dataclass
@@ -71,9 +72,27 @@ def parse_kmsg_line(line: str) -> KernelRecord | None:
     return KernelRecord(int(prio) & 7, int(prio) >> 3, int(seq), int(usec), raw.decode("utf-8", "replace"))
 
 
-def parse_lines(lines: Iterable[str]) -> StepOutput:
-    """Take apart one step's protocol lines (token removed), up to step-end."""
+def parse_lines(lines: Iterable[str], token: str = "") -> StepOutput:
+    """Take apart one step's protocol lines (token removed), up to step-end. With the step's `token`,
+    the kernel records up to and including the first mark with it (step_protocol.STEP_MARK: written
+    before the workload could run, so never forged in front of it) are not the step's and are dropped;
+    without a mark (an older step script, or the log overwrote it) every record is kept."""
     out = StepOutput()
+    out.kernel_records = _after_mark(_records_and_events(lines, out), token)
+    return out
+
+
+def _after_mark(records: list[KernelRecord], token: str) -> list[KernelRecord]:
+    mark = f"{sp.STEP_MARK} {token}"
+    for i, rec in enumerate(records):
+        if token and rec.facility != KERNEL_FACILITY and rec.message == mark:
+            return records[i + 1 :]
+    return records
+
+
+def _records_and_events(lines: Iterable[str], out: StepOutput) -> list[KernelRecord]:
+    """Fill `out`'s events (up to step-end); return the kernel records among them."""
+    records: list[KernelRecord] = []
     in_kmsg = False
     for raw in lines:
         line = raw.rstrip("\r\n")
@@ -81,7 +100,7 @@ def parse_lines(lines: Iterable[str]) -> StepOutput:
         if name == sp.KMSG:
             rec = parse_kmsg_line(rest) if in_kmsg else None
             if rec is not None:
-                out.kernel_records.append(rec)
+                records.append(rec)
             continue
         event = sp.parse_event(line)
         if event is None:
@@ -94,4 +113,4 @@ def parse_lines(lines: Iterable[str]) -> StepOutput:
         elif isinstance(event, sp.StepEnd):
             out.complete = True
             break
-    return out
+    return records

@@ -227,7 +227,7 @@ EVENTS: dict[str, type[StepEvent]] = {
 }
 #: What an `error` event's `what` can be: the command was not found, or the script failed itself.
 NOT_FOUND = "not-found"
-ERRORS = ("usage", "cwd", NOT_FOUND, "tmpfile", "kmsg", "hold")
+ERRORS = ("usage", "cwd", NOT_FOUND, "kmsg", "hold")
 #: The module's procfs files --save-dir copies, those the module has (/proc/<module>/<file>).
 SAVED_FILES = PROC_FILES
 
@@ -252,6 +252,7 @@ OPTIONS = (
     "--token",
     "--proto",
     "--proto-fd",
+    "--kmsg-fd",
     "--cwd",
     "--ko",
     "--param",
@@ -272,6 +273,7 @@ class StepCommand:
     command: tuple[str, ...]  # the workload's argv
     proto: str | None = None  # the protocol channel is this file (the VM's port: port_path(PROTO_PORT)) ...
     proto_fd: int | None = None  # ... or this inherited descriptor (--target host: HOST_PROTO_FD); else stdout
+    kmsg_fd: int | None = None  # the kernel log from this inherited descriptor (the VM: GUEST_KMSG_FD); else opened
     cwd: str | None = None  # the workload's directory
     ko: str | None = None  # the module to load (None: the command runs untraced)
     params: tuple[str, ...] = ()  # module parameters, NAME=VALUE (checked by step.check_params)
@@ -289,6 +291,8 @@ class StepCommand:
             argv += ["--proto", self.proto]
         if self.proto_fd is not None:
             argv += ["--proto-fd", str(self.proto_fd)]
+        if self.kmsg_fd is not None:
+            argv += ["--kmsg-fd", str(self.kmsg_fd)]
         if self.cwd is not None:
             argv += ["--cwd", self.cwd]
         if self.ko is not None:
@@ -315,6 +319,12 @@ class StepCommand:
 #: /dev/null as input and neither descriptor.
 HOST_PROTO_FD = 0
 SCRIPT_PROTO_FD = 4
+#: The VM's shell holds this descriptor open on /dev/kmsg, read up to its start (vm/init.sh): steps read
+#: on from it (--kmsg-fd) instead of opening the log and skipping every record already in it.
+GUEST_KMSG_FD = 5
+#: The user-space kernel log record "STEP_MARK TOKEN" that run_step.sh writes before the workload can
+#: run: a step's kernel records are those after the first such record with its token (when it has one).
+STEP_MARK = "pfh-step-begin"
 
 # ---------------------------------------------------------------------------------------------
 # The VM: ports, mounts and the kernel parameters vm/init.sh reads

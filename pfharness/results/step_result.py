@@ -54,7 +54,7 @@ def read_step(
 ) -> TraceResult:
     """Take a step's protocol lines apart and make its TraceResult. Whether the step is complete is
     the protocol's word (its StepEnd event), never the console's or the workload's."""
-    step = protocol.parse_lines(data.proto_lines)
+    step = protocol.parse_lines(data.proto_lines, data.token)
     kept = kept or Kept()
     name = context.module_name
     # Only the kernel's own records (facility 0): what user space writes to /dev/kmsg is never taken

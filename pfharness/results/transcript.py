@@ -58,7 +58,10 @@ class RecordedStep:
 
     def data(self) -> protocol.StepData:
         return protocol.StepData(
-            tuple(self.proto_lines), b"".join(d for _, d in self.output).decode(errors="replace"), "".join(self.console)
+            tuple(self.proto_lines),
+            b"".join(d for _, d in self.output).decode(errors="replace"),
+            "".join(self.console),
+            self.token,
         )
 
 
