@@ -294,11 +294,11 @@ def agreement(
     clock: tuple[int, int] | None = None,
 ) -> Agreement | None:
     """The oracle's faults placed on the plot's grid (time linear over their own extent, or over `clock` when given:
-    one of C's plots on the run's clock, whichever agrees better; pages by the row labels when they are linear, read
-    as pages or as addresses, else over the faults' extent, the way up that agrees best) against the plot's marks. A
-    plot whose page scale is not linear (folded) is compared with `oracle_rows`, the oracle's own folded plots of the
-    same faults (results/folded.py: on their own clock and on the run's), the best of those of the same size; else
-    None, as when there is nothing to compare."""
+    one of C's plots on the run's clock, whichever agrees better, each end free to move by TIME_SLACK columns; pages
+    by the row labels when they are linear, read as pages or as addresses, else over the faults' extent, the way up
+    that agrees best) against the plot's marks. A plot whose page scale is not linear (folded) is compared with
+    `oracle_rows`, the oracle's own folded plots of the same faults (results/folded.py: on their own clock and on the
+    run's; no slack), the best of those of the same size; else None, as when there is nothing to compare."""
     student = plot.marked
     if not faults or not student or plot.columns == 0:
         return None
