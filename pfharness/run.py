@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -11,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import environment
-from .errors import UsageError
+from .errors import UsageError, VmLost, VmTimeout
 from .pipeline import store
 from .pipeline.core import Step, run_steps
 from .pipeline.events import Events
 from .pipeline.prepare import prepare_own
 from .pipeline.targets import TargetSpec, VmSpec
-from .results import run_layout
+from .results import run_layout, step_result
 from .step import check_params
 from .values import DEFAULT_OUT, Module
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .results.model import TraceResult
 
 PID_PARAM = "tpid"  # the pid parameter's name in pfharness's modules and the course's script
+LAST_LINES = 5  # the module's own kernel lines before a crash that took the VM down, quoted in the error
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ def run(request: RunRequest, events: Events | None = None) -> TraceResult:
     events = events or Events()
     request.validate()
     spec = request.target
+    if isinstance(spec, VmSpec):  # a panic prints the kernel's log again, as in check (step_result.PANIC_PRINT)
+        spec = dataclasses.replace(spec, extra_append=(*spec.extra_append, step_result.PANIC_PRINT))
     spec.check_ready()
     events.stage("build")
     if request.source:
@@ -92,8 +96,26 @@ def run(request: RunRequest, events: Events | None = None) -> TraceResult:
     )
     transcript = (request.transcript or directory / run_layout.TRANSCRIPT).resolve()
     setup = {"build": prepared.build_seconds}
-    with closing(
-        run_steps(spec, prepared, [step], transcript=transcript, save_dir=guest, events=events, setup_seconds=setup)
-    ) as results:
-        (result,) = results
+    try:
+        with closing(
+            run_steps(spec, prepared, [step], transcript=transcript, save_dir=guest, events=events, setup_seconds=setup)
+        ) as results:
+            (result,) = results
+    except VmTimeout:
+        raise  # a hang killed at the timeout: no panic, no replay
+    except VmLost as e:
+        raise with_last_lines(e, transcript, request.module.name) from e
     return store.keep(result)
+
+
+def with_last_lines(error: VmLost, transcript: Path, name: str) -> VmLost:
+    """`error` (the VM died) with the module's own last kernel lines before the crash, from the kernel's replay
+    of its log at the panic (its `name:` lines when it has any, else the step's whole log); `error` itself when
+    there was no replay."""
+    replayed = step_result.replayed_lines(transcript)
+    own = [ln for ln in replayed if ln.startswith(f"{name}: ")] or replayed
+    last = step_result.last_before_crash(own, LAST_LINES)
+    if not last:
+        return error
+    shown = "\n".join(f"    {ln.strip()}" for ln in last)
+    return VmLost(f"{error}\nthe module's last kernel lines before the crash (replayed by the panic):\n{shown}")

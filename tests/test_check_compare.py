@@ -194,6 +194,40 @@ def test_a_plot_labelled_by_pages_or_addresses_agrees(top):
         assert agree["oracle_in_student"] == 1.0, (addresses, agree)
 
 
+@pytest.mark.parametrize("end", ["first", "last"])
+@pytest.mark.parametrize("columns", [3, 8])
+def test_a_plot_agrees_when_the_oracles_clock_lags_at_an_end(run_b, end, columns):
+    """The oracle stamps a fault after the module's handler has run on it (the newest kprobe on an address runs
+    first): about 20 us later as a rule, but ms later at a run's first faults under TCG, where QEMU translates
+    both handlers' code (and printk's) on first use, and wherever the host deschedules the vCPU between the two.
+    printk-flood under `grade --jobs 2` (its pr_info per fault in that window): 0.6-6 ms at its first fault of
+    a run of 60-190 ms, the rest 10-30 us. The plot's time axis hangs on its first and last faults: placed on the
+    oracle's own extent, a lag of 3 columns there agreed 76 % (first) and 88 % (last), 8 columns 76 % and 46 %,
+    below the 80 % of plot-agreement's full points (the likely cause of printk-flood's one wrong grade under
+    --jobs 2, BENCHMARKS.md); up to plot_find.TIME_SLACK columns it must not cost anything."""
+    _, faults = run_b
+    drawn = student_plot(faults)  # on the module's clock
+    span = max(f.t_ns for f in faults) - min(f.t_ns for f in faults)
+    oracle = [f._replace(t_ns=f.t_ns + 20_000) for f in faults]
+    at = (min if end == "first" else max)(range(len(faults)), key=lambda i: faults[i].t_ns)
+    oracle[at] = oracle[at]._replace(t_ns=oracle[at].t_ns + columns * span // fmt.PLOT_COLS)
+    agree = compare.compare_plots(drawn, oracle, 163).figures["shown"][0]["agreement"]
+    assert agree["student_in_oracle"] >= 0.95 and agree["oracle_in_student"] >= 0.95, agree
+
+
+def test_the_oracles_clock_is_not_fitted_past_the_slack(run_b):
+    """The slack is for a lag at the ends, not a fit of any time axis: the oracle's first fault a quarter of the run
+    (17 columns) before the module's puts the rest of its faults 13 columns right of the plot's marks, past the
+    slack of 8, and they do not agree."""
+    _, faults = run_b
+    drawn = student_plot(faults)
+    span = max(f.t_ns for f in faults) - min(f.t_ns for f in faults)
+    at = min(range(len(faults)), key=lambda i: faults[i].t_ns)
+    early = [f._replace(t_ns=f.t_ns - span // 4) if i == at else f for i, f in enumerate(faults)]
+    agree = compare.compare_plots(drawn, early, 163).figures["shown"][0]["agreement"]
+    assert min(agree["student_in_oracle"], agree["oracle_in_student"]) < 0.8, agree
+
+
 def test_a_student_plot_that_is_wrong_disagrees():
     """Pages rising over time (a diagonal); a plot that pairs them with the wrong times (the other diagonal)."""
     faults = [OracleFault(i * 1_000_000, (0x55A4C3000 + 3 * i) << 12, 163, 163, "other") for i in range(100)]

@@ -35,7 +35,11 @@ def test_run_shows_your_module_lines_as_printed(tmp_path, default_kernel):
 
 
 def test_run_catches_your_module_crashing_its_kernel(tmp_path, default_kernel):
-    """div-zero divides by a zero time span at unload: the Oops is reported, the VM is lost, not the host."""
+    """div-zero divides by a zero time span at unload: the Oops is reported, the VM is lost, not the host. Booted
+    with panic_print=0x20 (as check), the error quotes the module's own info line at load, which the console's
+    loglevel hid, from the kernel's replay of its log at the panic."""
     r = run_own(tmp_path, default_kernel.release, "div-zero", "--", "/bin/true")
     assert r.exit_code not in (0, 1, 120), r.output
     assert "divide error" in r.output and "Traceback" not in r.output, r.output
+    assert "the module's last kernel lines before the crash" in r.output, r.output
+    assert "    pf_probe_B: recording the page faults of pid " in r.output, r.output

@@ -8,9 +8,10 @@ import re
 from collections.abc import Sequence
 
 from ..kmod import diagnose, kbuild
-from ..results import splat
+from ..results import splat, step_result
 from ..results.model import TraceResult
 from ..results.notes import HOST_NOTE
+from ..results.splat import splat_head
 from .findings import Finding
 from .model import CheckFinding
 
@@ -144,15 +145,6 @@ def stage_at(lines: Sequence[str], index: int) -> str:
 
 
 _RIP = re.compile(r"RIP: \d+:(\w+)\+(0x[0-9a-f]+)/0x[0-9a-f]+ \[(\w+)\]")
-_SPLAT_HEAD = re.compile(
-    r"BUG:|Oops|divide error|general protection fault|WARNING:|KASAN|soft lockup|rcu.*stall|"
-    r"Redzone overwritten|Poison overwritten|Object padding overwritten|kernel BUG at"
-)
-
-
-def splat_head(line: str) -> bool:
-    """Whether `line` begins a kernel report (a splat)."""
-    return bool(_SPLAT_HEAD.search(line)) and HOST_NOTE not in line
 
 
 def splat_finding(lines: Sequence[str], module: str, source_line: str = "") -> CheckFinding | None:
@@ -195,8 +187,7 @@ def lost_findings(lines: Sequence[str], hung: bool, stage: str, before: Sequence
     module's own lines of the step (from the kernel's replay at a panic): the last ones before its first splat
     are quoted too."""
     tail = tuple(ln.strip() for ln in lines if _LOST.search(ln))
-    heads = [i for i, ln in enumerate(before) if splat_head(ln)]
-    last = tuple(ln.strip() for ln in before[: heads[0] if heads else len(before)][-LAST_LINES:])
+    last = tuple(ln.strip() for ln in step_result.last_before_crash(before, LAST_LINES))
     found = []
     if hung and stage == "unload":
         message = "rmmod did not return: the exit function waits forever (a loop, a lock): fix the exit function"

@@ -22,7 +22,7 @@ from ..pipeline.steps import Step
 from ..pipeline.targets import VmSpec
 from ..results import step_result
 from ..results.model import TraceResult
-from ..results.notes import HOST_NOTE
+from ..results.step_result import console_lines, replayed_lines
 from ..values import Accelerator, Module
 from . import judge, oracle, pid_steps, symbols
 from .findings import Finding
@@ -30,11 +30,9 @@ from .model import CheckFinding, CheckReport, ModuleCheck, bounded
 
 WORKLOAD = "oracle_touch.c"  # vm/: the default workload, compiled on the host at check time
 WORKLOAD_ARGS = ("200", "2")  # pages per thread, threads: quick, with a second thread
-# slub_debug: SLUB finds redzone writes and use after free (Debian has no KASAN). panic_print=0x20: a panicking
-# kernel prints its whole log again on the console (PANIC_PRINT_ALL_PRINTK_MSG, since 5.7; still read on 7.2,
-# where panic_console_replay= is its new name), at the loglevel panic() sets (every line): the module's own info
-# lines before the crash, which the console's loglevel=5 hid, are in the transcript (replayed_lines).
-KERNEL_PARAMS = ("slub_debug=FZPU", "panic_print=0x20")
+# slub_debug: SLUB finds redzone writes and use after free (Debian has no KASAN). PANIC_PRINT: at a panic the
+# kernel's log again, the module's own lines before the crash among it (step_result.replayed_lines).
+KERNEL_PARAMS = ("slub_debug=FZPU", step_result.PANIC_PRINT)
 _NAME = re.compile(r"^pf_probe_([ABC])$")
 
 
@@ -264,38 +262,6 @@ def step_findings(
     elif result is not None:
         found += judge.flood_findings(result, name[-1])
     return found
-
-
-def _console(transcript: Path) -> tuple[list[str], list[str]]:
-    """(live, replayed) lines of the console transcript (step_result.split_panic_replay), timestamps kept."""
-    if not transcript.is_file():
-        return [], []
-    text = transcript.read_text(errors="replace")
-    return step_result.split_panic_replay([ln.rstrip("\r") for ln in text.splitlines()])
-
-
-def _cut(lines: Sequence[str]) -> list[str]:
-    return [re.sub(r"^\[ *\d+\.\d+\] ", "", ln) for ln in lines]
-
-
-def console_lines(transcript: Path) -> list[str]:
-    """The console transcript's lines as they came (not the kernel's replay at a panic), timestamps cut."""
-    return _cut(_console(transcript)[0])
-
-
-def replayed_lines(transcript: Path) -> list[str]:
-    """The kernel log lines of the step that a panic printed again (KERNEL_PARAMS' panic_print), timestamps
-    cut; empty when the kernel did not panic. The step's are those from the first kernel line the console
-    showed after the step began (the kernel's taint line at the first insmod); when that is the crash itself,
-    those after the last one it showed before (the boot's)."""
-    live, replayed = _console(transcript)
-    step = max((i for i, ln in enumerate(live) if ln.startswith(f"{HOST_NOTE} step ")), default=0)
-    after = next((ln for ln in live[step:] if step_result.timestamp(ln) is not None), "")
-    if after and not judge.splat_head(after):
-        began = step_result.timestamp(after) or 0.0
-        return _cut([ln for ln in replayed if (step_result.timestamp(ln) or 0.0) >= began])
-    before = max((t for ln in live[:step] if (t := step_result.timestamp(ln)) is not None), default=-1.0)
-    return _cut([ln for ln in replayed if (step_result.timestamp(ln) or 0.0) > before])
 
 
 def own_lines(messages: Sequence[str], name: str) -> list[str]:

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .notes import HOST_NOTE
+
 SPLAT_PATTERNS: tuple[tuple[str, str], ...] = (
     ("bug", r"\bBUG:"),
     ("warning", r"\bWARNING:"),
@@ -81,3 +83,14 @@ def oom_kills(messages: Iterable[str]) -> list[OomKill]:
         if m:
             kills.append(OomKill(int(m.group(1)), m.group(2), _TIMESTAMP.sub("", message)))
     return kills
+
+
+_SPLAT_HEAD = re.compile(
+    r"BUG:|Oops|divide error|general protection fault|WARNING:|KASAN|soft lockup|rcu.*stall|"
+    r"Redzone overwritten|Poison overwritten|Object padding overwritten|kernel BUG at"
+)
+
+
+def splat_head(line: str) -> bool:
+    """Whether `line` begins a kernel report (a splat)."""
+    return bool(_SPLAT_HEAD.search(line)) and HOST_NOTE not in line

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from . import module_output, protocol, splat
 from . import step_protocol as sp
 from .model import Kept, RunContext, TraceResult
+from .notes import HOST_NOTE
 
 _CONSOLE_KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
 _TIMESTAMP = re.compile(r"^\[\s*(\d+\.\d+)\] ")
 PANIC_LINE = "Kernel panic - not syncing"
+#: A panicking kernel prints its whole log again on the console (PANIC_PRINT_ALL_PRINTK_MSG, since 5.7; still read
+#: on 7.2, where panic_console_replay= is its new name), at the loglevel panic() sets (every line): the module's
+#: own info lines before the crash, which the console's loglevel=5 hid, are in the transcript (replayed_lines).
+PANIC_PRINT = "panic_print=0x20"
 
 
 def console_kernel_lines(text: str) -> list[str]:
@@ -43,6 +49,44 @@ def split_panic_replay(lines: Sequence[str]) -> tuple[list[str], list[str]]:
     return [*lines[:start], *(ln for ln in rest if timestamp(ln) is None)], [
         ln for ln in rest if timestamp(ln) is not None
     ]
+
+
+def _console(transcript: Path) -> tuple[list[str], list[str]]:
+    """(live, replayed) lines of the console transcript (split_panic_replay), timestamps kept."""
+    if not transcript.is_file():
+        return [], []
+    text = transcript.read_text(errors="replace")
+    return split_panic_replay([ln.rstrip("\r") for ln in text.splitlines()])
+
+
+def _cut(lines: Sequence[str]) -> list[str]:
+    return [_TIMESTAMP.sub("", ln) for ln in lines]
+
+
+def console_lines(transcript: Path) -> list[str]:
+    """The console transcript's lines as they came (not the kernel's replay at a panic), timestamps cut."""
+    return _cut(_console(transcript)[0])
+
+
+def replayed_lines(transcript: Path) -> list[str]:
+    """The kernel log lines of the step that a panic printed again (a guest booted with panic_print=0x20:
+    check's and run's), timestamps cut; empty when the kernel did not panic. The step's are those from the first
+    kernel line the console showed after the step began (the kernel's taint line at the first insmod); when
+    that is the crash itself, those after the last one it showed before (the boot's)."""
+    live, replayed = _console(transcript)
+    step = max((i for i, ln in enumerate(live) if ln.startswith(f"{HOST_NOTE} step ")), default=0)
+    after = next((ln for ln in live[step:] if timestamp(ln) is not None), "")
+    if after and not splat.splat_head(after):
+        began = timestamp(after) or 0.0
+        return _cut([ln for ln in replayed if (timestamp(ln) or 0.0) >= began])
+    before = max((t for ln in live[:step] if (t := timestamp(ln)) is not None), default=-1.0)
+    return _cut([ln for ln in replayed if (timestamp(ln) or 0.0) > before])
+
+
+def last_before_crash(lines: Sequence[str], count: int) -> list[str]:
+    """The last `count` of `lines` before the first that begins a kernel report (all of them when none does)."""
+    heads = [i for i, ln in enumerate(lines) if splat.splat_head(ln)]
+    return list(lines[: heads[0] if heads else len(lines)][-count:])
 
 
 def read_step(
