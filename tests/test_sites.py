@@ -250,3 +250,25 @@ def test_function_symbols_are_readelfs(tmp_path):
     headers = [line.split() for line in proc.run(["readelf", "-lW", binary]).stdout.splitlines()]
     loads = [(int(h[1], 16), int(h[2], 16), int(h[4], 16)) for h in headers if h[:1] == ["LOAD"]]
     assert [(s.offset, s.vaddr, s.size) for s in segments] == loads and loads
+
+
+def test_symbols_come_back_from_the_cache_as_parsed_and_a_changed_file_is_read_again(tmp_path, monkeypatch):
+    """What a file gave is kept in the cache (symbols/) and read back the same, names and segments too; the
+    same path with other contents is parsed again, not answered from the cache."""
+    monkeypatch.setenv("PFHARNESS_CACHE", str(tmp_path / "cache"))
+    lib = tmp_path / "libc.so.6"
+    shutil.copyfile("/lib/x86_64-linux-gnu/libc.so.6", lib)
+    elf_symbols.load.cache_clear()
+    parsed = elf_symbols.load(str(lib))
+    assert len(parsed.starts) > 1000 and parsed.table and parsed.segments
+    assert len(list((tmp_path / "cache" / "symbols").glob("*.npz"))) == 1
+    elf_symbols.load.cache_clear()
+    monkeypatch.setattr(elf_symbols, "_read", lambda path: pytest.fail("parsed again instead of read from the cache"))
+    assert elf_symbols.load(str(lib)) == parsed
+    monkeypatch.undo()
+    monkeypatch.setenv("PFHARNESS_CACHE", str(tmp_path / "cache"))
+    shutil.copyfile("/bin/true", lib)  # another file at the same path
+    elf_symbols.load.cache_clear()
+    other = elf_symbols.load(str(lib))
+    assert other != parsed and other.starts != parsed.starts
+    elf_symbols.load.cache_clear()

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING
 
 from ..errors import VmLost, VmTimeout
 from ..results import step_protocol as sp
-from . import monitor, snapshot
+from . import snapshot
 from .machine import VmConfig
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from .session import VmSession
 
 # Seconds a restored guest may take from QEMU's start to its shell's answer: it needs about half a
@@ -57,6 +59,18 @@ def start_from_snapshot(vm: VmSession, cfg: VmConfig) -> float | None:
         _cold_boot(vm, cold)
         return None
     return saved
+
+
+def _monitor() -> ModuleType:
+    """guest/monitor.py, loaded once QEMU is started: qemu.qmp and asyncio take ~0.02 s, which QEMU's own
+    start (before it connects the ports) covers."""
+    from . import monitor  # noqa: PLC0415
+
+    return monitor
+
+
+def _load_monitor() -> None:
+    _monitor()
 
 
 def _discard(vm: VmSession, snap: snapshot.Snapshot, why: str) -> None:
@@ -94,6 +108,7 @@ def _save(vm: VmSession, cfg: VmConfig, work: snapshot.Snapshot, snapshot_key: s
     """Boot with the RAM in `work`, save the devices' state at the snapshot point, publish `work`."""
     qmp = work.directory / "qmp.sock"
     console = vm.start_qemu(replace(cfg, ram_file=work.ram, ram_shared=True, qmp=qmp))
+    monitor = _monitor()
     console.wait_for(_POINT, "boot", vm.options.boot_timeout)
     start = time.monotonic()
     monitor.save_state(qmp, work.state)
@@ -110,7 +125,8 @@ def _restore(vm: VmSession, cfg: VmConfig, snap: snapshot.Snapshot) -> None:
     assert vm.ports is not None
     qmp = vm.ports.directory / "qmp.sock"  # a private directory, removed with the ports
     run_cfg = replace(cfg, ram_file=snap.ram, ram_shared=False, qmp=qmp, incoming=True)
-    console = vm.start_qemu(run_cfg, timeout=RESTORE_TIMEOUT)
+    console = vm.start_qemu(run_cfg, timeout=RESTORE_TIMEOUT, meanwhile=_load_monitor)
+    monitor = _monitor()
     monitor.restore_state(qmp, snap.state, RESTORE_TIMEOUT, console.child.isalive)
     # QEMU held the port's bytes until now, and the guest waits on it at the snapshot point.
     line = sp.resume_line(round(time.time()), secrets.token_hex(32))

@@ -148,13 +148,17 @@ class VmSession:
             log_buf_mib=self.options.log_buf_mib,
         )
 
-    def start_qemu(self, cfg: VmConfig, *, timeout: float | None = None) -> Console:
-        """Start QEMU for `cfg` (this session's console and ports), its boot note in the transcript."""
+    def start_qemu(
+        self, cfg: VmConfig, *, timeout: float | None = None, meanwhile: Callable[[], None] = lambda: None
+    ) -> Console:
+        """Start QEMU for `cfg` (this session's console and ports), its boot note in the transcript;
+        `meanwhile` runs once QEMU is started, before its ports are waited for (the host's own work)."""
         assert self._transcript is not None and self.ports is not None
         timeout = self.options.boot_timeout if timeout is None else timeout
         self.argv = qemu_argv(cfg)
         child = proc.spawn_interactive(self.argv, logfile=self._transcript, timeout=timeout)
         self.console = Console(child, self._transcript, self.options.transcript)
+        meanwhile()
         self.ports.accept(timeout, child.isalive)
         restored = {"restored": 1} if cfg.incoming else {}
         self.console.note(

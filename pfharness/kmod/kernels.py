@@ -8,6 +8,7 @@ here of that series and flavour)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from .. import assets
@@ -17,9 +18,10 @@ from . import arrange, toolchain
 from .spec import Spec, parse_spec, version_key
 
 
-def discover(root: Path = Path("/"), origin: Origin | None = None) -> list[Kernel]:
+def discover(root: Path = Path("/"), origin: Origin | None = None, *, resolve: bool = True) -> list[Kernel]:
     """All releases with an image or a modules directory under `root`, newest first (``origin``:
-    where they came from, default installed under ``root``); their toolchain is resolved once here."""
+    where they came from, default installed under ``root``); their toolchain is resolved once here
+    (``resolve``; else the host's is assumed, for `select` to resolve the one it picks)."""
     origin = origin or Origin(INSTALLED, root)
     boot = root / "boot"
     modules = root / "lib" / "modules"
@@ -43,7 +45,7 @@ def discover(root: Path = Path("/"), origin: Origin | None = None) -> list[Kerne
                 modules_dir=mod_dir if mod_dir.is_dir() else None,
                 config=config if config.is_file() else None,
                 origin=origin,
-                toolchain=toolchain.resolve(release, headers, origin),
+                toolchain=toolchain.resolve(release, headers, origin) if resolve else toolchain.HOST_TOOLCHAIN,
             )
         )
     return sorted(found, key=lambda k: version_key(k.release), reverse=True)
@@ -59,7 +61,7 @@ def cache_kernels_dir(cache: Path) -> Path:
     return cache / "kernels"
 
 
-def cached(root: Path) -> Kernel | None:
+def cached(root: Path, *, resolve: bool = True) -> Kernel | None:
     """The usable kernel in the cache at ``root`` (``<cache>/kernels/<release>``): fetched (a complete
     tree with its marker) or built (no marker); None when there is none, or an incomplete fetch."""
     marker = arrange.read_marker(root)
@@ -69,10 +71,10 @@ def cached(root: Path) -> Kernel | None:
         return None  # a fetch that did not finish
     else:
         origin = Origin(BUILT, root)
-    return next((k for k in discover(root, origin) if k.release == root.name and k.usable), None)
+    return next((k for k in discover(root, origin, resolve=resolve) if k.release == root.name and k.usable), None)
 
 
-def in_cache(cache: Path) -> list[Kernel]:
+def in_cache(cache: Path, *, resolve: bool = True) -> list[Kernel]:
     """The usable kernels under ``<cache>/kernels/<release>/`` (fetched or built), newest first."""
     base = cache_kernels_dir(cache)
     found: list[Kernel] = []
@@ -80,17 +82,18 @@ def in_cache(cache: Path) -> list[Kernel]:
         for root in sorted(base.iterdir()):
             if root.name.startswith(".") or not root.is_dir():
                 continue
-            kernel = cached(root)
+            kernel = cached(root, resolve=resolve)
             if kernel is not None:
                 found.append(kernel)
     return sorted(found, key=lambda k: version_key(k.release), reverse=True)
 
 
-def available(root: Path = Path("/"), cache: Path | None = None) -> list[Kernel]:
-    """Installed kernels (under ``root``), then those in ``cache`` that are not installed too."""
-    installed = discover(root)
+def available(root: Path = Path("/"), cache: Path | None = None, *, resolve: bool = True) -> list[Kernel]:
+    """Installed kernels (under ``root``), then those in ``cache`` that are not installed too (their
+    toolchains resolved, unless not ``resolve``)."""
+    installed = discover(root, resolve=resolve)
     usable = {k.release for k in installed if k.usable}
-    return installed + [k for k in in_cache(cache) if k.release not in usable] if cache else installed
+    return installed + [k for k in in_cache(cache, resolve=resolve) if k.release not in usable] if cache else installed
 
 
 def _series_of(spec: str) -> Spec | None:
@@ -120,7 +123,12 @@ def select(release: str | None, root: Path = Path("/"), cache: Path | None = Non
     """
     if cache is None and root == Path("/"):
         cache = assets.cache_dir()
-    kernels = available(root, cache)
+    # Only the chosen kernel's toolchain is probed (its fixdep run, its compiler looked for): ~10 ms each.
+    chosen = _choose(release, available(root, cache, resolve=False))
+    return dataclasses.replace(chosen, toolchain=toolchain.resolve(chosen.release, chosen.headers, chosen.origin))
+
+
+def _choose(release: str | None, kernels: list[Kernel]) -> Kernel:
     if release is None:
         chosen = default_kernel(kernels)
         if chosen is None:

@@ -7,13 +7,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from .. import assets
 from ..errors import PfhError
 from ..results import output_format
 from ..values import LETTERS, Module
+
+if TYPE_CHECKING:
+    import jinja2
 
 MODULES = LETTERS
 
@@ -68,11 +70,15 @@ def _compiled_templates() -> jinja2.BytecodeCache | None:
         directory.mkdir(exist_ok=True)
     except (PfhError, OSError):
         return None
+    import jinja2  # noqa: PLC0415 - Jinja is loaded only to render (kbuild's unchanged-build check needs none)
+
     return jinja2.FileSystemBytecodeCache(str(directory))
 
 
 def environment(template_dir: Path | None = None) -> jinja2.Environment:
     """A Jinja environment that fails on any undefined name."""
+    import jinja2  # noqa: PLC0415 - see _compiled_templates
+
     return jinja2.Environment(
         bytecode_cache=_compiled_templates(),
         loader=jinja2.FileSystemLoader(
@@ -116,6 +122,8 @@ def _tidy(text: str, what: str) -> str:
 
 def render_module(letter: str, env: jinja2.Environment | None = None, profile: Profile = Profile.full) -> str:
     """The C source of pf_probe_<letter> in `profile`."""
+    import jinja2  # noqa: PLC0415 - see _compiled_templates
+
     env = env or environment()
     name = module_name(letter)
     try:
@@ -134,6 +142,8 @@ def render_makefile(
 ) -> str:
     """The kbuild Makefile; without `kernel_release` it builds for the running kernel
     (falling back to `fallback_release` when that has no headers). `names` gives a module another name."""
+    import jinja2  # noqa: PLC0415 - see _compiled_templates
+
     env = env or environment()
     objects = [f"{(names or {}).get(m, module_name(m))}.o" for m in modules]
     try:
