@@ -86,11 +86,17 @@ class TraceRequest:
     pid_value: int | None = None  # the module gets pid_param=<this>, not the workload's pid (check's missing-pid)
 
     def argv(
-        self, token: str, *, proto: str | None = None, proto_fd: int | None = None, kmsg_fd: int | None = None
+        self,
+        token: str,
+        *,
+        proto: str | None = None,
+        proto_fd: int | None = None,
+        kmsg_fd: int | None = None,
+        busybox: str | None = None,
     ) -> list[str]:
         """The run_step.sh command line for this request (step_protocol.StepCommand): its protocol lines
         carry `token` and go to the file `proto` or the inherited descriptor `proto_fd`; `kmsg_fd`: the
-        kernel log is read from that inherited descriptor (the VM's shell holds one)."""
+        kernel log is read from that inherited descriptor (the VM's shell holds one); `busybox`: its path."""
         check_params(self.params)
         check_params(self.oracle_params)
         params = list(self.params)
@@ -102,6 +108,7 @@ class TraceRequest:
             proto=proto,
             proto_fd=proto_fd,
             kmsg_fd=kmsg_fd,
+            busybox=busybox,
             cwd=None if self.cwd is None else str(self.cwd),
             ko=None if self.ko is None else str(Path(self.ko).resolve()),
             params=tuple(params),

@@ -51,6 +51,7 @@ def built_options() -> set[str]:
         proto="/p",
         proto_fd=0,
         kmsg_fd=5,
+        busybox="/bin/busybox",
         cwd="/",
         ko="/m.ko",
         params=("a=1",),
@@ -137,7 +138,7 @@ def test_the_scripts_use_what_step_protocol_defines():
         ("init", "exec 5</dev/kmsg", "exec 6</dev/kmsg"),  # the shell's kernel log descriptor
         ("run_step", "\t--no-hold) hold=0; shift ;;", "\t--no-hold | --nohold) hold=0; shift ;;"),  # an option
         ("run_step", "\t--save-dir)\n", "\t--save-to)\n"),  # an option renamed
-        ("run_step", "--ko | --oracle-ko | --pid-param)", "--ko | --oracle | --pid-param)"),  # option renamed
+        ("run_step", "--ko | --oracle-ko | --pid-param | --busybox)", "--ko | --oracle | --pid-param | --busybox)"),
         ("run_step", 'mark oracle-rmmod "status=', 'mark rmmod-oracle "status='),  # the oracle's event renamed
         ("run_step", 'mark saved "module=$1" ', "mark saved "),  # saved no longer says whose files
         ("run_step", "printf '\\036pfh-end-%s\\036' \"$token\" >&2", "printf '\\036pfh-end-%s\\037' \"$token\" >&2"),

@@ -179,9 +179,11 @@ stty -F /dev/ttyS0 -echo || fail "stty -echo on /dev/ttyS0"
 # The shell keeps descriptor 5 open on the kernel log, read up to here: each step
 # (run_step.sh --kmsg-fd 5) reads on from where the last one stopped, with no
 # program to start to skip the boot's records. The mark is a user-space record;
-# sed reads one record per read(2), so it stops right after it.
+# sed reads one record per read(2) and one line ahead before it acts on one
+# (for its $ address), so a second record follows the mark: sed stops after it.
 exec 5</dev/kmsg || fail "open /dev/kmsg"
 echo "<14>pfh-init: kernel log read up to here" >/dev/kmsg || fail "write /dev/kmsg"
+echo "<14>pfh-init: (and this one)" >/dev/kmsg || fail "write /dev/kmsg"
 sed -n '/pfh-init: kernel log read up to here/q' <&5 || fail "read /dev/kmsg"
 
 # The snapshot point: nothing of the host's file system is attached yet (a mounted 9p export blocks
@@ -235,7 +237,7 @@ done
 # The shell announces itself from its start-up file ($ENV), once it owns the
 # terminal: input sent after PFH-READY is never lost.
 cd /newroot || fail "cd /newroot"
-mkdir -p /newroot/run || fail "mkdir /run"
+[ -d /newroot/run ] || mkdir /newroot/run || fail "mkdir /run"
 if [ -n "$SAVE_TAG" ]; then
     # No cache=loose here: what the guest writes must be on the host when the step ends.
     mkdir -p /newroot/run/pfh-save || fail "mkdir /run/pfh-save"

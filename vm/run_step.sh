@@ -4,7 +4,7 @@
 # insmod/rmmod, dd, sed and setsid (busybox's applets when it is
 # installed, except dd for the kernel log: busybox's has no iflag=nonblock).
 #
-#   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--kmsg-fd N] [--cwd DIR] [--ko FILE.ko]
+#   run_step.sh --token TOKEN [--proto FILE | --proto-fd N] [--kmsg-fd N] [--busybox PATH] [--cwd DIR] [--ko FILE.ko]
 #               [--param NAME=VALUE ...] [--pid-param NAME] [--pid-value N] [--no-hold] [--save-dir DIR]
 #               [--oracle-ko FILE.ko [--oracle-param NAME=VALUE ...]] -- CMD [ARG ...]
 #
@@ -55,12 +55,14 @@
 # input /dev/null. When it exits, every other process left in its session
 # (what it started) is killed.
 
-# Sets state and sid to the state letter and the session id of process $1
-# (the first and fourth fields after "(comm) " in /proc/$1/stat; no command
-# substitution: no subshell per process).
+# Sets state, sid and tty to the state letter, the session id and the
+# controlling terminal (0: none) of process $1 (the first, fourth and fifth
+# fields after "(comm) " in /proc/$1/stat; no command substitution: no
+# subshell per process).
 session_of() {
 	state=
 	sid=
+	tty=
 	stat=
 	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
 	# Split on purpose: what follows "comm) " is a state letter and numbers.
@@ -68,6 +70,7 @@ session_of() {
 	set -- ${stat##*) }
 	state=$1
 	sid=$4
+	tty=$5
 }
 
 # With --ko the workload runs in this script's own session; without, it gets
@@ -79,25 +82,12 @@ for arg; do
 	--ko) ko_arg=1 ;;
 	esac
 done
-if [ "$ko_arg" = 1 ] && [ -z "${PFH_STEP_SESSION-}" ] && { ! session_of $$ || [ "$sid" != $$ ] || (: </dev/tty) 2>/dev/null; }; then
+if [ "$ko_arg" = 1 ] && [ -z "${PFH_STEP_SESSION-}" ] && { ! session_of $$ || [ "$sid" != $$ ] || [ "$tty" != 0 ]; }; then
 	# util-linux's setsid by its path (busybox's applet lacks -w: wait for
 	# the forked child and exit with its status).
 	PFH_STEP_SESSION=1 exec /usr/bin/setsid -w /bin/sh "$0" "$@"
 fi
 unset PFH_STEP_SESSION
-
-# busybox's applets are static: under emulation each starts in about 8 ms,
-# against 25-120 ms for the dynamically linked coreutils, procps and kmod
-# programs (measured in the guest). Either works. ($bb is a command word
-# below: empty, it leaves the plain program name.) Never for what starts the
-# workload: busybox runs its own applet for a name it knows (ls, sh, ...),
-# not the program the user named; util-linux's setsid and the system's sh
-# run that.
-if command -v busybox >/dev/null 2>&1; then
-	bb=busybox
-else
-	bb=
-fi
 
 # A module parameter is one NAME=VALUE word of plain characters (the rule
 # pfharness/step.py checks too): $params is split on spaces unquoted below.
@@ -128,10 +118,11 @@ oracle=
 oracle_params=
 hold=1
 save_dir=
+busybox=
 usage=
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--token | --proto | --cwd | --ko | --oracle-ko | --pid-param)
+	--token | --proto | --cwd | --ko | --oracle-ko | --pid-param | --busybox)
 		if [ $# -lt 2 ] || [ -z "$2" ]; then
 			usage="$1 needs a value"
 			shift
@@ -143,6 +134,7 @@ while [ $# -gt 0 ]; do
 		--cwd) cwd=$2 ;;
 		--ko) ko=$2 ;;
 		--oracle-ko) oracle=$2 ;;
+		--busybox) busybox=$2 ;;
 		--pid-param)
 			if check_param "$2=0"; then
 				pid_param=$2
@@ -201,6 +193,23 @@ while [ $# -gt 0 ]; do
 	*) usage="unknown option $1"; shift ;;
 	esac
 done
+
+# busybox's applets are static: under emulation each starts in about 8 ms,
+# against 25-120 ms for the dynamically linked coreutils, procps and kmod
+# programs (measured in the guest). Either works. ($bb is a command word
+# below: empty, it leaves the plain program name.) Never for what starts the
+# workload: busybox runs its own applet for a name it knows (ls, sh, ...),
+# not the program the user named; util-linux's setsid and the system's sh
+# run that. --busybox PATH names it (the VM's harness does: a look-up along
+# PATH costs a round trip to the host over 9p for each directory that lacks
+# it, about 15 ms in the guest); else it is looked up.
+if [ -n "$busybox" ] && [ -x "$busybox" ]; then
+	bb=$busybox
+elif command -v busybox >/dev/null 2>&1; then
+	bb=busybox
+else
+	bb=
+fi
 
 # The token is the harness's: hex digits, so it is one word in every line.
 case $token in

@@ -47,6 +47,7 @@ DEFAULT_APPEND: tuple[str, ...] = (
     # ~0.1 s of boot, and loading a module with a 16 MiB record buffer 0.16 s -> 0.06 s. User pages
     # are zeroed on their first fault either way (__GFP_ZERO), so what the modules see is the same.
     "init_on_alloc=0",
+    "rcupdate.rcu_expedited=1",
 )
 
 #: The log buffer (MiB) for pf_probe_A and record dumps, which print a line per fault. Under TCG the

@@ -203,7 +203,9 @@ class VmSession:
         assert self.console is not None and self.ports is not None, "the VM is not booted"
         console = self.console
         start = time.monotonic()
-        argv = request.argv(channel.token, proto=sp.port_path(sp.PROTO_PORT), kmsg_fd=sp.GUEST_KMSG_FD)
+        argv = request.argv(
+            channel.token, proto=sp.port_path(sp.PROTO_PORT), kmsg_fd=sp.GUEST_KMSG_FD, busybox=self._busybox
+        )
         # The step in a session of its own (no controlling terminal), started by busybox's setsid, which
         # the shell's lack of job control lets make it without forking (vm/init.sh); env -i first, when the
         # workload's whole environment is given. busybox: static, so each starts in a few milliseconds.

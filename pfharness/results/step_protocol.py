@@ -253,6 +253,7 @@ OPTIONS = (
     "--proto",
     "--proto-fd",
     "--kmsg-fd",
+    "--busybox",
     "--cwd",
     "--ko",
     "--param",
@@ -274,6 +275,7 @@ class StepCommand:
     proto: str | None = None  # the protocol channel is this file (the VM's port: port_path(PROTO_PORT)) ...
     proto_fd: int | None = None  # ... or this inherited descriptor (--target host: HOST_PROTO_FD); else stdout
     kmsg_fd: int | None = None  # the kernel log from this inherited descriptor (the VM: GUEST_KMSG_FD); else opened
+    busybox: str | None = None  # busybox's path (the VM's harness knows it); else looked up along PATH
     cwd: str | None = None  # the workload's directory
     ko: str | None = None  # the module to load (None: the command runs untraced)
     params: tuple[str, ...] = ()  # module parameters, NAME=VALUE (checked by step.check_params)
@@ -293,6 +295,8 @@ class StepCommand:
             argv += ["--proto-fd", str(self.proto_fd)]
         if self.kmsg_fd is not None:
             argv += ["--kmsg-fd", str(self.kmsg_fd)]
+        if self.busybox is not None:
+            argv += ["--busybox", self.busybox]
         if self.cwd is not None:
             argv += ["--cwd", self.cwd]
         if self.ko is not None:
