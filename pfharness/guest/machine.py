@@ -47,6 +47,9 @@ DEFAULT_APPEND: tuple[str, ...] = (
     # ~0.1 s of boot, and loading a module with a 16 MiB record buffer 0.16 s -> 0.06 s. User pages
     # are zeroed on their first fault either way (__GFP_ZERO), so what the modules see is the same.
     "init_on_alloc=0",
+    # RCU grace periods expedited (IPIs rather than waiting for every CPU to pass a quiescent state on its
+    # own): unloading a module waits for several (its kretprobe, its tracepoints, the module's own free),
+    # rmmod of pf_probe_B 94 -> 35 ms under TCG. What the modules trace is not touched.
     "rcupdate.rcu_expedited=1",
 )
 
