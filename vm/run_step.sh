@@ -18,7 +18,7 @@
 # --ko CMD just runs. --save-dir DIR: after the workload ends and before the
 # module is unloaded, copy /proc/<module>/records, regions and processes
 # (those that exist) into DIR, and say which with the event "saved".
-# --kmsg-fd N: read the kernel log from the inherited descriptor N (0-9), already
+# --kmsg-fd N: read the kernel log from the inherited descriptor N (5-9), already
 # open on /dev/kmsg and read up to some point (the VM's shell holds one from its
 # boot): nothing is skipped, and the host drops what precedes this step's mark
 # (below). Without it the script opens /dev/kmsg and skips every record in it.
@@ -243,7 +243,6 @@ fi
 mark() {
 	printf '%s %s\n' "$token" "$*" >&4
 }
-
 
 finish() {
 	# The end of the workload's output streams, then of the step.
