@@ -111,7 +111,9 @@ def test_followed_children_number_their_own_execs(thp_vm, built_modules, program
     children = [int(tid) for _, _, tid in found]
     assert len(set(children)) == 2 and result.report.pid not in children
     for start, end, child in found:
-        mine = in_range(records, int(start, 16), int(end, 16))
+        # The same addresses in the child's image before its exec (exec 0, a copy of the shell's) are another
+        # mapping: one of the shell's faults there was once counted in as a ninth.
+        mine = [r for r in in_range(records, int(start, 16), int(end, 16)) if r.exec_seq != 0]
         assert len(mine) == 8 and {(r.tgid, r.tid, r.exec_seq) for r in mine} == {(int(child), int(child), 1)}
     for tgid in {r.tgid for r in records}:
         seqs = [r.exec_seq for r in records if r.tgid == tgid]
